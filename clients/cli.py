@@ -1,0 +1,157 @@
+"""The `alphaavatar` command: serve servers, debug them as an MCP client, configure hosts."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import shutil
+import sys
+from typing import Annotated
+
+import typer
+
+from . import __version__
+
+os.environ.setdefault("MEM0_TELEMETRY", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaAvatar MCP: memory, persona, character and research servers.")
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"alphaavatar {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
+) -> None:
+    """AlphaAvatar MCP."""
+
+
+@app.command()
+def serve(
+    server: Annotated[str, typer.Argument(help="memory | persona | character | research")],
+    transport: Annotated[str, typer.Option(help="stdio | sse | http")] = "stdio",
+    host: Annotated[str, typer.Option(help="Bind address for sse/http (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port for sse/http.")] = 8765,
+) -> None:
+    """Serve one MCP server."""
+    from mcp_servers.core.logs import setup_logging
+    from mcp_servers.core.runner import serve as run
+    from mcp_servers.core.settings import get_settings
+
+    from .registry import create
+
+    if transport not in ("stdio", "sse", "http"):
+        raise typer.BadParameter("transport must be stdio, sse or http")
+    settings = get_settings()
+    setup_logging(server, settings.log_level)
+    run(create(server, settings), transport, host, port, settings)  # type: ignore[arg-type]
+
+
+@app.command()
+def up(
+    host: Annotated[str, typer.Option(help="Bind address (loopback by default).")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+) -> None:
+    """Serve every server in one process on one port: /memory/mcp, /persona/mcp, ... and /healthz."""
+    import anyio
+
+    from mcp_servers.core.logs import setup_logging
+    from mcp_servers.core.runner import serve_http
+    from mcp_servers.core.settings import get_settings
+
+    from .registry import available, create
+
+    settings = get_settings()
+    setup_logging("up", settings.log_level)
+    specs = [create(name, settings) for name in available()]
+    for spec in specs:
+        typer.echo(f"{spec.name:>10}: http://{host}:{port}/{spec.name}/mcp", err=True)
+    anyio.run(serve_http, specs, host, port, settings, True)
+
+
+def _server_params(server: str) -> object:
+    from mcp import StdioServerParameters
+
+    exe = shutil.which("alphaavatar") or sys.argv[0]
+    return StdioServerParameters(command=exe, args=["serve", server, "--transport", "stdio"], env=dict(os.environ))
+
+
+async def _with_session(target: str, action: object) -> object:
+    """`target` is a server name (launched over stdio) or an http(s) URL of an MCP endpoint."""
+    from mcp import ClientSession
+    from mcp.client.stdio import stdio_client
+    from mcp.client.streamable_http import streamable_http_client
+
+    if target.startswith(("http://", "https://")):
+        import httpx
+
+        token = os.environ.get("ALPHAAVATAR_TOKEN")
+        headers = {"Authorization": f"Bearer {token}"} if token else None
+        async with httpx.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
+            target, http_client=http
+        ) as streams, ClientSession(streams[0], streams[1]) as session:
+            await session.initialize()
+            return await action(session)  # type: ignore[operator]
+    async with stdio_client(_server_params(target)) as (read, write), ClientSession(read, write) as session:  # type: ignore[arg-type]
+        await session.initialize()
+        return await action(session)  # type: ignore[operator]
+
+
+@app.command()
+def tools(server: Annotated[str, typer.Argument(help="A server name or an MCP URL.")]) -> None:
+    """List a server's tools with their descriptions."""
+
+    async def action(session: object) -> None:
+        listed = await session.list_tools()  # type: ignore[attr-defined]
+        for tool in listed.tools:
+            typer.echo(f"{tool.name}: {(tool.description or '').strip().splitlines()[0] if tool.description else ''}")
+
+    asyncio.run(_with_session(server, action))  # type: ignore[arg-type]
+
+
+@app.command()
+def call(
+    server: Annotated[str, typer.Argument(help="A server name or an MCP URL.")],
+    tool: Annotated[str, typer.Argument(help="Tool name.")],
+    arguments: Annotated[str, typer.Argument(help="Tool arguments as JSON.")] = "{}",
+) -> None:
+    """Call one tool and print its structured result (exit status 1 on a tool error)."""
+    try:
+        args = json.loads(arguments)
+    except ValueError as exc:
+        raise typer.BadParameter(f"arguments are not JSON: {exc}") from exc
+
+    async def action(session: object) -> bool:
+        res = await session.call_tool(tool, args)  # type: ignore[attr-defined]
+        if res.structured_content is not None and not res.is_error:
+            typer.echo(json.dumps(res.structured_content, indent=2, ensure_ascii=False))
+        else:
+            for c in res.content:
+                typer.echo(getattr(c, "text", c))
+        return bool(res.is_error)
+
+    if asyncio.run(_with_session(server, action)):  # type: ignore[arg-type]
+        raise typer.Exit(1)
+
+
+@app.command("claude-config")
+def claude_config() -> None:
+    """Print the `mcpServers` JSON that adds every server to Claude Desktop."""
+    from .claude import claude_desktop_config
+
+    typer.echo(json.dumps(claude_desktop_config(), indent=2))
+
+
+@app.command()
+def doctor() -> None:
+    """What is configured, what is missing, and what each missing part disables."""
+    from .doctor import report
+
+    ok = report()
+    raise typer.Exit(0 if ok else 1)

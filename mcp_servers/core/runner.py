@@ -1,0 +1,160 @@
+"""Serve MCP servers over stdio, SSE and streamable HTTP from one entry point.
+
+`serve` runs one server; `serve_many` puts several on one port under `/<name>/mcp` (and
+`/<name>/sse`), as `alphaavatar up` does. HTTP is loopback-only unless a token is set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ipaddress
+import logging
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Literal
+
+import anyio
+from mcp.server.mcpserver import MCPServer
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import BaseRoute, Mount, Route
+
+from . import auth
+from .settings import Settings
+from .store import lock
+
+log = logging.getLogger(__name__)
+
+Transport = Literal["stdio", "sse", "http"]
+LOOPBACK_NAMES = ("localhost",)
+
+
+@dataclass
+class ServerSpec:
+    """A server ready to run: its MCP app, extra HTTP routes, and process-level start/stop hooks.
+
+    Stores and models belong to the process, not to an MCP session (HTTP opens many sessions),
+    so they are opened by `startup` (or lazily) and closed by `shutdown`.
+    """
+
+    name: str
+    mcp: MCPServer
+    routes: Sequence[BaseRoute] = ()
+    startup: Callable[[], Awaitable[None]] | None = None
+    shutdown: Callable[[], Awaitable[None]] | None = None
+    health: Callable[[], dict[str, object]] = field(default=lambda: {})
+
+
+class ConfigError(SystemExit):
+    """A configuration that must not start (printed as is, exit status 2)."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = 2
+
+
+def is_loopback(host: str) -> bool:
+    if host in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def _security(host: str, port: int, settings: Settings) -> TransportSecuritySettings:
+    """DNS-rebinding protection: only loopback Host/Origin headers (plus configured ones)."""
+    hosts = ["127.0.0.1:*", "localhost:*", "[::1]:*", *settings.allowed_hosts]
+    origins = ["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"]
+    origins += [f"http://{h}" for h in settings.allowed_hosts] + [f"https://{h}" for h in settings.allowed_hosts]
+    if not is_loopback(host) and not settings.allowed_hosts:
+        # Beyond loopback the bearer token is the guard; Host names are the deployer's business.
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def check_bind(host: str, settings: Settings) -> None:
+    if not is_loopback(host) and not auth.auth_required(settings):
+        raise ConfigError(
+            f"Refusing to serve on {host} without a token: set ALPHAAVATAR_TOKEN (or bind to 127.0.0.1)."
+        )
+
+
+def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> Starlette:
+    """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`."""
+    security = _security(host, port, settings)
+    routes: list[BaseRoute] = []
+    managers = []
+    for spec in specs:
+        http_app = spec.mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host)
+        sse_app = spec.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security, host=host)
+        managers.append(spec.mcp.session_manager)
+        sub_routes = [*spec.routes, *http_app.routes, *sse_app.routes]
+        if prefixed:
+            routes.append(Mount(f"/{spec.name}", routes=sub_routes))
+        else:
+            routes.extend(sub_routes)
+
+    async def healthz(_: Request) -> JSONResponse:
+        return JSONResponse({"status": "ok", "servers": {s.name: s.health() for s in specs}})
+
+    routes.insert(0, Route("/healthz", healthz))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        async with contextlib.AsyncExitStack() as stack:
+            for manager in managers:
+                await stack.enter_async_context(manager.run())
+            async with running(specs):
+                yield
+
+    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)] if auth.auth_required(settings) else []
+    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+
+@contextlib.asynccontextmanager
+async def running(specs: Sequence[ServerSpec]) -> AsyncIterator[None]:
+    """Start every server's process-level resources, and always stop them."""
+    started: list[ServerSpec] = []
+    try:
+        for spec in specs:
+            if spec.startup:
+                await spec.startup()
+            started.append(spec)
+        yield
+    finally:
+        for spec in reversed(started):
+            if spec.shutdown:
+                with anyio.CancelScope(shield=True):
+                    try:
+                        await spec.shutdown()
+                    except Exception:
+                        log.exception("shutdown of %s failed", spec.name)
+
+
+async def serve_stdio(spec: ServerSpec) -> None:
+    async with running([spec]):
+        await spec.mcp.run_stdio_async()
+
+
+async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> None:
+    import uvicorn
+
+    check_bind(host, settings)
+    lock.advertised_url = f"http://{host}:{port}"
+    app = build_app(specs, host, port, settings, prefixed)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    server = uvicorn.Server(config)
+    log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
+    await server.serve()
+
+
+def serve(spec: ServerSpec, transport: Transport, host: str, port: int, settings: Settings) -> None:
+    """Run one server until stdin closes (stdio) or the process is stopped (HTTP)."""
+    if transport == "stdio":
+        anyio.run(serve_stdio, spec)
+    else:
+        anyio.run(serve_http, [spec], host, port, settings, False)

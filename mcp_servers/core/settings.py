@@ -1,0 +1,77 @@
+"""Settings shared by every server: `ALPHAAVATAR_*` environment variables, `.env`, explicit defaults."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """One place for configuration; every field documents what leaving it unset means."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="ALPHAAVATAR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    home: Path = Field(default=Path("~/.alphaavatar"), description="Data root, one folder per server.")
+    avatar_id: str = Field(default="default", description="The avatar whose memories a server keeps.")
+    log_level: str = "INFO"
+
+    # HTTP transports
+    token: SecretStr | None = Field(
+        default=None, description="Bearer token for HTTP transports; required when bound beyond loopback."
+    )
+    user_tokens: dict[str, str] = Field(
+        default_factory=dict,
+        description='Tokens scoped to one user: JSON {"token": "user_id"}. Such a token reads and '
+        "writes only that user's data.",
+    )
+    allowed_hosts: list[str] = Field(
+        default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection)."
+    )
+
+    # Storage: embedded Qdrant Edge by default, a Qdrant server when QDRANT_URL is set.
+    qdrant_url: str | None = Field(default=None, validation_alias=AliasChoices("ALPHAAVATAR_QDRANT_URL", "QDRANT_URL"))
+    qdrant_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ALPHAAVATAR_QDRANT_API_KEY", "QDRANT_API_KEY")
+    )
+
+    # Text embeddings: bundled all-MiniLM-L6-v2, or an OpenAI-compatible endpoint.
+    embedder: str = Field(default="local", description="'local' (bundled MiniLM) or 'openai'.")
+    embedding_model: str | None = Field(default=None, description="Model name for 'openai', or a local path.")
+    embedding_dim: int = 384
+
+    # Optional OpenAI-compatible LLM: absent by default, features degrade explicitly.
+    llm_base_url: str | None = Field(
+        default=None, validation_alias=AliasChoices("ALPHAAVATAR_LLM_BASE_URL", "OPENAI_BASE_URL")
+    )
+    llm_api_key: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("ALPHAAVATAR_LLM_API_KEY", "OPENAI_API_KEY")
+    )
+    llm_model: str | None = Field(default=None, description="Set this to enable the LLM (e.g. gpt-4o-mini).")
+
+    # Files a tool may read when given a path instead of bytes.
+    allowed_roots: list[Path] = Field(default_factory=list, description="Folders tools may read files from.")
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, v: Path) -> Path:
+        return v.expanduser().resolve()
+
+    def data_dir(self, server: str) -> Path:
+        """The folder a server keeps its data in (created on first use)."""
+        path = self.home / server
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    @property
+    def llm_enabled(self) -> bool:
+        return bool(self.llm_model and (self.llm_base_url or self.llm_api_key))
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

@@ -1,0 +1,114 @@
+"""One small vector-store contract with two implementations (Qdrant Edge embedded, Qdrant server).
+
+Servers speak only this contract, so every feature runs on both backends. Ranking beyond one
+vector search (fusion, re-ranking) lives above the store, in plain Python, for the same reason.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+DENSE = "dense"
+SPARSE = "bm25"
+
+
+class Where(BaseModel):
+    """A payload filter both backends understand: all conditions must hold."""
+
+    equals: dict[str, str | int | bool] = Field(default_factory=dict)
+    any_of: dict[str, list[str]] = Field(default_factory=dict)
+    not_equals: dict[str, str | int | bool] = Field(default_factory=dict)
+    ranges: dict[str, tuple[float | None, float | None]] = Field(
+        default_factory=dict, description="field -> (gte, lte); either bound may be None"
+    )
+    has_ids: list[str] | None = None
+
+
+@dataclass(frozen=True)
+class CollectionSpec:
+    """What a collection stores and which payload fields are indexed."""
+
+    name: str
+    dim: int
+    sparse: bool = True
+    tenant_fields: tuple[str, ...] = ()
+    keyword_fields: tuple[str, ...] = ()
+    float_fields: tuple[str, ...] = ()
+
+
+@dataclass
+class Item:
+    """A point to write: dense vector, text for the BM25 sparse vector, payload."""
+
+    id: str
+    payload: dict[str, Any]
+    dense: Sequence[float] | None = None
+    text: str | None = None
+
+
+@dataclass
+class Hit:
+    id: str
+    score: float
+    payload: dict[str, Any] = field(default_factory=dict)
+    dense: list[float] | None = None
+
+
+@dataclass(frozen=True)
+class DenseQuery:
+    vector: Sequence[float]
+
+
+@dataclass(frozen=True)
+class SparseQuery:
+    text: str
+
+
+Query = DenseQuery | SparseQuery
+
+
+class VectorStore(ABC):
+    """A collection of points with a dense vector, an optional BM25 sparse vector, and a payload."""
+
+    spec: CollectionSpec
+
+    @abstractmethod
+    def upsert(self, items: Sequence[Item]) -> None: ...
+
+    @abstractmethod
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]: ...
+
+    @abstractmethod
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        """Merge keys into the payload of these points."""
+
+    @abstractmethod
+    def delete(self, ids: Sequence[str]) -> None: ...
+
+    @abstractmethod
+    def delete_where(self, where: Where) -> None: ...
+
+    @abstractmethod
+    def search(self, queries: Sequence[Query], where: Where | None, limit: int) -> list[list[Hit]]:
+        """Run several queries under one filter in one round trip; one ranked list per query."""
+
+    @abstractmethod
+    def scroll(
+        self, where: Where | None, limit: int, offset: str | None = None, with_vectors: bool = False
+    ) -> tuple[list[Hit], str | None]:
+        """Points in id order, `limit` at a time; the second value is the next page's offset."""
+
+    @abstractmethod
+    def count(self, where: Where | None = None) -> int: ...
+
+    @abstractmethod
+    def compact(self) -> None:
+        """Rewrite storage so deleted points leave no bytes behind (used after erasure)."""
+
+    @abstractmethod
+    def close(self) -> None: ...

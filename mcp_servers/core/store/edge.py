@@ -1,0 +1,154 @@
+"""The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL)."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import qdrant_edge as qe
+
+from . import bm25
+from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, SparseQuery, VectorStore, Where
+from .lock import DirLock
+
+
+def _filter(where: Where | None) -> qe.Filter | None:
+    if where is None:
+        return None
+    must: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in where.equals.items()]
+    must += [qe.FieldCondition(k, match=qe.MatchAny(list(v))) for k, v in where.any_of.items()]
+    must += [
+        qe.FieldCondition(k, range=qe.RangeFloat(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()
+    ]
+    if where.has_ids is not None:
+        must.append(qe.HasIdCondition(set(where.has_ids)))
+    must_not = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in where.not_equals.items()]
+    if not must and not must_not:
+        return None
+    return qe.Filter(must=must or None, must_not=must_not or None)
+
+
+def _dense_of(vector: Any) -> list[float] | None:
+    if isinstance(vector, dict):
+        v = vector.get(DENSE)
+        return list(v) if v is not None else None
+    return None
+
+
+class EdgeStore(VectorStore):
+    """A collection as one Edge shard in its own directory, locked to this process."""
+
+    def __init__(self, directory: Path, spec: CollectionSpec):
+        self.spec = spec
+        self.directory = directory
+        self._lock = DirLock(directory)
+        self._lock.acquire()
+        self._write = threading.Lock()
+        shard_dir = directory / "shard"
+        config = qe.EdgeConfig(
+            vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
+            sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else None,
+        )
+        try:
+            if (shard_dir / "edge_config.json").exists() or any(shard_dir.glob("segments*")):
+                self._shard = qe.EdgeShard.load(str(shard_dir))
+            else:
+                self._shard = qe.EdgeShard.create(str(shard_dir), config)
+                self._create_indexes()
+        except Exception:
+            self._lock.release()
+            raise
+
+    def _create_indexes(self) -> None:
+        for name in self.spec.tenant_fields:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(is_tenant=True)))
+        for name in self.spec.keyword_fields:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+        for name in self.spec.float_fields:
+            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
+
+    def upsert(self, items: Sequence[Item]) -> None:
+        points = []
+        for it in items:
+            vector: dict[str, Any] = {}
+            if it.dense is not None:
+                vector[DENSE] = list(map(float, it.dense))
+            if self.spec.sparse and it.text:
+                vector[SPARSE] = bm25.document(it.text)
+            points.append(qe.Point(it.id, vector, it.payload))
+        if points:
+            with self._write:
+                self._shard.update(qe.UpdateOperation.upsert_points(points))
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
+        if not ids:
+            return []
+        recs = self._shard.retrieve(list(ids), with_payload=True, with_vector=[DENSE] if with_vectors else False)
+        return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        with self._write:
+            self._shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            with self._write:
+                self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+
+    def delete_where(self, where: Where) -> None:
+        flt = _filter(where)
+        if flt is None:
+            raise ValueError("refusing to delete with an empty filter")
+        with self._write:
+            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+
+    def _request(self, q: Query, flt: qe.Filter | None, limit: int) -> qe.QueryRequest:
+        if isinstance(q, DenseQuery):
+            query = qe.Query.Nearest(list(map(float, q.vector)), using=DENSE)
+        else:
+            assert isinstance(q, SparseQuery)
+            query = qe.Query.Nearest(bm25.query(q.text), using=SPARSE)
+        return qe.QueryRequest(limit=limit, query=query, filter=flt, with_payload=True)
+
+    def search(self, queries: Sequence[Query], where: Where | None, limit: int) -> list[list[Hit]]:
+        flt = _filter(where)
+        reqs = [self._request(q, flt, limit) for q in queries]
+        if not reqs:
+            return []
+        results = self._shard.query_batch(qe.QueryBatchRequest(reqs)) if len(reqs) > 1 else [
+            self._shard.query(reqs[0])
+        ]
+        return [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res] for res in results]
+
+    def scroll(
+        self, where: Where | None, limit: int, offset: str | None = None, with_vectors: bool = False
+    ) -> tuple[list[Hit], str | None]:
+        recs, nxt = self._shard.scroll(
+            qe.ScrollRequest(
+                offset=offset,
+                limit=limit,
+                filter=_filter(where),
+                with_payload=True,
+                with_vector=[DENSE] if with_vectors else False,
+            )
+        )
+        hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+        return hits, (str(nxt) if nxt is not None else None)
+
+    def count(self, where: Where | None = None) -> int:
+        return int(self._shard.count(qe.CountRequest(filter=_filter(where), exact=True)))
+
+    def compact(self) -> None:
+        with self._write:
+            self._shard.flush()
+            self._shard.optimize()
+            self._shard.flush()
+
+    def close(self) -> None:
+        try:
+            self._shard.flush()
+            self._shard.close()
+        finally:
+            self._lock.release()

@@ -1,0 +1,141 @@
+"""Qdrant server / cluster via `qdrant-client`: the path for users who outgrow one machine.
+
+Several stateless HTTP replicas of our servers can share one collection here; there is no
+directory lock because the Qdrant server arbitrates concurrent writers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from qdrant_client import QdrantClient
+from qdrant_client import models as m
+
+from . import bm25
+from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where
+
+
+def _filter(where: Where | None) -> m.Filter | None:
+    if where is None:
+        return None
+    must: list[Any] = [m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in where.equals.items()]
+    must += [m.FieldCondition(key=k, match=m.MatchAny(any=list(v))) for k, v in where.any_of.items()]
+    must += [m.FieldCondition(key=k, range=m.Range(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
+    if where.has_ids is not None:
+        must.append(m.HasIdCondition(has_id=list(where.has_ids)))
+    must_not: list[Any] = [
+        m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in where.not_equals.items()
+    ]
+    if not must and not must_not:
+        return None
+    return m.Filter(must=must or None, must_not=must_not or None)
+
+
+def _sparse(vec: Any) -> m.SparseVector:
+    return m.SparseVector(indices=list(vec.indices), values=list(vec.values))
+
+
+def _dense_of(vector: Any) -> list[float] | None:
+    if isinstance(vector, dict) and vector.get(DENSE) is not None:
+        return list(vector[DENSE])
+    return None
+
+
+class ServerStore(VectorStore):
+    """A collection on a Qdrant server (or qdrant-client's local mode, which speaks the same API)."""
+
+    def __init__(self, client: QdrantClient, collection: str, spec: CollectionSpec):
+        self.spec = spec
+        self.client = client
+        self.collection = collection
+        if not client.collection_exists(collection):
+            client.create_collection(
+                collection,
+                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
+                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)}
+                if spec.sparse
+                else None,
+            )
+            for name in spec.tenant_fields:
+                client.create_payload_index(
+                    collection, name, m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
+                )
+            for name in spec.keyword_fields:
+                client.create_payload_index(collection, name, m.PayloadSchemaType.KEYWORD)
+            for name in spec.float_fields:
+                client.create_payload_index(collection, name, m.PayloadSchemaType.FLOAT)
+
+    def upsert(self, items: Sequence[Item]) -> None:
+        points = []
+        for it in items:
+            vector: dict[str, Any] = {}
+            if it.dense is not None:
+                vector[DENSE] = list(map(float, it.dense))
+            if self.spec.sparse and it.text:
+                vector[SPARSE] = _sparse(bm25.document(it.text))
+            points.append(m.PointStruct(id=it.id, vector=vector, payload=it.payload))
+        if points:
+            self.client.upsert(self.collection, points, wait=True)
+
+    def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
+        if not ids:
+            return []
+        recs = self.client.retrieve(
+            self.collection, list(ids), with_payload=True, with_vectors=[DENSE] if with_vectors else False
+        )
+        return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+
+    def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
+        self.client.set_payload(self.collection, payload, points=list(ids), wait=True)
+
+    def delete(self, ids: Sequence[str]) -> None:
+        if ids:
+            self.client.delete(self.collection, m.PointIdsList(points=list(ids)), wait=True)
+
+    def delete_where(self, where: Where) -> None:
+        flt = _filter(where)
+        if flt is None:
+            raise ValueError("refusing to delete with an empty filter")
+        self.client.delete(self.collection, m.FilterSelector(filter=flt), wait=True)
+
+    def _request(self, q: Query, flt: m.Filter | None, limit: int) -> m.QueryRequest:
+        if isinstance(q, DenseQuery):
+            return m.QueryRequest(
+                query=list(map(float, q.vector)), using=DENSE, filter=flt, limit=limit, with_payload=True
+            )
+        return m.QueryRequest(
+            query=_sparse(bm25.query(q.text)), using=SPARSE, filter=flt, limit=limit, with_payload=True
+        )
+
+    def search(self, queries: Sequence[Query], where: Where | None, limit: int) -> list[list[Hit]]:
+        flt = _filter(where)
+        if not queries:
+            return []
+        responses = self.client.query_batch_points(
+            self.collection, [self._request(q, flt, limit) for q in queries]
+        )
+        return [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
+
+    def scroll(
+        self, where: Where | None, limit: int, offset: str | None = None, with_vectors: bool = False
+    ) -> tuple[list[Hit], str | None]:
+        recs, nxt = self.client.scroll(
+            self.collection,
+            scroll_filter=_filter(where),
+            limit=limit,
+            offset=offset,
+            with_payload=True,
+            with_vectors=[DENSE] if with_vectors else False,
+        )
+        hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+        return hits, (str(nxt) if nxt is not None else None)
+
+    def count(self, where: Where | None = None) -> int:
+        return int(self.client.count(self.collection, count_filter=_filter(where), exact=True).count)
+
+    def compact(self) -> None:
+        """The server vacuums deleted points itself; nothing of ours stays on this machine."""
+
+    def close(self) -> None:
+        self.client.close()

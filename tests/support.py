@@ -1,0 +1,105 @@
+"""Real MCP client sessions against our real servers, for every test module.
+
+Servers run as the installed `alphaavatar` command in a subprocess, exactly as a host runs
+them: over stdio (`stdio_session`) or over HTTP (`http_server` + `http_session`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+from mcp import ClientSession, StdioServerParameters
+from mcp.client.stdio import stdio_client
+from mcp.client.streamable_http import streamable_http_client
+
+ALPHAAVATAR = str(Path(sys.executable).with_name("alphaavatar"))
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared"
+DATASETS = Path(os.environ.get("ALPHAAVATAR_DATASETS", SHARED / "datasets"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def server_env(home: Path, **extra: str) -> dict[str, str]:
+    """A clean environment for a server: its own data root, no keys, no telemetry."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAAVATAR_", "OPENAI_", "TAVILY_", "QDRANT_"))}
+    env.update({"ALPHAAVATAR_HOME": str(home), "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"})
+    env.update(extra)
+    return env
+
+
+@dataclass
+class Result:
+    data: Any
+    is_error: bool
+    text: str
+
+
+async def call(session: ClientSession, tool: str, args: dict[str, Any] | None = None, **kw: Any) -> Result:
+    res = await session.call_tool(tool, args or {}, **kw)
+    text = "\n".join(getattr(c, "text", "") for c in res.content)
+    return Result(res.structured_content, bool(res.is_error), text)
+
+
+@contextlib.asynccontextmanager
+async def stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[ClientSession]:
+    params = StdioServerParameters(command=ALPHAAVATAR, args=["serve", server, "--transport", "stdio"], env=env)
+    async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
+        await session.initialize()
+        yield session
+
+
+@contextlib.contextmanager
+def http_server(args: list[str], env: dict[str, str], port: int | None = None, timeout: float = 120) -> Iterator[str]:
+    """Run `alphaavatar ARGS --port P` and yield its base URL once /healthz answers."""
+    port = port or free_port()
+    proc = subprocess.Popen([ALPHAAVATAR, *args, "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.time() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                    break
+            if time.time() > deadline:
+                raise TimeoutError("server did not answer /healthz")
+            time.sleep(0.2)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+@contextlib.asynccontextmanager
+async def http_session(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with httpx.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
+        url, http_client=http
+    ) as streams, ClientSession(streams[0], streams[1]) as session:
+        await session.initialize()
+        yield session
+
+
+def dumps(data: Any) -> str:
+    return json.dumps(data, ensure_ascii=False, default=str)
