@@ -1,0 +1,140 @@
+"""A local OpenAI-compatible server speaking the real wire protocol, for tests and benches.
+
+Chat completions (streamed as SSE chunks or not, text or tool calls), embeddings, and the
+audio endpoints a voice pipeline uses. Replies come from a `responder` the test supplies; every
+request body is recorded in `requests`.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+
+@dataclass
+class Reply:
+    """What the fake LLM answers: text, and/or tool calls `[{"name": ..., "arguments": {...}}]`."""
+
+    content: str | None = None
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    status: int = 200  # e.g. 429 to exercise retries
+
+
+Responder = Callable[[dict[str, Any]], Reply]
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class FakeOpenAI:
+    """Run with `with FakeOpenAI(responder) as fake:`; point clients at `fake.base_url`."""
+
+    def __init__(self, responder: Responder | None = None, port: int | None = None):
+        self.responder: Responder = responder or (lambda body: Reply(content="OK"))
+        self.port = port or _free_port()
+        self.requests: list[dict[str, Any]] = []
+        self.paths: list[str] = []
+        routes = [
+            Route("/v1/chat/completions", self._chat, methods=["POST"]),
+            Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/models", self._models),
+        ]
+        self.extra_routes = routes
+        self.app = Starlette(routes=routes)
+        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._thread = threading.Thread(target=self._server.run, daemon=True)
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def __enter__(self) -> FakeOpenAI:
+        self._thread.start()
+        while not self._server.started:
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.should_exit = True
+        self._thread.join(10)
+
+    async def _models(self, request: Request) -> JSONResponse:
+        return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "tests"}]})
+
+    async def _embeddings(self, request: Request) -> JSONResponse:
+        body = await request.json()
+        self.requests.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        data = []
+        for i, text in enumerate(inputs):
+            # A deterministic bag-of-characters vector: similar texts get similar vectors.
+            vec = [0.0] * 64
+            for ch in str(text).lower():
+                vec[ord(ch) % 64] += 1.0
+            data.append({"object": "embedding", "index": i, "embedding": vec})
+        return JSONResponse({"object": "list", "data": data, "model": body.get("model", "fake"),
+                             "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    async def _chat(self, request: Request) -> Response:
+        body = await request.json()
+        self.requests.append(body)
+        reply = self.responder(body)
+        if reply.status != 200:
+            return JSONResponse({"error": {"message": "scripted error", "type": "rate_limit_error"}},
+                                status_code=reply.status)
+        cid, now, model = f"chatcmpl-{uuid.uuid4().hex[:12]}", int(time.time()), body.get("model", "fake")
+        calls = [
+            {"id": f"call_{uuid.uuid4().hex[:8]}", "type": "function",
+             "function": {"name": c["name"], "arguments": json.dumps(c.get("arguments", {}))}}
+            for c in reply.tool_calls
+        ]
+        finish = "tool_calls" if calls else "stop"
+        usage = {"prompt_tokens": 10, "completion_tokens": 5, "total_tokens": 15}
+        if not body.get("stream"):
+            message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+            if calls:
+                message["tool_calls"] = calls
+            return JSONResponse({"id": cid, "object": "chat.completion", "created": now, "model": model,
+                                 "choices": [{"index": 0, "finish_reason": finish, "message": message}],
+                                 "usage": usage})
+
+        def chunk(delta: dict[str, Any], finish_reason: str | None = None) -> str:
+            return "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": now,
+                                          "model": model, "choices": [{"index": 0, "delta": delta,
+                                                                       "finish_reason": finish_reason}]}) + "\n\n"
+
+        async def stream():  # type: ignore[no-untyped-def]
+            yield chunk({"role": "assistant", "content": ""})
+            if reply.content:
+                for piece in _pieces(reply.content):
+                    yield chunk({"content": piece})
+            for i, c in enumerate(calls):
+                yield chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                                             "function": {"name": c["function"]["name"],
+                                                          "arguments": c["function"]["arguments"]}}]})
+            yield chunk({}, finish)
+            yield "data: " + json.dumps({"id": cid, "object": "chat.completion.chunk", "created": now,
+                                         "model": model, "choices": [], "usage": usage}) + "\n\n"
+            yield "data: [DONE]\n\n"
+
+        return StreamingResponse(stream(), media_type="text/event-stream")
+
+
+def _pieces(text: str, size: int = 12) -> list[str]:
+    return [text[i:i + size] for i in range(0, len(text), size)]
