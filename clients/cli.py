@@ -89,11 +89,11 @@ async def _with_session(target: str, action: object) -> object:
     from mcp.client.streamable_http import streamable_http_client
 
     if target.startswith(("http://", "https://")):
-        import httpx
+        import httpx2
 
         token = os.environ.get("ALPHAAVATAR_TOKEN")
         headers = {"Authorization": f"Bearer {token}"} if token else None
-        async with httpx.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
+        async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
             target, http_client=http
         ) as streams, ClientSession(streams[0], streams[1]) as session:
             await session.initialize()

@@ -19,7 +19,13 @@ def available() -> list[str]:
     """Servers whose package is present in this checkout."""
     import importlib.util
 
-    return [name for name, mod in SERVERS.items() if importlib.util.find_spec(mod) is not None]
+    def present(module: str) -> bool:
+        try:
+            return importlib.util.find_spec(module) is not None
+        except ModuleNotFoundError:  # its package is not there at all
+            return False
+
+    return [name for name, mod in SERVERS.items() if present(mod)]
 
 
 def create(name: str, settings: Settings) -> ServerSpec:

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import httpx2
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -94,7 +95,7 @@ def http_server(args: list[str], env: dict[str, str], port: int | None = None, t
 @contextlib.asynccontextmanager
 async def http_session(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
     headers = {"Authorization": f"Bearer {token}"} if token else None
-    async with httpx.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
+    async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
         url, http_client=http
     ) as streams, ClientSession(streams[0], streams[1]) as session:
         await session.initialize()

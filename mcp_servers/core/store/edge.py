@@ -24,7 +24,7 @@ def _filter(where: Where | None) -> qe.Filter | None:
     ]
     if where.has_ids is not None:
         must.append(qe.HasIdCondition(set(where.has_ids)))
-    must_not = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in where.not_equals.items()]
+    must_not: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in where.not_equals.items()]
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)

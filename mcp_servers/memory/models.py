@@ -1,0 +1,122 @@
+"""Tool inputs and outputs of the memory server (the MCP boundary)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+Scope = Literal["avatar", "user", "tool", "session"]
+MAX_CONTENT = 20_000
+MAX_BATCH = 1_000
+
+
+class Message(BaseModel):
+    role: Literal["user", "assistant", "system", "tool"]
+    content: str = Field(max_length=MAX_CONTENT)
+    name: str | None = None
+
+
+class AddItem(BaseModel):
+    """One memory to add: `content` text, or a chat `messages` list."""
+
+    content: str | None = Field(default=None, max_length=MAX_CONTENT, description="The text to remember.")
+    messages: list[Message] | None = Field(default=None, max_length=200, description="A chat to remember.")
+    scope: Scope = "user"
+    user_id: str | None = Field(default=None, max_length=200)
+    session_id: str | None = Field(default=None, max_length=200)
+    occurred_at: datetime | None = Field(default=None, description="ISO-8601: when it was said (default now).")
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    infer: bool = Field(
+        default=True,
+        description="With an LLM configured, extract facts and reconcile them with what is stored; "
+        "false stores the text verbatim. Without an LLM, text is always stored verbatim.",
+    )
+
+
+class MemoryItem(BaseModel):
+    id: str
+    content: str
+    scope: Scope
+    user_id: str | None = None
+    session_id: str | None = None
+    occurred_at: str | None = None
+    created_at: str
+    updated_at: str
+    source: str = "verbatim"
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    score: float | None = None
+
+
+class AddEvent(BaseModel):
+    id: str
+    content: str
+    event: Literal["ADD", "UPDATE", "DELETE", "DUPLICATE"]
+    previous: str | None = None
+
+
+class AddResult(BaseModel):
+    results: list[AddEvent]
+    mode: str = Field(description="'verbatim' (stored as given) or 'extracted' (LLM facts, reconciled).")
+    note: str | None = None
+
+
+class SearchResult(BaseModel):
+    results: list[MemoryItem]
+    next_cursor: str | None = None
+
+
+class ListResult(BaseModel):
+    results: list[MemoryItem]
+    next_cursor: str | None = None
+    total: int
+
+
+class HistoryEvent(BaseModel):
+    event: str
+    old: str | None = None
+    new: str | None = None
+    at: str
+    actor: str | None = None
+
+
+class HistoryResult(BaseModel):
+    id: str
+    events: list[HistoryEvent]
+
+
+class DeleteResult(BaseModel):
+    id: str
+    deleted: bool
+
+
+class ForgetResult(BaseModel):
+    user_id: str
+    memories_deleted: int
+    history_events_deleted: int
+    exports_deleted: int
+
+
+class ExportResult(BaseModel):
+    format: Literal["markdown", "json"]
+    path: str = Field(description="Where the full export was written (erased by memory_forget_user).")
+    count: int
+    content: str = Field(description="The export itself, cut at a token budget; the file has everything.")
+    truncated: bool
+
+
+class ToolExperience(BaseModel):
+    id: str
+    tool: str
+    task: str | None = None
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    outcome: str | None = None
+    success: bool
+    latency_ms: float | None = None
+    occurred_at: str | None = None
+    score: float | None = None
+
+
+class ToolExperienceResult(BaseModel):
+    results: list[ToolExperience]

@@ -1,0 +1,41 @@
+"""Short text renderings of results, and exports, for hosts and people that read text."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+
+from .models import AddResult, MemoryItem
+
+
+def render_add(result: AddResult) -> str:
+    counts: dict[str, int] = {}
+    for e in result.results:
+        counts[e.event] = counts.get(e.event, 0) + 1
+    summary = ", ".join(f"{n} {ev.lower()}" for ev, n in counts.items()) or "nothing stored"
+    ids = ", ".join(e.id for e in result.results[:5])
+    return f"Memory ({result.mode}): {summary}. {('ids: ' + ids) if ids else ''} {result.note or ''}".strip()
+
+
+def render_items(items: Sequence[MemoryItem], empty: str) -> str:
+    if not items:
+        return empty
+    return "\n".join(
+        f"- {m.content}" + (f"  [{m.occurred_at[:10]}]" if m.occurred_at else "") + f"  (id {m.id})" for m in items
+    )
+
+
+def export_markdown(items: Sequence[MemoryItem]) -> str:
+    out = ["# Memories", ""]
+    for scope in ("user", "session", "avatar", "tool"):
+        group = [m for m in items if m.scope == scope]
+        if not group:
+            continue
+        out += [f"## {scope}", ""]
+        out += [f"- {m.occurred_at[:16] if m.occurred_at else ''} {m.content}".rstrip() for m in group]
+        out.append("")
+    return "\n".join(out)
+
+
+def export_json(items: Sequence[MemoryItem]) -> str:
+    return json.dumps([m.model_dump(mode="json") for m in items], ensure_ascii=False, indent=1)

@@ -1,0 +1,266 @@
+"""The memory MCP server: long-term memory for any MCP host, scoped by avatar, user, tool, session."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import Field
+
+from mcp_servers.core import auth
+from mcp_servers.core.errors import UserError
+from mcp_servers.core.logs import RequestIdMiddleware
+from mcp_servers.core.results import rendered
+from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.settings import Settings
+
+from .models import (
+    MAX_CONTENT,
+    AddItem,
+    AddResult,
+    DeleteResult,
+    ExportResult,
+    ForgetResult,
+    HistoryResult,
+    ListResult,
+    MemoryItem,
+    Message,
+    Scope,
+    SearchResult,
+    ToolExperienceResult,
+)
+from .render import export_json, export_markdown, render_add, render_items
+from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item
+
+INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
+about them; call memory_add with what the user tells you that is worth keeping. Scopes: 'user' (this
+user's facts and preferences, the default), 'session' (this conversation), 'avatar' (shared knowledge),
+'tool' (tool-call experience: tool_call_record / tool_experience_search)."""
+
+EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
+
+UserId = Annotated[str | None, Field(default=None, max_length=200, description="Whose memories (default 'default').")]
+SessionId = Annotated[str | None, Field(default=None, max_length=200, description="A conversation id.")]
+MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
+
+
+def _cursor(offset: int, key: str) -> str:
+    return base64.urlsafe_b64encode(json.dumps({"o": offset, "k": key}).encode()).decode()
+
+
+def _offset(cursor: str | None, key: str) -> int:
+    if not cursor:
+        return 0
+    try:
+        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
+        offset = int(data["o"])
+    except (ValueError, KeyError, TypeError):
+        raise UserError("This cursor is not one memory_search returned; start again without a cursor.") from None
+    if data.get("k") != key:
+        raise UserError("This cursor belongs to a different search; start again without a cursor.")
+    return offset
+
+
+def create_server(settings: Settings) -> ServerSpec:
+    svc = MemoryService(settings)
+    mcp: MCPServer = MCPServer("alphaavatar-memory", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
+
+    def who(ctx: Context) -> auth.Principal:
+        return auth.caller(ctx, settings)
+
+    @mcp.tool()
+    async def memory_add(
+        ctx: Context,
+        content: Annotated[str | None, Field(max_length=MAX_CONTENT, description="Text to remember.")] = None,
+        messages: Annotated[list[Message] | None, Field(max_length=200, description="Or a chat to remember.")] = None,
+        scope: Scope = "user",
+        user_id: UserId = None,
+        session_id: SessionId = None,
+        occurred_at: Annotated[datetime | None, Field(description="ISO-8601: when it was said (default now).")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Free JSON kept with the memory.")] = None,
+        infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
+    ) -> AddResult:
+        """Remember a text or a conversation. Exact duplicates are not stored twice."""
+        item = AddItem(content=content, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
+                       occurred_at=occurred_at, metadata=metadata or {}, infer=infer)
+        result = await svc.add([item], who(ctx))
+        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+
+    @mcp.tool()
+    async def memory_add_batch(
+        ctx: Context,
+        items: Annotated[list[AddItem], Field(min_length=1, max_length=1000, description="Up to 1000 memories.")],
+    ) -> AddResult:
+        """Remember many items in one call: all are validated first, then written together (or none)."""
+        result = await svc.add(items, who(ctx))
+        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+
+    @mcp.tool(annotations=read_only)
+    async def memory_search(
+        ctx: Context,
+        query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for, in words.")],
+        scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
+        user_id: UserId = None,
+        session_id: SessionId = None,
+        since: Annotated[datetime | None, Field(description="Only memories that occurred at or after this time.")] = None,
+        until: Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")] = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
+    ) -> SearchResult:
+        """Find memories by meaning and by words (hybrid dense + BM25), best first."""
+        if not query.strip():
+            raise UserError("The query is empty.")
+        where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
+        key = hashlib.sha256(json.dumps([query, where.model_dump(), limit]).encode()).hexdigest()[:16]
+        offset = _offset(cursor, key)
+        if offset >= 200:
+            raise UserError("Search pages stop at 200 results; narrow the query or the time range.")
+        items = await svc.search(where, query, limit + 1, offset)
+        more = len(items) > limit
+        result = SearchResult(results=items[:limit], next_cursor=_cursor(offset + limit, key) if more else None)
+        return rendered(result, render_items(result.results, "No memory matches."))  # type: ignore[no-any-return]
+
+    @mcp.tool(annotations=read_only)
+    async def memory_list(
+        ctx: Context,
+        scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
+        user_id: UserId = None,
+        session_id: SessionId = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
+    ) -> ListResult:
+        """List memories page by page (stable order)."""
+        where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
+        items, nxt, total = svc.list_page(where, limit, cursor)
+        result = ListResult(results=items, next_cursor=nxt, total=total)
+        return rendered(result, render_items(items, "No memories."))  # type: ignore[no-any-return]
+
+    @mcp.tool(annotations=read_only)
+    async def memory_get(ctx: Context, memory_id: MemoryId) -> MemoryItem:
+        """One memory by id."""
+        return to_item(await svc.get_owned(who(ctx), memory_id))
+
+    @mcp.tool()
+    async def memory_update(
+        ctx: Context,
+        memory_id: MemoryId,
+        content: Annotated[str | None, Field(max_length=MAX_CONTENT, description="The new text.")] = None,
+        metadata: Annotated[dict[str, Any] | None, Field(description="Keys to merge into the metadata.")] = None,
+    ) -> MemoryItem:
+        """Change a memory's text and/or metadata; the old text stays in its history."""
+        return await svc.update(who(ctx), memory_id, content, metadata)
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:
+        """Delete one memory (its history records the deletion)."""
+        await svc.delete(who(ctx), memory_id)
+        return DeleteResult(id=memory_id, deleted=True)
+
+    @mcp.tool(annotations=read_only)
+    async def memory_history(ctx: Context, memory_id: MemoryId) -> HistoryResult:
+        """How a memory changed: ADD, UPDATE (old → new), DELETE, with times."""
+        principal = who(ctx)
+        events = svc.history.events(memory_id)
+        if not events:
+            raise UserError(f"No history for memory {memory_id}.")
+        if principal.user_id is not None:
+            await svc.get_owned(principal, memory_id)  # a scoped token sees only its user's history
+        return HistoryResult(id=memory_id, events=events)
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    async def memory_forget_user(ctx: Context, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> ForgetResult:
+        """Erase every trace of a user: memories, vectors, history and exports. Cannot be undone."""
+        n, events, files = await svc.forget_user(who(ctx), user_id)
+        return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
+
+    @mcp.tool()
+    async def memory_export(
+        ctx: Context,
+        user_id: UserId = None,
+        format: Literal["markdown", "json"] = "markdown",
+        scope: Annotated[Scope | None, Field(description="Only this scope (default: all the user's).")] = None,
+    ) -> ExportResult:
+        """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
+        principal = who(ctx)
+        where = svc.visible(principal, user_id, [scope] if scope else SCOPES)
+        items: list[MemoryItem] = []
+        cursor: str | None = None
+        while True:
+            page, cursor, _ = svc.list_page(where, 500, cursor)
+            items += page
+            if cursor is None:
+                break
+        items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
+        text = export_markdown(items) if format == "markdown" else export_json(items)
+        user = auth.scope_user(principal, user_id) or "default"
+        folder = svc.export_dir(user)
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if format == 'markdown' else 'json'}"
+        path.write_text(text, encoding="utf-8")
+        return ExportResult(format=format, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
+                            truncated=len(text) > EXPORT_BUDGET)
+
+    @mcp.tool()
+    async def tool_call_record(
+        ctx: Context,
+        tool: Annotated[str, Field(min_length=1, max_length=200, description="The tool that was called.")],
+        arguments: Annotated[dict[str, Any] | None, Field(description="What it was called with.")] = None,
+        outcome: Annotated[str | None, Field(max_length=4000, description="What came back, or the error.")] = None,
+        success: bool = True,
+        latency_ms: Annotated[float | None, Field(ge=0)] = None,
+        task: Annotated[str | None, Field(max_length=2000, description="What the call was for, in words.")] = None,
+        user_id: UserId = None,
+        session_id: SessionId = None,
+    ) -> AddResult:
+        """Remember a tool call and how it went, so later calls for similar tasks can do better."""
+        args = arguments or {}
+        text = f"{task or 'call'} → {tool}({json.dumps(args, ensure_ascii=False)[:1000]}): " + (
+            ("ok: " if success else "failed: ") + (outcome or "")[:1000]
+        )
+        item = AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
+            "tool": tool, "arguments": args, "outcome": outcome, "success": success,
+            "latency_ms": latency_ms, "task": task})
+        result = await svc.add([item], who(ctx))
+        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+
+    @mcp.tool(annotations=read_only)
+    async def tool_experience_search(
+        ctx: Context,
+        task: Annotated[str, Field(min_length=1, max_length=2000, description="The task at hand, in words.")],
+        tool: Annotated[str | None, Field(max_length=200, description="Only calls of this tool.")] = None,
+        user_id: UserId = None,
+        limit: Annotated[int, Field(ge=1, le=50)] = 5,
+    ) -> ToolExperienceResult:
+        """Past tool calls for similar tasks: what was called, with what, and how it went."""
+        where = svc.visible(who(ctx), user_id, ["tool"])
+        if tool:
+            where.equals["tool"] = tool
+        return ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
+
+    @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")
+    async def user_memories(user_id: str) -> str:
+        """A user's memories as markdown (the most recent 500)."""
+        where = svc.visible(auth.FULL_ACCESS, user_id, SCOPES)
+        items, _, total = svc.list_page(where, 500, None)
+        items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
+        return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
+
+    @mcp.prompt()
+    async def recall(user_id: str, topic: str) -> str:
+        """What you remember about a user on a topic, ready to put in context."""
+        where = svc.visible(auth.FULL_ACCESS, user_id, SEARCH_SCOPES)
+        items = await svc.search(where, topic, 10, 0)
+        lines = "\n".join(f"- {m.content}" + (f" (on {m.occurred_at[:10]})" if m.occurred_at else "") for m in items)
+        return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"
+                f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
+
+    def health() -> dict[str, object]:
+        return {"store": "open" if svc._store is not None else "closed", "llm": bool(svc.extractor)}
+
+    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health)

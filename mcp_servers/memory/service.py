@@ -1,0 +1,428 @@
+"""Long-term memory on the core store: scopes, dedup, history, erasure, LLM extraction.
+
+One `MemoryService` per process. Writes are serialised (one lock) and acknowledged only once
+the store has them (Qdrant Edge's WAL), so a crash after an answer loses nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcp_servers.core.auth import Principal, scope_user
+from mcp_servers.core.embeddings import get_embedder
+from mcp_servers.core.errors import Forbidden, NotFound, UserError
+from mcp_servers.core.llm import get_llm
+from mcp_servers.core.settings import Settings
+from mcp_servers.core.store import CollectionSpec, Hit, Item, VectorStore, Where, open_store
+
+from . import retrieval
+from .extraction import Extractor
+from .history import History, now_iso
+from .models import MAX_BATCH, AddEvent, AddItem, AddResult, MemoryItem, Scope, ToolExperience
+
+log = logging.getLogger(__name__)
+
+DEFAULT_USER = "default"
+SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
+SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
+
+
+def memories_spec(dim: int) -> CollectionSpec:
+    return CollectionSpec(
+        name="memories",
+        dim=dim,
+        sparse=True,
+        tenant_fields=("avatar_id", "user_id"),
+        keyword_fields=("scope", "session_id", "hash", "tool"),
+        float_fields=("occurred_ts", "created_ts", "seq"),
+    )
+
+
+def _utc(dt: datetime | None) -> datetime:
+    if dt is None:
+        return datetime.now(UTC)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def _fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
+    norm = " ".join(content.split()).lower()
+    return hashlib.sha256(json.dumps([avatar, scope, user, session, norm]).encode()).hexdigest()
+
+
+def to_item(hit: Hit) -> MemoryItem:
+    p = hit.payload
+    return MemoryItem(
+        id=hit.id,
+        content=p["content"],
+        scope=p["scope"],
+        user_id=p.get("user_id"),
+        session_id=p.get("session_id"),
+        occurred_at=p.get("occurred_at"),
+        created_at=p["created_at"],
+        updated_at=p["updated_at"],
+        source=p.get("source", "verbatim"),
+        metadata=p.get("metadata") or {},
+        score=round(hit.score, 6) if hit.score else None,
+    )
+
+
+class MemoryService:
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self.avatar_id = settings.avatar_id
+        self.embedder = get_embedder(settings)
+        self.dir = settings.data_dir("memory")
+        self._store: VectorStore | None = None
+        self._history: History | None = None
+        llm = get_llm(settings)
+        self.extractor = Extractor(llm) if llm else None
+        self._write = asyncio.Lock()
+        self._seq: dict[str, int] = {}
+        self._recent: dict[str, deque[str]] = {}
+
+    # lifecycle ------------------------------------------------------------------------------
+    async def start(self) -> None:
+        self.embedder.warm()
+        self._store = await anyio.to_thread.run_sync(
+            open_store, self.settings, "memory", memories_spec(self.embedder.dim)
+        )
+        self._history = History(self.dir / "history.db")
+
+    async def close(self) -> None:
+        if self._store is not None:
+            await anyio.to_thread.run_sync(self._store.close)
+            self._store = None
+        if self._history is not None:
+            self._history.close()
+            self._history = None
+
+    @property
+    def store(self) -> VectorStore:
+        if self._store is None:
+            raise RuntimeError("memory store is not open")
+        return self._store
+
+    @property
+    def history(self) -> History:
+        assert self._history is not None
+        return self._history
+
+    # scoping --------------------------------------------------------------------------------
+    def resolve_owner(self, principal: Principal, scope: Scope, user_id: str | None) -> str | None:
+        """The user a write in this scope belongs to (None for avatar-wide knowledge)."""
+        if scope == "avatar":
+            if principal.user_id is not None:
+                raise Forbidden("A user-scoped token cannot write avatar-wide memories.")
+            if user_id is not None:
+                raise UserError("Avatar-scope memories belong to no user: leave user_id empty or use scope 'user'.")
+            return None
+        return scope_user(principal, user_id) or DEFAULT_USER
+
+    def visible(
+        self,
+        principal: Principal,
+        user_id: str | None,
+        scopes: Sequence[Scope],
+        session_id: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> Where:
+        """The filter of what a caller may see: their user's memories and the avatar's shared ones."""
+        user = scope_user(principal, user_id) or DEFAULT_USER
+        where = Where(equals={"avatar_id": self.avatar_id})
+        user_scopes = [s for s in scopes if s != "avatar"]
+        if "avatar" in scopes and not user_scopes:
+            where.equals["scope"] = "avatar"
+        elif "avatar" in scopes:
+            # avatar-wide items carry user_id "" so one keyword condition covers both
+            where.any_of["user_id"] = [user, ""]
+            where.any_of["scope"] = list(scopes)
+        else:
+            where.equals["user_id"] = user
+            where.any_of["scope"] = [str(s) for s in user_scopes]
+        if session_id is not None:
+            where.equals["session_id"] = session_id
+        if since is not None or until is not None:
+            lo = _utc(since).timestamp() if since else None
+            hi = _utc(until).timestamp() if until else None
+            if lo is not None and hi is not None and lo > hi:
+                raise UserError("'since' is after 'until': nothing can match.")
+            where.ranges["occurred_ts"] = (lo, hi)
+        return where
+
+    def _readable(self, principal: Principal, hit: Hit) -> bool:
+        p = hit.payload
+        if p.get("avatar_id") != self.avatar_id:
+            return False
+        return principal.user_id is None or p.get("user_id") in (principal.user_id, "")
+
+    async def get_owned(self, principal: Principal, memory_id: str) -> Hit:
+        try:
+            uuid.UUID(memory_id)
+        except ValueError:
+            raise NotFound(f"'{memory_id}' is not a memory id (ids are UUIDs, as memory_add returns them).") from None
+        hits = self.store.retrieve([memory_id])
+        if not hits or not self._readable(principal, hits[0]):
+            raise NotFound(f"No memory with id {memory_id}.")
+        return hits[0]
+
+    # writing --------------------------------------------------------------------------------
+    def _session_key(self, scope: str, user: str | None, session: str | None) -> str:
+        return f"{scope}|{user or ''}|{session or ''}"
+
+    def _next_seq(self, key: str, where: Where) -> int:
+        if key not in self._seq:
+            self._seq[key] = self.store.count(where)
+        seq = self._seq[key]
+        self._seq[key] = seq + 1
+        return seq
+
+    def _context(self, key: str, where: Where, seq: int) -> deque[str]:
+        """The last few contents of this session, for `retrieval.index_text`."""
+        n = retrieval.CONTEXT_TURNS
+        if key not in self._recent:
+            ctx: deque[str] = deque(maxlen=max(n, 1))
+            if n and seq:
+                w = where.model_copy(deep=True)
+                w.ranges["seq"] = (float(seq - n), float(seq - 1))
+                hits, _ = self.store.scroll(w, n)
+                for h in sorted(hits, key=lambda h: h.payload.get("seq", 0)):
+                    ctx.append(h.payload["content"])
+            self._recent[key] = ctx
+        return self._recent[key]
+
+    async def add(self, items: Sequence[AddItem], principal: Principal, actor: str = "mcp") -> AddResult:
+        """Validate every item first, then write them all in one batch (or none)."""
+        if not items:
+            raise UserError("Nothing to add: give 'content' or 'messages'.")
+        if len(items) > MAX_BATCH:
+            raise UserError(f"At most {MAX_BATCH} items per call; split the batch.")
+        prepared = []
+        for n, it in enumerate(items):
+            text = self._text_of(it, n)
+            owner = self.resolve_owner(principal, it.scope, it.user_id)
+            if it.scope == "session" and not it.session_id:
+                raise UserError(f"Item {n}: scope 'session' needs a session_id.")
+            json.dumps(it.metadata)  # metadata must be plain JSON
+            prepared.append((it, text, owner))
+        wants_llm = [bool(self.extractor and it.infer and it.scope != "tool") for it, _, _ in prepared]
+        verbatim = [p for p, llm in zip(prepared, wants_llm, strict=True) if not llm]
+        inferred = [p for p, llm in zip(prepared, wants_llm, strict=True) if llm]
+        result = await self._add_verbatim(verbatim, actor) if verbatim else AddResult(results=[], mode="verbatim")
+        if inferred:
+            extracted = await self._add_extracted(inferred, principal, actor)
+            result = AddResult(results=result.results + extracted.results, mode="extracted", note=extracted.note)
+        return result
+
+    @staticmethod
+    def _text_of(it: AddItem, n: int) -> str:
+        if (it.content is None) == (it.messages is None):
+            raise UserError(f"Item {n}: give exactly one of 'content' or 'messages'.")
+        if it.messages is not None:
+            turns = [m for m in it.messages if m.role != "system" and m.content.strip()]
+            if not turns:
+                raise UserError(f"Item {n}: the messages hold no text to remember.")
+            text = "\n".join(f"{m.name or m.role}: {m.content.strip()}" for m in turns)
+        else:
+            text = (it.content or "").strip()
+        if not text:
+            raise UserError(f"Item {n}: the content is empty.")
+        return text
+
+    async def _add_verbatim(
+        self, prepared: Sequence[tuple[AddItem, str, str | None]], actor: str, source: str = "verbatim"
+    ) -> AddResult:
+        async with self._write:
+            hashes = [
+                _fingerprint(self.avatar_id, it.scope, owner, it.session_id, text) for it, text, owner in prepared
+            ]
+            existing = {}
+            if hashes:
+                found, _ = self.store.scroll(Where(any_of={"hash": list(set(hashes))}), len(hashes))
+                existing = {h.payload["hash"]: h for h in found}
+            events: list[AddEvent] = []
+            new: list[tuple[str, AddItem, str, str | None, str, dict[str, Any]]] = []
+            seen: dict[str, str] = {}
+            for (it, text, owner), h in zip(prepared, hashes, strict=True):
+                if h in existing or h in seen:
+                    mid = existing[h].id if h in existing else seen[h]
+                    events.append(AddEvent(id=mid, content=text, event="DUPLICATE"))
+                    continue
+                mid = str(uuid.uuid4())
+                seen[h] = mid
+                when = _utc(it.occurred_at)
+                now = now_iso()
+                key = self._session_key(it.scope, owner, it.session_id)
+                base = Where(equals={"avatar_id": self.avatar_id, "scope": it.scope, "user_id": owner or ""})
+                if it.session_id:
+                    base.equals["session_id"] = it.session_id
+                seq = self._next_seq(key, base)
+                ctx = self._context(key, base, seq)
+                payload = {
+                    "content": text,
+                    "scope": it.scope,
+                    "avatar_id": self.avatar_id,
+                    "user_id": owner or "",
+                    "session_id": it.session_id,
+                    "seq": seq,
+                    "occurred_at": when.isoformat(),
+                    "occurred_ts": when.timestamp(),
+                    "created_at": now,
+                    "created_ts": datetime.now(UTC).timestamp(),
+                    "updated_at": now,
+                    "source": source,
+                    "hash": h,
+                    "metadata": it.metadata,
+                }
+                if it.scope == "tool" and "tool" in it.metadata:
+                    payload["tool"] = str(it.metadata["tool"])
+                index = retrieval.index_text(text, when, list(ctx))
+                ctx.append(text)
+                new.append((mid, it, text, owner, index, payload))
+                events.append(AddEvent(id=mid, content=text, event="ADD"))
+            if new:
+                vectors = await self.embedder.aembed([n[4] for n in new])
+                records = [Item(mid, payload, vec, index) for (mid, _, _, _, index, payload), vec in zip(new, vectors, strict=True)]
+                try:
+                    await anyio.to_thread.run_sync(self.store.upsert, records)
+                except Exception:
+                    # nothing was acknowledged: forget the sequence numbers we handed out
+                    self._seq.clear()
+                    self._recent.clear()
+                    raise
+                self.history.record([(mid, owner or "", "ADD", None, text, actor) for mid, _, text, owner, _, _ in new])
+        return AddResult(results=events, mode=source)
+
+    async def _add_extracted(
+        self, prepared: Sequence[tuple[AddItem, str, str | None]], principal: Principal, actor: str
+    ) -> AddResult:
+        assert self.extractor is not None
+        events: list[AddEvent] = []
+        notes: list[str] = []
+        for it, text, owner in prepared:
+            try:
+                facts = await self.extractor.facts(text)
+            except Exception as exc:  # the LLM is an optional outside service: keep the words
+                log.warning("fact extraction failed, storing verbatim", extra={"fields": {"error": str(exc)[:200]}})
+                notes.append(f"LLM extraction failed ({str(exc)[:120]}); stored verbatim.")
+                events += (await self._add_verbatim([(it, text, owner)], actor)).results
+                continue
+            if not facts:
+                notes.append("The LLM found no fact worth remembering; nothing stored.")
+                continue
+            where = self.visible(principal, owner, [it.scope])
+            old: dict[str, Hit] = {}
+            for fact_hits in await asyncio.gather(*(retrieval.search(self.store, self.embedder, f, where, 5) for f in facts)):
+                for h in fact_hits:
+                    old.setdefault(h.id, h)
+            try:
+                decisions = await self.extractor.reconcile(list(old.values()), facts)
+            except Exception as exc:
+                log.warning("reconciliation failed, adding facts", extra={"fields": {"error": str(exc)[:200]}})
+                notes.append(f"LLM reconciliation failed ({str(exc)[:120]}); facts added as new.")
+                decisions = [("ADD", None, f) for f in facts]
+            adds = [f for ev, _, f in decisions if ev == "ADD"]
+            if adds:
+                batch = [(it.model_copy(update={"content": f, "messages": None}), f, owner) for f in adds]
+                events += (await self._add_verbatim(batch, actor, source="extracted")).results
+            for ev, hit, f in decisions:
+                if ev == "UPDATE" and hit is not None:
+                    events.append(await self._update(hit, f, it.metadata or None, actor))
+                elif ev == "DELETE" and hit is not None:
+                    await self._delete(hit, actor)
+                    events.append(AddEvent(id=hit.id, content=hit.payload["content"], event="DELETE"))
+        return AddResult(results=events, mode="extracted", note=" ".join(notes) or None)
+
+    async def _update(self, hit: Hit, content: str, metadata: dict[str, Any] | None, actor: str) -> AddEvent:
+        p = dict(hit.payload)
+        old = p["content"]
+        p.update(content=content, updated_at=now_iso())
+        if metadata is not None:
+            p["metadata"] = {**(p.get("metadata") or {}), **metadata}
+        p["hash"] = _fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), content)
+        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
+        index = retrieval.index_text(content, when, [])
+        vec = (await self.embedder.aembed([index]))[0]
+        async with self._write:
+            await anyio.to_thread.run_sync(self.store.upsert, [Item(hit.id, p, vec, index)])
+            self.history.record([(hit.id, p.get("user_id") or "", "UPDATE", old, content, actor)])
+        return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
+
+    async def update(self, principal: Principal, memory_id: str, content: str | None,
+                     metadata: dict[str, Any] | None) -> MemoryItem:
+        hit = await self.get_owned(principal, memory_id)
+        if principal.user_id is not None and hit.payload.get("scope") == "avatar":
+            raise Forbidden("A user-scoped token cannot change avatar-wide memories.")
+        if content is None and metadata is None:
+            raise UserError("Nothing to update: give 'content' and/or 'metadata'.")
+        text = content.strip() if content is not None else hit.payload["content"]
+        if not text:
+            raise UserError("The new content is empty; use memory_delete to remove a memory.")
+        await self._update(hit, text, metadata, "mcp")
+        return to_item(self.store.retrieve([memory_id])[0])
+
+    async def _delete(self, hit: Hit, actor: str) -> None:
+        async with self._write:
+            await anyio.to_thread.run_sync(self.store.delete, [hit.id])
+            self.history.record([(hit.id, hit.payload.get("user_id") or "", "DELETE", hit.payload["content"], None, actor)])
+
+    async def delete(self, principal: Principal, memory_id: str) -> None:
+        hit = await self.get_owned(principal, memory_id)
+        if principal.user_id is not None and hit.payload.get("scope") == "avatar":
+            raise Forbidden("A user-scoped token cannot delete avatar-wide memories.")
+        await self._delete(hit, "mcp")
+
+    async def forget_user(self, principal: Principal, user_id: str) -> tuple[int, int, int]:
+        """Erase every trace of a user: vectors and payloads (store compacted), history, exports."""
+        user = scope_user(principal, user_id)
+        if not user:
+            raise UserError("Say which user to forget.")
+        where = Where(equals={"avatar_id": self.avatar_id, "user_id": user})
+        async with self._write:
+            n = self.store.count(where)
+            await anyio.to_thread.run_sync(self.store.delete_where, where)
+            await anyio.to_thread.run_sync(self.store.compact)
+            events = self.history.forget_user(user)
+            for key in [k for k in self._seq if k.split("|")[1] == user]:
+                self._seq.pop(key, None)
+                self._recent.pop(key, None)
+        exports = self.export_dir(user)
+        files = len(list(exports.glob("*"))) if exports.exists() else 0
+        shutil.rmtree(exports, ignore_errors=True)
+        return n, events, files
+
+    def export_dir(self, user: str) -> Path:
+        return self.dir / "exports" / hashlib.sha256(user.encode()).hexdigest()[:16]
+
+    # reading --------------------------------------------------------------------------------
+    async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
+        hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset)
+        return [to_item(h) for h in hits]
+
+    def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+        hits, nxt = self.store.scroll(where, limit, cursor)
+        return [to_item(h) for h in hits], nxt, self.store.count(where)
+
+    async def tool_experiences(self, where: Where, task: str, limit: int) -> list[ToolExperience]:
+        hits = await retrieval.search(self.store, self.embedder, task, where, limit)
+        out = []
+        for h in hits:
+            md = h.payload.get("metadata") or {}
+            out.append(ToolExperience(
+                id=h.id, tool=md.get("tool", "?"), task=md.get("task"), arguments=md.get("arguments") or {},
+                outcome=md.get("outcome"), success=bool(md.get("success")), latency_ms=md.get("latency_ms"),
+                occurred_at=h.payload.get("occurred_at"), score=round(h.score, 6) if h.score else None,
+            ))
+        return out
