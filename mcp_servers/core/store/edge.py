@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -46,28 +47,39 @@ class EdgeStore(VectorStore):
         self._lock = DirLock(directory)
         self._lock.acquire()
         self._write = threading.Lock()
-        shard_dir = directory / "shard"
-        config = qe.EdgeConfig(
+        self._config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else None,
         )
         try:
-            if (shard_dir / "edge_config.json").exists() or any(shard_dir.glob("segments*")):
-                self._shard = qe.EdgeShard.load(str(shard_dir))
-            else:
-                self._shard = qe.EdgeShard.create(str(shard_dir), config)
-                self._create_indexes()
+            self._shard = self._open()
         except Exception:
             self._lock.release()
             raise
 
-    def _create_indexes(self) -> None:
+    @property
+    def _dir(self) -> Path:
+        return self.directory / "shard"
+
+    def _open(self) -> qe.EdgeShard:
+        staged = self.directory / "shard.new"
+        if staged.exists() and not self._dir.exists():
+            staged.rename(self._dir)  # a compaction stopped between its two renames
+        shutil.rmtree(staged, ignore_errors=True)
+        shutil.rmtree(self.directory / "shard.old", ignore_errors=True)
+        if (self._dir / "edge_config.json").exists():
+            return qe.EdgeShard.load(str(self._dir))
+        return self._create(self._dir)
+
+    def _create(self, path: Path) -> qe.EdgeShard:
+        shard = qe.EdgeShard.create(str(path), self._config)
         for name in self.spec.tenant_fields:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(is_tenant=True)))
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(is_tenant=True)))
         for name in self.spec.keyword_fields:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
         for name in self.spec.float_fields:
-            self._shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
+            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
+        return shard
 
     def upsert(self, items: Sequence[Item]) -> None:
         points = []
@@ -141,10 +153,33 @@ class EdgeStore(VectorStore):
         return int(self._shard.count(qe.CountRequest(filter=_filter(where), exact=True)))
 
     def compact(self) -> None:
+        """Copy the live points into a fresh shard and drop the old one.
+
+        Deleted points otherwise survive as bytes in segment pages and in the write-ahead log
+        until they happen to be recycled; erasure must not wait for that.
+        """
         with self._write:
             self._shard.flush()
-            self._shard.optimize()
-            self._shard.flush()
+            staged = self.directory / "shard.new"
+            shutil.rmtree(staged, ignore_errors=True)
+            fresh = self._create(staged)
+            offset = None
+            while True:
+                recs, offset = self._shard.scroll(
+                    qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
+                )
+                if recs:
+                    fresh.update(qe.UpdateOperation.upsert_points([qe.Point(r.id, r.vector, r.payload) for r in recs]))
+                if offset is None:
+                    break
+            fresh.flush()
+            fresh.close()
+            self._shard.close()
+            old = self.directory / "shard.old"
+            self._dir.rename(old)
+            staged.rename(self._dir)
+            shutil.rmtree(old)
+            self._shard = qe.EdgeShard.load(str(self._dir))
 
     def close(self) -> None:
         try:

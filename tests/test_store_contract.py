@@ -1,0 +1,145 @@
+"""One contract, two engines: Qdrant Edge (embedded) and Qdrant server via qdrant-client.
+
+The server implementation runs on qdrant-client's local mode (the same client API), and on a
+real Qdrant server too when QDRANT_URL is set.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcp_servers.core.errors import StoreLocked
+from mcp_servers.core.store import CollectionSpec, DenseQuery, Item, SparseQuery, VectorStore, Where
+from mcp_servers.core.store.edge import EdgeStore
+from mcp_servers.core.store.server import ServerStore
+
+SPEC = CollectionSpec("contract", dim=8, tenant_fields=("user_id",), keyword_fields=("kind",), float_fields=("ts",))
+BACKENDS = ["edge", "qdrant-local"] + (["qdrant-server"] if os.environ.get("QDRANT_URL") else [])
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    from qdrant_client import QdrantClient
+
+    if request.param == "edge":
+        s: VectorStore = EdgeStore(tmp_path / "c", SPEC)
+    elif request.param == "qdrant-local":
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # local mode says payload indexes are no-ops there
+            s = ServerStore(QdrantClient(location=":memory:"), "contract", SPEC)
+    else:
+        s = ServerStore(QdrantClient(url=os.environ["QDRANT_URL"]), f"contract_{uuid.uuid4().hex[:8]}", SPEC)
+    yield s
+    s.close()
+
+
+def _vec(i: int) -> list[float]:
+    v = np.zeros(8, dtype=np.float32)
+    v[i % 8] = 1.0
+    v[(i + 1) % 8] = 0.3
+    return v.tolist()
+
+
+TEXTS = ["the cat sat on the mat", "bees live on the roof", "paris is in france", "my dog chases balls",
+         "tea with milk", "cold brew coffee", "the roof leaks", "alice likes jazz"]
+
+
+def _fill(store: VectorStore) -> list[str]:
+    ids = [str(uuid.uuid4()) for _ in TEXTS]
+    store.upsert([
+        Item(ids[i], {"text": t, "user_id": "a" if i % 2 == 0 else "b", "kind": "x" if i < 4 else "y", "ts": float(i)},
+             _vec(i), t)
+        for i, t in enumerate(TEXTS)
+    ])
+    return ids
+
+
+def test_upsert_count_retrieve(store: VectorStore) -> None:
+    ids = _fill(store)
+    assert store.count() == len(TEXTS)
+    assert store.count(Where(equals={"user_id": "a"})) == 4
+    got = store.retrieve([ids[1]], with_vectors=True)
+    assert got[0].payload["text"] == TEXTS[1]
+    assert got[0].dense is not None and len(got[0].dense) == 8
+    assert store.retrieve([str(uuid.uuid4())]) == []
+
+
+def test_dense_and_sparse_in_one_call_respect_filters(store: VectorStore) -> None:
+    _fill(store)
+    dense, sparse = store.search([DenseQuery(_vec(1)), SparseQuery("roof")], Where(equals={"user_id": "b"}), 3)
+    assert dense[0].payload["text"] == TEXTS[1]
+    assert all(h.payload["user_id"] == "b" for h in dense + sparse)
+    assert [h.payload["text"] for h in sparse] == ["bees live on the roof"]
+    other = store.search([SparseQuery("roof")], Where(equals={"user_id": "a"}), 3)[0]
+    assert [h.payload["text"] for h in other] == ["the roof leaks"]
+    assert store.search([SparseQuery("volcano")], None, 3)[0] == []
+
+
+def test_filters_any_not_ranges_ids(store: VectorStore) -> None:
+    ids = _fill(store)
+    assert store.count(Where(any_of={"kind": ["x"]}, not_equals={"user_id": "a"})) == 2
+    assert store.count(Where(ranges={"ts": (2.0, 5.0)})) == 4
+    assert store.count(Where(ranges={"ts": (None, 0.5)})) == 1
+    assert store.count(Where(has_ids=ids[:3])) == 3
+
+
+def test_scroll_pages_cover_everything_once(store: VectorStore) -> None:
+    ids = _fill(store)
+    seen: list[str] = []
+    offset = None
+    while True:
+        page, offset = store.scroll(None, 3, offset)
+        seen += [h.id for h in page]
+        if offset is None:
+            break
+    assert sorted(seen) == sorted(ids)
+
+
+def test_set_payload_delete_and_delete_where(store: VectorStore) -> None:
+    ids = _fill(store)
+    store.set_payload([ids[0]], {"flag": True})
+    assert store.retrieve([ids[0]])[0].payload["flag"] is True
+    assert store.retrieve([ids[0]])[0].payload["text"] == TEXTS[0]
+    store.delete([ids[0]])
+    assert store.retrieve([ids[0]]) == []
+    store.delete_where(Where(equals={"user_id": "b"}))
+    assert store.count() == 3
+    with pytest.raises(ValueError):
+        store.delete_where(Where())
+    store.compact()
+    assert store.count() == 3
+
+
+def test_edge_store_survives_reopen_and_is_locked(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "c", SPEC)
+    ids = _fill(s)
+    with pytest.raises(StoreLocked, match="in use by process"):
+        EdgeStore(tmp_path / "c", SPEC)
+    s.close()
+    again = EdgeStore(tmp_path / "c", SPEC)
+    assert again.count() == len(ids)
+    assert again.search([SparseQuery("jazz")], None, 1)[0][0].payload["text"] == "alice likes jazz"
+    again.close()
+
+
+def test_compact_erases_deleted_payload_bytes(tmp_path: Path) -> None:
+    s = EdgeStore(tmp_path / "c", SPEC)
+    _fill(s)
+    marker = "zq-unique-marker-erase-me"
+    mid = str(uuid.uuid4())
+    s.upsert([Item(mid, {"text": marker, "user_id": "gone"}, _vec(3), marker)])
+    s.delete_where(Where(equals={"user_id": "gone"}))
+    s.compact()
+    assert s.search([SparseQuery("jazz")], None, 1)[0][0].payload["text"] == "alice likes jazz"
+    assert s.search([DenseQuery(_vec(2))], None, 1)[0][0].payload["text"] == TEXTS[2]
+    assert s.count() == len(TEXTS)
+    s.close()
+    leftovers = [p for p in (tmp_path / "c").rglob("*") if p.is_file() and marker.encode() in p.read_bytes()]
+    assert leftovers == []
