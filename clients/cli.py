@@ -7,6 +7,7 @@ import json
 import os
 import shutil
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
@@ -16,7 +17,21 @@ from . import __version__
 os.environ.setdefault("MEM0_TELEMETRY", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, help="AlphaAvatar MCP: memory, persona, character and research servers.")
+class _App(typer.Typer):
+    """Configuration errors are printed as one clear line, not a traceback."""
+
+    def __call__(self, *args: object, **kwargs: object) -> object:
+        from mcp_servers.core.errors import StoreLocked
+        from mcp_servers.core.runner import ConfigError
+
+        try:
+            return super().__call__(*args, **kwargs)
+        except (ConfigError, StoreLocked) as exc:
+            typer.echo(f"alphaavatar: {exc}", err=True)
+            raise SystemExit(2) from None
+
+
+app = _App(no_args_is_help=True, add_completion=False, help="AlphaAvatar MCP: memory, persona, character and research servers.")
 
 
 def _version(value: bool) -> None:
@@ -155,3 +170,44 @@ def doctor() -> None:
 
     ok = report()
     raise typer.Exit(0 if ok else 1)
+
+
+ConfigArg = Annotated[Path, typer.Argument(help="A pipeline YAML (see clients/examples/).")]
+SetOpt = Annotated[list[str] | None, typer.Option("--set", help="Override a config key: --set llm.model=gpt-4o-mini")]
+
+
+@app.command()
+def chat(
+    config: ConfigArg,
+    user: Annotated[str | None, typer.Option(help="Who is typing (a user id; default: your login).")] = None,
+    set_: SetOpt = None,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr.")] = False,
+) -> None:
+    """Chat with the agent in the terminal (no LiveKit needed); one turn per line when piped."""
+    from .chat import main as chat_main
+
+    raise typer.Exit(chat_main(config, user, set_ or [], verbose))
+
+
+_PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def agent(
+    ctx: typer.Context,
+    mode: Annotated[str, typer.Argument(help="dev | start | console | connect (the livekit-agents worker CLI)")],
+    config: ConfigArg,
+    set_: SetOpt = None,
+) -> None:
+    """Run the voice agent as a LiveKit worker; extra options go to the livekit-agents CLI."""
+    from agent.worker import run
+
+    run(mode, config, set_ or [], list(ctx.args))
+
+
+@app.command(context_settings=_PASSTHROUGH)
+def dev(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
+    """Shorthand for `alphaavatar agent dev CONFIG.yaml`."""
+    from agent.worker import run
+
+    run("dev", config, set_ or [], list(ctx.args))

@@ -48,12 +48,8 @@ class ServerSpec:
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
 
 
-class ConfigError(SystemExit):
-    """A configuration that must not start (printed as is, exit status 2)."""
-
-    def __init__(self, message: str):
-        super().__init__(message)
-        self.code = 2
+class ConfigError(Exception):
+    """A configuration that must not start; the CLI prints it and exits with status 2."""
 
 
 def is_loopback(host: str) -> bool:
