@@ -211,3 +211,15 @@ def dev(ctx: typer.Context, config: ConfigArg, set_: SetOpt = None) -> None:
     from agent.worker import run
 
     run("dev", config, set_ or [], list(ctx.args))
+
+
+character_app = typer.Typer(no_args_is_help=True, help="The character protocol (renderer authors start here).")
+app.add_typer(character_app, name="character")
+
+
+@character_app.command("schema")
+def character_schema() -> None:
+    """Print the JSON Schema of the character event envelope (all kinds)."""
+    from character_bridge.protocol import schema_json
+
+    typer.echo(schema_json())
