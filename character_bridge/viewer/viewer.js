@@ -125,10 +125,11 @@
     const eyeOpen = clamp(shown.eye * eyeParam * (1 - blink * 0.95), 0.03, 1.4);
     svg.dataset.blink = blink > 0.5 ? "1" : "0";
     for (const id of ["eye-l", "eye-r"]) {
-      const eye = $(id), sclera = eye.querySelector(".sclera"), pupil = eye.querySelector(".pupil"), lid = eye.querySelector(".lid");
-      sclera.setAttribute("ry", (31 * Math.min(eyeOpen, 1.25)).toFixed(2));
-      sclera.setAttribute("rx", (27 * (eyeOpen > 1 ? 1 + (eyeOpen - 1) * 0.3 : 1)).toFixed(2));
-      const ry = 31 * Math.min(eyeOpen, 1.25);
+      const eye = $(id), pupil = eye.querySelector(".pupil"), lid = eye.querySelector(".lid");
+      const ry = 31 * Math.max(1, Math.min(eyeOpen, 1.25)), rx = 27 * (eyeOpen > 1 ? 1 + (eyeOpen - 1) * 0.3 : 1);
+      for (const shape of eye.querySelectorAll(".sclera, .clip, .rim")) {
+        shape.setAttribute("rx", rx.toFixed(2)); shape.setAttribute("ry", ry.toFixed(2));
+      }
       pupil.setAttribute("transform", `translate(${(gazeShown.x * 10).toFixed(2)} ${(-gazeShown.y * 9).toFixed(2)}) scale(${shown.pupil.toFixed(3)} ${Math.min(1, eyeOpen * 1.1).toFixed(3)})`);
       // a lid covering the top of the eye when it is less than fully open (happy squint, sleepy, blink)
       const cover = clamp(1 - eyeOpen, 0, 1);
