@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import tempfile
@@ -181,8 +182,29 @@ async def fanout(renderers: int, seconds: float) -> dict[str, Any]:
                             if i % 5 == 0:  # sample the delivery delay on every fifth renderer
                                 delays.append(now - ev["ts"])
 
-            readies = [asyncio.Event() for _ in range(renderers)]
-            tasks = [asyncio.create_task(renderer(i, r)) for i, r in enumerate(readies)]
+            slow_got: dict[str, int] = {}
+
+            async def slow_renderer(ready: asyncio.Event) -> None:
+                """Reads once a second: its mouth frames must be coalesced, its expressions kept."""
+                sock = socket.socket()
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 2048)  # a renderer on a poor link
+                sock.connect(("127.0.0.1", port))
+                async with websockets.connect(f"ws://127.0.0.1:{port}/ws", sock=sock, max_queue=1,
+                                              compression=None) as ws:
+                    await ws.send(json.dumps({"type": "hello", "name": "slow"}))
+                    ready.set()
+                    while not stop.is_set():
+                        await asyncio.sleep(1.0)
+                        with contextlib.suppress(TimeoutError):
+                            while True:
+                                msg = await asyncio.wait_for(ws.recv(), 0.01)
+                                for line in str(msg).splitlines():
+                                    kind = json.loads(line)["kind"]
+                                    slow_got[kind] = slow_got.get(kind, 0) + 1
+
+            readies = [asyncio.Event() for _ in range(renderers + 1)]
+            tasks = [asyncio.create_task(renderer(i, r)) for i, r in enumerate(readies[:-1])]
+            tasks.append(asyncio.create_task(slow_renderer(readies[-1])))
             await asyncio.gather(*(r.wait() for r in readies))
             samples = [proc_sample(proc.pid)]
             await http.post(f"{base}/start")
@@ -198,7 +220,8 @@ async def fanout(renderers: int, seconds: float) -> dict[str, Any]:
         proc.terminate()
         proc.wait(10)
     pub = stats["published"]
-    subs = [s for s in stats["hub"]["subscribers"] if s["kind"] == "websocket"]
+    subs = [s for s in stats["hub"]["subscribers"] if s["kind"] == "websocket" and s["name"] != "slow"]
+    slow = next((s for s in stats["hub"]["subscribers"] if s["name"] == "slow"), {"coalesced": 0, "sent": 0})
     reliable_missing = sum(max(0, pub[k] - c[k]) for c in counts for k in ("expression", "state"))
     warm = samples[min(5, len(samples) - 1)]
     cpu = (samples[-1][0] - samples[0][0]) / max(1e-9, seconds)
@@ -207,6 +230,8 @@ async def fanout(renderers: int, seconds: float) -> dict[str, Any]:
         "published": pub, "reliable_dropped": reliable_missing,
         "mouth_frames_delivered": sum(c["param"] + c["gaze"] for c in counts),
         "mouth_frames_coalesced": sum(s["coalesced"] for s in subs),
+        "slow_renderer": {"received": slow_got, "coalesced": slow["coalesced"],
+                          "reliable_dropped": sum(max(0, pub[k] - slow_got.get(k, 0)) for k in ("expression", "state"))},
         "delivery_p50_ms": pct(delays, 50), "delivery_p95_ms": pct(delays, 95),
         "hub_cpu_percent_of_core": 100 * cpu,
         "hub_rss_mb_start": warm[1] / 2**20, "hub_rss_mb_end": samples[-1][1] / 2**20,
@@ -273,6 +298,8 @@ def main() -> None:
         (f"fan-out {f['renderers']} renderers × {f['events_per_s']} ev/s × {f['seconds']:.0f} s",
          f"{f['reliable_dropped']} expression/state dropped", "0"),
         ("  mouth/gaze frames delivered / coalesced", f"{f['mouth_frames_delivered']} / {f['mouth_frames_coalesced']}", ""),
+        ("  a renderer reading once a second", f"{f['slow_renderer']['reliable_dropped']} expression/state dropped, "
+                                                 f"{f['slow_renderer']['coalesced']} frames coalesced", ""),
         ("  delivery (hub ts → renderer)", f"p50 {f['delivery_p50_ms']:.1f} / p95 {f['delivery_p95_ms']:.1f} ms", "p95 ≤ 20 ms"),
         ("  hub CPU", f"{f['hub_cpu_percent_of_core']:.1f} % of one core", ""),
         ("  hub RSS (after 5 s → end)", f"{f['hub_rss_mb_start']:.1f} → {f['hub_rss_mb_end']:.1f} MB "
