@@ -1,0 +1,128 @@
+"""Voiceprints and face encodings in the core store: one point per sample; for voices, one centroid
+per user too (the mean of 3 enrolment utterances was the best template measured here).
+
+Samples keep their source: 'enroll' (given by a tool call), 'provisional' (the first utterance of a
+voice nobody had enrolled), 'adapted' (a confident match, kept only when asked). Adapted samples
+are bounded in number and together weigh at most a third of the centroid, and can be dropped
+again, so adaptation never drifts far from what was enrolled and is reversible.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import numpy as np
+
+from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, VectorStore, Where
+
+from .voice import unit
+
+ADAPTED = "adapted"
+MAX_ADAPTED_WEIGHT = 1 / 3
+MAX_SAMPLES = 2000  # per user and modality; enrolment refuses more
+
+
+def prints_spec(modality: str, model: str, dim: int) -> CollectionSpec:
+    return CollectionSpec(name=f"{modality}_{model}", dim=dim, sparse=False, tenant_fields=("user_id",),
+                          keyword_fields=("kind", "source"))
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def centroid_id(user_id: str) -> str:
+    return str(uuid.uuid5(uuid.NAMESPACE_URL, f"alphaavatar:centroid:{user_id}"))
+
+
+class Prints:
+    """The samples of one modality (one model) for every user."""
+
+    def __init__(self, store: VectorStore, centroids: bool, max_adapted: int):
+        self.store = store
+        self.centroids = centroids
+        self.max_adapted = max_adapted
+
+    def samples(self, user_id: str, with_vectors: bool = False) -> list[Hit]:
+        hits, _ = self.store.scroll(Where(equals={"user_id": user_id, "kind": "sample"}), MAX_SAMPLES,
+                                    with_vectors=with_vectors)
+        return hits
+
+    def counts(self, user_id: str) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for hit in self.samples(user_id):
+            out[hit.payload["source"]] = out.get(hit.payload["source"], 0) + 1
+        return out
+
+    def add(self, user_id: str, vectors: Sequence[np.ndarray], source: str, meta: Sequence[dict[str, object]]) -> None:
+        now = _now()
+        self.store.upsert([
+            Item(str(uuid.uuid4()), {"user_id": user_id, "kind": "sample", "source": source, "created_at": now, **m},
+                 dense=[float(x) for x in v])
+            for v, m in zip(vectors, meta, strict=True)
+        ])
+        if source == ADAPTED:
+            adapted = sorted((h for h in self.samples(user_id) if h.payload["source"] == ADAPTED),
+                             key=lambda h: h.payload["created_at"])
+            self.store.delete([h.id for h in adapted[: max(0, len(adapted) - self.max_adapted)]])
+        self.refresh(user_id)
+
+    def refresh(self, user_id: str) -> None:
+        """Recompute a user's centroid from their samples (or drop it when none is left)."""
+        if not self.centroids:
+            return
+        hits = self.samples(user_id, with_vectors=True)
+        if not hits:
+            self.store.delete([centroid_id(user_id)])
+            return
+        adapted = [np.asarray(h.dense) for h in hits if h.payload["source"] == ADAPTED and h.dense]
+        enrolled = [np.asarray(h.dense) for h in hits if h.payload["source"] != ADAPTED and h.dense]
+        if enrolled and adapted:
+            w = min(len(adapted) / (len(adapted) + len(enrolled)), MAX_ADAPTED_WEIGHT)
+            vec = (1 - w) * unit(np.mean(unit(np.stack(enrolled)), axis=0)) + w * unit(
+                np.mean(unit(np.stack(adapted)), axis=0))
+        else:
+            vec = np.mean(unit(np.stack(enrolled or adapted)), axis=0)
+        self.store.upsert([Item(centroid_id(user_id), {"user_id": user_id, "kind": "centroid", "samples": len(hits),
+                                                       "updated_at": _now()}, dense=[float(x) for x in unit(vec)])])
+
+    def rank(self, vectors: Sequence[np.ndarray], limit: int = 5, user_id: str | None = None) -> list[list[tuple[str, float]]]:
+        """Per query vector, (user_id, score) best first: the centroid's score for voices, the best
+        sample's for faces. One round trip for all queries."""
+        where = Where(equals={"kind": "centroid" if self.centroids else "sample"})
+        if user_id is not None:
+            where.equals["user_id"] = user_id
+        depth = limit if self.centroids else limit * 8
+        results = self.store.search([DenseQuery([float(x) for x in v]) for v in vectors], where, depth)
+        ranked = []
+        for hits in results:
+            best: dict[str, float] = {}
+            for hit in hits:
+                uid = hit.payload["user_id"]
+                best[uid] = max(best.get(uid, -1.0), hit.score)
+            ranked.append(sorted(best.items(), key=lambda kv: kv[1], reverse=True)[:limit])
+        return ranked
+
+    def drop(self, user_id: str, source: str | None = None) -> int:
+        """Delete a user's samples (of one source, or all) and refresh the centroid; how many went."""
+        victims = [h.id for h in self.samples(user_id) if source is None or h.payload["source"] == source]
+        self.store.delete(victims)
+        self.refresh(user_id)
+        return len(victims)
+
+    def move(self, source_user: str, target_user: str) -> int:
+        """Give every sample of one user to another (merge); both centroids follow."""
+        hits = self.samples(source_user)
+        if hits:
+            self.store.set_payload([h.id for h in hits], {"user_id": target_user})
+        self.refresh(source_user)
+        self.refresh(target_user)
+        return len(hits)
+
+    def erase(self, user_id: str) -> int:
+        """Delete everything of a user (compact the store afterwards for erasure)."""
+        n = len(self.samples(user_id))
+        self.store.delete_where(Where(equals={"user_id": user_id}))
+        return n
