@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
+import sys
 
 from rich.console import Console
 from rich.table import Table
@@ -55,6 +56,7 @@ def report() -> bool:
         table.add_column(col)
     for name, ok, detail, disables in rows:
         table.add_row(name, "[green]ok[/]" if ok else "[yellow]missing[/]", detail, "" if ok else disables)
-    Console(stderr=False).print(table)
+    # Piped output is read by scripts and people alike: never wrap a line mid-sentence.
+    Console(width=None if sys.stdout.isatty() else 240).print(table)
     essential = {"data root", "text embeddings", "servers"}
     return all(ok for name, ok, _, _ in rows if name in essential)
