@@ -1,0 +1,337 @@
+"""The research MCP server: web search/extract (Tavily), a local corpus, and cited multi-step research."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+from mcp.server.mcpserver import Context, MCPServer
+from mcp_types import CallToolResult, TextContent
+from pydantic import BaseModel, Field
+
+from mcp_servers.core import auth
+from mcp_servers.core.embeddings import get_embedder
+from mcp_servers.core.errors import UserError
+from mcp_servers.core.llm import get_llm
+from mcp_servers.core.logs import RequestIdMiddleware
+from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.settings import Settings
+
+from .calls import CallStats, ProviderCalls
+from .config import ResearchSettings
+from .corpus import Corpus
+from .extract import SUFFIX_KINDS, extract
+from .fetch import Fetcher, parse_url
+from .flow import Researcher
+from .jobs import Jobs
+from .models import (
+    MAX_QUESTION,
+    CorpusAddResult,
+    CorpusDeleteResult,
+    CorpusListResult,
+    CorpusSearchResult,
+    Depth,
+    ExtractedItem,
+    FailedUrl,
+    JobResult,
+    JobStatus,
+    ResearchRequest,
+    ResearchResult,
+    SourceKind,
+    WebExtractResult,
+    WebSearchResult,
+)
+from .web import SearchOptions, Tavily, TimeRange, Topic
+
+log = logging.getLogger(__name__)
+
+Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION, description="What to research.")]
+UserId = Annotated[str | None, Field(default=None, max_length=200,
+                                     description="Whose documents to include besides the shared corpus.")]
+DepthArg = Annotated[Depth, Field(description="quick: a few sub-queries over snippets; deep: more sub-queries "
+                                              "and full pages.")]
+SourcesArg = Annotated[SourceKind | None, Field(
+    description="web (Tavily), corpus (local documents) or both; default both with TAVILY_API_KEY, else corpus.")]
+MaxSources = Annotated[int, Field(ge=1, le=20, description="Sources in the result.")]
+BudgetArg = Annotated[int | None, Field(ge=1, le=100, description="Max provider calls (default by depth).")]
+
+
+def reply(model: BaseModel, text: str) -> CallToolResult:
+    """Structured output plus a short text rendering for hosts that only read text."""
+    return CallToolResult(content=[TextContent(type="text", text=text)],
+                          structured_content=model.model_dump(mode="json"))
+
+
+def _render(result: ResearchResult) -> str:
+    lines = [result.answer] if result.answer else [f"Evidence for: {result.question}"]
+    for s in result.sources:
+        where = s.url or s.title
+        lines.append(f"[{s.n}] {s.title} — {where}" if s.url else f"[{s.n}] {where}")
+        if not result.answer and s.passages:
+            lines.append("    " + s.passages[0].text[:300].replace("\n", " "))
+    lines += [f"Note: {w}" for w in result.warnings]
+    return "\n".join(lines)
+
+
+class Research:
+    """Process-level parts, opened once for every MCP session."""
+
+    def __init__(self, settings: Settings, research: ResearchSettings):
+        self.settings = settings
+        self.research = research
+        self.embedder = get_embedder(settings)
+        self.corpus = Corpus(settings, research)
+        self.calls = ProviderCalls(research)
+        self.web = Tavily(research, self.calls)
+        self.fetcher = Fetcher(research)
+        self.researcher = Researcher(self.corpus, self.web, self.fetcher, get_llm(settings), self.embedder, research)
+        self.jobs = Jobs(research.job_ttl_s, research.max_jobs)
+
+    async def startup(self) -> None:
+        self.embedder.warm()
+        await anyio.to_thread.run_sync(lambda: self.corpus.store)
+
+    async def shutdown(self) -> None:
+        await self.jobs.close()
+        await self.web.aclose()
+        await self.fetcher.aclose()
+        self.corpus.close()
+
+    def who(self, ctx: Context, user_id: str | None) -> tuple[str | None, bool]:
+        """(the user a call acts for, whether the caller has full access)."""
+        principal = auth.caller(ctx, self.settings)
+        return auth.scope_user(principal, user_id), principal.user_id is None
+
+    def request(self, ctx: Context, question: str, depth: Depth, max_sources: int, sources: SourceKind | None,
+                budget: int | None, user_id: str | None) -> ResearchRequest:
+        if not question.strip():
+            raise UserError("The question is empty: ask something to research.")
+        user, _ = self.who(ctx, user_id)
+        req = ResearchRequest(question=question, depth=depth, max_sources=max_sources, sources=sources,
+                              budget=budget, user_id=user)
+        self.researcher.searched(sources)  # no key for web: refuse now, not inside a job
+        return req
+
+    def read_file(self, path: str) -> tuple[str, str, str]:
+        """(title, text, resolved path) of a file under the allowed roots."""
+        roots = [r.expanduser().resolve() for r in self.settings.allowed_roots]
+        if not roots:
+            raise UserError("Reading files is off: set ALPHAAVATAR_ALLOWED_ROOTS (JSON list of folders) to allow it.")
+        target = Path(path).expanduser().resolve()
+        if not any(target.is_relative_to(root) for root in roots):
+            raise UserError(f"{path} is outside the allowed folders ({', '.join(map(str, roots))}).")
+        kind = SUFFIX_KINDS.get(target.suffix.lower())
+        if kind is None:
+            raise UserError(f"Unsupported file type {target.suffix or '(none)'!r}: use .txt, .md, .html or .pdf.")
+        if not target.is_file():
+            raise UserError(f"No such file: {path}")
+        size = target.stat().st_size
+        if size > self.research.max_file_bytes:
+            raise UserError(f"{path} is {size:,} bytes; the limit is {self.research.max_file_bytes:,}.")
+        out = extract(target.read_bytes(), kind)
+        return out.title or target.stem, out.text, str(target)
+
+
+def create_server(settings: Settings) -> ServerSpec:
+    app = Research(settings, ResearchSettings())
+    mcp = MCPServer(
+        "research",
+        instructions="Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
+        "multi-step research with numbered citations. Long research: research_start, then research_status / "
+        "research_result.",
+        middleware=[RequestIdMiddleware()],
+    )
+
+    @mcp.tool()
+    async def web_search(
+        query: Annotated[str, Field(min_length=1, max_length=400, description="What to search the web for.")],
+        max_results: Annotated[int, Field(ge=1, le=20)] = 5,
+        topic: Topic = "general",
+        time_range: TimeRange | None = None,
+        include_domains: Annotated[list[str] | None, Field(max_length=50)] = None,
+        exclude_domains: Annotated[list[str] | None, Field(max_length=50)] = None,
+    ) -> Annotated[CallToolResult, WebSearchResult]:
+        """Search the web with Tavily (needs TAVILY_API_KEY). Results are cached for a while."""
+        if not query.strip():
+            raise UserError("The query is empty.")
+        options = SearchOptions(max_results=max_results, topic=topic, time_range=time_range,
+                                include_domains=include_domains or [], exclude_domains=exclude_domains or [])
+        stats = CallStats()
+        hits = await app.web.search(query, options, stats=stats)
+        out = WebSearchResult(results=hits, query=query, cached=stats.cache_hits > 0)
+        return reply(out, "\n".join(f"{h.title} — {h.url}" for h in hits) or "No results.")
+
+    @mcp.tool()
+    async def web_extract(
+        urls: Annotated[list[str], Field(min_length=1, max_length=10, description="Pages to read (http/https).")],
+        max_chars: Annotated[int, Field(ge=100, le=200_000, description="Text kept per page.")] = 20_000,
+    ) -> Annotated[CallToolResult, WebExtractResult]:
+        """Read web pages as text: Tavily extract when a key is set, else (and as fallback) our own fetch,
+        which refuses private, loopback and metadata addresses."""
+        for url in urls:  # every URL valid before any request
+            parse_url(url, app.fetcher.policy)
+        results: dict[str, ExtractedItem] = {}
+        failed: dict[str, str] = {}
+
+        def keep(url: str, title: str, text: str, via: str) -> None:
+            results[url] = ExtractedItem(url=url, title=title, text=text[:max_chars], chars=len(text),
+                                         truncated=len(text) > max_chars, via=via)  # type: ignore[arg-type]
+
+        if app.web.available:
+            try:
+                pages, bad = await app.web.extract(urls)
+                for p in pages:
+                    if p.text:
+                        keep(p.url, p.url, p.text, "tavily")
+                failed.update(bad)
+            except UserError as exc:
+                log.info("Tavily extract failed; fetching directly", extra={"fields": {"error": str(exc)[:200]}})
+
+        async def fetch(url: str) -> None:
+            try:
+                page = await app.fetcher.fetch(url)
+                keep(url, page.title or url, page.text, "fetch")
+                failed.pop(url, None)
+            except UserError as exc:
+                failed[url] = str(exc)
+
+        async with anyio.create_task_group() as tg:
+            for url in urls:
+                if url not in results:
+                    tg.start_soon(fetch, url)
+        out = WebExtractResult(results=[results[u] for u in urls if u in results],
+                               failed=[FailedUrl(url=u, error=e) for u, e in failed.items() if u not in results])
+        if not out.results:
+            raise UserError("No page could be read: " + " | ".join(f"{f.url}: {f.error}" for f in out.failed))
+        text = "\n\n".join(f"# {r.title} ({r.url})\n{r.text[:500]}" for r in out.results)
+        return reply(out, text + "".join(f"\nFailed: {f.url}: {f.error}" for f in out.failed))
+
+    @mcp.tool()
+    async def research(
+        question: Question,
+        ctx: Context,
+        depth: DepthArg = "quick",
+        max_sources: MaxSources = 5,
+        sources: SourcesArg = None,
+        budget: BudgetArg = None,
+        user_id: UserId = None,
+    ) -> Annotated[CallToolResult, ResearchResult]:
+        """Research a question: plan sub-queries, search them in parallel, rank passages, and answer with [n]
+        citations (or, without an LLM, return the evidence). Sends progress notifications; for long research
+        use research_start."""
+        req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
+        result = await app.researcher.run(req, ctx.report_progress)
+        return reply(result, _render(result))
+
+    @mcp.tool()
+    async def research_start(
+        question: Question,
+        ctx: Context,
+        depth: DepthArg = "quick",
+        max_sources: MaxSources = 5,
+        sources: SourcesArg = None,
+        budget: BudgetArg = None,
+        user_id: UserId = None,
+    ) -> JobStatus:
+        """Start a research job that outlives this call; poll research_status, then research_result."""
+        req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
+        owner, _ = app.who(ctx, None)
+        job = app.jobs.start(req.question, owner, lambda progress: app.researcher.run(req, progress))
+        return job.status()
+
+    @mcp.tool()
+    async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> JobStatus:
+        """Where a research job is: state, stage, progress."""
+        owner, full = app.who(ctx, None)
+        return app.jobs.get(job_id, owner, full).status()
+
+    @mcp.tool()
+    async def research_result(
+        job_id: Annotated[str, Field(min_length=1, max_length=64)],
+        ctx: Context,
+        wait_s: Annotated[float, Field(ge=0, le=50, description="Wait up to this long for a running job.")] = 0,
+    ) -> Annotated[CallToolResult, JobResult]:
+        """The result of a research job (state 'running' with no result yet if it is not finished)."""
+        owner, full = app.who(ctx, None)
+        job = app.jobs.get(job_id, owner, full)
+        await app.jobs.wait(job, wait_s)
+        out = app.jobs.result(job)
+        return reply(out, _render(out.result) if out.result else out.message)
+
+    @mcp.tool()
+    async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> JobStatus:
+        """Cancel a running research job (provider calls in flight are abandoned)."""
+        owner, full = app.who(ctx, None)
+        job = app.jobs.get(job_id, owner, full)
+        await app.jobs.cancel(job)
+        return job.status()
+
+    @mcp.tool()
+    async def corpus_add(
+        ctx: Context,
+        text: Annotated[str | None, Field(description="The document's text.")] = None,
+        path: Annotated[str | None, Field(description="A .txt/.md/.html/.pdf file under the allowed roots.")] = None,
+        url: Annotated[str | None, Field(description="A public http(s) page to fetch.")] = None,
+        title: Annotated[str | None, Field(max_length=300)] = None,
+        user_id: UserId = None,
+    ) -> CorpusAddResult:
+        """Add one document to the local corpus (exactly one of text, path, url); it is split into passages
+        and indexed for dense + keyword search."""
+        given = [name for name, v in (("text", text), ("path", path), ("url", url)) if v is not None]
+        if len(given) != 1:
+            raise UserError("Give exactly one of text, path or url" + (f" (got {', '.join(given)})." if given else "."))
+        owner, _ = app.who(ctx, user_id)
+        if text is not None:
+            body, found_title, source, kind = text, "", "text", "text"
+        elif path is not None:
+            found_title, body, source = await anyio.to_thread.run_sync(app.read_file, path)
+            kind = "file"
+        else:
+            assert url is not None
+            page = await app.fetcher.fetch(url)
+            body, found_title, source, kind = page.text, page.title, page.url, "url"
+        name = (title or "").strip() or found_title.strip() or body.strip().split("\n", 1)[0][:80] or "untitled"
+        doc, duplicate = await app.corpus.add(body, name[:300], source, kind, owner)
+        return CorpusAddResult(document=doc, duplicate=duplicate)
+
+    @mcp.tool()
+    async def corpus_search(
+        query: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION)],
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=50)] = 10,
+        user_id: UserId = None,
+    ) -> CorpusSearchResult:
+        """Search the local corpus: the best passages (dense + BM25, fused), each with its document."""
+        if not query.strip():
+            raise UserError("The query is empty.")
+        owner, _ = app.who(ctx, user_id)
+        return CorpusSearchResult(results=await app.corpus.search([query], owner, limit), query=query)
+
+    @mcp.tool()
+    async def corpus_list(
+        ctx: Context,
+        limit: Annotated[int, Field(ge=1, le=100)] = 20,
+        cursor: str | None = None,
+        user_id: UserId = None,
+    ) -> CorpusListResult:
+        """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
+        owner, _ = app.who(ctx, user_id)
+        docs, nxt, total = await anyio.to_thread.run_sync(app.corpus.list, owner, limit, cursor)
+        return CorpusListResult(documents=docs, next_cursor=nxt, total=total)
+
+    @mcp.tool()
+    async def corpus_delete(
+        doc_id: Annotated[str, Field(min_length=1, max_length=64)],
+        ctx: Context,
+        user_id: UserId = None,
+    ) -> CorpusDeleteResult:
+        """Erase a document and all its passages from the corpus (storage is compacted)."""
+        owner, full = app.who(ctx, user_id)
+        return CorpusDeleteResult(deleted=await app.corpus.delete(doc_id, owner, full and user_id is None))
+
+    def health() -> dict[str, Any]:
+        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs._jobs)}
+
+    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health)
