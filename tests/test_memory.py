@@ -327,3 +327,16 @@ async def test_llm_extracts_facts_and_a_contradiction_updates(tmp_path: Path) ->
             assert r.data["results"][0]["event"] == "ADD" and "stored verbatim" in r.data["note"]
             found = await call(s, "memory_search", {"query": "dog's name", "user_id": "gus"})
             assert found.data["results"][0]["content"] == "My dog is called Rexomir"
+
+
+async def test_openai_compatible_embeddings(tmp_path: Path) -> None:
+    with FakeOpenAI() as api:
+        env = server_env(tmp_path, ALPHAAVATAR_EMBEDDER="openai", ALPHAAVATAR_EMBEDDING_MODEL="fake-embed",
+                         ALPHAAVATAR_EMBEDDING_DIM="64", OPENAI_BASE_URL=api.base_url, OPENAI_API_KEY="k")
+        async with stdio_session("memory", env) as s:
+            await call(s, "memory_add_batch", {"items": [
+                {"content": "zebra zebra zoo", "user_id": "h"}, {"content": "apple pie recipe", "user_id": "h"}]})
+            r = await call(s, "memory_search", {"query": "zebra zoo", "user_id": "h", "limit": 1})
+            assert r.data["results"][0]["content"] == "zebra zebra zoo"
+        embedded = [req for req in api.requests if req.get("model") == "fake-embed"]
+        assert len(embedded) >= 2
