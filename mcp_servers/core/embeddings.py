@@ -35,6 +35,11 @@ class Embedder(ABC):
     def warm(self) -> None:
         """Start loading in the background (no-op when there is nothing to load)."""
 
+    @property
+    def ready(self) -> bool:
+        """True once a call will not wait for loading."""
+        return True
+
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.get_running_loop().run_in_executor(_executor, self.embed, list(texts))
 
@@ -73,6 +78,10 @@ class LocalEmbedder(Embedder):
         with self._lock:
             if self._future is None:
                 self._future = _executor.submit(self._load)
+
+    @property
+    def ready(self) -> bool:
+        return self._future is not None and self._future.done()
 
     def _model(self) -> Any:
         self.warm()

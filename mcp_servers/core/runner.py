@@ -46,6 +46,7 @@ class ServerSpec:
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
+    ready: Callable[[], bool] = field(default=lambda: True)
 
 
 class ConfigError(Exception):
@@ -95,7 +96,10 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             routes.extend(sub_routes)
 
     async def healthz(_: Request) -> JSONResponse:
-        return JSONResponse({"status": "ok", "servers": {s.name: s.health() for s in specs}})
+        """200 once every server can answer at full speed (models loaded); 503 while starting."""
+        ready = all(s.ready() for s in specs)
+        body = {"status": "ok" if ready else "starting", "servers": {s.name: s.health() for s in specs}}
+        return JSONResponse(body, status_code=200 if ready else 503)
 
     routes.insert(0, Route("/healthz", healthz))
 

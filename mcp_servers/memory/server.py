@@ -261,6 +261,8 @@ def create_server(settings: Settings) -> ServerSpec:
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
 
     def health() -> dict[str, object]:
-        return {"store": "open" if svc._store is not None else "closed", "llm": bool(svc.extractor)}
+        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.ready,
+                "llm": bool(svc.extractor)}
 
-    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health)
+    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,
+                      ready=lambda: svc._store is not None and svc.embedder.ready)
