@@ -26,6 +26,7 @@ MIN_RATE = 8_000
 AUDIO_KINDS = ("a WAV file", "a FLAC file", "an OGG file")
 TARGET_DBFS = -30.0  # resemblyzer's level; quiet recordings are raised to it, loud ones left alone
 MAX_FLATNESS = 0.35  # white noise is ~0.56 per 30 ms frame; voiced speech far below, even at 10 dB SNR
+BAND = (100, 3800)  # Hz: flatness is measured where every input (8 kHz and up) has content
 
 
 @dataclass(frozen=True)
@@ -33,6 +34,7 @@ class Clip:
     """One recording at 16 kHz: the whole signal, and per 30 ms frame whether it is kept as speech."""
 
     wav: np.ndarray
+    voiced: np.ndarray  # bool per frame: speech
     keep: np.ndarray  # bool per frame: speech plus the short pauses around it
     seconds: float
     source_rate: int
@@ -89,7 +91,8 @@ def speech_frames(wav: np.ndarray) -> np.ndarray:
     pcm = (np.clip(frames, -1, 1) * 32767).astype("<i2")
     vad = webrtcvad.Vad(3)
     voiced = np.array([vad.is_speech(f.tobytes(), SAMPLE_RATE) for f in pcm])
-    power = np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=1)) ** 2 + 1e-12
+    band = slice(BAND[0] * FRAME // SAMPLE_RATE, BAND[1] * FRAME // SAMPLE_RATE)
+    power = np.abs(np.fft.rfft(frames * np.hanning(FRAME), axis=1))[:, band] ** 2 + 1e-12
     flatness = np.exp(np.log(power).mean(axis=1)) / power.mean(axis=1)
     loud = np.sqrt((frames**2).mean(axis=1)) > 1e-4
     return np.asarray(voiced & (flatness < MAX_FLATNESS) & loud)
@@ -109,7 +112,8 @@ def load(data: bytes, max_seconds: float, min_speech: float) -> Clip:
     if rate != SAMPLE_RATE:
         wav = soxr.resample(wav, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     wav = np.clip(_raise_level(wav), -1.0, 1.0).astype(np.float32)
-    clip = Clip(wav, keep_mask(speech_frames(wav)), len(wav) / SAMPLE_RATE, rate, channels)
+    voiced = speech_frames(wav)
+    clip = Clip(wav, voiced, keep_mask(voiced), len(wav) / SAMPLE_RATE, rate, channels)
     if clip.speech_seconds == 0:
         raise UserError("No speech was found in this audio (silence or noise).")
     if clip.speech_seconds < min_speech:

@@ -9,6 +9,7 @@ order. Erasure deletes both kinds by user id; the store is then compacted.
 from __future__ import annotations
 
 import os
+import threading
 import time
 import uuid
 from typing import Any
@@ -23,14 +24,23 @@ from .profile import render
 
 def people_spec(dim: int) -> CollectionSpec:
     return CollectionSpec(name="people", dim=dim, sparse=True, tenant_fields=("user_id",),
-                          keyword_fields=("kind", "field"))
+                          keyword_fields=("kind", "field", "status"))
+
+
+_last_id = 0
+_id_lock = threading.Lock()
 
 
 def time_id() -> str:
-    """A UUIDv7: ids sort by creation time, so the store's id order is history order."""
-    value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
-    value = (value & ~(0xF << 76)) | (0x7 << 76)
-    value = (value & ~(0x3 << 62)) | (0x2 << 62)
+    """A UUIDv7, strictly increasing within this process: the store's id order is history order."""
+    global _last_id
+    with _id_lock:
+        value = (int(time.time() * 1000) << 80) | int.from_bytes(os.urandom(10), "big")
+        value = (value & ~(0xF << 76)) | (0x7 << 76)
+        value = (value & ~(0x3 << 62)) | (0x2 << 62)
+        if value <= _last_id:
+            value = _last_id + 1
+        _last_id = value
     return str(uuid.UUID(int=value))
 
 
@@ -72,7 +82,9 @@ class People:
                 dense = old[0].dense
             else:
                 dense = (await self.embedder.aembed([text]))[0].tolist()
-        self.store.upsert([Item(user["user_id"], {**user, "text": text}, dense=dense, text=text)])
+        # `status` mirrors `provisional` for filtering (the Edge store matches no booleans).
+        status = "provisional" if user.get("provisional") else "named"
+        self.store.upsert([Item(user["user_id"], {**user, "text": text, "status": status}, dense=dense, text=text)])
 
     def record(self, user_id: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append changes to a user's history; the records as stored (with their ids)."""
@@ -87,13 +99,15 @@ class People:
     def page(self, limit: int, cursor: str | None, provisional: bool | None, only: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "user"})
         if provisional is not None:
-            where.equals["provisional"] = provisional
+            where.equals["status"] = "provisional" if provisional else "named"
         if only is not None:
             where.equals["user_id"] = only
         return self.store.scroll(where, limit, _cursor(cursor))
 
     def count(self, provisional: bool | None = None) -> int:
-        where = Where(equals={"kind": "user", **({"provisional": provisional} if provisional is not None else {})})
+        where = Where(equals={"kind": "user"})
+        if provisional is not None:
+            where.equals["status"] = "provisional" if provisional else "named"
         return self.store.count(where)
 
     async def search(self, query: str, limit: int, only: str | None) -> list[Hit]:

@@ -395,27 +395,52 @@ class Persona:
     async def segment_voices(self, principal: Principal, value: str, create_if_unknown: bool) -> SegmentResult:
         model, prints = await self.voice_side()
         clip, vectors, starts, length = await voice.run(self._windows, model, value)
-        frames = audio.FRAME
-        usable = np.array([clip.keep[s // frames: (s + length) // frames].mean() >= segment.MIN_SPEECH_RATIO
-                           if len(clip.keep[s // frames: (s + length) // frames]) else False for s in starts])
-        ranked = prints.rank(list(vectors), 3, principal.user_id) if len(vectors) else []
-        accept = self.voice_thresholds(model, length / audio.SAMPLE_RATE).unknown
-        labels = segment.label_windows(vectors, ranked, usable, accept)
-        turns = segment.turns(labels, starts, length, clip.keep)
-        order = list(dict.fromkeys(t.label for t in turns))
-        speech = {lab: np.concatenate([clip.wav[int(t.start * audio.SAMPLE_RATE): int(t.end * audio.SAMPLE_RATE)]
-                                       for t in turns if t.label == lab]) for lab in order}
+        usable = segment.speech_ratio(clip.keep, starts, length) >= segment.MIN_SPEECH_RATIO
+        cuts = segment.change_points(vectors, starts, length, usable, clip.voiced)
+        rate = audio.SAMPLE_RATE
+
+        def speech_of(runs: list[tuple[float, float]]) -> np.ndarray:
+            return np.concatenate([clip.wav[int(a * rate): int(b * rate)] for a, b in runs])
+
+        def embed_all() -> tuple[list[list[tuple[float, float]]], list[np.ndarray]]:
+            parts = segment.stretches(clip.keep, cuts)
+            return segment.merge_alike(parts, [model.embed(speech_of(p)) for p in parts],
+                                       lambda runs: model.embed(speech_of(runs)))
+
+        parts, vec_list = await voice.run(embed_all)
+        vecs = np.stack(vec_list) if vec_list else np.zeros((0, model.dim), dtype=np.float32)
+        seconds = [sum(b - a for a, b in runs) for runs in parts]
+        ranked = prints.rank(list(vecs), 3, principal.user_id) if len(vecs) else []
+        known = [d.user_id if (d := decide(r, self.voice_thresholds(model, sec))).verdict == "known" else None
+                 for r, sec in zip(ranked, seconds, strict=True)]
+        labels = segment.label_stretches(vecs, known, seconds)
+        turns = segment.join([segment.Turn(a, b, lab) for runs, lab in zip(parts, labels, strict=True)
+                              for a, b in runs])
+        order = list(dict.fromkeys(labels))
+        speech = {lab: speech_of([(t.start, t.end) for t in turns if t.label == lab]) for lab in order}
         embedded = await voice.run(lambda: [model.embed(speech[lab]) for lab in order])
         matches: dict[str, VoiceMatch] = {}
         for lab, vec in zip(order, embedded, strict=True):
-            seconds = len(speech[lab]) / audio.SAMPLE_RATE
-            matches[lab] = await self._identify_vector(principal, model, prints, vec, seconds, create_if_unknown, False)
-        # Two labels found to be the same known person are one speaker.
-        same: dict[str, str] = {}
+            seconds_lab = len(speech[lab]) / rate
+            matches[lab] = await self._identify_vector(principal, model, prints, vec, seconds_lab,
+                                                       create_if_unknown, False)
+        # Labels found to be the same known person are one speaker; so is an 'uncertain' label whose
+        # best candidate is a person known elsewhere in the recording (a turn split in two).
         first: dict[str, str] = {}
         for lab in order:
             m = matches[lab]
-            same[lab] = first.setdefault(m.user_id, lab) if m.decision == "known" and m.user_id else lab
+            if m.decision == "known" and m.user_id:
+                first.setdefault(m.user_id, lab)
+        same: dict[str, str] = {}
+        for lab in order:
+            m = matches[lab]
+            if m.decision == "known" and m.user_id:
+                same[lab] = first[m.user_id]
+            elif m.decision == "uncertain" and m.candidates and m.candidates[0].user_id in first:
+                same[lab] = first[m.candidates[0].user_id]
+                matches[lab] = matches[same[lab]]
+            else:
+                same[lab] = lab
         turns = segment.join([segment.Turn(t.start, t.end, same[t.label]) for t in turns])
         tags = {lab: f"S{i + 1}" for i, lab in enumerate(dict.fromkeys(t.label for t in turns))}
         segments = [Segment(start=round(t.start, 2), end=round(t.end, 2), speaker=tags[t.label],
