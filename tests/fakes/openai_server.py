@@ -32,6 +32,8 @@ class Reply:
 
 
 Responder = Callable[[dict[str, Any]], Reply]
+Transcriber = Callable[[bytes], str]  # WAV bytes in, transcript out
+SPEECH_RATE = 24_000  # what OpenAI's /v1/audio/speech returns (pcm: 24 kHz mono s16le)
 
 
 def _free_port() -> int:
@@ -45,14 +47,20 @@ def _free_port() -> int:
 class FakeOpenAI:
     """Run with `with FakeOpenAI(responder) as fake:`; point clients at `fake.base_url`."""
 
-    def __init__(self, responder: Responder | None = None, port: int | None = None):
+    def __init__(self, responder: Responder | None = None, port: int | None = None,
+                 transcriber: Transcriber | None = None):
         self.responder: Responder = responder or (lambda body: Reply(content="OK"))
+        self.transcriber: Transcriber = transcriber or (lambda wav: "hello")
         self.port = port or _free_port()
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
+        self.transcriptions: list[dict[str, Any]] = []  # {"model", "audio" (WAV bytes), "text"}
+        self.speeches: list[dict[str, Any]] = []  # request bodies of /v1/audio/speech
         routes = [
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
+            Route("/v1/audio/transcriptions", self._transcriptions, methods=["POST"]),
+            Route("/v1/audio/speech", self._speech, methods=["POST"]),
             Route("/v1/models", self._models),
         ]
         self.extra_routes = routes
@@ -90,6 +98,32 @@ class FakeOpenAI:
             data.append({"object": "embedding", "index": i, "embedding": vec})
         return JSONResponse({"object": "list", "data": data, "model": body.get("model", "fake"),
                              "usage": {"prompt_tokens": 1, "total_tokens": 1}})
+
+    async def _transcriptions(self, request: Request) -> JSONResponse:
+        """Multipart upload as the OpenAI SDK sends it; `json`/`verbose_json`/`text` answers."""
+        form = await request.form()
+        upload = form.get("file")
+        if upload is None or isinstance(upload, str):
+            return JSONResponse({"error": {"message": "file is required", "type": "invalid_request_error"}}, 400)
+        audio = await upload.read()
+        text = self.transcriber(audio)
+        self.transcriptions.append({"model": form.get("model"), "audio": audio, "text": text})
+        if form.get("response_format") == "text":
+            return Response(text, media_type="text/plain")
+        body: dict[str, Any] = {"text": text}
+        if form.get("response_format") == "verbose_json":
+            body.update(language="english", duration=0.0, segments=[])
+        return JSONResponse(body)
+
+    async def _speech(self, request: Request) -> Response:
+        """Real speech (espeak-ng) as `pcm` (24 kHz s16le), `wav` or `flac`; other formats are refused."""
+        body = await request.json()
+        self.speeches.append(body)
+        fmt = body.get("response_format", "mp3")
+        if fmt not in ("pcm", "wav", "flac"):
+            return JSONResponse({"error": {"message": f"this fake speaks pcm, wav or flac, not {fmt}",
+                                           "type": "invalid_request_error"}}, 400)
+        return Response(speak(str(body.get("input", "")), fmt), media_type=f"audio/{fmt}")
 
     async def _chat(self, request: Request) -> Response:
         body = await request.json()
@@ -138,3 +172,22 @@ class FakeOpenAI:
 
 def _pieces(text: str, size: int = 12) -> list[str]:
     return [text[i:i + size] for i in range(0, len(text), size)]
+
+
+def speak(text: str, fmt: str = "pcm", rate: int = SPEECH_RATE) -> bytes:
+    """Render text with espeak-ng at `rate` Hz mono: raw s16le (`pcm`) or a `wav`/`flac` file."""
+    import io
+    import subprocess
+
+    import numpy as np
+    import soundfile as sf
+    import soxr
+
+    wav = subprocess.run(["espeak-ng", "--stdout", text or " "], capture_output=True, check=True).stdout
+    samples, source_rate = sf.read(io.BytesIO(wav), dtype="float32")
+    samples = soxr.resample(samples, source_rate, rate) if source_rate != rate else samples
+    if fmt == "pcm":
+        return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()
+    out = io.BytesIO()
+    sf.write(out, samples, rate, format=fmt.upper(), subtype="PCM_16")
+    return out.getvalue()
