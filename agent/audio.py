@@ -1,0 +1,57 @@
+"""Audio of the current user turn, kept for speaker identification.
+
+The STT node tees every input frame here; when voice activity starts a turn, the start is
+marked (with a little pre-roll); at the end of the turn `take()` returns that span as 16 kHz
+mono WAV — what the persona server identifies — and starts the next turn afresh.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+import numpy as np
+from livekit import rtc
+
+ID_RATE = 16_000
+
+
+class TurnAudio:
+    def __init__(self, max_seconds: float = 30.0, preroll_seconds: float = 0.3):
+        self._frames: deque[rtc.AudioFrame] = deque()
+        self._seconds = 0.0
+        self._max = max_seconds
+        self._preroll = preroll_seconds
+        self._speech = False  # voice activity seen in this turn
+
+    def push(self, frame: rtc.AudioFrame) -> None:
+        self._frames.append(frame)
+        self._seconds += frame.duration
+        # Before speech only the pre-roll is worth keeping; during it, at most `max_seconds`.
+        keep = self._max if self._speech else self._preroll
+        while len(self._frames) > 1 and self._seconds - self._frames[0].duration >= keep:
+            self._seconds -= self._frames.popleft().duration
+
+    def mark_speech(self) -> None:
+        """Voice activity started: this turn's audio begins here (with the pre-roll)."""
+        self._speech = True
+
+    def take(self) -> bytes | None:
+        """This turn's audio as 16 kHz mono WAV (None if no speech was heard); resets the buffer."""
+        frames, speech = list(self._frames), self._speech
+        self._frames.clear()
+        self._seconds = 0.0
+        self._speech = False
+        return to_wav16k(frames) if frames and speech else None
+
+
+def to_wav16k(frames: list[rtc.AudioFrame]) -> bytes:
+    merged = rtc.combine_audio_frames(frames)
+    if merged.num_channels > 1:
+        data = np.frombuffer(merged.data, dtype=np.int16).reshape(-1, merged.num_channels)
+        mono = data.mean(axis=1).astype(np.int16)
+        merged = rtc.AudioFrame(mono.tobytes(), merged.sample_rate, 1, len(mono))
+    if merged.sample_rate != ID_RATE:
+        resampler = rtc.AudioResampler(merged.sample_rate, ID_RATE, num_channels=1)
+        out = [*resampler.push(merged), *resampler.flush()]
+        merged = rtc.combine_audio_frames(out)
+    return merged.to_wav_bytes()

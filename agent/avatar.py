@@ -1,0 +1,198 @@
+"""The avatar: a livekit-agents `Agent` whose turns run our hooks.
+
+- STT node: tees the user's audio into `TurnAudio` (for speaker identification).
+- `on_user_turn_completed`: identify + recall within budget, injected into this turn's context
+  only (the stored history stays clean); text turns (`text_turn`) run the same hook.
+- LLM node: emotion tags are stripped from the stream and become character expressions.
+- TTS node: each utterance's audio goes to the character for lip-sync.
+- Session events: every finished turn is remembered (background), agent states drive the
+  character, and every tool call the LLM makes is recorded in tool memory.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from livekit import rtc
+from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents.voice.events import (
+    AgentStateChangedEvent,
+    ConversationItemAddedEvent,
+    UserInputTranscribedEvent,
+    UserStateChangedEvent,
+)
+
+from .audio import TurnAudio, to_wav16k
+from .character import TAG_INSTRUCTIONS, CharacterLink
+from .config import PipelineConfig
+from .hub import McpHub
+from .tools import HubToolset, ToolCall
+from .turn import TurnHooks, TurnPrep
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class _OpenTurn:
+    """The user turn waiting for its reply, to be remembered together."""
+
+    user_id: str | None
+    text: str
+    at: datetime
+    remembered: bool = False
+
+
+class AvatarAgent(Agent):
+    def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink):
+        instructions = config.avatar.instructions.strip()
+        if character.active and character.cfg.emotions:
+            instructions += "\n\n" + TAG_INSTRUCTIONS
+        self.hooks = hooks
+        self.character = character
+        self.turn_audio = TurnAudio()
+        self.last_prep: TurnPrep | None = None
+        self._open: _OpenTurn | None = None
+        self._task_text: str | None = None
+        super().__init__(instructions=instructions,
+                         tools=[HubToolset(hub, lambda: hooks.user_id, self._on_tool_call)])
+
+    # -- session wiring ------------------------------------------------------------------------
+    def attach(self, session: AgentSession) -> None:
+        """Subscribe to the session's events (call before `session.start`)."""
+        session.on("conversation_item_added", self._on_item)
+        session.on("agent_state_changed", self._on_agent_state)
+        session.on("user_state_changed", self._on_user_state)
+        session.on("user_input_transcribed", self._on_transcript)
+
+    def _on_transcript(self, ev: UserInputTranscribedEvent) -> None:
+        if ev.is_final and ev.transcript.strip():
+            self.hooks.prefetch(ev.transcript.strip())  # recall starts before the turn ends
+
+    def _on_user_state(self, ev: UserStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            self.turn_audio.mark_speech()
+            self.character.state("listening")
+
+    def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
+        self.character.state(ev.new_state)
+
+    def _on_item(self, ev: ConversationItemAddedEvent) -> None:
+        item = ev.item
+        if not isinstance(item, llm.ChatMessage):
+            return
+        text = item.text_content or ""
+        if item.role == "user":
+            self.close_turn()
+            self._open = _OpenTurn(self.hooks.user_id, text, datetime.now(UTC))
+        elif item.role == "assistant" and text.strip():
+            turn = self._open
+            if turn is not None and not turn.remembered:
+                self.hooks.remember(turn.user_id, turn.text, text, turn.at)
+                turn.remembered = True
+            else:
+                self.hooks.remember(turn.user_id if turn else self.hooks.user_id, "", text)
+            if not self._speaks():
+                self.character.speak(text)
+
+    def close_turn(self) -> None:
+        """A user turn that never got a reply is still remembered."""
+        turn, self._open = self._open, None
+        if turn is not None and not turn.remembered and turn.text.strip():
+            self.hooks.remember(turn.user_id, turn.text, "", turn.at)
+
+    def _speaks(self) -> bool:
+        try:
+            return self.session.output.audio is not None and self.session.tts is not None
+        except RuntimeError:
+            return False
+
+    def _on_tool_call(self, call: ToolCall) -> None:
+        self.hooks.record_tool_call(call, task=self._task_text)
+
+    async def on_exit(self) -> None:
+        self.close_turn()
+
+    # -- the turn -------------------------------------------------------------------------------
+    async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
+        text = (new_message.text_content or "").strip()
+        prep = await self.hooks.prepare(text, self.turn_audio.take())
+        self.last_prep = prep
+        self._task_text = text
+        context = prep.context()
+        if context:
+            turn_ctx.add_message(role="system", content=context)
+        log.info("turn prepared in %.0f ms (identify %.0f ms, recall %s)", prep.total_ms, prep.identify_ms,
+                 f"{prep.recall.ms:.0f} ms" if prep.recall else "off")
+
+    async def text_turn(self, text: str) -> str:
+        """One typed user turn through the same hook as a spoken one; returns the reply text."""
+        message = llm.ChatMessage(role="user", content=[text])
+        turn_ctx = self.chat_ctx.copy()
+        await self.on_user_turn_completed(turn_ctx, message)
+        handle = self.session.generate_reply(user_input=message, chat_ctx=turn_ctx)
+        await handle
+        if handle.exception() is not None:
+            raise handle.exception()  # type: ignore[misc]
+        return _reply_after(self.session.history, message.id)
+
+    # -- nodes ----------------------------------------------------------------------------------
+    def stt_node(self, audio: AsyncIterable[rtc.AudioFrame], model_settings: ModelSettings) -> Any:
+        async def tee() -> AsyncIterable[rtc.AudioFrame]:
+            async for frame in audio:
+                self.turn_audio.push(frame)
+                yield frame
+
+        return Agent.default.stt_node(self, tee(), model_settings)
+
+    async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
+                       model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
+        parser = self.character.parser()
+        async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            if parser is None:
+                yield chunk  # type: ignore[misc]
+                continue
+            if isinstance(chunk, str):
+                yield self._clean(parser, chunk)
+            elif isinstance(chunk, llm.ChatChunk) and chunk.delta is not None and chunk.delta.content:
+                chunk.delta.content = self._clean(parser, chunk.delta.content)
+                yield chunk
+            else:
+                yield chunk  # type: ignore[misc]
+        if parser is not None and (rest := self._clean(parser, None)):
+            yield rest
+
+    def _clean(self, parser: Any, text: str | None) -> str:
+        parsed = parser.feed(text) if text is not None else parser.flush()
+        for tag in parsed.tags:
+            self.character.express(tag.emotion, tag.intensity)
+        return str(parsed.text)
+
+    async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[rtc.AudioFrame]:
+        spoken: list[str] = []
+
+        async def tee_text() -> AsyncIterable[str]:
+            async for piece in text:
+                spoken.append(piece)
+                yield piece
+
+        frames: list[rtc.AudioFrame] = []
+        async for frame in Agent.default.tts_node(self, tee_text(), model_settings):
+            frames.append(frame)
+            yield frame
+        if frames:
+            self.character.speak("".join(spoken), to_wav16k(frames) if self.character.cfg.lip_sync else None)
+
+
+def _reply_after(history: llm.ChatContext, message_id: str) -> str:
+    """The assistant text that followed a user message in the session history."""
+    items = history.items
+    start = next((i for i, it in enumerate(items) if it.id == message_id), None)
+    if start is None:
+        return ""
+    texts = [it.text_content or "" for it in items[start + 1:]
+             if isinstance(it, llm.ChatMessage) and it.role == "assistant"]
+    return " ".join(t.strip() for t in texts if t.strip())

@@ -1,0 +1,94 @@
+"""The character, driven through the character server's tools.
+
+State changes (listening / thinking / speaking), emotion tags found in the LLM stream and each
+spoken utterance (its text and TTS audio, for lip-sync) become calls to `character_state`,
+`character_express` and `character_speak`. Calls go out in order from one background task, so
+a slow renderer never delays a turn; a failure is logged and the conversation goes on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from character_bridge.tags import TagParser
+
+from .config import CharacterConfig
+from .hub import McpHub, ToolFailed, ToolUnavailable
+from .turn import wav_base64
+
+log = logging.getLogger(__name__)
+
+STATES = {"listening": "listening", "thinking": "thinking", "speaking": "speaking", "idle": "idle",
+          "initializing": "idle", "away": "idle"}
+TAG_INSTRUCTIONS = (
+    "You have a visible character. To show a feeling, put one tag such as [happy] right before the "
+    "sentence it colours; tags: happy, sad, angry, think, surprised, awkward, question, curious, neutral. "
+    "Tags are shown, never spoken; use them sparingly."
+)
+
+
+class CharacterLink:
+    def __init__(self, hub: McpHub, cfg: CharacterConfig):
+        self._hub = hub
+        self.cfg = cfg
+        self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
+        self._task: asyncio.Task[None] | None = None
+        self._state: str | None = None
+        self.sent = 0
+
+    @property
+    def active(self) -> bool:
+        return self.cfg.enabled and self._hub.has("character_state")
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="character")
+
+    def parser(self) -> TagParser | None:
+        """A tag parser for one LLM stream, or None when emotion tags are off."""
+        return TagParser() if self.cfg.emotions else None
+
+    def _send(self, tool: str, args: dict[str, Any]) -> None:
+        if self.active and self._hub.has(tool):
+            self._queue.put_nowait((tool, args))
+
+    def state(self, agent_state: str) -> None:
+        state = STATES.get(agent_state)
+        if state is not None and state != self._state:
+            self._state = state
+            self._send("character_state", {"state": state})
+
+    def express(self, emotion: str, intensity: float = 1.0) -> None:
+        self._send("character_express", {"emotion": emotion, "intensity": intensity})
+
+    def speak(self, text: str, wav: bytes | None = None) -> None:
+        if not text.strip() and wav is None:
+            return
+        args: dict[str, Any] = {"text": text}
+        if wav is not None and self.cfg.lip_sync:
+            args["audio"] = wav_base64(wav)
+        self._send("character_speak", args)
+
+    async def _run(self) -> None:
+        while True:
+            tool, args = await self._queue.get()
+            try:
+                await self._hub.call_data(tool, args)
+                self.sent += 1
+            except (ToolUnavailable, ToolFailed) as exc:
+                log.warning("character: %s failed: %s", tool, exc)
+            finally:
+                self._queue.task_done()
+
+    async def drain(self, within: float = 5.0) -> None:
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._queue.join(), within)
+
+    async def aclose(self) -> None:
+        await self.drain()
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task

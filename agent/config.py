@@ -1,0 +1,304 @@
+"""The pipeline YAML: load, expand `${VAR}` / `${VAR:-default}`, apply `--set a.b=c`, validate.
+
+Every error names the file, the line and the dotted key, so a person can fix it without
+reading a stack trace.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import shutil
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+OUR_SERVERS = ("memory", "persona", "character", "research")
+PROVIDERS: dict[str, tuple[str, ...]] = {"llm": ("openai",), "stt": ("openai",), "tts": ("openai",),
+                                         "vad": ("silero",)}
+_VAR = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-(.*?))?\}")
+
+Path_ = tuple[str | int, ...]
+
+
+class ConfigError(SystemExit):
+    """A configuration that must not start: printed as is, exit status 2."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.code = 2
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Avatar(_Strict):
+    id: str = Field(default="default", description="Whose memories: our servers keep one store per avatar id.")
+    name: str = "Alpha"
+    instructions: str = "You are a friendly, concise voice assistant."
+
+
+class ModelConfig(_Strict):
+    """One model (LLM, STT, TTS or VAD): its provider and the options that provider takes."""
+
+    model_config = ConfigDict(extra="allow")
+    provider: str
+
+    def options(self) -> dict[str, Any]:
+        """Provider options with unset (empty) values left out, so library defaults apply."""
+        return {k: v for k, v in (self.model_extra or {}).items() if v not in (None, "")}
+
+
+class McpServerConfig(_Strict):
+    """An MCP server: one of ours by name, a stdio command, or an HTTP/SSE URL."""
+
+    name: str
+    command: list[str] | None = None
+    url: str | None = None
+    transport: Literal["stdio", "http", "sse"] | None = None
+    env: dict[str, str] = Field(default_factory=dict)
+    cwd: str | None = None
+    headers: dict[str, str] = Field(default_factory=dict)
+    timeout: float = Field(default=30.0, gt=0, description="Per-call timeout, seconds.")
+    connect_timeout: float = Field(default=60.0, gt=0)
+    exclude_tools: list[str] = Field(default_factory=list, description="Tools not offered to the LLM.")
+
+    @field_validator("command", mode="before")
+    @classmethod
+    def _split(cls, v: Any) -> Any:
+        return shlex.split(v) if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _one_endpoint(self) -> McpServerConfig:
+        if self.command is None and self.url is None:
+            if self.name not in OUR_SERVERS:
+                raise ValueError(f"give a 'command' or a 'url' (or use one of our servers: {', '.join(OUR_SERVERS)})")
+            self.command = ["alphaavatar", "serve", self.name, "--transport", "stdio"]
+        if self.command is not None and self.url is not None:
+            raise ValueError("give either 'command' or 'url', not both")
+        if self.command is not None and not self.command:
+            raise ValueError("'command' is empty")
+        if self.url is not None and not self.url.startswith(("http://", "https://")):
+            raise ValueError(f"'url' must start with http:// or https:// (got {self.url!r})")
+        if self.transport is None:
+            self.transport = "stdio" if self.command else ("sse" if self.url.rstrip("/").endswith("/sse") else "http")  # type: ignore[union-attr]
+        return self
+
+    def executable(self) -> str | None:
+        """The command's program as found on PATH (or next to this Python), None if nowhere."""
+        assert self.command
+        program = self.command[0]
+        found = shutil.which(program)
+        if found:
+            return found
+        sibling = Path(sys.executable).with_name(program)
+        return str(sibling) if sibling.exists() else None
+
+
+class TurnConfig(_Strict):
+    recall_budget_ms: float = Field(default=150, gt=0, description="Recall never delays a turn longer.")
+    identify_budget_ms: float = Field(default=400, gt=0, description="Speaker identification budget.")
+    memory_limit: int = Field(default=5, ge=1, le=50)
+    endpointing_delay: float = Field(default=0.5, ge=0, description="Silence (s) that ends a spoken turn.")
+    identify_speaker: bool = True
+    recall: bool = True
+    remember: bool = True
+    record_tool_calls: bool = True
+
+
+class CharacterConfig(_Strict):
+    """The character, through the character server's tools (any renderer it drives)."""
+
+    enabled: bool = True
+    emotions: bool = Field(default=True, description="Ask the LLM for [emotion] tags; strip them before TTS.")
+    lip_sync: bool = Field(default=True, description="Send each utterance's TTS audio for the mouth.")
+    airi_url: str | None = Field(default=None, description="AIRI server WebSocket, e.g. ws://localhost:6121/ws.")
+    vts_url: str | None = Field(default=None, description="VTube Studio API WebSocket, e.g. ws://localhost:8001.")
+
+    def server_env(self) -> dict[str, str]:
+        """Renderer settings for our character server (it reads ALPHAAVATAR_CHARACTER_*)."""
+        env = {"ALPHAAVATAR_CHARACTER_AIRI_URL": self.airi_url, "ALPHAAVATAR_CHARACTER_VTS_URL": self.vts_url}
+        return {k: v for k, v in env.items() if v}
+
+
+class PipelineConfig(_Strict):
+    avatar: Avatar = Field(default_factory=Avatar)
+    llm: ModelConfig
+    stt: ModelConfig | None = None
+    tts: ModelConfig | None = None
+    vad: ModelConfig | None = None
+    mcp_servers: list[McpServerConfig] = Field(default_factory=list)
+    turn: TurnConfig = Field(default_factory=TurnConfig)
+    character: CharacterConfig = Field(default_factory=CharacterConfig)
+
+    @field_validator("mcp_servers", mode="before")
+    @classmethod
+    def _names(cls, v: Any) -> Any:
+        # `- memory` is shorthand for our memory server over stdio.
+        return [{"name": s} if isinstance(s, str) else s for s in v] if isinstance(v, list) else v
+
+    @model_validator(mode="after")
+    def _unique(self) -> PipelineConfig:
+        names = [s.name for s in self.mcp_servers]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"MCP server names must be unique: {', '.join(dupes)}")
+        return self
+
+
+class _Lines:
+    """Line numbers of every key and list item of a YAML document, by path."""
+
+    def __init__(self, text: str):
+        self.lines: dict[Path_, int] = {}
+        try:
+            root = yaml.compose(text)
+        except yaml.YAMLError:
+            return
+        if root is not None:
+            self._walk(root, ())
+
+    def _walk(self, node: yaml.Node, path: Path_) -> None:
+        self.lines.setdefault(path, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                sub = (*path, key.value)
+                self.lines[sub] = key.start_mark.line + 1
+                self._walk(value, sub)
+        elif isinstance(node, yaml.SequenceNode):
+            for i, item in enumerate(node.value):
+                self._walk(item, (*path, i))
+
+    def of(self, path: Path_) -> int | None:
+        while path:
+            if path in self.lines:
+                return self.lines[path]
+            path = path[:-1]
+        return self.lines.get(())
+
+
+def _dotted(path: Path_) -> str:
+    out = ""
+    for p in path:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "(top level)"
+
+
+def _expand(value: Any, path: Path_, env: dict[str, str], fail: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _expand(v, (*path, k), env, fail) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_expand(v, (*path, i), env, fail) for i, v in enumerate(value)]
+    if not isinstance(value, str):
+        return value
+
+    def sub(m: re.Match[str]) -> str:
+        if m.group(0) == "$$":
+            return "$"
+        name, default = m.group(1), m.group(2)
+        if name in env and env[name] != "":
+            return env[name]
+        if default is not None:
+            return default
+        fail(path, f"environment variable {name} is not set (set it, or write ${{{name}:-default}})")
+        return ""
+
+    return _VAR.sub(sub, value)
+
+
+def _parse_set(item: str) -> tuple[list[str], Any]:
+    if "=" not in item:
+        raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set llm.model=gpt-4o-mini")
+    key, raw = item.split("=", 1)
+    try:
+        value = yaml.safe_load(raw) if raw else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.strip().split("."), value
+
+
+def _apply_set(data: dict[str, Any], keys: list[str], value: Any, item: str) -> None:
+    node: Any = data
+    for i, key in enumerate(keys):
+        last = i == len(keys) - 1
+        if isinstance(node, list):
+            if not key.isdigit() or int(key) >= len(node):
+                raise ConfigError(f"--set {item}: {'.'.join(keys[:i])} has no item {key}")
+            if last:
+                node[int(key)] = value
+            else:
+                node = node[int(key)]
+        elif isinstance(node, dict):
+            if last:
+                node[key] = value
+            else:
+                if node.get(key) is None:
+                    node[key] = {}
+                node = node[key]
+        else:
+            raise ConfigError(f"--set {item}: {'.'.join(keys[:i])} is not a mapping")
+
+
+def _field_path(loc: tuple[Any, ...]) -> Path_:
+    """A pydantic error location as a YAML path (drops union/validator tags)."""
+    return tuple(p for p in loc if isinstance(p, int) or (isinstance(p, str) and not p.startswith("function-")))
+
+
+def load_config(path: str | Path, overrides: list[str] | None = None, env: dict[str, str] | None = None) -> PipelineConfig:
+    """Read, expand, override and validate a pipeline YAML. Raises ConfigError naming what to fix."""
+    path = Path(path)
+    env = dict(os.environ) if env is None else env
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the config: {exc.strerror or exc}") from None
+    try:
+        data = yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}" if mark else str(path)
+        raise ConfigError(f"{where}: not valid YAML: {getattr(exc, 'problem', exc)}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}:1: the config must be a mapping (avatar:, llm:, mcp_servers: ...)")
+    lines = _Lines(text)
+    problems: list[str] = []
+
+    def fail(p: Path_, message: str) -> None:
+        line = lines.of(p)
+        problems.append(f"{path}:{line}: {_dotted(p)}: {message}" if line else f"{path}: {_dotted(p)}: {message}")
+
+    data = _expand(data, (), env, fail)
+    if isinstance(data.get("mcp_servers"), list):  # shorthand items become mappings --set can reach into
+        data["mcp_servers"] = PipelineConfig._names(data["mcp_servers"])
+    for item in overrides or []:
+        keys, value = _parse_set(item)
+        _apply_set(data, keys, value, item)
+    for section, known in PROVIDERS.items():
+        spec = data.get(section)
+        if isinstance(spec, dict) and spec.get("provider") not in known:
+            fail((section, "provider"), f"unknown provider {spec.get('provider')!r}; choose one of: {', '.join(known)}")
+    try:
+        config = PipelineConfig.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            loc = _field_path(tuple(err["loc"]))
+            message = err["msg"].removeprefix("Value error, ")
+            if err["type"] == "extra_forbidden":
+                message = "unknown key (check its spelling)"
+            elif err["type"] == "missing":
+                message = "required key is missing"
+            fail(loc, message)
+    if problems:
+        raise ConfigError("Invalid agent config:\n  " + "\n  ".join(problems))
+    for i, server in enumerate(config.mcp_servers):
+        if server.command and server.executable() is None:
+            fail(("mcp_servers", i), f"MCP server {server.name!r}: command {server.command[0]!r} not found "
+                 "on PATH; install it or give its full path")
+    if problems:
+        raise ConfigError("Invalid agent config:\n  " + "\n  ".join(problems))
+    return config

@@ -1,0 +1,134 @@
+"""From a pipeline config to running parts: models, MCP hub, hooks, the agent and its session.
+
+`Runtime` owns what one conversation needs and closes it in the right order: the session, then
+the character and memory queues (flushed). The MCP hub belongs to the caller (a worker may
+serve several conversations with one hub); close it after the runtimes that use it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from livekit.agents import AgentSession
+
+from .avatar import AvatarAgent
+from .character import CharacterLink
+from .config import ConfigError, ModelConfig, PipelineConfig
+from .hub import McpHub
+from .remember import MemoryWriter, new_journal
+from .turn import TurnHooks
+
+log = logging.getLogger(__name__)
+
+
+def agent_home() -> Path:
+    """Where the agent keeps its files (the memory journal): `$ALPHAAVATAR_HOME/agent`."""
+    return Path(os.environ.get("ALPHAAVATAR_HOME") or "~/.alphaavatar").expanduser() / "agent"
+
+
+def _openai_options(spec: ModelConfig) -> dict[str, Any]:
+    options = spec.options()
+    if not options.get("api_key") and not os.environ.get("OPENAI_API_KEY"):
+        options["api_key"] = "unused"  # local OpenAI-compatible servers take any key
+    return options
+
+
+def _construct(section: str, factory: Any, options: dict[str, Any]) -> Any:
+    """Build a model; an option the provider does not take is a config error naming it."""
+    try:
+        return factory(**options)
+    except TypeError as exc:
+        raise ConfigError(f"{section}: an option is not accepted by its provider: {exc}") from None
+    except ValueError as exc:
+        raise ConfigError(f"{section}: {exc}") from None
+
+
+def build_llm(spec: ModelConfig) -> Any:
+    from livekit.plugins import openai
+
+    options = _openai_options(spec)
+    if not options.get("model"):
+        raise ConfigError("llm.model is not set: set ALPHAAVATAR_LLM_MODEL (or llm.model in the config)")
+    return _construct("llm", openai.LLM, options)
+
+
+def build_stt(spec: ModelConfig) -> Any:
+    from livekit.plugins import openai
+
+    return _construct("stt", openai.STT, _openai_options(spec))
+
+
+def build_tts(spec: ModelConfig) -> Any:
+    from livekit.plugins import openai
+
+    return _construct("tts", openai.TTS, _openai_options(spec))
+
+
+def build_vad(spec: ModelConfig | None) -> Any:
+    from livekit.plugins import silero
+
+    return _construct("vad", silero.VAD.load, spec.options() if spec else {})
+
+
+def server_env(config: PipelineConfig) -> dict[str, str]:
+    """The environment our stdio servers inherit: the agent's own, the avatar id, renderer settings."""
+    env = {**os.environ, **config.character.server_env(), "ALPHAAVATAR_AVATAR_ID": config.avatar.id}
+    env.setdefault("MEM0_TELEMETRY", "False")
+    env.setdefault("HF_HUB_OFFLINE", "1")
+    return env
+
+
+@dataclass
+class Runtime:
+    config: PipelineConfig
+    hub: McpHub
+    hooks: TurnHooks
+    character: CharacterLink
+    agent: AvatarAgent
+    session: AgentSession
+
+    async def aclose(self, flush_within: float = 30.0) -> None:
+        try:
+            await self.session.aclose()
+        finally:
+            self.agent.close_turn()
+            await self.character.aclose()
+            await self.hooks.aclose(flush_within)
+
+
+async def start_hub(config: PipelineConfig, wait: float | None = None,
+                    log_dir: Path | None = None) -> tuple[McpHub, dict[str, str]]:
+    """Connect to every configured server at once; `log_dir` collects the stdio servers' stderr."""
+    hub = McpHub(config.mcp_servers, server_env(config), log_dir)
+    failures = await hub.start(wait)
+    for name, error in failures.items():
+        log.warning("MCP server %s is not available yet (%s); its tools fail until it connects", name, error)
+    return hub, failures
+
+
+def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = None, voice: bool = False,
+                  session_id: str | None = None, vad: Any = None, home: Path | None = None) -> Runtime:
+    """Everything for one conversation; `voice` adds STT, TTS and VAD to the session."""
+    session_id = session_id or uuid.uuid4().hex[:12]
+    writer = MemoryWriter(hub, new_journal((home or agent_home()) / "journal", session_id))
+    hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id)
+    character = CharacterLink(hub, config.character)
+    agent = AvatarAgent(config, hub, hooks, character)
+    kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
+                              "turn_handling": {"turn_detection": "manual"}}
+    if voice:
+        if config.stt is None or config.tts is None:
+            raise ConfigError("voice needs 'stt:' and 'tts:' sections in the config")
+        kwargs.update(stt=build_stt(config.stt), tts=build_tts(config.tts), vad=vad or build_vad(config.vad),
+                      turn_handling={"turn_detection": "vad", "interruption": {"mode": "vad"},
+                                     "endpointing": {"min_delay": config.turn.endpointing_delay}})
+    session: AgentSession = AgentSession(**kwargs)
+    agent.attach(session)
+    writer.start()
+    character.start()
+    return Runtime(config, hub, hooks, character, agent, session)

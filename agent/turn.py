@@ -1,0 +1,314 @@
+"""The per-turn hooks: who is speaking, what we recall for them, what we remember after.
+
+`TurnHooks.prepare()` runs at the end of a user turn. Speaker identification and recall start
+together: recall is speculatively run for the previous speaker (the same person, most turns)
+while the voice is identified, and re-run only when the speaker changed. Recall has a budget
+(default 150 ms); a late result is dropped for this turn and logged, never awaited.
+`remember()` queues the finished turn for memory; tool calls go to the tool scope.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from .config import TurnConfig
+from .hub import McpHub, ToolFailed, ToolUnavailable
+from .remember import MemoryWriter
+from .tools import ToolCall
+
+log = logging.getLogger(__name__)
+
+PROFILE_CHARS = 1500
+MEMORY_CHARS = 400
+PREFETCH_KEEP = 8
+UNRECORDED = ("tool_call_record", "tool_experience_search")  # recording these would recurse
+
+
+@dataclass
+class Speaker:
+    user_id: str
+    name: str | None = None
+    decision: str = "known"  # known | provisional | uncertain | given
+    score: float | None = None
+
+
+@dataclass
+class Recall:
+    user_id: str | None
+    memories: list[dict[str, Any]] = field(default_factory=list)
+    profile: dict[str, Any] | None = None
+    late: list[str] = field(default_factory=list)
+    failed: list[str] = field(default_factory=list)
+    ms: float = 0.0
+
+
+@dataclass
+class TurnPrep:
+    speaker: Speaker | None
+    recall: Recall | None
+    identify_ms: float = 0.0
+    total_ms: float = 0.0
+
+    def context(self, speaker_label: str | None = None) -> str | None:
+        """The system message injected into this turn's context, or None when there is nothing."""
+        lines: list[str] = []
+        if self.speaker is not None:
+            who = self.speaker.name or self.speaker.user_id
+            note = " (a new voice: ask their name if it helps)" if self.speaker.decision == "provisional" else ""
+            lines.append(f"The person speaking now is {who} (user id {self.speaker.user_id}){note}.")
+        recall = self.recall
+        if recall is not None and recall.profile:
+            text = json.dumps(recall.profile, ensure_ascii=False, default=str)
+            lines.append("What we know about them: " + text[:PROFILE_CHARS])
+        if recall is not None and recall.memories:
+            lines.append("Memories that may be relevant (most relevant first):")
+            for m in recall.memories:
+                when = f"({str(m.get('occurred_at'))[:10]}) " if m.get("occurred_at") else ""
+                lines.append(f"- {when}{str(m.get('content', ''))[:MEMORY_CHARS]}")
+        if not lines:
+            return None
+        lines.append("Use this only where it helps the reply; do not recite it.")
+        return "\n".join(lines)
+
+
+def wav_base64(wav: bytes) -> str:
+    return base64.b64encode(wav).decode("ascii")
+
+
+def _field(data: Any, *names: str) -> Any:
+    if isinstance(data, dict):
+        for name in names:
+            if data.get(name) not in (None, ""):
+                return data[name]
+    return None
+
+
+def _compact(value: Any) -> Any:
+    """A profile without empty fields and provenance noise, for the LLM's context."""
+    if isinstance(value, dict):
+        if "value" in value and set(value) & {"source", "confidence", "first_seen", "last_seen"}:
+            return _compact(value["value"])
+        out = {k: _compact(v) for k, v in value.items()
+               if k not in ("history", "source", "confidence", "first_seen", "last_seen", "updated_at", "created_at")}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [c for c in (_compact(v) for v in value) if c not in (None, "", [], {})]
+    return value
+
+
+class _RecallCalls:
+    """Recall calls for one (user, text), started when the text was known; collected within a budget."""
+
+    def __init__(self, user_id: str | None, text: str, calls: dict[str, asyncio.Task[Any]]):
+        self.user_id = user_id
+        self.text = text
+        self.calls = calls
+        self.started = time.perf_counter()
+
+    def cancel(self) -> None:
+        for task in self.calls.values():
+            task.cancel()
+
+    async def collect(self, budget_s: float) -> Recall:
+        """What came back within `budget_s` from now; the rest is cancelled and logged as late."""
+        result = Recall(self.user_id)
+        if self.calls:
+            _, pending = await asyncio.wait(self.calls.values(), timeout=max(budget_s, 0.0))
+            for name, task in self.calls.items():
+                if task in pending:
+                    task.cancel()
+                    result.late.append(name)
+                    continue
+                try:
+                    data = task.result()
+                except (ToolUnavailable, ToolFailed) as exc:
+                    result.failed.append(name)
+                    log.info("recall: %s failed: %s", name, exc)
+                    continue
+                if name == "memory_search":
+                    result.memories = list(_field(data, "results") or [])
+                else:
+                    result.profile = _compact(_field(data, "profile") or data) or None
+        result.ms = (time.perf_counter() - self.started) * 1000
+        if result.late:
+            log.warning("recall: %s late (budget %.0f ms), dropped for this turn", ", ".join(result.late),
+                        budget_s * 1000)
+        return result
+
+
+class TurnHooks:
+    """State and hooks of one conversation (one agent session)."""
+
+    def __init__(self, hub: McpHub, turn: TurnConfig, session_id: str, writer: MemoryWriter | None = None,
+                 user_id: str | None = None):
+        self.hub = hub
+        self.cfg = turn
+        self.session_id = session_id
+        self.writer = writer
+        self.speaker: Speaker | None = Speaker(user_id, decision="given") if user_id else None
+        self.fixed_user = user_id is not None
+        self._guests = 0
+        self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
+
+    @property
+    def user_id(self) -> str | None:
+        return self.speaker.user_id if self.speaker else None
+
+    # -- who is speaking -------------------------------------------------------------------
+    async def identify(self, wav: bytes) -> Speaker | None:
+        """The speaker of this audio: a known user, or a provisional one for a new voice."""
+        if not self.hub.has("speaker_identify"):
+            return None
+        audio = wav_base64(wav)
+        try:
+            data = await self.hub.call_data("speaker_identify", {"audio": audio})
+        except (ToolUnavailable, ToolFailed) as exc:
+            log.warning("speaker identification failed: %s", exc)
+            return None
+        decision = str(_field(data, "decision", "status") or "unknown")
+        user_id = _field(data, "user_id", "user")
+        score = _field(data, "score")
+        if decision == "known" and user_id:
+            return Speaker(str(user_id), _field(data, "name", "display_name"), "known", score)
+        if user_id and _field(data, "provisional"):
+            return Speaker(str(user_id), _field(data, "name"), "provisional", score)
+        if decision == "uncertain" and self.speaker is not None:
+            return Speaker(self.speaker.user_id, self.speaker.name, "uncertain", score)
+        return await self._provisional(audio)
+
+    async def _provisional(self, audio: str) -> Speaker | None:
+        """A new voice: create a provisional user and enroll this audio, so later turns match."""
+        self._guests += 1
+        try:
+            created = await self.hub.call_data("user_create", {"name": f"Guest {self._guests}", "provisional": True})
+            user_id = str(_field(created, "user_id", "id"))
+            await self.hub.call_data("speaker_enroll", {"user_id": user_id, "audio": audio})
+        except (ToolUnavailable, ToolFailed) as exc:
+            log.warning("could not create a provisional user for a new voice: %s", exc)
+            return None
+        log.info("new voice: provisional user %s", user_id)
+        return Speaker(user_id, _field(created, "name"), "provisional")
+
+    # -- recall ----------------------------------------------------------------------------
+    def _start_recall(self, user_id: str | None, text: str) -> _RecallCalls:
+        calls: dict[str, asyncio.Task[Any]] = {}
+        if self.hub.has("memory_search") and text.strip():
+            args: dict[str, Any] = {"query": text[:2000], "limit": self.cfg.memory_limit}
+            if user_id:
+                args["user_id"] = user_id
+            calls["memory_search"] = asyncio.create_task(self.hub.call_data("memory_search", args))
+        if self.hub.has("profile_get") and user_id:
+            calls["profile_get"] = asyncio.create_task(self.hub.call_data("profile_get", {"user_id": user_id}))
+        return _RecallCalls(user_id, text, calls)
+
+    async def recall(self, user_id: str | None, text: str, budget_s: float | None = None) -> Recall:
+        """memory_search + profile_get in parallel; whatever is not back within the budget is dropped."""
+        budget_s = self.cfg.recall_budget_ms / 1000 if budget_s is None else budget_s
+        return await self._start_recall(user_id, text).collect(budget_s)
+
+    def prefetch(self, text: str) -> None:
+        """Start recalling for a turn whose text is known before the turn begins (a final transcript
+        before end-of-turn, a line read ahead): the turn then only waits for what is still missing."""
+        if self.cfg.recall and (self.user_id, text) not in self._prefetched:
+            self._prefetched[(self.user_id, text)] = self._start_recall(self.user_id, text)
+            while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
+                self._prefetched.pop(next(iter(self._prefetched))).cancel()
+
+    async def warm(self, within: float = 120.0) -> None:
+        """Make the servers load their models before the first turn, so its budget is not spent
+        on a cold start; recalls prefetched meanwhile finish too. Runs at session start, never
+        inside a turn."""
+        if self.cfg.recall:
+            await self.recall(self.user_id, "hello", budget_s=within)
+            tasks = [t for calls in self._prefetched.values() for t in calls.calls.values()]
+            if tasks:
+                await asyncio.wait(tasks, timeout=within)
+
+    # -- the turn --------------------------------------------------------------------------
+    async def prepare(self, text: str, wav: bytes | None = None) -> TurnPrep:
+        """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
+        started = time.perf_counter()
+        budget = self.cfg.recall_budget_ms / 1000
+        identify: asyncio.Task[Speaker | None] | None = None
+        if wav is not None and self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify"):
+            identify = asyncio.create_task(self.identify(wav))
+        guess = self.user_id
+        # Recall for the previous speaker while identifying; a first voice turn has no one to guess.
+        speculative: _RecallCalls | None = self._prefetched.pop((guess, text), None)
+        if speculative is None and self.cfg.recall and (guess is not None or identify is None):
+            speculative = self._start_recall(guess, text)
+        identify_ms = 0.0
+        if identify is not None:
+            try:
+                found = await asyncio.wait_for(asyncio.shield(identify), self.cfg.identify_budget_ms / 1000)
+            except TimeoutError:
+                found = None
+                log.warning("speaker identification late (budget %.0f ms): keeping %s for this turn",
+                            self.cfg.identify_budget_ms, guess)
+                identify.add_done_callback(self._adopt_late)
+            identify_ms = (time.perf_counter() - started) * 1000
+            if found is not None:
+                self.speaker = found
+        recall: Recall | None = None
+        if speculative is not None and self.user_id == guess:
+            recall = await speculative.collect(budget - (time.perf_counter() - started))
+        elif self.cfg.recall and self.user_id is not None:
+            # The speaker changed (or was unknown): what we recalled belongs to someone else.
+            if speculative is not None:
+                speculative.cancel()
+            remaining = max(budget - (time.perf_counter() - started), budget / 2)
+            recall = await self.recall(self.user_id, text, budget_s=remaining)
+        return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000)
+
+    def _adopt_late(self, task: asyncio.Task[Speaker | None]) -> None:
+        if not task.cancelled() and task.exception() is None and (found := task.result()) is not None:
+            self.speaker = found
+
+    # -- remember --------------------------------------------------------------------------
+    def remember(self, user_id: str | None, user_text: str, reply: str, occurred_at: datetime | None = None) -> None:
+        """Queue one finished turn for the user's memory (background, journaled)."""
+        if self.writer is None or not self.cfg.remember or not self.hub.has("memory_add"):
+            return
+        messages = [{"role": "user", "content": user_text}] if user_text.strip() else []
+        if reply.strip():
+            messages.append({"role": "assistant", "content": reply})
+        if not messages:
+            return
+        args: dict[str, Any] = {"messages": messages, "scope": "user", "session_id": self.session_id,
+                                "occurred_at": (occurred_at or datetime.now(UTC)).isoformat()}
+        if user_id:
+            args["user_id"] = user_id
+        self.writer.submit("memory_add", args)
+
+    def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:
+        """Queue a tool call and its outcome for the tool scope."""
+        if self.writer is None or not self.cfg.record_tool_calls or call.tool in UNRECORDED:
+            return
+        if not self.hub.has("tool_call_record"):
+            return
+        outcome = call.outcome[:4000]
+        if outcome.lstrip()[:1] in ("{", "["):
+            # MCP servers built on the SDK parse a JSON-looking string argument into an object,
+            # which a text field then rejects: keep the outcome plain text.
+            outcome = "result: " + outcome[:3990]
+        args: dict[str, Any] = {"tool": call.tool, "arguments": call.arguments, "outcome": outcome,
+                                "success": call.success, "latency_ms": round(call.latency_ms, 2),
+                                "session_id": self.session_id}
+        if task:
+            args["task"] = task[:2000]
+        if self.user_id:
+            args["user_id"] = self.user_id
+        self.writer.submit("tool_call_record", args)
+
+    async def aclose(self, within: float = 10.0) -> None:
+        if self.writer is not None:
+            with contextlib.suppress(Exception):
+                await self.writer.aclose(within)

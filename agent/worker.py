@@ -1,0 +1,62 @@
+"""The LiveKit worker: `alphaavatar agent dev|start|console CONFIG.yaml` (and `alphaavatar dev`).
+
+The config is validated here, before the worker starts, so a bad one fails at once with a
+clear message. Job processes read it back from the environment (they are fresh processes).
+`LIVEKIT_URL`, `LIVEKIT_API_KEY` and `LIVEKIT_API_SECRET` are read by the livekit-agents CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from livekit.agents import JobContext, JobProcess
+
+from .config import PipelineConfig, load_config
+from .pipeline import build_runtime, build_vad, start_hub
+
+log = logging.getLogger(__name__)
+
+CONFIG_ENV = "ALPHAAVATAR_AGENT_CONFIG"
+OVERRIDES_ENV = "ALPHAAVATAR_AGENT_SET"
+MODES = ("dev", "start", "console", "connect")
+
+
+def _config() -> PipelineConfig:
+    return load_config(os.environ[CONFIG_ENV], json.loads(os.environ.get(OVERRIDES_ENV) or "[]"))
+
+
+def prewarm(proc: JobProcess) -> None:
+    """Load the VAD once per job process (its weights ship in livekit-plugins-silero)."""
+    proc.userdata["vad"] = build_vad(_config().vad)
+
+
+async def entrypoint(ctx: JobContext) -> None:
+    config = _config()
+    hub, _ = await start_hub(config)
+    runtime = build_runtime(config, hub, voice=True, vad=ctx.proc.userdata.get("vad"),
+                            session_id=f"{ctx.room.name}-{ctx.job.id}"[-64:])
+
+    async def shutdown() -> None:
+        await runtime.aclose()
+        await hub.aclose()
+
+    ctx.add_shutdown_callback(shutdown)
+    await runtime.hooks.warm()
+    await runtime.session.start(runtime.agent, room=ctx.room)
+
+
+def run(mode: str, config_path: Path, overrides: list[str], extra: list[str]) -> None:
+    """Validate the config, then hand over to the livekit-agents CLI in `mode`."""
+    if mode not in MODES:
+        raise SystemExit(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    load_config(config_path, overrides)
+    os.environ[CONFIG_ENV] = str(config_path.resolve())
+    os.environ[OVERRIDES_ENV] = json.dumps(overrides)
+    from livekit.agents import WorkerOptions, cli
+
+    sys.argv = ["alphaavatar agent", mode, *extra]
+    cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm))

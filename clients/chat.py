@@ -1,0 +1,112 @@
+"""`alphaavatar chat CONFIG.yaml [--user NAME]`: the agent in a terminal, no LiveKit needed.
+
+The same agent, hooks and MCP servers as a voice session, with typed turns. On a terminal it
+is a prompt; when stdin is not a terminal it reads one user turn per line and prints each reply
+on its own line, so it can be scripted. Memory writes are flushed before it exits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import getpass
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from agent.config import ConfigError, load_config
+from agent.pipeline import agent_home, build_runtime, start_hub
+
+log = logging.getLogger(__name__)
+
+
+def _server_hint(config_path: Path, name: str) -> str:
+    return (f"  MCP server '{name}' is not reachable: fix its entry under mcp_servers in {config_path} "
+            "(command or url), or remove it; the chat goes on without its tools.")
+
+
+class Lines:
+    """User turns from stdin. Piped input is read ahead in the background, and each line's recall
+    starts as soon as the line arrives (`on_line`), so a turn waits only for what is still missing."""
+
+    def __init__(self, interactive: bool, on_line: Callable[[str], None]):
+        self.interactive = interactive
+        self._on_line = on_line
+        self._queue: asyncio.Queue[str | None] = asyncio.Queue()
+        self._reader: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        if not self.interactive:
+            self._reader = asyncio.create_task(self._read_ahead())
+
+    async def _read_ahead(self) -> None:
+        loop = asyncio.get_running_loop()
+        while line := await loop.run_in_executor(None, sys.stdin.readline):
+            if line.strip():
+                self._on_line(line.strip())
+                self._queue.put_nowait(line.strip())
+        self._queue.put_nowait(None)
+
+    async def next(self, prompt: str) -> str | None:
+        """The next non-empty line, None at the end of input."""
+        if not self.interactive:
+            return await self._queue.get()
+        while True:
+            try:
+                line = await asyncio.get_running_loop().run_in_executor(None, input, prompt)
+            except EOFError:
+                return None
+            if line.strip():
+                return line.strip()
+
+
+async def chat(config_path: Path, user: str | None, overrides: list[str], verbose: bool) -> int:
+    config = load_config(config_path, overrides)
+    user_id = user or getpass.getuser()
+    hub, failures = await start_hub(config, log_dir=None if verbose else agent_home() / "logs")
+    for name, error in failures.items():
+        print(f"{_server_hint(config_path, name)}\n    ({error})", file=sys.stderr)
+    runtime = build_runtime(config, hub, user_id=user_id)
+    lines = Lines(sys.stdin.isatty(), runtime.hooks.prefetch)
+    try:
+        lines.start()
+        await runtime.hooks.warm()
+        await runtime.session.start(runtime.agent, record=False)
+        if lines.interactive:
+            print(f"{config.avatar.name} is listening as {user_id} (Ctrl-D to quit).", file=sys.stderr)
+        while (text := await lines.next("you> ")) is not None:
+            try:
+                reply = await runtime.agent.text_turn(text)
+            except Exception as exc:  # an LLM outage must not end the chat
+                log.warning("turn failed: %s", exc)
+                reply = f"(no reply: {exc})"
+            if lines.interactive:
+                print(f"{config.avatar.name}> {reply}", flush=True)
+            else:
+                print(" ".join(reply.split()), flush=True)
+    finally:
+        await runtime.aclose()
+        await hub.aclose()
+        pending = runtime.hooks.writer.pending if runtime.hooks.writer else 0
+        if pending:
+            print(f"{pending} memory writes could not be delivered; they will be sent on the next start.",
+                  file=sys.stderr)
+    return 0
+
+
+def main(config_path: Path, user: str | None, overrides: list[str], verbose: bool = False) -> int:
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
+                        format="%(levelname)s %(name)s: %(message)s")
+    if not verbose:
+        for noisy in ("livekit", "livekit.agents", "mcp", "httpx"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+    try:
+        return asyncio.run(chat(config_path, user, overrides, verbose))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        with contextlib.suppress(Exception):
+            print("", file=sys.stderr)
+        return 130
