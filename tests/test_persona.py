@@ -247,10 +247,13 @@ async def test_bad_input_is_refused_and_nothing_half_written(tmp_path: Path) -> 
         r = await ok(s, "speaker_identify", {"audio": wav_b64(utts["george"][4])})
         assert r["user_id"] == uid
         assert (await ok(s, "user_list", {}))["total"] == 1
-    async with stdio_session("persona", server_env(tmp_path, ALPHAAVATAR_ALLOWED_ROOTS=f'["{FSDD}"]')) as s:
-        r = await ok(s, "speaker_identify", {"audio": str(FSDD / "0_george_0.wav")})
-        assert r["speech_seconds"] > 0
-        outside = await call(s, "speaker_identify", {"audio": str(Path(__file__))})
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    sf.write(clips / "george.wav", utts["george"][5], RATE)
+    async with stdio_session("persona", server_env(tmp_path, ALPHAAVATAR_ALLOWED_ROOTS=f'["{clips}"]')) as s:
+        r = await ok(s, "speaker_identify", {"audio": str(clips / "george.wav")})
+        assert r["user_id"] == uid
+        outside = await call(s, "speaker_identify", {"audio": str(FSDD / "0_george_0.wav")})
         assert outside.is_error and "outside the allowed roots" in outside.text
 
 

@@ -36,7 +36,9 @@ def load(data: bytes, max_pixels: int, work_pixels: int = WORK_PIXELS) -> Pictur
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             im: Image.Image = Image.open(io.BytesIO(data))
-    except (UnidentifiedImageError, Image.DecompressionBombError, Image.DecompressionBombWarning, OSError):
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise UserError(f"The image is larger than the {max_pixels / 1e6:.0f} MP limit.") from None
+    except (UnidentifiedImageError, OSError):
         kind = sniff(data)
         hint = f"This is {kind}, not an image" if kind else "This is not an image this server can read"
         raise UserError(f"{hint}: send JPEG, PNG or WebP.") from None
