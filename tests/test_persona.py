@@ -25,10 +25,10 @@ needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD dev split not f
 needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"dev faces not found at {FACES}")
 
 
-def fsdd(digits: int = 5) -> dict[str, list[np.ndarray]]:
-    """Utterances of `digits` consecutive recordings of one speaker (as the probes build them)."""
+def fsdd(digits: int = 5, root: Path = FSDD) -> dict[str, list[np.ndarray]]:
+    """Utterances of `digits` consecutive recordings of one speaker (as the probes build them), 8 kHz."""
     recs: dict[str, list[tuple[int, int, Path]]] = defaultdict(list)
-    for p in FSDD.glob("*.wav"):
+    for p in root.glob("*.wav"):
         digit, speaker, index = p.stem.split("_")
         recs[speaker].append((int(index), int(digit), p))
     gap = np.zeros(int(0.1 * RATE), dtype=np.float32)
