@@ -1,0 +1,185 @@
+"""The research server's local corpus, end to end with no key, through a real MCP client:
+real documents (the project README, the shared ARCHITECTURE.md, a PDF, an HTML file), real
+MiniLM embeddings and BM25 in Qdrant Edge, bad input refused with nothing half-indexed."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mcp import ClientSession
+
+from tests.support import ROOT, SHARED, call, server_env, stdio_session
+
+ARCHITECTURE = SHARED / "ARCHITECTURE.md"
+needs_architecture = pytest.mark.skipif(not ARCHITECTURE.is_file(), reason=f"{ARCHITECTURE} not found")
+
+
+def tiny_pdf(text: str) -> bytes:
+    """A one-page PDF showing `text` in Helvetica, with a correct xref table."""
+    stream = f"BT /F1 12 Tf 72 720 Td ({text}) Tj ET".encode()
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 612 792] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        b"<< /Length %d >>\nstream\n" % len(stream) + stream + b"\nendstream",
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    out = bytearray(b"%PDF-1.4\n")
+    offsets = []
+    for i, body in enumerate(objects, 1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % i + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+async def ok(s: ClientSession, tool: str, args: dict[str, Any]) -> Any:
+    r = await call(s, tool, args)
+    assert not r.is_error, f"{tool}: {r.text}"
+    return r.data
+
+
+async def refused(s: ClientSession, tool: str, args: dict[str, Any], *words: str) -> str:
+    r = await call(s, tool, args)
+    assert r.is_error, f"{tool} accepted {args}: {r.data}"
+    for w in words:
+        assert w.lower() in r.text.lower(), f"{tool}: {w!r} not in {r.text!r}"
+    return r.text
+
+
+@needs_architecture
+async def test_corpus_research_over_real_documents(tmp_path: Path) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "zebras.pdf").write_bytes(tiny_pdf("Plains zebras migrate north across the Serengeti every July."))
+    (docs / "owls.html").write_text(
+        "<html><head><title>Owl notes</title></head><body><nav>Home</nav><article><h1>Owl notes</h1>"
+        "<p>Barn owls hunt at night and find voles by sound alone, even in total darkness.</p></article></body></html>")
+    roots = json.dumps([str(ROOT), str(SHARED), str(docs)])
+    async with stdio_session("research", server_env(tmp_path / "home", ALPHAAVATAR_ALLOWED_ROOTS=roots)) as s:
+        arch = (await ok(s, "corpus_add", {"path": str(ARCHITECTURE)}))["document"]
+        readme = (await ok(s, "corpus_add", {"path": str(ROOT / "README.md"), "title": "Project README"}))["document"]
+        pdf = (await ok(s, "corpus_add", {"path": str(docs / "zebras.pdf"), "title": "Zebra facts"}))["document"]
+        html = (await ok(s, "corpus_add", {"path": str(docs / "owls.html")}))["document"]
+        assert arch["chunks"] > 5 and arch["source_type"] == "file" and arch["title"]
+        assert readme["title"] == "Project README" and pdf["chunks"] == 1
+        assert html["title"] == "Owl notes"
+
+        # A question about the design: the architecture document leads, with the passage that answers.
+        progress: list[tuple[float, float | None, str | None]] = []
+
+        async def on_progress(done: float, total: float | None, message: str | None) -> None:
+            progress.append((done, total, message))
+
+        res = await s.call_tool("research", {"question": "Which vector store engine is the embedded default, "
+                                             "and how fast is a filtered top-10 search?", "sources": "corpus"},
+                                progress_callback=on_progress)
+        assert not res.is_error, res.content
+        data = res.structured_content
+        assert data is not None
+        top = data["sources"][0]
+        assert top["doc_id"] == arch["doc_id"] and top["kind"] == "corpus" and top["n"] == 1
+        assert any("Qdrant Edge" in p["text"] and "1 ms" in p["text"] for p in top["passages"])
+        assert data["mode"] == "evidence" and data["answer"] is None and "evidence bundle" in data["note"]
+        assert data["searched"] == ["corpus"] and data["stats"]["provider_calls"] == 0
+        assert progress and progress[-1][0] == progress[-1][1], progress  # ends at total
+        assert [p[0] for p in progress] == sorted(p[0] for p in progress)
+
+        # Each document answers its own question.
+        for question, doc in [("When do zebras migrate across the Serengeti?", pdf),
+                              ("How do barn owls find voles in the dark?", html)]:
+            got = await ok(s, "research", {"question": question, "sources": "corpus", "max_sources": 2})
+            assert got["sources"][0]["doc_id"] == doc["doc_id"], (question, got["sources"][0]["title"])
+
+        # No key: sources default to the corpus; web research says what to set.
+        got = await ok(s, "research", {"question": "How do barn owls hunt?"})
+        assert got["searched"] == ["corpus"]
+        await refused(s, "research", {"question": "latest battery news", "sources": "web"}, "TAVILY_API_KEY")
+        await refused(s, "research", {"question": "latest battery news", "sources": "both"}, "TAVILY_API_KEY")
+        await refused(s, "web_search", {"query": "battery news"}, "TAVILY_API_KEY")
+
+        # corpus_search: passages carry their document.
+        hits = (await ok(s, "corpus_search", {"query": "bearer token when bound beyond loopback", "limit": 3}))
+        assert hits["results"] and hits["results"][0]["doc_id"] in (arch["doc_id"], readme["doc_id"])
+
+        # Paging through corpus_list visits every document once.
+        seen, cursor = [], None
+        while True:
+            page = await ok(s, "corpus_list", {"limit": 3, **({"cursor": cursor} if cursor else {})})
+            assert page["total"] == 4 and len(page["documents"]) <= 3
+            seen += [d["doc_id"] for d in page["documents"]]
+            cursor = page["next_cursor"]
+            if not cursor:
+                break
+        assert sorted(seen) == sorted(d["doc_id"] for d in (arch, readme, pdf, html))
+
+        # The same text twice is one document.
+        again = await ok(s, "corpus_add", {"path": str(docs / "zebras.pdf")})
+        assert again["duplicate"] and again["document"]["doc_id"] == pdf["doc_id"]
+
+        # Erasure: the document and its passages are gone, and research no longer finds them.
+        await ok(s, "corpus_delete", {"doc_id": pdf["doc_id"]})
+        got = await ok(s, "research", {"question": "When do zebras migrate across the Serengeti?", "sources": "corpus"})
+        assert pdf["doc_id"] not in {src["doc_id"] for src in got["sources"]}
+        await refused(s, "corpus_delete", {"doc_id": pdf["doc_id"]}, "no document")
+        assert (await ok(s, "corpus_list", {}))["total"] == 3
+
+
+async def test_user_documents_stay_with_their_user(tmp_path: Path) -> None:
+    async with stdio_session("research", server_env(tmp_path)) as s:
+        mine = (await ok(s, "corpus_add", {"text": "Alice keeps her spare key under the blue flowerpot.",
+                                           "title": "alice notes", "user_id": "alice"}))["document"]
+        await ok(s, "corpus_add", {"text": "The office opens at nine and closes at six.", "title": "office hours"})
+        for who, expect in [("alice", True), ("bob", False), (None, False)]:
+            args = {"query": "where is the spare key", **({"user_id": who} if who else {})}
+            ids = {h["doc_id"] for h in (await ok(s, "corpus_search", args))["results"]}
+            assert (mine["doc_id"] in ids) is expect, who
+        assert (await ok(s, "corpus_list", {"user_id": "alice"}))["total"] == 2
+        assert (await ok(s, "corpus_list", {"user_id": "bob"}))["total"] == 1
+
+
+async def test_bad_input_is_refused_and_nothing_half_indexed(tmp_path: Path) -> None:
+    root = tmp_path / "allowed"
+    root.mkdir()
+    (root / "data.csv").write_text("a,b\n1,2\n")
+    (root / "empty.txt").write_text("   \n")
+    (root / "broken.pdf").write_bytes(b"%PDF-1.4 this is not really a pdf")
+    outside = tmp_path / "outside.txt"
+    outside.write_text("secret")
+    env = server_env(tmp_path / "home", ALPHAAVATAR_ALLOWED_ROOTS=json.dumps([str(root)]))
+    async with stdio_session("research", env) as s:
+        await ok(s, "corpus_add", {"text": "One good document about lighthouses.", "title": "lighthouses"})
+        await refused(s, "research", {"question": ""}, "question")
+        await refused(s, "research", {"question": "   "}, "empty")
+        await refused(s, "research", {"question": "why " * 1000}, "2000")
+        await refused(s, "research", {"question": "ok?", "depth": "forever"}, "depth")
+        await refused(s, "research", {"question": "ok?", "max_sources": 0}, "max_sources")
+        await refused(s, "corpus_add", {}, "exactly one")
+        await refused(s, "corpus_add", {"text": "x", "url": "https://example.org/"}, "exactly one")
+        await refused(s, "corpus_add", {"text": "  "}, "no text")
+        await refused(s, "corpus_add", {"path": str(outside)}, "outside the allowed")
+        await refused(s, "corpus_add", {"path": str(root / ".." / "outside.txt")}, "outside the allowed")
+        await refused(s, "corpus_add", {"path": str(root / "data.csv")}, "unsupported file type")
+        await refused(s, "corpus_add", {"path": str(root / "missing.md")}, "no such file")
+        await refused(s, "corpus_add", {"path": str(root / "empty.txt")}, "no text")
+        await refused(s, "corpus_add", {"path": str(root / "broken.pdf")}, "pdf")
+        await refused(s, "corpus_add", {"url": "ftp://example.org/file.txt"}, "http")
+        await refused(s, "corpus_add", {"url": "not a url"}, "http")
+        await refused(s, "corpus_add", {"url": "http://10.1.2.3/page"}, "refused", "private")
+        await refused(s, "web_extract", {"urls": ["http://[::1]:1/", "https://example.org/"]}, "refused")
+        await refused(s, "web_extract", {"urls": []}, "urls")
+        await refused(s, "corpus_delete", {"doc_id": "not-a-uuid"}, "no document")
+        await refused(s, "corpus_list", {"cursor": "garbage"}, "cursor")
+        await refused(s, "research_status", {"job_id": "nope"}, "no research job")
+        # The server is still up and the corpus holds exactly the one good document.
+        listed = await ok(s, "corpus_list", {})
+        assert listed["total"] == 1 and listed["documents"][0]["title"] == "lighthouses"
+        hits = await ok(s, "corpus_search", {"query": "lighthouses", "limit": 50})
+        assert {h["title"] for h in hits["results"]} == {"lighthouses"}
