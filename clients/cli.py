@@ -223,3 +223,20 @@ def character_schema() -> None:
     from character_bridge.protocol import schema_json
 
     typer.echo(schema_json())
+
+
+@app.command("download-files")
+def download_files(
+    url: Annotated[list[str] | None, typer.Option(help="Fetch from this URL instead (repeatable).")] = None,
+) -> None:
+    """Fetch optional model files (the wespeaker ONNX speaker model for the persona server)."""
+    from mcp_servers.core.settings import get_settings
+
+    from .download import WESPEAKER_URLS, DownloadError, download_wespeaker
+
+    try:
+        path = download_wespeaker(get_settings().home, tuple(url) if url else WESPEAKER_URLS)
+    except DownloadError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(1) from None
+    typer.echo(f"wespeaker model: {path}\nUse it with ALPHAAVATAR_PERSONA_VOICE_MODEL=wespeaker.")
