@@ -245,5 +245,5 @@ class Researcher:
             best.setdefault(owners[i], [])
             if len(best[owners[i]]) < PASSAGES_PER_SOURCE:
                 best[owners[i]].append(Passage(text=texts[i][:PASSAGE_CHARS], score=round(h.score, 6)))
-        final = rrf([_order(list(best)), provider_order], k=10.0)
+        final = rrf([provider_order, _order(list(best))], k=10.0)  # ties: the provider's order
         return [(h.id, best[h.id]) for h in final if h.id in best]
