@@ -1,9 +1,9 @@
 """The avatar: a livekit-agents `Agent` whose turns run our hooks.
 
 - STT node: tees the user's audio into `TurnAudio` (for speaker identification).
-- `on_user_turn_completed`: identify + recall within budget, injected into this turn's context
-  only (the stored history stays clean); text turns (`text_turn`) run the same hook.
-- LLM node: emotion tags are stripped from the stream and become character expressions.
+- `on_user_turn_completed`: identify + recall within budget for a spoken turn.
+- LLM node: the turn's recalled context goes into this request only (typed turns are prepared
+  here); emotion tags are stripped from the stream and become character expressions.
 - TTS node: each utterance's audio goes to the character for lip-sync.
 - Session events: every finished turn is remembered (background), agent states drive the
   character, and every tool call the LLM makes is recorded in tool memory.
@@ -55,6 +55,7 @@ class AvatarAgent(Agent):
         self.character = character
         self.turn_audio = TurnAudio()
         self.last_prep: TurnPrep | None = None
+        self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
         super().__init__(instructions=instructions,
@@ -118,22 +119,38 @@ class AvatarAgent(Agent):
 
     # -- the turn -------------------------------------------------------------------------------
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        text = (new_message.text_content or "").strip()
-        prep = await self.hooks.prepare(text, self.turn_audio.take())
+        """A spoken turn ended: identify the voice and recall, while its audio is at hand."""
+        self._remember_prep(new_message.id, await self.hooks.prepare(
+            (new_message.text_content or "").strip(), self.turn_audio.take()))
+
+    def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
+        self._preps = {message_id: prep}  # only the turn being answered
         self.last_prep = prep
-        self._task_text = text
-        context = prep.context()
-        if context:
-            turn_ctx.add_message(role="system", content=context)
         log.info("turn prepared in %.0f ms (identify %.0f ms, recall %s)", prep.total_ms, prep.identify_ms,
                  f"{prep.recall.ms:.0f} ms" if prep.recall else "off")
 
+    async def _inject(self, chat_ctx: llm.ChatContext) -> None:
+        """Put this turn's recalled context right after the user's message, in this request only
+        (the stored history stays clean). Typed turns — `text_turn`, the console's text mode, a
+        room's chat — reach here without `on_user_turn_completed`, and are prepared here."""
+        found = next(((i, it) for i, it in reversed(list(enumerate(chat_ctx.items)))
+                      if isinstance(it, llm.ChatMessage) and it.role == "user"), None)
+        if found is None:
+            return
+        index, message = found
+        text = (message.text_content or "").strip()
+        prep = self._preps.get(message.id)
+        if prep is None:
+            prep = await self.hooks.prepare(text)
+            self._remember_prep(message.id, prep)
+        self._task_text = text
+        if context := prep.context():
+            chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[context]))
+
     async def text_turn(self, text: str) -> str:
-        """One typed user turn through the same hook as a spoken one; returns the reply text."""
+        """One typed user turn; returns the reply text."""
         message = llm.ChatMessage(role="user", content=[text])
-        turn_ctx = self.chat_ctx.copy()
-        await self.on_user_turn_completed(turn_ctx, message)
-        handle = self.session.generate_reply(user_input=message, chat_ctx=turn_ctx)
+        handle = self.session.generate_reply(user_input=message)
         await handle
         if handle.exception() is not None:
             raise handle.exception()  # type: ignore[misc]
@@ -150,6 +167,7 @@ class AvatarAgent(Agent):
 
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
                        model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
+        await self._inject(chat_ctx)
         parser = self.character.parser()
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
             if parser is None:

@@ -106,6 +106,7 @@ class TurnConfig(_Strict):
     memory_limit: int = Field(default=5, ge=1, le=50)
     endpointing_delay: float = Field(default=0.5, ge=0, description="Silence (s) that ends a spoken turn.")
     identify_speaker: bool = True
+    adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
     remember: bool = True
     record_tool_calls: bool = True

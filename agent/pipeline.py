@@ -126,7 +126,10 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
             raise ConfigError("voice needs 'stt:' and 'tts:' sections in the config")
         kwargs.update(stt=build_stt(config.stt), tts=build_tts(config.tts), vad=vad or build_vad(config.vad),
                       turn_handling={"turn_detection": "vad", "interruption": {"mode": "vad"},
-                                     "endpointing": {"min_delay": config.turn.endpointing_delay}})
+                                     "endpointing": {"min_delay": config.turn.endpointing_delay},
+                                     # the turn's recalled context changes the request, so a reply
+                                     # started before the hook would always be thrown away
+                                     "preemptive_generation": {"enabled": False}})
     session: AgentSession = AgentSession(**kwargs)
     agent.attach(session)
     writer.start()

@@ -36,7 +36,7 @@ UNRECORDED = ("tool_call_record", "tool_experience_search")  # recording these w
 class Speaker:
     user_id: str
     name: str | None = None
-    decision: str = "known"  # known | provisional | uncertain | given
+    decision: str = "known"  # known | provisional | uncertain | unknown | given
     score: float | None = None
 
 
@@ -155,7 +155,6 @@ class TurnHooks:
         self.writer = writer
         self.speaker: Speaker | None = Speaker(user_id, decision="given") if user_id else None
         self.fixed_user = user_id is not None
-        self._guests = 0
         self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
 
     @property
@@ -163,39 +162,32 @@ class TurnHooks:
         return self.speaker.user_id if self.speaker else None
 
     # -- who is speaking -------------------------------------------------------------------
-    async def identify(self, wav: bytes) -> Speaker | None:
-        """The speaker of this audio: a known user, or a provisional one for a new voice."""
-        if not self.hub.has("speaker_identify"):
+    async def identify(self, wav: bytes, image: bytes | None = None) -> Speaker | None:
+        """The speaker of this audio (and face, when a video frame is given): a known user, or a
+        provisional one the persona server creates for a new voice (later turns of it match it)."""
+        args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": True}
+        if image is not None and self.hub.has("identify"):
+            tool, args["image"] = "identify", base64.b64encode(image).decode("ascii")
+        elif self.hub.has("speaker_identify"):
+            tool, args["adapt"] = "speaker_identify", self.cfg.adapt_voiceprints
+        else:
             return None
-        audio = wav_base64(wav)
         try:
-            data = await self.hub.call_data("speaker_identify", {"audio": audio})
+            data = await self.hub.call_data(tool, args)
         except (ToolUnavailable, ToolFailed) as exc:
             log.warning("speaker identification failed: %s", exc)
             return None
-        decision = str(_field(data, "decision", "status") or "unknown")
-        user_id = _field(data, "user_id", "user")
-        score = _field(data, "score")
-        if decision == "known" and user_id:
-            return Speaker(str(user_id), _field(data, "name", "display_name"), "known", score)
-        if user_id and _field(data, "provisional"):
-            return Speaker(str(user_id), _field(data, "name"), "provisional", score)
-        if decision == "uncertain" and self.speaker is not None:
-            return Speaker(self.speaker.user_id, self.speaker.name, "uncertain", score)
-        return await self._provisional(audio)
-
-    async def _provisional(self, audio: str) -> Speaker | None:
-        """A new voice: create a provisional user and enroll this audio, so later turns match."""
-        self._guests += 1
-        try:
-            created = await self.hub.call_data("user_create", {"name": f"Guest {self._guests}", "provisional": True})
-            user_id = str(_field(created, "user_id", "id"))
-            await self.hub.call_data("speaker_enroll", {"user_id": user_id, "audio": audio})
-        except (ToolUnavailable, ToolFailed) as exc:
-            log.warning("could not create a provisional user for a new voice: %s", exc)
-            return None
-        log.info("new voice: provisional user %s", user_id)
-        return Speaker(user_id, _field(created, "name"), "provisional")
+        decision, score = str(_field(data, "decision") or "unknown"), _field(data, "score")
+        if created := _field(data, "created_user_id"):
+            log.info("new voice: provisional user %s", created)
+            return Speaker(str(created), None, "provisional", score)
+        if decision == "known" and (user_id := _field(data, "user_id")):
+            provisional = bool(_field(data, "provisional") or _field(_field(data, "voice"), "provisional"))
+            return Speaker(str(user_id), _field(data, "name"), "provisional" if provisional else "known", score)
+        # Uncertain, or unknown from too little speech to start a new user: keep who was speaking.
+        if self.speaker is not None:
+            return Speaker(self.speaker.user_id, self.speaker.name, decision, score)
+        return None
 
     # -- recall ----------------------------------------------------------------------------
     def _start_recall(self, user_id: str | None, text: str) -> _RecallCalls:
@@ -233,13 +225,13 @@ class TurnHooks:
                 await asyncio.wait(tasks, timeout=within)
 
     # -- the turn --------------------------------------------------------------------------
-    async def prepare(self, text: str, wav: bytes | None = None) -> TurnPrep:
+    async def prepare(self, text: str, wav: bytes | None = None, image: bytes | None = None) -> TurnPrep:
         """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
         started = time.perf_counter()
         budget = self.cfg.recall_budget_ms / 1000
         identify: asyncio.Task[Speaker | None] | None = None
         if wav is not None and self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify"):
-            identify = asyncio.create_task(self.identify(wav))
+            identify = asyncio.create_task(self.identify(wav, image))
         guess = self.user_id
         # Recall for the previous speaker while identifying; a first voice turn has no one to guess.
         speculative: _RecallCalls | None = self._prefetched.pop((guess, text), None)

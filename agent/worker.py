@@ -14,8 +14,9 @@ import sys
 from pathlib import Path
 
 from livekit.agents import JobContext, JobProcess
+from livekit.plugins import openai, silero  # noqa: F401  (plugins register on the main thread)
 
-from .config import PipelineConfig, load_config
+from .config import ConfigError, PipelineConfig, load_config
 from .pipeline import build_runtime, build_vad, start_hub
 
 log = logging.getLogger(__name__)
@@ -51,12 +52,31 @@ async def entrypoint(ctx: JobContext) -> None:
 
 def run(mode: str, config_path: Path, overrides: list[str], extra: list[str]) -> None:
     """Validate the config, then hand over to the livekit-agents CLI in `mode`."""
-    if mode not in MODES:
-        raise SystemExit(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
-    load_config(config_path, overrides)
+    try:
+        _check(mode, config_path, overrides, extra)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        raise SystemExit(2) from None
     os.environ[CONFIG_ENV] = str(config_path.resolve())
     os.environ[OVERRIDES_ENV] = json.dumps(overrides)
     from livekit.agents import WorkerOptions, cli
 
     sys.argv = ["alphaavatar agent", mode, *extra]
     cli.run_app(WorkerOptions(entrypoint_fnc=entrypoint, prewarm_fnc=prewarm))
+
+
+def _check(mode: str, config_path: Path, overrides: list[str], extra: list[str]) -> None:
+    """Everything that can be wrong before the worker starts, each with what to fix."""
+    if mode not in MODES:
+        raise ConfigError(f"unknown mode {mode!r}: choose one of {', '.join(MODES)}")
+    config = load_config(config_path, overrides)
+    missing = [s for s in ("stt", "tts") if getattr(config, s) is None]
+    if missing:
+        raise ConfigError(f"{config_path}: a voice agent needs {' and '.join(f'{s}:' for s in missing)} "
+                          "(see clients/examples/pipeline_openai_airi.yaml)")
+    if mode != "console":
+        unset = [f"LIVEKIT_{k}" for k, flag in (("URL", "--url"), ("API_KEY", "--api-key"), ("API_SECRET", "--api-secret"))
+                 if not os.environ.get(f"LIVEKIT_{k}") and flag not in extra]
+        if unset:
+            raise ConfigError(f"set {', '.join(unset)} (your LiveKit server or Cloud project) to run "
+                              f"`alphaavatar agent {mode}`; `alphaavatar agent console` and `alphaavatar chat` need none")

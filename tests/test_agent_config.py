@@ -146,3 +146,18 @@ def test_cli_reports_bad_config_at_start(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert f"{path}:2: llm.provider: unknown provider 'anthropic'" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+def test_worker_reports_what_is_missing_before_starting(tmp_path: Path) -> None:
+    """`alphaavatar agent start` / `alphaavatar dev`: a text-only config, or no LiveKit server set."""
+    text_only = write(tmp_path, """
+        llm: {provider: openai, model: x}
+    """)
+    env = {k: v for k, v in server_env(tmp_path).items() if not k.startswith("LIVEKIT_")}
+    proc = subprocess.run([ALPHAAVATAR, "agent", "start", str(text_only)], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert proc.returncode == 2 and "a voice agent needs stt: and tts:" in proc.stderr
+    voice = EXAMPLES / "pipeline_openai_airi.yaml"
+    proc = subprocess.run([ALPHAAVATAR, "dev", str(voice)], capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 2
+    assert "set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in proc.stderr

@@ -1,0 +1,203 @@
+"""Voice mode without LiveKit: the session's audio input is fed from real recordings (FSDD
+speakers), Silero VAD finds the turns, STT and TTS come from the fake OpenAI-compatible server
+(TTS speaks with espeak-ng), the audio output is captured. Our memory, persona and character
+servers run over stdio. Two voices take turns: each turn is attributed to its own speaker, and
+one speaker's memories reach the LLM only on that speaker's turns.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from livekit import rtc
+from livekit.agents import utils
+from livekit.agents.voice import io
+
+from agent.config import PipelineConfig
+from agent.hub import McpHub
+from agent.pipeline import Runtime, build_runtime
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import DATASETS, server_env
+
+FSDD = DATASETS / "fsdd-dev"
+pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD dev recordings not found at {FSDD}")
+
+
+class PushedAudio(io.AudioInput):
+    """The session's microphone: frames pushed by the test at the pace of real time."""
+
+    def __init__(self) -> None:
+        super().__init__(label="recordings")
+        self.frames = utils.aio.Chan[rtc.AudioFrame]()
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        return await self.frames.__anext__()
+
+    async def say(self, samples: np.ndarray, rate: int, silence: float = 1.0) -> None:
+        step = rate // 100  # 10 ms frames, as a microphone delivers them
+        audio = np.concatenate([samples, np.zeros(int(rate * silence), dtype=np.int16)])
+        start = time.perf_counter()
+        for i in range(0, len(audio), step):
+            chunk = audio[i:i + step]
+            self.frames.send_nowait(rtc.AudioFrame(chunk.tobytes(), rate, 1, len(chunk)))
+            await asyncio.sleep(max(0.0, start + (i + step) / rate - time.perf_counter()))
+
+
+class CapturedAudio(io.AudioOutput):
+    """The session's speaker: keeps every frame and reports each segment as played at once."""
+
+    def __init__(self) -> None:
+        super().__init__(label="capture", capabilities=io.AudioOutputCapabilities(pause=False))
+        self.frames: list[rtc.AudioFrame] = []
+        self._segment = 0.0
+        self._playing = False
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if not self._playing:
+            self._playing = True
+            self.on_playback_started(created_at=time.time())
+        self.frames.append(frame)
+        self._segment += frame.duration
+
+    def _finish(self, interrupted: bool) -> None:
+        if self._playing:
+            self._playing, played, self._segment = False, self._segment, 0.0
+            self.on_playback_finished(playback_position=played, interrupted=interrupted)
+
+    def flush(self) -> None:
+        super().flush()
+        self._finish(False)
+
+    def clear_buffer(self) -> None:
+        self._finish(True)
+
+
+def utterance(speaker: str, digits: str, index: int) -> tuple[np.ndarray, int]:
+    """Several digits of one FSDD speaker, back to back (2-3 s of speech)."""
+    parts = []
+    rate = 0
+    for d in digits:
+        samples, rate = sf.read(FSDD / f"{d}_{speaker}_{index}.wav", dtype="int16")
+        parts.append(samples)
+    return np.concatenate(parts), rate
+
+
+class Turns:
+    """What the fake STT hears for the turn being spoken, and what the fake LLM answers."""
+
+    def __init__(self) -> None:
+        self.transcript = ""
+
+    def transcribe(self, wav: bytes) -> str:
+        return self.transcript
+
+    def reply(self, body: dict[str, Any]) -> Reply:
+        return Reply(content="[happy] Got it, thanks for telling me.")
+
+
+@pytest.fixture(scope="module")
+def turns() -> Turns:
+    return Turns()
+
+
+@pytest.fixture(scope="module")
+def fake(turns: Turns) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(turns.reply, transcriber=turns.transcribe) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def voice(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[tuple[Runtime, PushedAudio, CapturedAudio]]:
+    home = tmp_path_factory.mktemp("agent-voice")
+    endpoint = {"provider": "openai", "base_url": fake.base_url, "api_key": "k"}
+    config = PipelineConfig.model_validate({
+        "llm": {**endpoint, "model": "fake"},
+        "stt": {**endpoint, "model": "whisper-1"},
+        "tts": {**endpoint, "model": "tts-1", "response_format": "pcm"},
+        "vad": {"provider": "silero", "min_silence_duration": 0.8},
+        "mcp_servers": ["memory", "persona", "character"],
+        "turn": {"recall_budget_ms": 20_000, "identify_budget_ms": 20_000},  # what, not how fast
+    })
+    hub = McpHub(config.mcp_servers, server_env(home))
+    assert not await hub.start()
+    runtime = build_runtime(config, hub, voice=True, home=home / "agent")
+    microphone, speaker = PushedAudio(), CapturedAudio()
+    runtime.session.input.audio = microphone
+    runtime.session.output.audio = speaker
+    await runtime.hooks.warm()
+    await runtime.session.start(runtime.agent, record=False)
+    yield runtime, microphone, speaker
+    await runtime.aclose()
+    await hub.aclose()
+
+
+async def speak_turn(runtime: Runtime, microphone: PushedAudio, turns: Turns, speaker: str, digits: str,
+                     index: int, transcript: str) -> Any:
+    """One spoken user turn; returns the turn's preparation (speaker, recall) once replied to."""
+    replies = sum(1 for m in runtime.session.history.items if getattr(m, "role", None) == "assistant")
+    turns.transcript = transcript
+    samples, rate = utterance(speaker, digits, index)
+    await microphone.say(samples, rate)
+    for _ in range(600):
+        done = sum(1 for m in runtime.session.history.items if getattr(m, "role", None) == "assistant")
+        if done > replies and runtime.session.agent_state == "listening":
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError(f"no reply to {speaker}'s turn {transcript!r}")
+    prep = runtime.agent.last_prep
+    assert prep is not None
+    return prep
+
+
+def chat_requests(fake: FakeOpenAI, transcript: str) -> list[dict[str, Any]]:
+    return [b for b in fake.requests if "messages" in b and b["messages"]
+            and any(m.get("role") == "user" and m.get("content") == transcript for m in b["messages"][-3:])]
+
+
+async def test_two_speakers_attributed_and_recalled_separately(
+        voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns, fake: FakeOpenAI) -> None:
+    runtime, microphone, speaker = voice
+    a1 = await speak_turn(runtime, microphone, turns, "george", "12345", 1, "My boat is called Seabird.")
+    b1 = await speak_turn(runtime, microphone, turns, "jackson", "67890", 1, "What is my boat called, George?")
+    a2 = await speak_turn(runtime, microphone, turns, "george", "98765", 2, "Remind me, what is my boat called?")
+    b2 = await speak_turn(runtime, microphone, turns, "jackson", "43210", 2, "I ride a red bicycle.")
+
+    # A new voice becomes a provisional user; the same voice later is the same user.
+    assert a1.speaker.decision == "provisional" and b1.speaker.decision == "provisional"
+    george, jackson = a1.speaker.user_id, b1.speaker.user_id
+    assert george != jackson
+    assert a2.speaker.user_id == george and b2.speaker.user_id == jackson
+
+    # A's memory is injected on A's turn only.
+    def context(transcript: str) -> str:
+        body = chat_requests(fake, transcript)[-1]
+        return json.dumps([m for m in body["messages"] if m["role"] == "system"])
+
+    assert "Seabird" in context("Remind me, what is my boat called?")
+    assert "Seabird" not in context("What is my boat called, George?")
+    assert george in context("Remind me, what is my boat called?")
+
+    # Each turn went to its speaker's memory.
+    await runtime.hooks.writer.flush(60)  # type: ignore[union-attr]
+    mine = await runtime.hub.call_data("memory_list", {"user_id": george, "scope": "user"})
+    theirs = await runtime.hub.call_data("memory_list", {"user_id": jackson, "scope": "user"})
+    assert any("Seabird" in m["content"] for m in mine["results"])
+    assert not any("Seabird" in m["content"] for m in theirs["results"])
+    assert any("bicycle" in m["content"] for m in theirs["results"])
+
+    # The replies were spoken (tags stripped before TTS) and reached the character.
+    assert sum(f.duration for f in speaker.frames) > 1.0
+    assert fake.speeches and all("[happy]" not in s["input"] for s in fake.speeches)
+    await runtime.character.drain(30)
+    status = await runtime.hub.call_data("character_status", {})
+    kinds = [e.get("kind") for e in status["last_events"]]
+    assert "expression" in kinds and "speech" in kinds and "state" in kinds
