@@ -32,6 +32,7 @@ from .config import PipelineConfig
 from .hub import McpHub
 from .tools import HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
+from .video import LatestFrame
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class AvatarAgent(Agent):
         self.hooks = hooks
         self.character = character
         self.turn_audio = TurnAudio()
+        self.camera = LatestFrame()
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
@@ -119,9 +121,9 @@ class AvatarAgent(Agent):
 
     # -- the turn -------------------------------------------------------------------------------
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        """A spoken turn ended: identify the voice and recall, while its audio is at hand."""
+        """A spoken turn ended: identify the voice (and face, with a camera) and recall."""
         self._remember_prep(new_message.id, await self.hooks.prepare(
-            (new_message.text_content or "").strip(), self.turn_audio.take()))
+            (new_message.text_content or "").strip(), self.turn_audio.take(), self.camera.jpeg()))
 
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered

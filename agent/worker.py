@@ -7,21 +7,24 @@ clear message. Job processes read it back from the environment (they are fresh p
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import sys
 from pathlib import Path
 
+from livekit import rtc
 from livekit.agents import JobContext, JobProcess
 from livekit.plugins import openai, silero  # noqa: F401  (plugins register on the main thread)
 
 from .config import ConfigError, PipelineConfig, load_config
-from .pipeline import build_runtime, build_vad, start_hub
+from .pipeline import Runtime, build_runtime, build_vad, start_hub
 
 log = logging.getLogger(__name__)
 
 CONFIG_ENV = "ALPHAAVATAR_AGENT_CONFIG"
+_VIDEO_TASKS: set[asyncio.Task[None]] = set()
 OVERRIDES_ENV = "ALPHAAVATAR_AGENT_SET"
 MODES = ("dev", "start", "console", "connect")
 
@@ -46,8 +49,23 @@ async def entrypoint(ctx: JobContext) -> None:
         await hub.aclose()
 
     ctx.add_shutdown_callback(shutdown)
+    ctx.room.on("track_subscribed", lambda track, *_: _watch_video(track, runtime))
     await runtime.hooks.warm()
     await runtime.session.start(runtime.agent, room=ctx.room)
+
+
+def _watch_video(track: rtc.Track, runtime: Runtime) -> None:
+    """A participant's camera: its frames refine who is speaking (face + voice)."""
+    if track.kind != rtc.TrackKind.KIND_VIDEO:
+        return
+
+    async def watch() -> None:
+        async for event in rtc.VideoStream(track):
+            runtime.agent.camera.see(event.frame)
+
+    task = asyncio.create_task(watch(), name=f"video:{track.sid}")
+    _VIDEO_TASKS.add(task)
+    task.add_done_callback(_VIDEO_TASKS.discard)
 
 
 def run(mode: str, config_path: Path, overrides: list[str], extra: list[str]) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import signal
 import subprocess
@@ -23,6 +24,7 @@ import pytest
 from agent.config import PipelineConfig, TurnConfig
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
+from agent.remember import Journal, MemoryWriter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import ALPHAAVATAR, ROOT, server_env
 
@@ -248,3 +250,32 @@ character: {{enabled: false}}
     asked = json.loads(requests_for(fake, "Where do I live?")[-1])
     context = [m["content"] for m in asked["messages"] if m["role"] == "system"]
     assert any("Lisbon" in c for c in context), context
+
+
+def _agent_that_crashes(folder: str) -> None:
+    """A child process: an agent whose memory server is unreachable queues a turn, then dies."""
+
+    async def run() -> None:
+        writer = MemoryWriter(McpHub([]), Journal(Path(folder), "crashed-session"))
+        writer.start()
+        writer.submit("memory_add", {"content": "Hank keeps bees on his roof.", "user_id": "hank"})
+        await asyncio.sleep(1.0)  # retrying: the server is unreachable
+        os._exit(137)  # no flush, no goodbye
+
+    asyncio.run(run())
+
+
+async def test_writes_of_a_crashed_agent_are_replayed_by_the_next(hub: McpHub, home: Path) -> None:
+    folder = home / "journal"
+    child = multiprocessing.get_context("spawn").Process(target=_agent_that_crashes, args=(str(folder),))
+    child.start()
+    await asyncio.to_thread(child.join, 120)
+    assert child.exitcode == 137 and (folder / "crashed-session.jsonl").exists()
+
+    writer = MemoryWriter(hub, Journal(folder, "next-session"))
+    writer.start()
+    assert await writer.flush(60)
+    await writer.aclose()
+    assert not (folder / "crashed-session.jsonl").exists()
+    found = await hub.call_data("memory_search", {"query": "bees", "user_id": "hank"})
+    assert [m["content"] for m in found["results"]] == ["Hank keeps bees on his roof."]

@@ -8,6 +8,7 @@ one speaker's memories reach the LLM only on that speaker's turns.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -19,6 +20,7 @@ import soundfile as sf
 from livekit import rtc
 from livekit.agents import utils
 from livekit.agents.voice import io
+from PIL import Image
 
 from agent.config import PipelineConfig
 from agent.hub import McpHub
@@ -201,3 +203,32 @@ async def test_two_speakers_attributed_and_recalled_separately(
     status = await runtime.hub.call_data("character_status", {})
     kinds = [e.get("kind") for e in status["last_events"]]
     assert "expression" in kinds and "speech" in kinds and "state" in kinds
+
+
+FACES = DATASETS / "faces-dev" / "obama"
+
+
+@pytest.mark.skipif(not FACES.is_dir(), reason=f"dev faces not found at {FACES}")
+async def test_a_face_on_camera_refines_who_is_speaking(
+        voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns) -> None:
+    """A voice never heard before, with a known face on camera: the turn is that person's."""
+    runtime, microphone, _ = voice
+    barack = (await runtime.hub.call_data("user_create", {"name": "Barack"}))["user_id"]
+    photo = base64.b64encode((FACES / "obama_1.jpg").read_bytes()).decode()
+    await runtime.hub.call_data("face_enroll", {"user_id": barack, "image": photo}, time_limit=120)
+
+    with Image.open(FACES / "obama_2.jpg") as image:
+        rgba = image.convert("RGBA")
+    frame = rtc.VideoFrame(rgba.width, rgba.height, rtc.VideoBufferType.RGBA, rgba.tobytes())
+
+    async def camera() -> None:  # a webcam at 5 frames per second
+        while True:
+            runtime.agent.camera.see(frame)
+            await asyncio.sleep(0.2)
+
+    filming = asyncio.create_task(camera())
+    try:
+        prep = await speak_turn(runtime, microphone, turns, "lucas", "13579", 1, "Good morning, everyone.")
+    finally:
+        filming.cancel()
+    assert prep.speaker.user_id == barack and prep.speaker.decision == "known"
