@@ -145,7 +145,8 @@ def summarise(rows: list[dict[str, Any]], enrolled: list[str]) -> dict[str, Any]
         "uncertain_genuine": round(100 * sum(r["decision"] == "uncertain" for r in ok) / n_g, 2),
         "uncertain_impostor": round(100 * sum(r["decision"] == "uncertain" for r in imp_ok) / n_i, 2),
         "EER": round(rate, 2), "EER_threshold": round(thr, 4),
-        "default_threshold": sorted({r["threshold"] for r in ok + imp_ok}),
+        "default_threshold": [min(r["threshold"] for r in ok + imp_ok), max(r["threshold"] for r in ok + imp_ok)]
+        if ok + imp_ok else None,
         "mean_speech_s": round(float(np.mean([r["seconds"] for r in ok + imp_ok])), 2) if ok + imp_ok else None,
     }
 
