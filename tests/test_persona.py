@@ -185,8 +185,22 @@ async def test_faces_enroll_identify_reject_group(tmp_path: Path) -> None:
         assert err.is_error and "face_index" in err.text
         assert (await ok(s, "user_get", {"user_id": rose}))["face_samples"] == 0
 
-        both = await ok(s, "identify", {"image": file_b64(FACES / "obama" / "obama_3.jpg")})
-        assert (both["decision"], both["user_id"]) == ("known", obama)
+        face_only = await ok(s, "identify", {"image": file_b64(FACES / "obama" / "obama_3.jpg")})
+        assert (face_only["decision"], face_only["user_id"]) == ("known", obama)
+        if not FSDD.is_dir():
+            return
+        # Voice and face fused (george's voice stands in for Obama's).
+        utts = fsdd()
+        await ok(s, "speaker_enroll", {"user_id": obama, "audio": [wav_b64(w) for w in utts["george"][:3]]})
+        photo = file_b64(FACES / "obama" / "obama_3.jpg")
+        agree = await ok(s, "identify", {"audio": wav_b64(utts["george"][5]), "image": photo})
+        assert (agree["decision"], agree["user_id"]) == ("known", obama) and agree["score"] >= 1.0, agree
+        clash = await ok(s, "identify", {"audio": wav_b64(utts["jackson"][5]), "image": photo})
+        assert clash["decision"] == "uncertain" and clash["face"]["decision"] == "known", clash
+        stranger = await ok(s, "identify", {"audio": wav_b64(utts["nicolas"][5]), "create_if_unknown": True,
+                                            "image": file_b64(FACES / "rose_leslie" / "rose_leslie_1.jpg")})
+        assert stranger["decision"] == "unknown" and stranger["created_user_id"]
+        assert (await ok(s, "user_get", {"user_id": stranger["created_user_id"]}))["provisional"] is True
 
 
 def _png_header_only(width: int, height: int) -> bytes:

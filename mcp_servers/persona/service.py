@@ -509,25 +509,31 @@ class Persona:
                        create_if_unknown: bool) -> IdentifyResult:
         if not audio_value and not image_value:
             raise UserError("Send audio, an image, or both.")
-        vm = await self.identify_voice(principal, audio_value, False, False) if audio_value else None
+        heard: tuple[VoiceModel, Prints, np.ndarray, float] | None = None
+        vm = None
+        if audio_value:
+            model, prints = await self.voice_side()
+            clip, vec = await voice.run(self._embed_clip, model, audio_value)
+            heard = (model, prints, vec, clip.speech_seconds)
+            vm = await self._identify_vector(principal, *heard, False, False)
         fr = await self.identify_faces(principal, image_value, None) if image_value else None
         fm = fr.faces[0] if fr and fr.faces else None
         if fr is not None and fm is None and vm is None:
             raise UserError("No face was found in the image.")
         involved = {c.user_id for m in (vm, fm) if m is not None for c in m.candidates}
         parts: list[tuple[Decision, list[tuple[str, float]], set[str]] | None] = []
-        for m, prints in ((vm, self._voice), (fm, self._face)):
-            if m is None or prints is None:
+        for m, held in ((vm, self._voice), (fm, self._face)):
+            if m is None or held is None:
                 parts.append(None)
                 continue
-            enrolled = {u for u in involved if prints.samples(u)}
+            enrolled = {u for u in involved if held.samples(u)}
             th = Thresholds(m.threshold, m.unknown_below, 0.0)
             parts.append((Decision(m.decision, m.user_id, m.score, m.margin, th),
                           [(c.user_id, c.score) for c in m.candidates], enrolled))
         d, why = fuse(parts[0], parts[1])
         created = None
-        if d.verdict == "unknown" and create_if_unknown and audio_value:
-            vm = await self.identify_voice(principal, audio_value, True, False)
+        if d.verdict == "unknown" and create_if_unknown and heard is not None:
+            vm = await self._identify_vector(principal, *heard, True, False)
             created = vm.created_user_id
         users = (await self.people()).names([d.user_id] if d.user_id else [])
         return IdentifyResult(decision=d.verdict, user_id=d.user_id, name=users.get(d.user_id or "", {}).get("name"),
