@@ -26,6 +26,8 @@ from livekit.agents.voice.events import (
     UserStateChangedEvent,
 )
 
+from character_bridge.tags import TagParser
+
 from .audio import TurnAudio, to_wav16k
 from .character import TAG_INSTRUCTIONS, CharacterLink
 from .config import PipelineConfig
@@ -185,7 +187,7 @@ class AvatarAgent(Agent):
         if parser is not None and (rest := self._clean(parser, None)):
             yield rest
 
-    def _clean(self, parser: Any, text: str | None) -> str:
+    def _clean(self, parser: TagParser, text: str | None) -> str:
         parsed = parser.feed(text) if text is not None else parser.flush()
         for tag in parsed.tags:
             self.character.express(tag.emotion, tag.intensity)

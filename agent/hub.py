@@ -81,6 +81,26 @@ def _describe(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
+async def _diagnose(config: McpServerConfig, error: str) -> str:
+    """Say what is wrong with an HTTP server the MCP client could not reach (the SDK drops the
+    status): nothing listening, or a status such as 401 that names the fix."""
+    if not config.url:
+        return error
+    import httpx
+
+    try:
+        async with httpx.AsyncClient(timeout=5) as http:
+            response = await http.post(config.url, headers={**config.headers, "Accept": "application/json, text/event-stream"},
+                                       json={"jsonrpc": "2.0", "id": 0, "method": "ping"})
+    except httpx.HTTPError:
+        return f"nothing answers at {config.url} (is the server running?)"
+    if response.status_code in (401, 403):
+        return f"HTTP {response.status_code} from {config.url}: check the token in this server's headers"
+    if response.status_code >= 400:
+        return f"HTTP {response.status_code} from {config.url}: {error}"
+    return error
+
+
 class ServerLink:
     """One configured server: a background task keeps a live `ClientSession` to it."""
 
@@ -126,7 +146,7 @@ class ServerLink:
             except asyncio.CancelledError:
                 raise
             except BaseException as exc:  # a transport failure must not end the supervisor
-                self.error = _describe(exc)
+                self.error = await _diagnose(self.config, _describe(exc))
                 log.warning("MCP server %s unavailable: %s (retrying in %.1fs)", self.name, self.error, delay)
             finally:
                 self.session = None

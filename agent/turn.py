@@ -57,7 +57,7 @@ class TurnPrep:
     identify_ms: float = 0.0
     total_ms: float = 0.0
 
-    def context(self, speaker_label: str | None = None) -> str | None:
+    def context(self) -> str | None:
         """The system message injected into this turn's context, or None when there is nothing."""
         lines: list[str] = []
         if self.speaker is not None:
@@ -105,11 +105,10 @@ def _compact(value: Any) -> Any:
 
 
 class _RecallCalls:
-    """Recall calls for one (user, text), started when the text was known; collected within a budget."""
+    """Recall calls for one user and text, started when the text was known; collected within a budget."""
 
-    def __init__(self, user_id: str | None, text: str, calls: dict[str, asyncio.Task[Any]]):
+    def __init__(self, user_id: str | None, calls: dict[str, asyncio.Task[Any]]):
         self.user_id = user_id
-        self.text = text
         self.calls = calls
         self.started = time.perf_counter()
 
@@ -199,7 +198,7 @@ class TurnHooks:
             calls["memory_search"] = asyncio.create_task(self.hub.call_data("memory_search", args))
         if self.hub.has("profile_get") and user_id:
             calls["profile_get"] = asyncio.create_task(self.hub.call_data("profile_get", {"user_id": user_id}))
-        return _RecallCalls(user_id, text, calls)
+        return _RecallCalls(user_id, calls)
 
     async def recall(self, user_id: str | None, text: str, budget_s: float | None = None) -> Recall:
         """memory_search + profile_get in parallel; whatever is not back within the budget is dropped."""

@@ -21,12 +21,12 @@ from typing import Any
 import psutil
 import pytest
 
-from agent.config import PipelineConfig, TurnConfig
+from agent.config import McpServerConfig, PipelineConfig, TurnConfig
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.remember import Journal, MemoryWriter
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import ALPHAAVATAR, ROOT, server_env
+from tests.support import ALPHAAVATAR, ROOT, http_server, server_env
 
 CHANGING = ROOT / "tests" / "fakes" / "changing_mcp_server.py"
 
@@ -279,3 +279,20 @@ async def test_writes_of_a_crashed_agent_are_replayed_by_the_next(hub: McpHub, h
     assert not (folder / "crashed-session.jsonl").exists()
     found = await hub.call_data("memory_search", {"query": "bees", "user_id": "hank"})
     assert [m["content"] for m in found["results"]] == ["Hank keeps bees on his roof."]
+
+
+async def test_hub_over_streamable_http_with_a_bearer_token(tmp_path: Path) -> None:
+    """A server given by URL, with the headers from the config (here: the server's token)."""
+    env = server_env(tmp_path, ALPHAAVATAR_TOKEN="s3cret-token")
+    with http_server(["serve", "memory", "--transport", "http"], env) as base:
+        good = McpServerConfig(name="memory", url=f"{base}/mcp", headers={"Authorization": "Bearer s3cret-token"})
+        bad = McpServerConfig(name="stranger", url=f"{base}/mcp", headers={"Authorization": "Bearer wrong"},
+                              connect_timeout=10)
+        hub = McpHub([good, bad])
+        try:
+            failures = await hub.start()
+            assert list(failures) == ["stranger"] and "401" in failures["stranger"]
+            added = await hub.call_data("memory_add", {"content": "Ivy takes the 7:40 train.", "user_id": "ivy"})
+            assert added["results"][0]["event"] == "ADD"
+        finally:
+            await hub.aclose()
