@@ -101,6 +101,13 @@ async def test_voices_enroll_identify_reject_provisional_merge_segment(tmp_path:
         short_th = (await ok(s, "speaker_identify", {"audio": wav_b64(fsdd(2)["george"][30])}))["threshold"]
         assert short_th > long_th
 
+        # Adaptation from a confident match: bounded, visible, reversible.
+        adapted = await ok(s, "speaker_identify", {"audio": wav_b64(utts["george"][12]), "adapt": True})
+        assert adapted["adapted"] and adapted["user_id"] == ids["george"]
+        assert (await ok(s, "user_get", {"user_id": ids["george"]}))["voice_samples"] == {"enroll": 3, "adapted": 1}
+        undone = await ok(s, "speaker_reset", {"user_id": ids["george"]})
+        assert undone["removed"] == 1 and undone["voice_samples"] == {"enroll": 3}
+
         verify = await ok(s, "speaker_verify", {"user_id": ids["lucas"], "audio": wav_b64(utts["lucas"][10])})
         assert verify["decision"] == "known" and verify["claimed_user_id"] == ids["lucas"]
         verify = await ok(s, "speaker_verify", {"user_id": ids["lucas"], "audio": wav_b64(utts["george"][10])})
