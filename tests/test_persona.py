@@ -251,6 +251,8 @@ async def test_bad_input_is_refused_and_nothing_half_written(tmp_path: Path) -> 
 
         flac = wav_b64(soxr.resample(stereo, RATE, 44100), 44100, "FLAC")
         assert (await ok(s, "speaker_identify", {"audio": flac}))["user_id"] == uid
+        ogg = wav_b64(soxr.resample(utts["george"][2], RATE, 16000), 16000, "OGG")
+        assert (await ok(s, "speaker_identify", {"audio": ogg}))["user_id"] == uid
 
         bomb = await call(s, "face_identify", {"image": base64.b64encode(_png_header_only(30000, 30000)).decode()})
         assert bomb.is_error and "MP" in bomb.text
