@@ -132,7 +132,12 @@ async def test_wespeaker_onnx_via_download_files(tmp_path: Path) -> None:
         assert other["score"] < same["score"]
         seg = await ok(s, "speaker_segment", {"audio": wav_b64(np.concatenate([utts["george"][0], utts["lucas"][7]]))})
         assert seg["segments"] and seg["duration"] > 4
-    assert (home / "persona" / "voice_wespeaker-voxceleb_resnet34_lm").is_dir()
+    wespeaker_dir = home / "persona" / "voice_wespeaker-voxceleb_resnet34_lm"
+    assert uid.encode() in b"".join(p.read_bytes() for p in wespeaker_dir.rglob("*") if p.is_file())
+    # Forgetting while another model is in use erases the samples kept for this one too.
+    async with stdio_session("persona", server_env(home)) as s:
+        assert (await ok(s, "user_forget", {"user_id": uid}))["user_id"] == uid
+    assert uid.encode() not in b"".join(p.read_bytes() for p in (home / "persona").rglob("*") if p.is_file())
 
 
 async def test_insightface_buffalo_l_plumbing(tmp_path: Path) -> None:

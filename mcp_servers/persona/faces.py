@@ -54,10 +54,6 @@ class FaceModel(ABC):
         """Every face found (at most MAX_FACES, largest first), each with its encoding."""
 
 
-def largest_first(faces: list[Face]) -> list[Face]:
-    return sorted(faces, key=lambda f: (f.box[2] - f.box[0]) * (f.box[3] - f.box[1]), reverse=True)[:MAX_FACES]
-
-
 class DlibFaces(FaceModel):
     """dlib's HOG detector, 5-point landmarks and ResNet encoder (LFW 99.38 %).
 

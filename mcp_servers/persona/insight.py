@@ -15,7 +15,7 @@ from PIL import Image
 from mcp_servers.core.errors import UserError
 
 from .decisions import INSIGHTFACE_FACE
-from .faces import Face, FaceModel, largest_first
+from .faces import MAX_FACES, Face, FaceModel
 from .voice import unit
 
 DETECTOR = "det_10g.onnx"
@@ -120,9 +120,9 @@ class InsightFaces(FaceModel):
     def faces(self, rgb: np.ndarray, upsample: int | None = None) -> list[Face]:
         h, w = rgb.shape[:2]
         boxes, scores, kps = self._detect(rgb)
-        found = [
-            Face((max(0.0, b[0]), max(0.0, b[1]), min(float(w), b[2]), min(float(h), b[3])), float(s),
-                 self._encode(rgb, k))
-            for b, s, k in zip(boxes, scores, kps, strict=True)
+        order = np.argsort(-(boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1]))[:MAX_FACES]
+        return [
+            Face((max(0.0, boxes[i, 0]), max(0.0, boxes[i, 1]), min(float(w), boxes[i, 2]), min(float(h), boxes[i, 3])),
+                 float(scores[i]), self._encode(rgb, kps[i]))
+            for i in order
         ]
-        return largest_first(found)
