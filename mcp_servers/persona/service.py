@@ -204,7 +204,7 @@ class Persona:
 
     async def rename(self, principal: Principal, user_id: str, name: str) -> User:
         user_id = self.scoped(principal, user_id)
-        patch = profile.check(profile.Patch(op="set", field="identity.name", value=name))
+        patch = self._checked([profile.Patch(op="set", field="identity.name", value=name)])[0]
         async with self._lock:
             user = await self.user(user_id)
             old = user["name"]
