@@ -322,5 +322,6 @@ def create_server(settings: Settings) -> ServerSpec:
         lines = [f"{h.name} ({h.user_id}): {'; '.join(h.matches) or '-'}" for h in r.results]
         return rendered(r, "\n".join(lines) or "No user matches.")  # type: ignore[no-any-return]
 
-    return ServerSpec(name="persona", mcp=mcp, startup=svc.start, shutdown=svc.close, health=svc.health)
+    return ServerSpec(name="persona", mcp=mcp, startup=svc.start, shutdown=svc.close, health=svc.health,
+                      ready=lambda: "loading" not in svc.health().values())
 
