@@ -90,6 +90,11 @@ def test_filters_any_not_ranges_ids(store: VectorStore) -> None:
     assert store.count(Where(has_ids=ids[:3])) == 3
 
 
+def test_boolean_filters_are_refused_not_silently_empty() -> None:
+    with pytest.raises(ValueError, match="booleans"):
+        Where(equals={"flag": True})
+
+
 def test_scroll_pages_cover_everything_once(store: VectorStore) -> None:
     ids = _fill(store)
     seen: list[str] = []

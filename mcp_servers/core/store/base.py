@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 DENSE = "dense"
 SPARSE = "bm25"
@@ -20,13 +20,22 @@ SPARSE = "bm25"
 class Where(BaseModel):
     """A payload filter both backends understand: all conditions must hold."""
 
-    equals: dict[str, str | int | bool] = Field(default_factory=dict)
+    equals: dict[str, str | int] = Field(default_factory=dict)
     any_of: dict[str, list[str]] = Field(default_factory=dict)
-    not_equals: dict[str, str | int | bool] = Field(default_factory=dict)
+    not_equals: dict[str, str | int] = Field(default_factory=dict)
     ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict, description="field -> (gte, lte); either bound may be None"
     )
     has_ids: list[str] | None = None
+
+    @field_validator("equals", "not_equals", mode="before")
+    @classmethod
+    def _no_booleans(cls, value: dict[str, object]) -> dict[str, object]:
+        # Qdrant Edge 0.9 matches a Python bool as the integer 1/0, never a JSON true/false:
+        # refuse rather than silently match nothing. Store a keyword ("yes"/"no") instead.
+        if any(isinstance(v, bool) for v in value.values()):
+            raise ValueError("filters cannot match booleans on every backend; store a keyword instead")
+        return value
 
 
 @dataclass(frozen=True)

@@ -169,7 +169,7 @@ class EdgeStore(VectorStore):
                     qe.ScrollRequest(offset=offset, limit=1000, with_payload=True, with_vector=True)
                 )
                 if recs:
-                    fresh.update(qe.UpdateOperation.upsert_points([qe.Point(r.id, r.vector, r.payload) for r in recs]))
+                    fresh.update(qe.UpdateOperation.upsert_points([qe.Point(r.id, r.vector or {}, r.payload) for r in recs]))
                 if offset is None:
                     break
             fresh.flush()
