@@ -34,7 +34,7 @@ class ResearchSettings(BaseSettings):
     fetch_max_redirects: int = Field(default=5, ge=0)
 
     # Provider calls.
-    concurrency: int = Field(default=4, ge=1, description="Sub-queries searched at once.")
+    concurrency: int = Field(default=6, ge=1, description="Sub-queries searched at once (deep: one round).")
     rate_per_s: float = Field(default=10.0, gt=0, description="Provider calls per second, per process.")
     retries: int = Field(default=3, ge=0, description="Retries of a provider call after 429/5xx/time-out.")
     backoff_s: float = Field(default=0.5, ge=0, description="First retry delay; doubles each time (jittered).")

@@ -117,6 +117,7 @@ class CorpusAddResult(BaseModel):
 class CorpusSearchResult(BaseModel):
     results: list[PassageHit]
     query: str
+    elapsed_ms: float = Field(description="Time spent in the server (query embedding and search).")
 
 
 class CorpusListResult(BaseModel):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import time
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -307,7 +308,9 @@ def create_server(settings: Settings) -> ServerSpec:
         if not query.strip():
             raise UserError("The query is empty.")
         owner, _ = app.who(ctx, user_id)
-        return CorpusSearchResult(results=await app.corpus.search([query], owner, limit), query=query)
+        started = time.perf_counter()
+        hits = await app.corpus.search([query], owner, limit)
+        return CorpusSearchResult(results=hits, query=query, elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
 
     @mcp.tool()
     async def corpus_list(
