@@ -35,6 +35,10 @@ class TurnAudio:
         """Voice activity started: this turn's audio begins here (with the pre-roll)."""
         self._speech = True
 
+    def peek(self) -> bytes | None:
+        """This turn's audio so far, as 16 kHz mono WAV (None if no speech was heard)."""
+        return to_wav16k(list(self._frames)) if self._frames and self._speech else None
+
     def take(self) -> bytes | None:
         """This turn's audio as 16 kHz mono WAV (None if no speech was heard); resets the buffer."""
         frames, speech = list(self._frames), self._speech

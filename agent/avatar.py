@@ -80,7 +80,10 @@ class AvatarAgent(Agent):
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self.turn_audio.mark_speech()
+            self.hooks.forget_early()
             self.character.state("listening")
+        elif ev.old_state == "speaking":  # speech stopped: the turn may be over
+            self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg())
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)

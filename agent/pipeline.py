@@ -75,12 +75,16 @@ def build_vad(spec: ModelConfig | None) -> Any:
     return _construct("vad", silero.VAD.load, spec.options() if spec else {})
 
 
+# Defaults for the servers the agent starts. One compute thread each: the servers run side by side
+# (identification and recall in parallel) and, on a small machine, torch threads of several
+# processes fighting over the same cores made a turn's hooks ~4x slower (bench/agent_turn.py).
+SERVER_DEFAULTS = {"OMP_NUM_THREADS": "1", "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
+
+
 def server_env(config: PipelineConfig) -> dict[str, str]:
-    """The environment our stdio servers inherit: the agent's own, the avatar id, renderer settings."""
-    env = {**os.environ, **config.character.server_env(), "ALPHAAVATAR_AVATAR_ID": config.avatar.id}
-    env.setdefault("MEM0_TELEMETRY", "False")
-    env.setdefault("HF_HUB_OFFLINE", "1")
-    return env
+    """The environment our stdio servers inherit: the agent's own (it wins over the defaults),
+    the avatar id, renderer settings."""
+    return {**SERVER_DEFAULTS, **os.environ, **config.character.server_env(), "ALPHAAVATAR_AVATAR_ID": config.avatar.id}
 
 
 @dataclass

@@ -1,8 +1,10 @@
 """The per-turn hooks: who is speaking, what we recall for them, what we remember after.
 
-`TurnHooks.prepare()` runs at the end of a user turn. Speaker identification and recall start
+`TurnHooks.prepare()` runs at the end of a user turn. Speaker identification and recall run
 together: recall is speculatively run for the previous speaker (the same person, most turns)
-while the voice is identified, and re-run only when the speaker changed. Recall has a budget
+while the voice is identified, and re-run only when the speaker changed. In a voice turn both
+start earlier, during the silence that ends the turn (`identify_early` when speech stops,
+`prefetch` on the final transcript), so the turn mostly waits for nothing. Recall has a budget
 (default 150 ms); a late result is dropped for this turn and logged, never awaited.
 `remember()` queues the finished turn for memory; tool calls go to the tool scope.
 """
@@ -56,6 +58,7 @@ class TurnPrep:
     recall: Recall | None
     identify_ms: float = 0.0
     total_ms: float = 0.0
+    identified_early: bool = False  # identification started during the end-of-turn silence
 
     def context(self) -> str | None:
         """The system message injected into this turn's context, or None when there is nothing."""
@@ -102,6 +105,13 @@ def _compact(value: Any) -> Any:
     if isinstance(value, list):
         return [c for c in (_compact(v) for v in value) if c not in (None, "", [], {})]
     return value
+
+
+def _result(task: asyncio.Task[Speaker | None] | None) -> Speaker | None:
+    """The speaker a finished identification found (None if unfinished, failed or nobody)."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
 
 
 class _RecallCalls:
@@ -155,6 +165,7 @@ class TurnHooks:
         self.speaker: Speaker | None = Speaker(user_id, decision="given") if user_id else None
         self.fixed_user = user_id is not None
         self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
+        self._early: asyncio.Task[Speaker | None] | None = None
 
     @property
     def user_id(self) -> str | None:
@@ -206,12 +217,31 @@ class TurnHooks:
         return await self._start_recall(user_id, text).collect(budget_s)
 
     def prefetch(self, text: str) -> None:
-        """Start recalling for a turn whose text is known before the turn begins (a final transcript
-        before end-of-turn, a line read ahead): the turn then only waits for what is still missing."""
-        if self.cfg.recall and (self.user_id, text) not in self._prefetched:
-            self._prefetched[(self.user_id, text)] = self._start_recall(self.user_id, text)
+        """Start recalling for a turn whose text is known before the turn ends (a final transcript
+        during the end-of-turn silence, a line read ahead): the turn then only waits for what is
+        still missing. The recall is for the voice identified early, if that is done already."""
+        early = _result(self._early)
+        user = early.user_id if early is not None else self.user_id
+        if self.cfg.recall and (user, text) not in self._prefetched:
+            self._prefetched[(user, text)] = self._start_recall(user, text)
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
+
+    def identify_early(self, wav: bytes | None, image: bytes | None = None) -> None:
+        """Speech stopped: identify the voice now, during the silence that ends a turn, rather than
+        after it. `prepare` takes this result unless `forget_early` said the speaker went on."""
+        self.forget_early()
+        if wav is not None and self._identifies():
+            self._early = asyncio.create_task(self.identify(wav, image))
+
+    def forget_early(self) -> None:
+        """The user spoke again: the turn's audio is longer than what was identified early."""
+        if self._early is not None and not self._early.done():
+            self._early.cancel()
+        self._early = None
+
+    def _identifies(self) -> bool:
+        return self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify")
 
     async def warm(self, within: float = 120.0) -> None:
         """Make the servers load their models before the first turn, so its budget is not spent
@@ -228,15 +258,18 @@ class TurnHooks:
         """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
         started = time.perf_counter()
         budget = self.cfg.recall_budget_ms / 1000
-        identify: asyncio.Task[Speaker | None] | None = None
-        if wav is not None and self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify"):
+        identify, self._early = self._early, None
+        started_early = identify is not None
+        if identify is None and wav is not None and self._identifies():
             identify = asyncio.create_task(self.identify(wav, image))
+        early = _result(identify)
+        if early is not None:  # identified during the end-of-turn silence
+            self.speaker, identify = early, None
         guess = self.user_id
-        # Recall for the previous speaker while identifying; a first voice turn has no one to guess.
+        # Recall for the likely speaker while identifying; a first voice turn has no one to guess.
         speculative: _RecallCalls | None = self._prefetched.pop((guess, text), None)
         if speculative is None and self.cfg.recall and (guess is not None or identify is None):
             speculative = self._start_recall(guess, text)
-        identify_ms = 0.0
         if identify is not None:
             try:
                 found = await asyncio.wait_for(asyncio.shield(identify), self.cfg.identify_budget_ms / 1000)
@@ -245,9 +278,9 @@ class TurnHooks:
                 log.warning("speaker identification late (budget %.0f ms): keeping %s for this turn",
                             self.cfg.identify_budget_ms, guess)
                 identify.add_done_callback(self._adopt_late)
-            identify_ms = (time.perf_counter() - started) * 1000
             if found is not None:
                 self.speaker = found
+        identify_ms = (time.perf_counter() - started) * 1000
         recall: Recall | None = None
         if speculative is not None and self.user_id == guess:
             recall = await speculative.collect(budget - (time.perf_counter() - started))
@@ -256,8 +289,9 @@ class TurnHooks:
             if speculative is not None:
                 speculative.cancel()
             remaining = max(budget - (time.perf_counter() - started), budget / 2)
-            recall = await self.recall(self.user_id, text, budget_s=remaining)
-        return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000)
+            calls = self._prefetched.pop((self.user_id, text), None) or self._start_recall(self.user_id, text)
+            recall = await calls.collect(remaining)
+        return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early)
 
     def _adopt_late(self, task: asyncio.Task[Speaker | None]) -> None:
         if not task.cancelled() and task.exception() is None and (found := task.result()) is not None:

@@ -178,6 +178,8 @@ async def test_two_speakers_attributed_and_recalled_separately(
     george, jackson = a1.speaker.user_id, b1.speaker.user_id
     assert george != jackson
     assert a2.speaker.user_id == george and b2.speaker.user_id == jackson
+    # ...identified while the end-of-turn silence ran, not after it
+    assert any(p.identified_early for p in (a1, b1, a2, b2))
 
     # A's memory is injected on A's turn only.
     def context(transcript: str) -> str:
