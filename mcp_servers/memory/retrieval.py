@@ -34,7 +34,11 @@ CONTEXT_TURNS = 1
 
 @dataclass(frozen=True)
 class Tuning:
-    """Weights of the ranking steps (scores are fused on a 0..1+1 scale); 0 turns a step off."""
+    """Weights of the ranking steps; 0 turns a step off.
+
+    Fused scores run from 0 to dense + sparse (each list rescaled to 0..1), and the bonuses
+    below are on that scale. Chosen on LoCoMo dev, where each sits on a broad plateau.
+    """
 
     depth: int = 100  # candidates per list, before re-ranking
     dense: float = 0.5  # weight of the MiniLM list
