@@ -24,7 +24,9 @@ PAGES = {
                    "The solid electrolyte resists fire and allows a lithium-metal anode, raising energy density."),
     "ssb-production": ("Solid-state battery production timeline",
                        "Toyota plans to start producing solid-state battery cells for cars in 2027.\n\n"
-                       "Pilot lines in Japan and Korea already make small batches of solid-state cells."),
+                       "Pilot lines in Japan and Korea already make small batches of solid-state cells.\n\n"
+                       "Analysts expect the first solid-state cars to cost more than comparable models, and "
+                       "prices to fall only once gigafactory-scale lines open around 2030."),
     "ssb-density": ("Energy density of solid-state cells",
                     "Prototype solid-state cells reach 400 Wh/kg, against about 270 Wh/kg for good lithium-ion."),
     "garden": ("Tomato gardening", "Tomatoes need six hours of sun and deep watering twice a week."),
@@ -126,6 +128,7 @@ async def test_research_progress_citations_cache_budget(tmp_path: Path, tavily: 
         urls = [src["url"] for src in data["sources"]]
         assert tavily.url("ssb-production") in urls[:2] and tavily.url("garden") not in urls[:3]
         assert [src["n"] for src in data["sources"]] == list(range(1, len(urls) + 1))
+        assert len(set(urls)) == len(urls)  # every sub-query found the same pages: one source each
         # Citations: [9] and [12] name no source and are removed; the valid ones stay, one number each.
         assert data["mode"] == "answer" and data["stats"]["citations_removed"] == 2
         cited = {int(n) for n in re.findall(r"\[(\d+)\]", data["answer"])}
@@ -138,6 +141,14 @@ async def test_research_progress_citations_cache_budget(tmp_path: Path, tavily: 
         again = await ok(s, "research", {"question": question, "sources": "web"})
         assert again["stats"]["provider_calls"] == 0 and again["stats"]["cache_hits"] == 3
         assert [src["url"] for src in again["sources"]] == urls
+
+        # Deep research reads whole pages (Tavily extract, one call): text past the search snippet.
+        quick = await ok(s, "research", {"question": "When will solid-state car prices fall?", "sources": "web"})
+        extracts = tavily.calls("/extract")
+        deep = await ok(s, "research", {"question": "When will solid-state car prices fall?", "sources": "web",
+                                        "depth": "deep"})
+        assert tavily.calls("/extract") == extracts + 1
+        assert "2030" not in json.dumps(quick["sources"]) and "2030" in json.dumps(deep["sources"])
 
         # A budget of one provider call: one sub-query is searched, the others are reported as skipped.
         tight = await ok(s, "research", {"question": "Which companies build solid-state battery pilot lines?",

@@ -122,9 +122,6 @@ class Researcher:
                                   doc_id=source_doc,
                                   score=round(best[0].score if best else 0.0, 6), passages=best))
         await step(f"ranked {len(sources)} sources")
-        if not sources and budget.refused and not budget.used:
-            raise BudgetExhausted(f"The budget of {budget.limit} provider calls was spent before anything was "
-                                  "found; raise `budget`.")
 
         answer, removed = None, 0
         if self.llm is not None and sources:
@@ -135,6 +132,8 @@ class Researcher:
                 log.warning("synthesis failed; returning evidence", extra={"fields": {"error": exc.__class__.__name__}})
                 warnings.append(f"The LLM could not write the answer ({exc.__class__.__name__}); here is the evidence.")
             await step("wrote the answer" if answer else "synthesis failed")
+        if done < total:
+            await progress(total, total, "done")
         return ResearchResult(
             sources=sources, answer=answer, mode="answer" if answer else "evidence",
             note=ANSWER_NOTE if answer else EVIDENCE_NOTE, question=question, depth=req.depth,

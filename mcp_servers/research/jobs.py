@@ -62,6 +62,9 @@ class Jobs:
         self.max_jobs = max_jobs
         self._jobs: dict[str, Job] = {}
 
+    def __len__(self) -> int:
+        return len(self._jobs)
+
     def start(self, question: str, owner: str | None, work: Callable[[Progress], Awaitable[ResearchResult]]) -> Job:
         self._prune()
         if len(self._jobs) >= self.max_jobs:

@@ -335,6 +335,6 @@ def create_server(settings: Settings) -> ServerSpec:
         return CorpusDeleteResult(deleted=await app.corpus.delete(doc_id, owner, full and user_id is None))
 
     def health() -> dict[str, Any]:
-        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs._jobs)}
+        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs)}
 
     return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health)

@@ -133,7 +133,7 @@ class Tavily:
             return pages, failed
 
         try:
-            return await self.calls.call(run, key=self.calls.key("extract", " ".join(urls), {}), budget=budget,
+            return await self.calls.call(run, key=self.calls.key("extract", "", {"urls": urls}), budget=budget,
                                          stats=stats)
         except BudgetExhausted:
             raise

@@ -46,6 +46,7 @@ class FakeTavily:
         self.delay = delay
         self.script: list[int] = []
         self.requests: list[tuple[str, dict[str, Any]]] = []
+        self.arrivals: list[float] = []  # time.monotonic() of each API call
         self.in_flight = 0
         self.max_in_flight = 0
         self.port = port or _free_port()
@@ -80,6 +81,7 @@ class FakeTavily:
     async def _begin(self, request: Request, path: str) -> tuple[dict[str, Any], JSONResponse | None]:
         body = await request.json()
         self.requests.append((path, body))
+        self.arrivals.append(time.monotonic())
         self.in_flight += 1
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
