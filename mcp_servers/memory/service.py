@@ -189,18 +189,26 @@ class MemoryService:
         self._seq[key] = seq + 1
         return seq
 
-    def _context(self, key: str, where: Where, seq: int) -> deque[str]:
-        """The last few contents of this session, for `retrieval.index_text`."""
+    def _session_where(self, scope: str, user: str | None, session: str | None) -> Where:
+        where = Where(equals={"avatar_id": self.avatar_id, "scope": scope, "user_id": user or ""})
+        if session:
+            where.equals["session_id"] = session
+        return where
+
+    def _earlier(self, where: Where, seq: int) -> list[str]:
+        """The contents of the turns just before position `seq` of the session `where` selects."""
         n = retrieval.CONTEXT_TURNS
+        if not n or seq <= 0:
+            return []
+        w = where.model_copy(deep=True)
+        w.ranges["seq"] = (float(seq - n), float(seq - 1))
+        hits, _ = self.store.scroll(w, n)
+        return [h.payload["content"] for h in sorted(hits, key=lambda h: h.payload.get("seq", 0))]
+
+    def _context(self, key: str, where: Where, seq: int) -> deque[str]:
+        """The last few contents of this session (cached while the process lives)."""
         if key not in self._recent:
-            ctx: deque[str] = deque(maxlen=max(n, 1))
-            if n and seq:
-                w = where.model_copy(deep=True)
-                w.ranges["seq"] = (float(seq - n), float(seq - 1))
-                hits, _ = self.store.scroll(w, n)
-                for h in sorted(hits, key=lambda h: h.payload.get("seq", 0)):
-                    ctx.append(h.payload["content"])
-            self._recent[key] = ctx
+            self._recent[key] = deque(self._earlier(where, seq), maxlen=max(retrieval.CONTEXT_TURNS, 1))
         return self._recent[key]
 
     async def add(self, items: Sequence[AddItem], principal: Principal, actor: str = "mcp") -> AddResult:
@@ -253,7 +261,7 @@ class MemoryService:
                 found, _ = self.store.scroll(Where(any_of={"hash": list(set(hashes))}), len(hashes))
                 existing = {h.payload["hash"]: h for h in found}
             events: list[AddEvent] = []
-            new: list[tuple[str, AddItem, str, str | None, str, dict[str, Any]]] = []
+            new: list[tuple[str, str, str | None, str, str, dict[str, Any]]] = []  # id, text, owner, dense, bm25, payload
             seen: dict[str, str] = {}
             for (it, text, owner), h in zip(prepared, hashes, strict=True):
                 if h in existing or h in seen:
@@ -265,9 +273,7 @@ class MemoryService:
                 when = _utc(it.occurred_at)
                 now = now_iso()
                 key = self._session_key(it.scope, owner, it.session_id)
-                base = Where(equals={"avatar_id": self.avatar_id, "scope": it.scope, "user_id": owner or ""})
-                if it.session_id:
-                    base.equals["session_id"] = it.session_id
+                base = self._session_where(it.scope, owner, it.session_id)
                 seq = self._next_seq(key, base)
                 ctx = self._context(key, base, seq)
                 payload = {
@@ -290,10 +296,10 @@ class MemoryService:
                     payload["tool"] = str(it.metadata["tool"])
                 index = retrieval.index_text(text, when, list(ctx))
                 ctx.append(text)
-                new.append((mid, it, text, owner, index, payload))
+                new.append((mid, text, owner, retrieval.embed_text(text, when), index, payload))
                 events.append(AddEvent(id=mid, content=text, event="ADD"))
             if new:
-                vectors = await self.embedder.aembed([n[4] for n in new])
+                vectors = await self.embedder.aembed([n[3] for n in new])
                 records = [Item(mid, payload, vec, index) for (mid, _, _, _, index, payload), vec in zip(new, vectors, strict=True)]
                 try:
                     await anyio.to_thread.run_sync(self.store.upsert, records)
@@ -302,7 +308,7 @@ class MemoryService:
                     self._seq.clear()
                     self._recent.clear()
                     raise
-                self.history.record([(mid, owner or "", "ADD", None, text, actor) for mid, _, text, owner, _, _ in new])
+                self.history.record([(mid, owner or "", "ADD", None, text, actor) for mid, text, owner, _, _, _ in new])
         return AddResult(results=events, mode=source)
 
     async def _add_extracted(
@@ -353,8 +359,9 @@ class MemoryService:
             p["metadata"] = {**(p.get("metadata") or {}), **metadata}
         p["hash"] = _fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), content)
         when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
-        index = retrieval.index_text(content, when, [])
-        vec = (await self.embedder.aembed([index]))[0]
+        where = self._session_where(p["scope"], p.get("user_id") or None, p.get("session_id"))
+        index = retrieval.index_text(content, when, self._earlier(where, int(p.get("seq", 0))))
+        vec = (await self.embedder.aembed([retrieval.embed_text(content, when)]))[0]
         async with self._write:
             await anyio.to_thread.run_sync(self.store.upsert, [Item(hit.id, p, vec, index)])
             self.history.record([(hit.id, p.get("user_id") or "", "UPDATE", old, content, actor)])
