@@ -93,6 +93,19 @@ async def sequential(hooks: TurnHooks, text: str, wav: bytes) -> float:
     return (time.perf_counter() - started) * 1000
 
 
+async def alone(hooks: TurnHooks, text: str, wav: bytes, user: str) -> dict[str, float]:
+    """Each call by itself: the floor the parallel shape is made of."""
+    out = {}
+    for name, call in (("identify", hooks.identify(wav)),
+                       ("search", hooks.hub.call_data("memory_search", {"query": text, "user_id": user,
+                                                                        "limit": hooks.cfg.memory_limit})),
+                       ("profile", hooks.hub.call_data("profile_get", {"user_id": user}))):
+        started = time.perf_counter()
+        await call
+        out[name] = (time.perf_counter() - started) * 1000
+    return out
+
+
 async def voice_turn(hooks: TurnHooks, text: str, wav: bytes) -> float:
     """What a spoken turn still waits for at its end, when the work started as speech stopped."""
     hooks.identify_early(wav)
@@ -113,7 +126,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             hooks, voice = TurnHooks(hub, cfg, "bench"), TurnHooks(hub, cfg, "bench-voice")
             for i in range(6):  # warm both servers' models and caches
                 await hooks.prepare(questions[i], probes[SPEAKERS[i % 3]][0])
-            rows: dict[str, list[float]] = {"same": [], "changed": [], "sequential": [], "voice": []}
+            rows: dict[str, list[float]] = {"same": [], "changed": [], "sequential": [], "voice": [],
+                                            "identify": [], "search": [], "profile": []}
             correct = 0
             for i in range(args.turns):
                 name = SPEAKERS[(i // PER_SPEAKER) % len(SPEAKERS)]
@@ -129,6 +143,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         rows["sequential"].append(await sequential(hooks, text, wav))
                 rows["voice"].append(await voice_turn(voice, text, wav))
+                for part, ms in (await alone(hooks, text, wav, ids[name])).items():
+                    rows[part].append(ms)
             parallel = rows["same"] + rows["changed"]
             return {
                 "p50_ms": round(statistics.median(parallel), 1), "p95_ms": round(pct(parallel, 0.95), 1),
@@ -155,7 +171,10 @@ def show(result: dict[str, Any]) -> None:
                           ("  same speaker as before", rows["same"]),
                           ("  speaker changed", rows["changed"]),
                           ("sequential (original)", rows["sequential"]),
-                          ("voice turn: left after 0.5 s of silence", rows["voice"])):
+                          ("voice turn: left after 0.5 s of silence", rows["voice"]),
+                          ("alone: speaker_identify (~3 s)", rows["identify"]),
+                          ("alone: memory_search", rows["search"]),
+                          ("alone: profile_get", rows["profile"])):
         if values:
             table.add_row(label, str(len(values)), f"{statistics.median(values):.1f}", f"{pct(values, 0.95):.1f}",
                           f"{statistics.mean(values):.1f}")
