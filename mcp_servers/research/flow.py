@@ -212,7 +212,7 @@ class Researcher:
                 try:
                     pages[key].text = (await self.fetcher.fetch(pages[key].url)).text or None
                 except UserError as exc:
-                    log.info("page fetch failed", extra={"fields": {"error": str(exc)[:200]}})
+                    log.debug("page fetch failed", extra={"fields": {"error": str(exc)[:200]}})
 
         await asyncio.gather(*(fetch(k) for k in missing))
         unread = sum(pages[k].text is None for k in missing)

@@ -61,7 +61,7 @@ async def plan(question: str, n: int, deep: bool, llm: LLM | None) -> tuple[list
         data = await llm.complete_json(system, question)
         queries = [str(q).strip()[:300] for q in data.get("queries", []) if str(q).strip()]
     except Exception as exc:
-        log.warning("LLM planning failed; using the deterministic plan", extra={"fields": {"error": str(exc)[:200]}})
+        log.warning("LLM planning failed; using the deterministic plan", extra={"fields": {"error": exc.__class__.__name__}})
         return decompose(question, n, deep), f"The LLM planner failed ({exc.__class__.__name__}); used a fixed plan."
     out = [question]
     seen = {normalise(question)}

@@ -188,7 +188,7 @@ def create_server(settings: Settings) -> ServerSpec:
                         keep(p.url, p.url, p.text, "tavily")
                 failed.update(bad)
             except UserError as exc:
-                log.info("Tavily extract failed; fetching directly", extra={"fields": {"error": str(exc)[:200]}})
+                log.info("Tavily extract failed; fetching directly", extra={"fields": {"error": exc.__class__.__name__}})
 
         async def fetch(url: str) -> None:
             try:
