@@ -26,7 +26,7 @@ Path_ = tuple[str | int, ...]
 
 
 class ConfigError(SystemExit):
-    """A configuration that must not start: printed as is, exit status 2."""
+    """A configuration that must not start; the command prints the message and exits with 2."""
 
     def __init__(self, message: str):
         super().__init__(message)
@@ -90,14 +90,16 @@ class McpServerConfig(_Strict):
         return self
 
     def executable(self) -> str | None:
-        """The command's program as found on PATH (or next to this Python), None if nowhere."""
+        """The command's program: `alphaavatar` of this installation, else as found on PATH (or
+        next to this Python); None if nowhere."""
         assert self.command
         program = self.command[0]
-        found = shutil.which(program)
-        if found:
+        sibling = Path(sys.executable).with_name(Path(program).name)
+        if program == "alphaavatar" and sibling.exists():
+            return str(sibling)
+        if found := shutil.which(program):
             return found
-        sibling = Path(sys.executable).with_name(program)
-        return str(sibling) if sibling.exists() else None
+        return str(sibling) if "/" not in program and sibling.exists() else None
 
 
 class TurnConfig(_Strict):

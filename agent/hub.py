@@ -182,10 +182,8 @@ class ServerLink:
             cursor = page.next_cursor
             if not cursor:
                 break
-        changed = [t.name for t in tools] != [t.name for t in self.tools]
         self.tools = tools
-        if changed:
-            self._on_change()
+        self._on_change()
 
     async def _watch(self, session: ClientSession) -> None:
         """Return when the connection is lost; refresh tools when the server says they changed."""
