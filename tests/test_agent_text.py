@@ -186,6 +186,9 @@ async def test_tool_list_changes_are_picked_up(
     assert "unlocked treasure" in reply
     offered = json.loads(requests_for(fake, follow)[0])
     assert "treasure" in [t["function"]["name"] for t in offered["tools"]]
+    # A call to another server's tool is recorded in the user's tool memory just the same.
+    records = await hub.call_data("tool_experience_search", {"task": follow, "tool": "treasure", "user_id": "dave"})
+    assert records["results"] and records["results"][0]["outcome"] == "unlocked treasure"
 
 
 async def test_killed_server_reported_then_reconnected(
