@@ -4,7 +4,7 @@
 - `on_user_turn_completed`: identify + recall within budget for a spoken turn.
 - LLM node: the turn's recalled context goes into this request only (typed turns are prepared
   here); emotion tags are stripped from the stream and become character expressions.
-- TTS node: each utterance's audio goes to the character for lip-sync.
+- TTS node: each sentence's audio goes to the character for lip-sync as soon as it exists.
 - Session events: every finished turn is remembered (background), agent states drive the
   character, and every tool call the LLM makes is recorded in tool memory.
 """
@@ -19,6 +19,7 @@ from typing import Any
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -37,6 +38,8 @@ from .turn import TurnHooks, TurnPrep
 from .video import LatestFrame
 
 log = logging.getLogger(__name__)
+
+MIN_LIPSYNC_SECONDS = 1.0  # a lip-sync call covers at least this much speech (sentences, not words)
 
 
 @dataclass
@@ -197,6 +200,8 @@ class AvatarAgent(Agent):
         return str(parsed.text)
 
     async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[rtc.AudioFrame]:
+        """Speak, and send the character each sentence's text and audio as soon as it is synthesized
+        (a sentence starts at a frame that carries its timed transcript)."""
         spoken: list[str] = []
 
         async def tee_text() -> AsyncIterable[str]:
@@ -204,12 +209,21 @@ class AvatarAgent(Agent):
                 spoken.append(piece)
                 yield piece
 
-        frames: list[rtc.AudioFrame] = []
+        words, frames, seconds = "", list[rtc.AudioFrame](), 0.0
         async for frame in Agent.default.tts_node(self, tee_text(), model_settings):
+            starts = "".join(str(t) for t in frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []))
+            if starts.strip() and seconds >= MIN_LIPSYNC_SECONDS:
+                self._lip_sync(words, frames)
+                words, frames, seconds = "", [], 0.0
+            words += starts
             frames.append(frame)
+            seconds += frame.duration
             yield frame
         if frames:
-            self.character.speak("".join(spoken), to_wav16k(frames) if self.character.cfg.lip_sync else None)
+            self._lip_sync(words if words.strip() else "".join(spoken), frames)
+
+    def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
+        self.character.speak(text, to_wav16k(frames) if self.character.cfg.lip_sync else None)
 
 
 def _reply_after(history: llm.ChatContext, message_id: str) -> str:

@@ -102,7 +102,7 @@ class Turns:
         return self.transcript
 
     def reply(self, body: dict[str, Any]) -> Reply:
-        return Reply(content="[happy] Got it, thanks for telling me.")
+        return Reply(content="[happy] Got it, thanks for telling me. I will remember that.")
 
 
 @pytest.fixture(scope="module")
@@ -204,7 +204,10 @@ async def test_two_speakers_attributed_and_recalled_separately(
     await runtime.character.drain(30)
     status = await runtime.hub.call_data("character_status", {})
     kinds = [e.get("kind") for e in status["last_events"]]
-    assert "expression" in kinds and "speech" in kinds and "state" in kinds
+    assert "expression" in kinds and "state" in kinds
+    # Lip-sync sentence by sentence, each sent as soon as its audio was synthesized.
+    spoken = [e["text"] for e in status["last_events"] if e.get("kind") == "speech"]
+    assert "I will remember that." in spoken and all("[happy]" not in t for t in spoken)
 
 
 FACES = DATASETS / "faces-dev" / "obama"
