@@ -86,7 +86,7 @@ class AvatarAgent(Agent):
             self.hooks.forget_early()
             self.character.state("listening")
         elif ev.old_state == "speaking":  # speech stopped: the turn may be over
-            self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg())
+            self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)
@@ -131,7 +131,15 @@ class AvatarAgent(Agent):
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
         """A spoken turn ended: identify the voice (and face, with a camera) and recall."""
         self._remember_prep(new_message.id, await self.hooks.prepare(
-            (new_message.text_content or "").strip(), self.turn_audio.take(), self.camera.jpeg()))
+            (new_message.text_content or "").strip(), self.turn_audio.take(), self.camera.jpeg(self._listening_to())))
+
+    def _listening_to(self) -> str | None:
+        """The identity of the room participant whose microphone we hear (None outside a room)."""
+        try:
+            participant = self.session.room_io.linked_participant
+        except RuntimeError:
+            return None
+        return participant.identity if participant is not None else None
 
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered

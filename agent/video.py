@@ -16,20 +16,25 @@ FRESH_SECONDS = 3.0
 
 
 class LatestFrame:
+    """The latest frame of each camera (by participant identity)."""
+
     def __init__(self) -> None:
-        self._frame: rtc.VideoFrame | None = None
-        self._at = 0.0
+        self._frames: dict[str, tuple[rtc.VideoFrame, float]] = {}
 
-    def see(self, frame: rtc.VideoFrame) -> None:
-        self._frame, self._at = frame, time.monotonic()
+    def see(self, frame: rtc.VideoFrame, source: str = "") -> None:
+        self._frames[source] = (frame, time.monotonic())
 
-    def jpeg(self) -> bytes | None:
-        """The latest frame as JPEG, or None when there is none from the last few seconds."""
-        if self._frame is None or time.monotonic() - self._at > FRESH_SECONDS:
+    def jpeg(self, source: str | None = None) -> bytes | None:
+        """The latest frame of `source` (of any camera when None) as JPEG, or None when there is
+        none from the last few seconds."""
+        seen = [v for k, v in self._frames.items() if source is None or k == source]
+        if not seen:
+            return None
+        frame, at = max(seen, key=lambda v: v[1])
+        if time.monotonic() - at > FRESH_SECONDS:
             return None
         from PIL import Image
 
-        frame = self._frame
         if frame.type != rtc.VideoBufferType.RGBA:
             frame = frame.convert(rtc.VideoBufferType.RGBA)
         image = Image.frombytes("RGBA", (frame.width, frame.height), bytes(frame.data)).convert("RGB")

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import logging
 import os
 import sys
 from pathlib import Path
@@ -21,12 +20,10 @@ from livekit.plugins import openai, silero  # noqa: F401  (plugins register on t
 from .config import ConfigError, PipelineConfig, load_config
 from .pipeline import Runtime, build_runtime, build_vad, start_hub
 
-log = logging.getLogger(__name__)
-
 CONFIG_ENV = "ALPHAAVATAR_AGENT_CONFIG"
-_VIDEO_TASKS: set[asyncio.Task[None]] = set()
 OVERRIDES_ENV = "ALPHAAVATAR_AGENT_SET"
 MODES = ("dev", "start", "console", "connect")
+_VIDEO_TASKS: set[asyncio.Task[None]] = set()
 
 
 def _config() -> PipelineConfig:
@@ -49,19 +46,19 @@ async def entrypoint(ctx: JobContext) -> None:
         await hub.aclose()
 
     ctx.add_shutdown_callback(shutdown)
-    ctx.room.on("track_subscribed", lambda track, *_: _watch_video(track, runtime))
-    await runtime.hooks.warm()
-    await runtime.session.start(runtime.agent, room=ctx.room)
+    ctx.room.on("track_subscribed", lambda track, _, participant: _watch_video(track, participant, runtime))
+    # The servers load their models while the room connects and the first person starts talking.
+    await asyncio.gather(runtime.hooks.warm(), runtime.session.start(runtime.agent, room=ctx.room))
 
 
-def _watch_video(track: rtc.Track, runtime: Runtime) -> None:
+def _watch_video(track: rtc.Track, participant: rtc.RemoteParticipant, runtime: Runtime) -> None:
     """A participant's camera: its frames refine who is speaking (face + voice)."""
     if track.kind != rtc.TrackKind.KIND_VIDEO:
         return
 
     async def watch() -> None:
         async for event in rtc.VideoStream(track):
-            runtime.agent.camera.see(event.frame)
+            runtime.agent.camera.see(event.frame, participant.identity)
 
     task = asyncio.create_task(watch(), name=f"video:{track.sid}")
     _VIDEO_TASKS.add(task)
