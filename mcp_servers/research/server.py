@@ -337,4 +337,5 @@ def create_server(settings: Settings) -> ServerSpec:
     def health() -> dict[str, Any]:
         return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs)}
 
-    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health)
+    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health,
+                      ready=lambda: app.embedder.ready)
