@@ -206,7 +206,7 @@ class ServerLink:
                     else:
                         await session.send_ping()
             except (TimeoutError, MCPError, anyio.BrokenResourceError, anyio.ClosedResourceError) as exc:
-                self.error = f"connection lost ({_describe(exc)})"
+                self.mark_lost(f"connection lost ({_describe(exc)})")
                 break
         if not self._closing:
             log.warning("MCP server %s disconnected: %s", self.name, self.error or "connection closed")
@@ -218,7 +218,10 @@ class ServerLink:
             log.debug("MCP server %s transport error: %s", self.name, message)
 
     def mark_lost(self, reason: str) -> None:
+        """The connection is gone: calls fail fast and `ready` waits for the reconnection."""
         self.error = reason
+        self.session = None
+        self.ready.clear()
         self._lost.set()
 
     async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None) -> types.CallToolResult:
