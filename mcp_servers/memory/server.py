@@ -77,7 +77,8 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.tool()
     async def memory_add(
         ctx: Context,
-        content: Annotated[str | None, Field(max_length=MAX_CONTENT, description="Text to remember.")] = None,
+        # plain `str` (not Optional): the SDK would otherwise parse a JSON-looking text into an object
+        content: Annotated[str, Field(max_length=MAX_CONTENT, description="Text to remember.")] = "",
         messages: Annotated[list[Message] | None, Field(max_length=200, description="Or a chat to remember.")] = None,
         scope: Scope = "user",
         user_id: UserId = None,
@@ -87,7 +88,7 @@ def create_server(settings: Settings) -> ServerSpec:
         infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
     ) -> AddResult:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
-        item = AddItem(content=content, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
+        item = AddItem(content=content or None, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
                        occurred_at=occurred_at, metadata=metadata or {}, infer=infer)
         result = await svc.add([item], who(ctx))
         return rendered(result, render_add(result))  # type: ignore[no-any-return]
@@ -150,11 +151,11 @@ def create_server(settings: Settings) -> ServerSpec:
     async def memory_update(
         ctx: Context,
         memory_id: MemoryId,
-        content: Annotated[str | None, Field(max_length=MAX_CONTENT, description="The new text.")] = None,
+        content: Annotated[str, Field(max_length=MAX_CONTENT, description="The new text.")] = "",
         metadata: Annotated[dict[str, Any] | None, Field(description="Keys to merge into the metadata.")] = None,
     ) -> MemoryItem:
         """Change a memory's text and/or metadata; the old text stays in its history."""
-        return await svc.update(who(ctx), memory_id, content, metadata)
+        return await svc.update(who(ctx), memory_id, content or None, metadata)
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:
@@ -211,10 +212,10 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         tool: Annotated[str, Field(min_length=1, max_length=200, description="The tool that was called.")],
         arguments: Annotated[dict[str, Any] | None, Field(description="What it was called with.")] = None,
-        outcome: Annotated[str | None, Field(max_length=4000, description="What came back, or the error.")] = None,
+        outcome: Annotated[str, Field(max_length=4000, description="What came back, or the error.")] = "",
         success: bool = True,
         latency_ms: Annotated[float | None, Field(ge=0)] = None,
-        task: Annotated[str | None, Field(max_length=2000, description="What the call was for, in words.")] = None,
+        task: Annotated[str, Field(max_length=2000, description="What the call was for, in words.")] = "",
         user_id: UserId = None,
         session_id: SessionId = None,
     ) -> AddResult:
@@ -224,8 +225,8 @@ def create_server(settings: Settings) -> ServerSpec:
             ("ok: " if success else "failed: ") + (outcome or "")[:1000]
         )
         item = AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
-            "tool": tool, "arguments": args, "outcome": outcome, "success": success,
-            "latency_ms": latency_ms, "task": task})
+            "tool": tool, "arguments": args, "outcome": outcome or None, "success": success,
+            "latency_ms": latency_ms, "task": task or None})
         result = await svc.add([item], who(ctx))
         return rendered(result, render_add(result))  # type: ignore[no-any-return]
 
