@@ -10,14 +10,11 @@ import contextlib
 import ipaddress
 import json
 import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-import uvicorn
 from mcp import ClientSession
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -25,15 +22,15 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response, Stream
 from starlette.routing import Route
 
 from mcp_servers.research.netguard import why_blocked
-from tests.support import call, free_port, server_env, stdio_session
+from tests.fakes.background import BackgroundServer
+from tests.support import call, server_env, stdio_session
 from tests.test_research_corpus import tiny_pdf
 
 
-class Site:
+class Site(BackgroundServer):
     """A small web site on 127.0.0.1 that records every path it is asked for."""
 
     def __init__(self) -> None:
-        self.port = free_port()
         self.hits: list[str] = []
 
         async def page(request: Request) -> Response:
@@ -68,19 +65,7 @@ class Site:
                   Route("/image.png", lambda r: Response(b"\x89PNG\r\n\x1a\n", media_type="image/png")),
                   Route("/doc.pdf", lambda r: Response(tiny_pdf("Herons stand still in shallow water to hunt."),
                                                        media_type="application/pdf"))]
-        self.server = uvicorn.Server(uvicorn.Config(Starlette(routes=routes), host="127.0.0.1", port=self.port,
-                                                    log_level="warning"))
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    def __enter__(self) -> Site:
-        self.thread.start()
-        while not self.server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.server.should_exit = True
-        self.thread.join(10)
+        super().__init__(Starlette(routes=routes))
 
 
 @pytest.fixture(scope="module")

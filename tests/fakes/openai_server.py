@@ -8,18 +8,18 @@ request body is recorded in `requests`.
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
+
+from tests.fakes.background import BackgroundServer
 
 
 @dataclass
@@ -36,22 +36,13 @@ Transcriber = Callable[[bytes], str]  # WAV bytes in, transcript out
 SPEECH_RATE = 24_000  # what OpenAI's /v1/audio/speech returns (pcm: 24 kHz mono s16le)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class FakeOpenAI:
+class FakeOpenAI(BackgroundServer):
     """Run with `with FakeOpenAI(responder) as fake:`; point clients at `fake.base_url`."""
 
     def __init__(self, responder: Responder | None = None, port: int | None = None,
                  transcriber: Transcriber | None = None):
         self.responder: Responder = responder or (lambda body: Reply(content="OK"))
         self.transcriber: Transcriber = transcriber or (lambda wav: "hello")
-        self.port = port or _free_port()
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.transcriptions: list[dict[str, Any]] = []  # {"model", "audio" (WAV bytes), "text"}
@@ -65,22 +56,11 @@ class FakeOpenAI:
         ]
         self.extra_routes = routes
         self.app = Starlette(routes=routes)
-        self._server = uvicorn.Server(uvicorn.Config(self.app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        super().__init__(self.app, port)
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
-
-    def __enter__(self) -> FakeOpenAI:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
 
     async def _models(self, request: Request) -> JSONResponse:
         return JSONResponse({"object": "list", "data": [{"id": "fake", "object": "model", "owned_by": "tests"}]})

@@ -12,31 +12,23 @@ from __future__ import annotations
 import asyncio
 import html
 import re
-import threading
 import time
 import uuid
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse
 from starlette.routing import Route
+
+from tests.fakes.background import BackgroundServer
 
 
 def _words(text: str) -> set[str]:
     return {w for w in re.findall(r"[a-z0-9]+", text.lower()) if len(w) > 2}
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-class FakeTavily:
+class FakeTavily(BackgroundServer):
     """`with FakeTavily(pages={"slug": ("Title", "text")}) as fake:`; point the client at `fake.base_url`."""
 
     def __init__(self, api_key: str = "tvly-test-key", pages: dict[str, tuple[str, str]] | None = None,
@@ -49,14 +41,11 @@ class FakeTavily:
         self.arrivals: list[float] = []  # time.monotonic() of each API call
         self.in_flight = 0
         self.max_in_flight = 0
-        self.port = port or _free_port()
-        app = Starlette(routes=[
+        super().__init__(Starlette(routes=[
             Route("/search", self._search, methods=["POST"]),
             Route("/extract", self._extract, methods=["POST"]),
             Route("/pages/{slug}", self._page),
-        ])
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
-        self._thread = threading.Thread(target=self._server.run, daemon=True)
+        ]), port)
 
     @property
     def base_url(self) -> str:
@@ -67,16 +56,6 @@ class FakeTavily:
 
     def calls(self, path: str) -> int:
         return sum(p == path for p, _ in self.requests)
-
-    def __enter__(self) -> FakeTavily:
-        self._thread.start()
-        while not self._server.started:
-            time.sleep(0.02)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.should_exit = True
-        self._thread.join(10)
 
     async def _begin(self, request: Request, path: str) -> tuple[dict[str, Any], JSONResponse | None]:
         body = await request.json()
