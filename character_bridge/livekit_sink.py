@@ -9,11 +9,10 @@ a renderer when the room is slow and starts with the current snapshot.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import logging
 from typing import Protocol
 
+from .background import Background
 from .hub import Hub
 from .protocol import COALESCED_KINDS
 
@@ -26,7 +25,9 @@ class DataPublisher(Protocol):
                            destination_identities: list[str] = ..., topic: str = "") -> None: ...
 
 
-class LiveKitSink:
+class LiveKitSink(Background):
+    task_name = "livekit-sink"
+
     def __init__(self, hub: Hub, participant: DataPublisher, topic: str = TOPIC):
         self.hub = hub
         self.participant = participant
@@ -34,20 +35,8 @@ class LiveKitSink:
         self.sent_reliable = 0
         self.sent_lossy = 0
         self.errors = 0
-        self._task: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="livekit-sink")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
-
-    async def _run(self) -> None:
+    async def run(self) -> None:
         sub = self.hub.subscribe("livekit", kind="livekit")
         try:
             while True:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import contextlib
 import logging
 import random
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ from typing import Any
 import websockets
 from websockets.asyncio.client import ClientConnection
 
+from ..background import Background
 from ..hub import Hub, Subscriber
 from ..protocol import _Event
 
@@ -45,7 +45,7 @@ class Backoff:
         self.attempt = 0
 
 
-class Adapter(abc.ABC):
+class Adapter(Background):
     name = "adapter"
 
     def __init__(self, hub: Hub, url: str, backoff: Backoff | None = None, open_timeout: float = 5.0):
@@ -58,19 +58,7 @@ class Adapter(abc.ABC):
         self.reconnects = 0
         self.sent = 0
         self.last_error: str | None = None
-        self._task: asyncio.Task[None] | None = None
-
-    # -- lifecycle ---------------------------------------------------------------------------------
-    def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self.run(), name=f"adapter-{self.name}")
-
-    async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self.task_name = f"adapter-{self.name}"
 
     async def run(self) -> None:
         while True:

@@ -13,6 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator
 
+from . import bm25
+
 DENSE = "dense"
 SPARSE = "bm25"
 
@@ -79,6 +81,16 @@ class SparseQuery:
 
 
 Query = DenseQuery | SparseQuery
+
+
+def named_vectors(item: Item, sparse: bool) -> dict[str, Any]:
+    """An item's dense vector and, when the collection has one, its BM25 document vector, by name."""
+    vector: dict[str, Any] = {}
+    if item.dense is not None:
+        vector[DENSE] = list(map(float, item.dense))
+    if sparse and item.text:
+        vector[SPARSE] = bm25.document(item.text)
+    return vector
 
 
 class VectorStore(ABC):

@@ -11,7 +11,19 @@ from typing import Any
 import qdrant_edge as qe
 
 from . import bm25
-from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, SparseQuery, VectorStore, Where
+from .base import (
+    DENSE,
+    SPARSE,
+    CollectionSpec,
+    DenseQuery,
+    Hit,
+    Item,
+    Query,
+    SparseQuery,
+    VectorStore,
+    Where,
+    named_vectors,
+)
 from .lock import DirLock
 
 
@@ -82,14 +94,7 @@ class EdgeStore(VectorStore):
         return shard
 
     def upsert(self, items: Sequence[Item]) -> None:
-        points = []
-        for it in items:
-            vector: dict[str, Any] = {}
-            if it.dense is not None:
-                vector[DENSE] = list(map(float, it.dense))
-            if self.spec.sparse and it.text:
-                vector[SPARSE] = bm25.document(it.text)
-            points.append(qe.Point(it.id, vector, it.payload))
+        points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
         if points:
             with self._write:
                 self._shard.update(qe.UpdateOperation.upsert_points(points))

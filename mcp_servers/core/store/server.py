@@ -13,7 +13,7 @@ from qdrant_client import QdrantClient
 from qdrant_client import models as m
 
 from . import bm25
-from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where
+from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where, named_vectors
 
 
 def _filter(where: Where | None) -> m.Filter | None:
@@ -69,11 +69,9 @@ class ServerStore(VectorStore):
     def upsert(self, items: Sequence[Item]) -> None:
         points = []
         for it in items:
-            vector: dict[str, Any] = {}
-            if it.dense is not None:
-                vector[DENSE] = list(map(float, it.dense))
-            if self.spec.sparse and it.text:
-                vector[SPARSE] = _sparse(bm25.document(it.text))
+            vector = named_vectors(it, self.spec.sparse)
+            if SPARSE in vector:
+                vector[SPARSE] = _sparse(vector[SPARSE])
             points.append(m.PointStruct(id=it.id, vector=vector, payload=it.payload))
         if points:
             self.client.upsert(self.collection, points, wait=True)
