@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import uuid
 import warnings
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,18 +24,27 @@ SPEC = CollectionSpec("contract", dim=8, tenant_fields=("user_id",), keyword_fie
 BACKENDS = ["edge", "qdrant-local"] + (["qdrant-server"] if os.environ.get("QDRANT_URL") else [])
 
 
-@pytest.fixture(params=BACKENDS)
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+def backend(kind: str, root: Path) -> Callable[[CollectionSpec], VectorStore]:
+    """Open collections on one of BACKENDS, each with its own client as `open_store` does."""
     from qdrant_client import QdrantClient
 
-    if request.param == "edge":
-        s: VectorStore = EdgeStore(tmp_path / "c", SPEC)
-    elif request.param == "qdrant-local":
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # local mode says payload indexes are no-ops there
-            s = ServerStore(QdrantClient(location=":memory:"), "contract", SPEC)
-    else:
-        s = ServerStore(QdrantClient(url=os.environ["QDRANT_URL"]), f"contract_{uuid.uuid4().hex[:8]}", SPEC)
+    if kind == "edge":
+        return lambda spec: EdgeStore(root / spec.name, spec)
+    if kind == "qdrant-local":
+
+        def local(spec: CollectionSpec) -> VectorStore:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # local mode says payload indexes are no-ops there
+                return ServerStore(QdrantClient(location=":memory:"), spec.name, spec)
+
+        return local
+    prefix = f"t{uuid.uuid4().hex[:8]}_"
+    return lambda spec: ServerStore(QdrantClient(url=os.environ["QDRANT_URL"]), prefix + spec.name, spec)
+
+
+@pytest.fixture(params=BACKENDS)
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
+    s = backend(request.param, tmp_path)(SPEC)
     yield s
     s.close()
 
