@@ -31,15 +31,12 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.memory_latency import pct  # noqa: E402
+
 OUT = ROOT / "bench" / "out"
 MIX = [("param", 40), ("gaze", 4), ("expression", 3), ("state", 3)]  # events per second, 50 in all
 
-
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))]
 
 
 # --- 1. event → rendered in Chromium ------------------------------------------------------------------
@@ -78,8 +75,8 @@ async def browser_latency(n: int, screenshots: bool) -> dict[str, Any]:
     hub_to_frame = [e["shown"] - e["ts"] for e in rendered]
     call_to_frame = [e["shown"] - calls[e["seq"]] for e in rendered]
     return {"events": n, "rendered": len(rendered),
-            "event_to_frame_p50_ms": pct(hub_to_frame, 50), "event_to_frame_p95_ms": pct(hub_to_frame, 95),
-            "call_to_frame_p50_ms": pct(call_to_frame, 50), "call_to_frame_p95_ms": pct(call_to_frame, 95)}
+            "event_to_frame_p50_ms": pct(hub_to_frame, 0.5), "event_to_frame_p95_ms": pct(hub_to_frame, 0.95),
+            "call_to_frame_p50_ms": pct(call_to_frame, 0.5), "call_to_frame_p95_ms": pct(call_to_frame, 0.95)}
 
 
 # --- 2. fan-out -----------------------------------------------------------------------------------
@@ -232,7 +229,7 @@ async def fanout(renderers: int, seconds: float) -> dict[str, Any]:
         "mouth_frames_coalesced": sum(s["coalesced"] for s in subs),
         "slow_renderer": {"received": slow_got, "coalesced": slow["coalesced"],
                           "reliable_dropped": sum(max(0, pub[k] - slow_got.get(k, 0)) for k in ("expression", "state"))},
-        "delivery_p50_ms": pct(delays, 50), "delivery_p95_ms": pct(delays, 95),
+        "delivery_p50_ms": pct(delays, 0.5), "delivery_p95_ms": pct(delays, 0.95),
         "hub_cpu_percent_of_core": 100 * cpu,
         "hub_rss_mb_start": warm[1] / 2**20, "hub_rss_mb_end": samples[-1][1] / 2**20,
         "hub_rss_growth_mb": (samples[-1][1] - warm[1]) / 2**20,

@@ -31,6 +31,9 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+
+from bench.locomo import load  # noqa: E402
+
 EXE = str(Path(sys.executable).with_name("alphaavatar"))
 DEFAULT_DATA = ROOT.parent / "shared" / "datasets" / "locomo-dev"
 USERS = 100
@@ -38,21 +41,17 @@ QUERIES = 200
 
 
 def pct(values: list[float], q: float) -> float:
+    """Nearest-rank quantile, q in 0..1 (nan for no values): the one every bench prints."""
+    if not values:
+        return float("nan")
     s = sorted(values)
     return s[min(len(s) - 1, round(q * (len(s) - 1)))]
 
 
 def corpus(data: Path) -> tuple[list[str], list[str]]:
-    """Dialogue turns and questions from LoCoMo conversation files."""
-    turns, questions = [], []
-    for path in sorted(data.glob("*.json")):
-        d = json.loads(path.read_text())
-        conv = d.get("conversation", d)
-        for key, value in conv.items():
-            if key.startswith("session_") and isinstance(value, list):
-                turns += [f"{t['speaker']}: {t.get('text', '')}" for t in value]
-        questions += [qa["question"] for qa in d.get("qa", []) if qa.get("question")]
-    return turns, questions
+    """Dialogue turns and questions from LoCoMo conversation files (parsed by bench/locomo.py)."""
+    convs = [load(path) for path in sorted(data.glob("*.json"))]
+    return [t.text for c in convs for t in c.turns], [q.text for c in convs for q in c.questions]
 
 
 def memories(turns: list[str], start: int, n: int) -> list[dict[str, Any]]:
