@@ -266,4 +266,4 @@ def create_server(settings: Settings) -> ServerSpec:
                 "llm": bool(svc.extractor)}
 
     return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,
-                      ready=lambda: svc._store is not None and svc.embedder.ready)
+                      ready=lambda: svc.ready)

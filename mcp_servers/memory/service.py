@@ -109,6 +109,11 @@ class MemoryService:
             self._history = None
 
     @property
+    def ready(self) -> bool:
+        """The store is open and the embedder loaded: a search answers at full speed."""
+        return self._store is not None and self.embedder.ready
+
+    @property
     def store(self) -> VectorStore:
         if self._store is None:
             raise RuntimeError("memory store is not open")
