@@ -9,7 +9,7 @@ from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult, TextContent
+from mcp_types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import auth
@@ -17,6 +17,7 @@ from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.logs import RequestIdMiddleware
+from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
 
@@ -60,9 +61,9 @@ BudgetArg = Annotated[int | None, Field(ge=1, le=100, description="Max provider 
 
 
 def reply(model: BaseModel, text: str) -> CallToolResult:
-    """Structured output plus a short text rendering for hosts that only read text."""
-    return CallToolResult(content=[TextContent(type="text", text=text)],
-                          structured_content=model.model_dump(mode="json"))
+    """Structured output plus a short text rendering (core's `rendered`, typed for these tools)."""
+    result: CallToolResult = rendered(model, text)
+    return result
 
 
 def _render(result: ResearchResult) -> str:
