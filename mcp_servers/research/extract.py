@@ -19,12 +19,18 @@ class Extracted:
     text: str
 
 
-def kind_of_content_type(content_type: str) -> str | None:
-    """'html', 'pdf' or 'text' for a Content-Type header, None for anything else."""
-    return TEXT_TYPES.get(content_type.split(";")[0].strip().lower())
+def content_kind(content_type: str, url: str) -> str:
+    """'html', 'pdf' or 'text' for the Content-Type header `url` answered with; a UserError otherwise."""
+    kind = TEXT_TYPES.get(content_type.split(";")[0].strip().lower())
+    if kind is None:
+        raise UserError(
+            f"{url} is {content_type.split(';')[0] or 'of unknown type'}; only HTML, PDF, plain text and "
+            "Markdown pages can be read."
+        )
+    return kind
 
 
-def _charset(content_type: str) -> str | None:
+def content_charset(content_type: str) -> str | None:
     m = re.search(r"charset=([\w.-]+)", content_type or "", re.I)
     return m.group(1) if m else None
 
@@ -76,13 +82,3 @@ def extract(data: bytes, kind: str, charset: str | None = None, url: str | None 
         out = Extracted(title=first[:120], text=text)
     out.text = re.sub(r"[ \t\r\f\v]+\n", "\n", out.text).strip()
     return out
-
-
-def extract_response(data: bytes, content_type: str, url: str) -> Extracted:
-    kind = kind_of_content_type(content_type)
-    if kind is None:
-        raise UserError(
-            f"{url} is {content_type.split(';')[0] or 'of unknown type'}; only HTML, PDF, plain text and "
-            "Markdown pages can be read."
-        )
-    return extract(data, kind, _charset(content_type), url)

@@ -10,7 +10,7 @@ import httpx
 from mcp_servers.core.errors import UserError
 
 from .config import ResearchSettings
-from .extract import extract_response, kind_of_content_type
+from .extract import content_charset, content_kind, extract
 from .netguard import AddressPolicy, guarded_transport
 
 MAX_URL = 2048
@@ -69,15 +69,16 @@ class Fetcher:
         target = parse_url(url, self.policy)
         try:
             with anyio.fail_after(self.settings.fetch_timeout_s):
-                data, content_type, final = await self._download(target)
+                data, kind, encoding, final = await self._download(target)
         except TimeoutError:
             raise UserError(f"Fetching {url[:200]} took longer than {self.settings.fetch_timeout_s:g} s.") from None
         except httpx.HTTPError as exc:
             raise UserError(f"Fetching {url[:200]} failed: {exc.__class__.__name__}: {exc}") from exc
-        out = await anyio.to_thread.run_sync(extract_response, data, content_type, str(final))
+        out = await anyio.to_thread.run_sync(extract, data, kind, encoding, str(final))
         return Page(url=str(final), title=out.title, text=out.text)
 
-    async def _download(self, target: httpx.URL) -> tuple[bytes, str, httpx.URL]:
+    async def _download(self, target: httpx.URL) -> tuple[bytes, str, str | None, httpx.URL]:
+        """(body, its kind, its charset, the final URL), refused early when the type cannot be read."""
         limit = self.settings.fetch_max_bytes
         for _ in range(self.settings.fetch_max_redirects + 1):
             async with self.client.stream("GET", target) as resp:
@@ -88,11 +89,7 @@ class Fetcher:
                 if resp.status_code >= 400:
                     raise UserError(f"{resp.url} answered HTTP {resp.status_code}.")
                 content_type = resp.headers.get("content-type", "")
-                if kind_of_content_type(content_type) is None:
-                    raise UserError(
-                        f"{resp.url} is {content_type.split(';')[0] or 'of unknown type'}; only HTML, PDF, "
-                        "plain text and Markdown pages can be read."
-                    )
+                kind = content_kind(content_type, str(resp.url))
                 declared = resp.headers.get("content-length", "")
                 if declared.isdigit() and int(declared) > limit:
                     raise UserError(f"{resp.url} is {int(declared):,} bytes; the limit is {limit:,}.")
@@ -101,7 +98,7 @@ class Fetcher:
                     body += part
                     if len(body) > limit:
                         raise UserError(f"{resp.url} is larger than the {limit:,}-byte limit.")
-                return bytes(body), content_type, resp.url
+                return bytes(body), kind, content_charset(content_type), resp.url
         raise UserError(f"More than {self.settings.fetch_max_redirects} redirects; giving up.")
 
     async def aclose(self) -> None:
