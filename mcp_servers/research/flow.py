@@ -168,7 +168,7 @@ class Researcher:
             warnings.append(f"The budget of {budget.limit} provider calls was spent: {skipped} of {len(queries)} "
                             "sub-queries were not searched (raise `budget` to search them).")
         failures = [e for e in errors if not isinstance(e, BudgetExhausted)]
-        if failures and len(failures) + skipped == len(queries) and alone and not skipped:
+        if alone and failures and len(failures) == len(queries):  # only the web, and every search failed
             raise failures[0]
         warnings += [f"A web search failed: {e}" for e in failures[:3]]
         pages: dict[str, _Page] = {}
@@ -187,7 +187,7 @@ class Researcher:
                     keys.append(key)
             lists.append(_order(keys))
         weights = [1.0] + [0.5] * (len(lists) - 1)
-        return pages, (rrf(lists, weights[: len(lists)], k=10.0) if lists else []), skipped
+        return pages, (rrf(lists, weights, k=10.0) if lists else []), skipped
 
     async def _read_pages(self, pages: dict[str, _Page], order: list[Hit], max_sources: int, budget: Budget,
                           stats: CallStats, warnings: list[str]) -> None:
