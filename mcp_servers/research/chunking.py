@@ -8,29 +8,33 @@ appears whole in at least one passage.
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+")
+# Ever finer splits a unit too long for the target goes through: paragraphs, then lines.
+_SPLITS: tuple[Callable[[str], list[str]], ...] = (re.compile(r"\n\s*\n").split, str.splitlines)
 
 
-def _units(text: str, target: int) -> list[str]:
+def _word_runs(text: str, target: int) -> list[str]:
+    """The text's sentences, each cut into runs of at most `target` words."""
     out: list[str] = []
-    for para in re.split(r"\n\s*\n", text):
-        para = para.strip()
-        if not para:
+    for sentence in _SENTENCE.split(text):
+        words = sentence.split()
+        out += [" ".join(words[i:i + target]) for i in range(0, len(words), target)]
+    return out
+
+
+def _units(text: str, target: int, splits: Sequence[Callable[[str], list[str]]] = _SPLITS) -> list[str]:
+    out: list[str] = []
+    split, *finer = splits
+    for piece in split(text):
+        piece = piece.strip()
+        if not piece:
             continue
-        if len(para.split()) <= target:
-            out.append(para)
-            continue
-        for line in para.splitlines():
-            line = line.strip()
-            if not line:
-                continue
-            if len(line.split()) <= target:
-                out.append(line)
-                continue
-            for sentence in _SENTENCE.split(line):
-                words = sentence.split()
-                out += [" ".join(words[i:i + target]) for i in range(0, len(words), target)]
+        if len(piece.split()) <= target:
+            out.append(piece)
+        else:
+            out += _units(piece, target, finer) if finer else _word_runs(piece, target)
     return out
 
 
