@@ -42,10 +42,14 @@ class TurnAudio:
     def take(self) -> bytes | None:
         """This turn's audio as 16 kHz mono WAV (None if no speech was heard); resets the buffer."""
         frames, speech = list(self._frames), self._speech
+        self.clear()
+        return to_wav16k(frames) if frames and speech else None
+
+    def clear(self) -> None:
+        """Start the next turn afresh, without encoding this one's audio (nobody needs it)."""
         self._frames.clear()
         self._seconds = 0.0
         self._speech = False
-        return to_wav16k(frames) if frames and speech else None
 
 
 def to_wav16k(frames: list[rtc.AudioFrame]) -> bytes:

@@ -85,7 +85,7 @@ class AvatarAgent(Agent):
             self.turn_audio.mark_speech()
             self.hooks.forget_early()
             self.character.state("listening")
-        elif ev.old_state == "speaking":  # speech stopped: the turn may be over
+        elif ev.old_state == "speaking" and self.hooks.identifies():  # speech stopped: the turn may be over
             self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
@@ -130,8 +130,12 @@ class AvatarAgent(Agent):
     # -- the turn -------------------------------------------------------------------------------
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
         """A spoken turn ended: identify the voice (and face, with a camera) and recall."""
-        self._remember_prep(new_message.id, await self.hooks.prepare(
-            (new_message.text_content or "").strip(), self.turn_audio.take(), self.camera.jpeg(self._listening_to())))
+        wav, image = None, None
+        if self.hooks.needs_turn_audio():  # else identified early (or not at all): encoding would be wasted
+            wav, image = self.turn_audio.take(), self.camera.jpeg(self._listening_to())
+        else:
+            self.turn_audio.clear()
+        self._remember_prep(new_message.id, await self.hooks.prepare((new_message.text_content or "").strip(), wav, image))
 
     def _listening_to(self) -> str | None:
         """The identity of the room participant whose microphone we hear (None outside a room)."""

@@ -231,7 +231,7 @@ class TurnHooks:
         """Speech stopped: identify the voice now, during the silence that ends a turn, rather than
         after it. `prepare` takes this result unless `forget_early` said the speaker went on."""
         self.forget_early()
-        if wav is not None and self._identifies():
+        if wav is not None and self.identifies():
             self._early = asyncio.create_task(self.identify(wav, image))
 
     def forget_early(self) -> None:
@@ -240,8 +240,15 @@ class TurnHooks:
             self._early.cancel()
         self._early = None
 
-    def _identifies(self) -> bool:
+    def identifies(self) -> bool:
+        """Whether turns are identified by voice: a `speaker_identify` tool is there, and the user is not fixed."""
         return self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify")
+
+    def needs_turn_audio(self) -> bool:
+        """Whether `prepare` would identify from the turn's audio (and camera frame): not when an
+        identification is already under way from `identify_early`, nor when turns are not identified.
+        The caller can then skip encoding them."""
+        return self._early is None and self.identifies()
 
     async def warm(self, within: float = 120.0) -> None:
         """Make the servers load their models before the first turn, so its budget is not spent
@@ -260,7 +267,7 @@ class TurnHooks:
         budget = self.cfg.recall_budget_ms / 1000
         identify, self._early = self._early, None
         started_early = identify is not None
-        if identify is None and wav is not None and self._identifies():
+        if identify is None and wav is not None and self.identifies():
             identify = asyncio.create_task(self.identify(wav, image))
         early = _result(identify)
         if early is not None:  # identified during the end-of-turn silence
