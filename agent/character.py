@@ -13,6 +13,7 @@ import contextlib
 import logging
 from typing import Any
 
+from character_bridge.protocol import EMOTIONS
 from character_bridge.tags import TagParser
 
 from .config import CharacterConfig
@@ -25,7 +26,7 @@ STATES = {"listening": "listening", "thinking": "thinking", "speaking": "speakin
           "initializing": "idle", "away": "idle"}
 TAG_INSTRUCTIONS = (
     "You have a visible character. To show a feeling, put one tag such as [happy] right before the "
-    "sentence it colours; tags: happy, sad, angry, think, surprised, awkward, question, curious, neutral. "
+    f"sentence it colours; tags: {', '.join(EMOTIONS)}. "
     "Tags are shown, never spoken; use them sparingly."
 )
 
