@@ -9,7 +9,7 @@ import re
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Future
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import numpy as np
@@ -64,6 +64,7 @@ ADAPT_MIN_SPEECH = 1.5
 ADAPT_ABOVE = 0.03  # adapt only from matches this far above the 'known' threshold
 MAX_CLIPS = 50
 Progress = Callable[[int, int, str], Awaitable[None]]
+M = TypeVar("M", VoiceModel, FaceModel)
 
 
 def _safe(name: str) -> str:
@@ -85,8 +86,7 @@ class Persona:
         self._voice_model: Future[VoiceModel] | None = None
         self._face_model: Future[FaceModel] | None = None
         self._people: People | None = None
-        self._voice: Prints | None = None
-        self._face: Prints | None = None
+        self._prints: dict[str, Prints] = {}  # by modality: 'voice', 'face'
         self._open_lock = asyncio.Lock()
 
     # -- life cycle ---------------------------------------------------------------------------
@@ -105,12 +105,11 @@ class Persona:
         await self.people()
 
     async def close(self) -> None:
-        for prints in (self._voice, self._face):
-            if prints is not None:
-                await anyio.to_thread.run_sync(prints.store.close)
+        for prints in self._prints.values():
+            await anyio.to_thread.run_sync(prints.store.close)
         if self._people is not None:
             await anyio.to_thread.run_sync(self._people.store.close)
-        self._voice = self._face = self._people = None
+        self._prints, self._people = {}, None
 
     def health(self) -> dict[str, object]:
         def state(f: Future[Any] | None) -> str:
@@ -129,25 +128,24 @@ class Persona:
                 self._people = People(await self._open(people_spec(self.embedder.dim)), self.embedder)
         return self._people
 
+    async def _side(self, modality: str, loading: Future[M] | None, centroids: bool,
+                    max_adapted: int) -> tuple[M, Prints]:
+        """One modality's model (once loaded) and its samples, in a collection named after the model."""
+        assert loading is not None
+        model = await asyncio.wrap_future(loading)
+        async with self._open_lock:
+            if modality not in self._prints:
+                store = await self._open(prints_spec(modality, _safe(model.name), model.dim))
+                self._prints[modality] = Prints(store, centroids=centroids, max_adapted=max_adapted)
+        return model, self._prints[modality]
+
     async def voice_side(self) -> tuple[VoiceModel, Prints]:
         self.warm()
-        assert self._voice_model is not None
-        model = await asyncio.wrap_future(self._voice_model)
-        async with self._open_lock:
-            if self._voice is None:
-                store = await self._open(prints_spec("voice", _safe(model.name), model.dim))
-                self._voice = Prints(store, centroids=True, max_adapted=self.config.max_adapted)
-        return model, self._voice
+        return await self._side("voice", self._voice_model, True, self.config.max_adapted)
 
     async def face_side(self) -> tuple[FaceModel, Prints]:
         self.warm()
-        assert self._face_model is not None
-        model = await asyncio.wrap_future(self._face_model)
-        async with self._open_lock:
-            if self._face is None:
-                store = await self._open(prints_spec("face", _safe(model.name), model.dim))
-                self._face = Prints(store, centroids=False, max_adapted=0)
-        return model, self._face
+        return await self._side("face", self._face_model, False, 0)
 
     # -- users --------------------------------------------------------------------------------
 
@@ -278,7 +276,7 @@ class Persona:
         """Samples kept for models not in use now (the model was changed) are erased too."""
         if self.settings.qdrant_url:
             return
-        active = {p.store.spec.name for p in (self._voice, self._face) if p is not None}
+        active = {p.store.spec.name for p in list(self._prints.values())}
         for folder in sorted(self.dir.iterdir()):
             if folder.is_dir() and folder.name.startswith(("voice_", "face_")) and folder.name not in active:
                 store = open_store(self.settings, SERVER, CollectionSpec(folder.name, dim=1, sparse=False))
@@ -522,7 +520,7 @@ class Persona:
             raise UserError("No face was found in the image.")
         involved = {c.user_id for m in (vm, fm) if m is not None for c in m.candidates}
         parts: list[tuple[Decision, list[tuple[str, float]], set[str]] | None] = []
-        for m, held in ((vm, self._voice), (fm, self._face)):
+        for m, held in ((vm, self._prints.get("voice")), (fm, self._prints.get("face"))):
             if m is None or held is None:
                 parts.append(None)
                 continue
