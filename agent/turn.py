@@ -326,12 +326,7 @@ class TurnHooks:
             return
         if not self.hub.has("tool_call_record"):
             return
-        outcome = call.outcome[:4000]
-        if outcome.lstrip()[:1] in ("{", "["):
-            # MCP servers built on the SDK parse a JSON-looking string argument into an object,
-            # which a text field then rejects: keep the outcome plain text.
-            outcome = "result: " + outcome[:3990]
-        args: dict[str, Any] = {"tool": call.tool, "arguments": call.arguments, "outcome": outcome,
+        args: dict[str, Any] = {"tool": call.tool, "arguments": call.arguments, "outcome": call.outcome[:4000],
                                 "success": call.success, "latency_ms": round(call.latency_ms, 2),
                                 "session_id": self.session_id}
         if task:
