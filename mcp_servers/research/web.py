@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, Literal
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal, TypeVar
 
 import httpx
 from pydantic import BaseModel, Field
@@ -12,10 +13,11 @@ from tavily import errors as tavily_errors
 
 from mcp_servers.core.errors import UserError
 
-from .calls import Budget, BudgetExhausted, CallStats, ProviderCalls
+from .calls import Budget, CallStats, ProviderCalls
 from .config import ResearchSettings
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 NO_KEY = (
     "Web search needs a Tavily API key: set TAVILY_API_KEY (or ALPHAAVATAR_RESEARCH_TAVILY_API_KEY) for the "
@@ -53,8 +55,6 @@ class ExtractedPage(BaseModel):
 
 def _error(exc: Exception) -> UserError:
     """A provider failure as something a person can act on (never echoing the key)."""
-    if isinstance(exc, UserError):
-        return exc
     if isinstance(exc, tavily_errors.InvalidAPIKeyError):
         return UserError("Tavily rejected the API key: check TAVILY_API_KEY.")
     if isinstance(exc, tavily_errors.UsageLimitExceededError):
@@ -112,12 +112,7 @@ class Tavily:
                 for r in resp.get("results", []) if r.get("url")
             ]
 
-        try:
-            return await self.calls.call(run, key=self.calls.key("search", query, opts), budget=budget, stats=stats)
-        except BudgetExhausted:
-            raise
-        except Exception as exc:
-            raise _error(exc) from exc
+        return await self._call(run, self.calls.key("search", query, opts), budget, stats)
 
     async def extract(
         self, urls: list[str], budget: Budget | None = None, stats: CallStats | None = None
@@ -132,10 +127,14 @@ class Tavily:
             failed = {str(f.get("url")): str(f.get("error") or "failed") for f in resp.get("failed_results", [])}
             return pages, failed
 
+        return await self._call(run, self.calls.key("extract", "", {"urls": urls}), budget, stats)
+
+    async def _call(self, run: Callable[[], Awaitable[T]], key: str, budget: Budget | None,
+                    stats: CallStats | None) -> T:
+        """`run` under the call discipline, its failures worded for a person."""
         try:
-            return await self.calls.call(run, key=self.calls.key("extract", "", {"urls": urls}), budget=budget,
-                                         stats=stats)
-        except BudgetExhausted:
+            return await self.calls.call(run, key=key, budget=budget, stats=stats)
+        except UserError:  # the budget is spent: already worded
             raise
         except Exception as exc:
             raise _error(exc) from exc
