@@ -235,7 +235,8 @@ class AvatarAgent(Agent):
             self._lip_sync(words if words.strip() else "".join(spoken), frames)
 
     def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
-        self.character.speak(text, to_wav16k(frames) if self.character.cfg.lip_sync else None)
+        if self.character.active:  # else speak() drops it: do not resample the sentence for nothing
+            self.character.speak(text, to_wav16k(frames) if self.character.cfg.lip_sync else None)
 
 
 def _reply_after(history: llm.ChatContext, message_id: str) -> str:
