@@ -26,6 +26,7 @@ from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.remember import Journal, MemoryWriter
 from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.waiting import eventually
 from tests.support import ALPHAAVATAR, ROOT, http_server, server_env
 
 CHANGING = ROOT / "tests" / "fakes" / "changing_mcp_server.py"
@@ -175,10 +176,8 @@ async def test_tool_list_changes_are_picked_up(
     fake.responder.rules[line] = Reply(tool_calls=[{"name": "unlock", "arguments": {"name": "treasure"}}])  # type: ignore[attr-defined]
     async with conversation(config, hub, home, "dave") as rt:
         await rt.agent.text_turn(line)
-        for _ in range(100):  # the notification arrives on its own; no polling of the server
-            if hub.has("treasure"):
-                break
-            await asyncio.sleep(0.05)
+        # the notification arrives on its own; no polling of the server
+        await eventually(lambda: hub.has("treasure"), within=5, what="the hub to list the new tool")
         assert hub.has("treasure")
         follow = "Use the treasure tool."
         fake.responder.rules[follow] = Reply(tool_calls=[{"name": "treasure", "arguments": {}}])  # type: ignore[attr-defined]
