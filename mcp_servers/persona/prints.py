@@ -50,6 +50,10 @@ class Prints:
                                     with_vectors=with_vectors)
         return hits
 
+    def count(self, user_id: str) -> int:
+        """How many samples a user has (counted by the store, no payloads read)."""
+        return self.store.count(Where(equals={"user_id": user_id, "kind": "sample"}))
+
     def counts(self, user_id: str) -> dict[str, int]:
         out: dict[str, int] = {}
         for hit in self.samples(user_id):
@@ -123,6 +127,6 @@ class Prints:
 
     def erase(self, user_id: str) -> int:
         """Delete everything of a user (compact the store afterwards for erasure)."""
-        n = len(self.samples(user_id))
+        n = self.count(user_id)
         self.store.delete_where(Where(equals={"user_id": user_id}))
         return n

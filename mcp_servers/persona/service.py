@@ -190,7 +190,7 @@ class Persona:
         uid = user["user_id"]
         return User(user_id=uid, name=user["name"], provisional=user.get("provisional", False),
                     created_at=user["created_at"], updated_at=user["updated_at"], voice_samples=vp.counts(uid),
-                    face_samples=len(fp.samples(uid)), facts=len(user.get("facts", [])))
+                    face_samples=fp.count(uid), facts=len(user.get("facts", [])))
 
     async def list_users(self, principal: Principal, limit: int, cursor: str | None,
                          provisional: bool | None) -> UserList:
@@ -328,7 +328,7 @@ class Persona:
             await progress(i + 1, len(clips), f"embedded clip {i + 1} of {len(clips)}")
         async with self._lock:
             await self.user(user_id)
-            if len(prints.samples(user_id)) + len(vectors) > MAX_SAMPLES:
+            if prints.count(user_id) + len(vectors) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} voice samples.")
             prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds])
             counts = prints.counts(user_id)
@@ -366,7 +366,7 @@ class Persona:
         user_id = self.scoped(principal, user_id)
         await self.user(user_id)
         model, prints = await self.voice_side()
-        if not prints.samples(user_id):
+        if not prints.count(user_id):
             raise UserError(f"User {user_id} has no voiceprint yet: speaker_enroll them first.")
         clip, vec = await voice.run(self._embed_clip, model, value)
         claimed = prints.rank([vec], 1, user_id)[0]
@@ -485,10 +485,10 @@ class Persona:
             await progress(i + 1, len(values), f"encoded image {i + 1} of {len(values)}")
         async with self._lock:
             await self.user(user_id)
-            if len(prints.samples(user_id)) + len(chosen) > MAX_SAMPLES:
+            if prints.count(user_id) + len(chosen) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} face samples.")
             prints.add(user_id, [f.embedding for f, _ in chosen], "enroll", [{} for _ in chosen])
-            total = len(prints.samples(user_id))
+            total = prints.count(user_id)
         return FaceEnrollResult(user_id=user_id, added=len(chosen), boxes=[b for _, b in chosen], face_samples=total,
                                 model=model.name)
 
@@ -524,7 +524,7 @@ class Persona:
             if m is None or held is None:
                 parts.append(None)
                 continue
-            enrolled = {u for u in involved if held.samples(u)}
+            enrolled = {u for u in involved if held.count(u)}
             th = Thresholds(m.threshold, m.unknown_below, 0.0)
             parts.append((Decision(m.decision, m.user_id, m.score, m.margin, th),
                           [(c.user_id, c.score) for c in m.candidates], enrolled))
