@@ -37,8 +37,6 @@ class Clip:
     voiced: np.ndarray  # bool per frame: speech
     keep: np.ndarray  # bool per frame: speech plus the short pauses around it
     seconds: float
-    source_rate: int
-    channels: int
 
     @property
     def speech(self) -> np.ndarray:
@@ -49,8 +47,8 @@ class Clip:
         return float(self.keep.sum()) * FRAME / SAMPLE_RATE
 
 
-def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int]:
-    """(mono float32 samples, sample rate, channels) of a WAV/FLAC/OGG file."""
+def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
+    """(mono float32 samples, sample rate) of a WAV/FLAC/OGG file."""
     kind = sniff(data)
     if kind is not None and kind not in AUDIO_KINDS:
         raise UserError(f"This is {kind}, not audio: send WAV, FLAC or OGG.")
@@ -71,7 +69,7 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int, int]:
         raise UserError("The audio holds no samples.")
     if not np.isfinite(wav).all():
         raise UserError("The audio holds NaN or infinite samples.")
-    return wav.mean(axis=1), int(rate), int(wav.shape[1])
+    return wav.mean(axis=1), int(rate)
 
 
 def _raise_level(wav: np.ndarray) -> np.ndarray:
@@ -108,12 +106,12 @@ def keep_mask(speech: np.ndarray) -> np.ndarray:
 
 def load(data: bytes, max_seconds: float, min_speech: float) -> Clip:
     """Decode, resample to 16 kHz and find the speech; a clear error when there is too little."""
-    wav, rate, channels = decode(data, max_seconds)
+    wav, rate = decode(data, max_seconds)
     if rate != SAMPLE_RATE:
         wav = soxr.resample(wav, rate, SAMPLE_RATE, quality="HQ").astype(np.float32)
     wav = np.clip(_raise_level(wav), -1.0, 1.0).astype(np.float32)
     voiced = speech_frames(wav)
-    clip = Clip(wav, voiced, keep_mask(voiced), len(wav) / SAMPLE_RATE, rate, channels)
+    clip = Clip(wav, voiced, keep_mask(voiced), len(wav) / SAMPLE_RATE)
     if clip.speech_seconds == 0:
         raise UserError("No speech was found in this audio (silence or noise).")
     if clip.speech_seconds < min_speech:
