@@ -3,7 +3,7 @@ a typed profile with provenance and history per user."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import ToolAnnotations
@@ -94,12 +94,6 @@ def create_server(settings: Settings) -> ServerSpec:
     def who(ctx: Context) -> auth.Principal:
         return auth.caller(ctx, settings)
 
-    def progress(ctx: Context) -> Any:
-        async def report(done: int, total: int, message: str) -> None:
-            await ctx.report_progress(done, total, message)
-
-        return report
-
     # -- voice ----------------------------------------------------------------------------------
 
     @mcp.tool()
@@ -112,7 +106,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Add voice samples to a user's voiceprint (3 clips of 2-3 s each make a good one). All clips
         are checked first: if one fails, none is added. Reports progress per clip."""
         clips = [audio] if isinstance(audio, str) else audio
-        r = await svc.enroll_voice(who(ctx), user_id, clips, progress(ctx))
+        r = await svc.enroll_voice(who(ctx), user_id, clips, ctx.report_progress)
         return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")  # type: ignore[no-any-return]
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
@@ -174,7 +168,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Add face encodings to a user. All photos are checked first (one face each, or face_index);
         if one fails, none is added."""
         values = [image] if isinstance(image, str) else image
-        r = await svc.enroll_face(who(ctx), user_id, values, face_index, progress(ctx))
+        r = await svc.enroll_face(who(ctx), user_id, values, face_index, ctx.report_progress)
         return rendered(r, f"Enrolled {r.added} face(s) for {r.user_id}; {r.face_samples} in all.")  # type: ignore[no-any-return]
 
     @mcp.tool(annotations=read_only)
