@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 
 import numpy as np
 
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, VectorStore, Where
 
+from .profile import now
 from .voice import unit
 
 ADAPTED = "adapted"
@@ -27,10 +27,6 @@ MAX_SAMPLES = 2000  # per user and modality; enrolment refuses more
 def prints_spec(modality: str, model: str, dim: int) -> CollectionSpec:
     return CollectionSpec(name=f"{modality}_{model}", dim=dim, sparse=False, tenant_fields=("user_id",),
                           keyword_fields=("kind", "source"))
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 def centroid_id(user_id: str) -> str:
@@ -61,9 +57,9 @@ class Prints:
         return out
 
     def add(self, user_id: str, vectors: Sequence[np.ndarray], source: str, meta: Sequence[dict[str, object]]) -> None:
-        now = _now()
+        at = now()
         self.store.upsert([
-            Item(str(uuid.uuid4()), {"user_id": user_id, "kind": "sample", "source": source, "created_at": now, **m},
+            Item(str(uuid.uuid4()), {"user_id": user_id, "kind": "sample", "source": source, "created_at": at, **m},
                  dense=[float(x) for x in v])
             for v, m in zip(vectors, meta, strict=True)
         ])
@@ -90,7 +86,7 @@ class Prints:
         else:
             vec = np.mean(unit(np.stack(enrolled or adapted)), axis=0)
         self.store.upsert([Item(centroid_id(user_id), {"user_id": user_id, "kind": "centroid", "samples": len(hits),
-                                                       "updated_at": _now()}, dense=[float(x) for x in unit(vec)])])
+                                                       "updated_at": now()}, dense=[float(x) for x in unit(vec)])])
 
     def rank(self, vectors: Sequence[np.ndarray], limit: int = 5, user_id: str | None = None) -> list[list[tuple[str, float]]]:
         """Per query vector, (user_id, score) best first: the centroid's score for voices, the best
