@@ -18,12 +18,11 @@ from pathlib import Path
 import numpy as np
 import onnx
 import pytest
-import soundfile as sf
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
 from tests.support import ALPHAAVATAR, server_env, stdio_session
-from tests.test_persona import FSDD, fsdd, needs_fsdd, new_user, ok, wav_b64
+from tests.test_persona import FACES, file_b64, fsdd, needs_fsdd, new_user, ok, wav_b64
 
 REAL_WESPEAKER = os.environ.get("ALPHAAVATAR_TEST_WESPEAKER")
 REAL_BUFFALO = os.environ.get("ALPHAAVATAR_TEST_BUFFALO_L")
@@ -184,18 +183,13 @@ async def test_wespeaker_accuracy_on_fsdd(tmp_path: Path) -> None:
 @pytest.mark.skipif(not REAL_BUFFALO, reason="no real insightface buffalo_l weights here (non-commercial licence, "
                     "not downloadable offline): set ALPHAAVATAR_TEST_BUFFALO_L to the model folder")
 async def test_insightface_accuracy_on_dev_faces(tmp_path: Path) -> None:
-    faces = FSDD.parent / "faces-dev"
     env = server_env(tmp_path, ALPHAAVATAR_PERSONA_FACE_MODEL="insightface",
                      ALPHAAVATAR_PERSONA_INSIGHTFACE_ROOT=str(REAL_BUFFALO))
     async with stdio_session("persona", env) as s:
         obama = await new_user(s, "Obama")
-        await ok(s, "face_enroll", {"user_id": obama, "image": base64.b64encode(
-            (faces / "obama" / "obama_1.jpg").read_bytes()).decode()})
-        r = await ok(s, "face_identify", {"image": base64.b64encode((faces / "obama" / "obama_3.jpg").read_bytes()).decode()})
+        await ok(s, "face_enroll", {"user_id": obama, "image": file_b64(FACES / "obama" / "obama_1.jpg")})
+        r = await ok(s, "face_identify", {"image": file_b64(FACES / "obama" / "obama_3.jpg")})
         assert r["faces"][0]["user_id"] == obama
-        r = await ok(s, "face_identify", {"image": base64.b64encode(
-            (faces / "rose_leslie" / "rose_leslie_1.jpg").read_bytes()).decode()})
+        r = await ok(s, "face_identify", {"image": file_b64(FACES / "rose_leslie" / "rose_leslie_1.jpg")})
         assert r["faces"][0]["decision"] == "unknown"
 
-
-_ = sf  # soundfile writes the clips (through tests.test_persona.wav_b64)
