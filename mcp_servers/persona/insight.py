@@ -16,7 +16,7 @@ from mcp_servers.core.errors import UserError
 
 from .decisions import INSIGHTFACE_FACE
 from .faces import MAX_FACES, Face, FaceModel
-from .voice import unit
+from .voice import onnx_session, unit
 
 DETECTOR = "det_10g.onnx"
 RECOGNIZER = "w600k_r50.onnx"
@@ -28,15 +28,6 @@ ARCFACE_POINTS = np.array(
     [[38.2946, 51.6963], [73.5318, 51.5014], [56.0252, 71.7366], [41.5493, 92.3655], [70.7299, 92.2041]],
     dtype=np.float32,
 )
-
-
-def _session(path: Path):  # type: ignore[no-untyped-def]
-    import onnxruntime as ort
-
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = 1
-    options.inter_op_num_threads = 1
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
 
 
 def similarity_transform(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -80,8 +71,8 @@ class InsightFaces(FaceModel):
         missing = [f for f in (DETECTOR, RECOGNIZER) if not (folder / f).is_file()]
         if missing:
             raise UserError(f"{folder} lacks {', '.join(missing)} (insightface buffalo_l).")
-        self._det = _session(folder / DETECTOR)
-        self._rec = _session(folder / RECOGNIZER)
+        self._det = onnx_session(folder / DETECTOR)
+        self._rec = onnx_session(folder / RECOGNIZER)
         if len(self._det.get_outputs()) != 3 * len(STRIDES):
             raise UserError(f"{DETECTOR} is not an SCRFD detector with landmarks (9 outputs).")
         self.dim = int(self._rec.get_outputs()[0].shape[-1])

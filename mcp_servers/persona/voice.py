@@ -39,6 +39,16 @@ async def run(fn: Callable[..., T], *args: Any) -> T:
     return await asyncio.get_running_loop().run_in_executor(_worker, fn, *args)
 
 
+def onnx_session(path: Path) -> Any:
+    """An onnxruntime CPU session on one thread (steadier under load, like the torch models)."""
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def unit(v: np.ndarray) -> np.ndarray:
     """Rows (or one vector) scaled to length 1."""
     v = np.asarray(v, dtype=np.float32)
@@ -122,17 +132,13 @@ class WeSpeaker(VoiceModel):
 
     def __init__(self, path: Path):
         import kaldi_native_fbank as knf
-        import onnxruntime as ort
 
         if not path.is_file():
             raise UserError(
                 f"The speaker model {path} does not exist: run `alphaavatar download-files` or set "
                 "ALPHAAVATAR_PERSONA_VOICE_MODEL to a wespeaker ONNX file."
             )
-        options = ort.SessionOptions()
-        options.intra_op_num_threads = 1
-        options.inter_op_num_threads = 1
-        self._session = ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+        self._session = onnx_session(path)
         spec = self._session.get_inputs()[0]
         if len(spec.shape) != 3 or spec.shape[-1] != 80:
             raise UserError(f"{path.name} takes input {spec.shape}, not (batch, frames, 80) fbank features.")
