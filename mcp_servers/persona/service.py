@@ -26,7 +26,7 @@ from .config import PersonaSettings, models_dir
 from .decisions import Decision, Thresholds, decide, fuse
 from .faces import Face, FaceModel
 from .media import load_bytes
-from .people import People, people_spec, valid_id
+from .people import People, people_spec
 from .prints import ADAPTED, MAX_SAMPLES, Prints, prints_spec
 from .schemas import (
     Box,
@@ -150,7 +150,7 @@ class Persona:
     # -- users --------------------------------------------------------------------------------
 
     async def user(self, user_id: str) -> dict[str, Any]:
-        found = (await self.people()).get(user_id) if valid_id(user_id) else None
+        found = (await self.people()).get(user_id)  # None for a malformed id as well
         if found is None:
             raise NotFound(f"No user {user_id!r}: user_list shows the users there are.")
         return found
