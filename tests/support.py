@@ -57,6 +57,13 @@ async def call(session: ClientSession, tool: str, args: dict[str, Any] | None = 
     return Result(res.structured_content, bool(res.is_error), text)
 
 
+async def ok(session: ClientSession, tool: str, args: dict[str, Any] | None = None, **kw: Any) -> Any:
+    """The structured result of a call that must succeed."""
+    r = await call(session, tool, args, **kw)
+    assert not r.is_error, f"{tool}: {r.text}"
+    return r.data
+
+
 @contextlib.asynccontextmanager
 async def stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[ClientSession]:
     params = StdioServerParameters(command=ALPHAAVATAR, args=["serve", server, "--transport", "stdio"], env=env)

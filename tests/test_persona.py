@@ -8,7 +8,6 @@ import struct
 import zlib
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -16,7 +15,7 @@ import soundfile as sf
 from mcp import ClientSession
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import DATASETS, call, http_server, http_session, server_env, stdio_session
+from tests.support import DATASETS, call, http_server, http_session, ok, server_env, stdio_session
 
 FSDD = DATASETS / "fsdd-dev"
 FACES = DATASETS / "faces-dev"
@@ -53,12 +52,6 @@ def wav_b64(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV") -> str:
 
 def file_b64(path: Path) -> str:
     return base64.b64encode(path.read_bytes()).decode()
-
-
-async def ok(s: ClientSession, tool: str, args: dict[str, Any]) -> Any:
-    r = await call(s, tool, args)
-    assert not r.is_error, f"{tool}: {r.text}"
-    return r.data
 
 
 async def new_user(s: ClientSession, name: str) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from mcp import ClientSession
 
-from tests.support import ROOT, SHARED, call, server_env, stdio_session
+from tests.support import ROOT, SHARED, call, ok, server_env, stdio_session
 
 ARCHITECTURE = SHARED / "ARCHITECTURE.md"
 needs_architecture = pytest.mark.skipif(not ARCHITECTURE.is_file(), reason=f"{ARCHITECTURE} not found")
@@ -38,12 +38,6 @@ def tiny_pdf(text: str) -> bytes:
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
     out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
     return bytes(out)
-
-
-async def ok(s: ClientSession, tool: str, args: dict[str, Any]) -> Any:
-    r = await call(s, tool, args)
-    assert not r.is_error, f"{tool}: {r.text}"
-    return r.data
 
 
 async def refused(s: ClientSession, tool: str, args: dict[str, Any], *words: str) -> str:

@@ -12,11 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mcp import ClientSession
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.tavily_server import FakeTavily
-from tests.support import call, http_server, http_session, server_env, stdio_session
+from tests.support import call, http_server, http_session, ok, server_env, stdio_session
 
 PAGES = {
     "ssb-basics": ("How solid-state batteries work",
@@ -66,12 +65,6 @@ def env_for(home: Path, tavily: FakeTavily, llm: FakeOpenAI | None = None, **ext
                       ALPHAAVATAR_RESEARCH_BACKOFF_S="0.01", ALPHAAVATAR_RESEARCH_BACKOFF_MAX_S="0.05",
                       # the fake's pages live on loopback: allowed explicitly, as a deployment would
                       ALPHAAVATAR_RESEARCH_FETCH_ALLOWLIST='["127.0.0.1"]', **more, **extra)
-
-
-async def ok(s: ClientSession, tool: str, args: dict[str, Any], **kw: Any) -> Any:
-    r = await call(s, tool, args, **kw)
-    assert not r.is_error, f"{tool}: {r.text}"
-    return r.data
 
 
 async def test_search_extract_retries_and_cache(tmp_path: Path, tavily: FakeTavily) -> None:
