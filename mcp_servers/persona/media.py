@@ -11,6 +11,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlparse
 
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.files import allowed_file
 from mcp_servers.core.settings import Settings
 
 MAX_PATH = 4096
@@ -28,24 +29,6 @@ def _as_path(value: str) -> Path | None:
     return None
 
 
-def _read_path(path: Path, what: str, settings: Settings, max_bytes: int) -> bytes:
-    if not settings.allowed_roots:
-        raise UserError(
-            f"The {what} is a path, but this server reads no files: send the bytes as base64, or set "
-            "ALPHAAVATAR_ALLOWED_ROOTS to the folders it may read."
-        )
-    real = path.resolve()
-    roots = [r.expanduser().resolve() for r in settings.allowed_roots]
-    if not any(real.is_relative_to(root) for root in roots):
-        raise UserError(f"{path} is outside the allowed roots ({', '.join(map(str, roots))}).")
-    if not real.is_file():
-        raise UserError(f"No such file: {path}.")
-    size = real.stat().st_size
-    if size > max_bytes:
-        raise UserError(f"{path} is {size / 1e6:.1f} MB; the limit is {max_bytes / 1e6:.0f} MB.")
-    return real.read_bytes()
-
-
 def load_bytes(value: str, what: str, settings: Settings, max_bytes: int) -> bytes:
     """The bytes of a file argument; a clear UserError for anything else."""
     value = value.strip()
@@ -53,7 +36,7 @@ def load_bytes(value: str, what: str, settings: Settings, max_bytes: int) -> byt
         raise UserError(f"The {what} is empty.")
     path = _as_path(value)
     if path is not None:
-        return _read_path(path, what, settings, max_bytes)
+        return allowed_file(path, settings, max_bytes, f" Or send the {what} as base64.").read_bytes()
     if value.startswith("data:"):
         value = value.partition(",")[2]
     if len(value) > (max_bytes * 4) // 3 + 8:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field
 from mcp_servers.core import auth
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
@@ -118,20 +119,10 @@ class Research:
 
     def read_file(self, path: str) -> tuple[str, str, str]:
         """(title, text, resolved path) of a file under the allowed roots."""
-        roots = [r.expanduser().resolve() for r in self.settings.allowed_roots]
-        if not roots:
-            raise UserError("Reading files is off: set ALPHAAVATAR_ALLOWED_ROOTS (JSON list of folders) to allow it.")
-        target = Path(path).expanduser().resolve()
-        if not any(target.is_relative_to(root) for root in roots):
-            raise UserError(f"{path} is outside the allowed folders ({', '.join(map(str, roots))}).")
-        kind = SUFFIX_KINDS.get(target.suffix.lower())
+        kind = SUFFIX_KINDS.get(Path(path).suffix.lower())
         if kind is None:
-            raise UserError(f"Unsupported file type {target.suffix or '(none)'!r}: use .txt, .md, .html or .pdf.")
-        if not target.is_file():
-            raise UserError(f"No such file: {path}")
-        size = target.stat().st_size
-        if size > self.research.max_file_bytes:
-            raise UserError(f"{path} is {size:,} bytes; the limit is {self.research.max_file_bytes:,}.")
+            raise UserError(f"Unsupported file type {Path(path).suffix or '(none)'!r}: use .txt, .md, .html or .pdf.")
+        target = allowed_file(path, self.settings, self.research.max_file_bytes)
         out = extract(target.read_bytes(), kind)
         return out.title or target.stem, out.text, str(target)
 
