@@ -53,7 +53,7 @@ async def test_airi_wrong_token_is_refused_and_retried() -> None:
 
 
 async def test_airi_reconnects_after_drop_and_resends_state() -> None:
-    async with FakeAiri(drop_after=3) as fake:
+    async with FakeAiri(drop_once_after=3) as fake:
         hub = Hub()
         adapter = AiriAdapter(hub, fake.url, backoff=FAST)
         adapter.start()

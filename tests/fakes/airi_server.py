@@ -4,8 +4,9 @@ As AIRI's runtime does: messages are superjson (`{"json": event}`) or plain JSON
 `{type, data, metadata}`; with a token, a peer must send `module:authenticate` first and gets
 `module:authenticated {authenticated}` (or an `error`); `module:announce` is answered with
 `module:announced` and a `registry:modules:sync`; `transport:connection:heartbeat` pings get
-pongs. Every other event is recorded in `received`. `drop_after=N` closes each connection
-after N recorded events, to exercise reconnects.
+pongs. Every other event is recorded in `received`. `drop_once_after=N` closes the first
+connection after N recorded events, to exercise one reconnect (later connections stay up, so a
+test can see the adapter connected again).
 """
 
 from __future__ import annotations
@@ -29,9 +30,9 @@ def _decode(raw: str | bytes) -> dict[str, Any]:
 
 
 class FakeAiri:
-    def __init__(self, token: str | None = None, drop_after: int | None = None):
+    def __init__(self, token: str | None = None, drop_once_after: int | None = None):
         self.token = token
-        self.drop_after = drop_after
+        self.drop_once_after = drop_once_after
         self.received: list[dict[str, Any]] = []
         self.announced: list[dict[str, Any]] = []
         self.connections = 0
@@ -56,6 +57,7 @@ class FakeAiri:
             await ws.close(1008, "not found")
             return
         self.connections += 1
+        drop_after = self.drop_once_after if self.connections == 1 else None
         authenticated = self.token is None
         counted = 0
         async for raw in ws:
@@ -89,7 +91,7 @@ class FakeAiri:
                 continue
             self.received.append(event)
             counted += 1
-            if self.drop_after is not None and counted >= self.drop_after:
+            if drop_after is not None and counted >= drop_after:
                 await ws.close(1011, "dropped by the fake")
                 return
 
