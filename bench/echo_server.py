@@ -25,4 +25,4 @@ def create_server() -> ServerSpec:
 
 
 if __name__ == "__main__":
-    serve(create_server(), "stdio", "127.0.0.1", 0, get_settings())
+    serve([create_server()], "stdio", "127.0.0.1", 0, get_settings())

@@ -65,7 +65,7 @@ def serve(
         raise typer.BadParameter("transport must be stdio, sse or http")
     settings = get_settings()
     setup_logging(server, settings.log_level)
-    run(create(server, settings), transport, host, port, settings)  # type: ignore[arg-type]
+    run([create(server, settings)], transport, host, port, settings)  # type: ignore[arg-type]
 
 
 @app.command()
@@ -74,10 +74,8 @@ def up(
     port: Annotated[int, typer.Option(help="Port.")] = 8765,
 ) -> None:
     """Serve every server in one process on one port: /memory/mcp, /persona/mcp, ... and /healthz."""
-    import anyio
-
     from mcp_servers.core.logs import setup_logging
-    from mcp_servers.core.runner import serve_http
+    from mcp_servers.core.runner import serve
     from mcp_servers.core.settings import get_settings
 
     from .registry import available, create
@@ -87,7 +85,7 @@ def up(
     specs = [create(name, settings) for name in available()]
     for spec in specs:
         typer.echo(f"{spec.name:>10}: http://{host}:{port}/{spec.name}/mcp", err=True)
-    anyio.run(serve_http, specs, host, port, settings, True)
+    serve(specs, "http", host, port, settings, prefixed=True)
 
 
 def _server_params(server: str) -> object:

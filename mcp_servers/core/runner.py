@@ -1,7 +1,7 @@
 """Serve MCP servers over stdio, SSE and streamable HTTP from one entry point.
 
-`serve` runs one server; `serve_many` puts several on one port under `/<name>/mcp` (and
-`/<name>/sse`), as `alphaavatar up` does. HTTP is loopback-only unless a token is set.
+`serve` runs one server, or several on one port under `/<name>/mcp` (and `/<name>/sse`) as
+`alphaavatar up` does. HTTP is loopback-only unless a token is set.
 """
 
 from __future__ import annotations
@@ -9,6 +9,8 @@ from __future__ import annotations
 import contextlib
 import ipaddress
 import logging
+import os
+import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -152,9 +154,21 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
     await server.serve()
 
 
-def serve(spec: ServerSpec, transport: Transport, host: str, port: int, settings: Settings) -> None:
-    """Run one server until stdin closes (stdio) or the process is stopped (HTTP)."""
+def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: int, settings: Settings,
+          prefixed: bool = False) -> None:
+    """Run until stdin closes (stdio: one server) or the process is stopped (HTTP), then exit.
+
+    The exit is immediate once the shutdown hooks have closed every store: a model still
+    loading on a worker thread would otherwise hold the process (Python joins executor threads
+    at exit) past the 2 s an MCP host waits after closing stdin before it kills the server.
+    """
     if transport == "stdio":
+        (spec,) = specs
         anyio.run(serve_stdio, spec)
     else:
-        anyio.run(serve_http, [spec], host, port, settings, False)
+        anyio.run(serve_http, specs, host, port, settings, prefixed)
+    logging.shutdown()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(0)
