@@ -40,8 +40,8 @@ from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import SERVER_DEFAULTS  # noqa: E402
 from agent.turn import TurnHooks, wav_base64  # noqa: E402
 from bench.memory_latency import USERS, corpus, pct  # noqa: E402
+from tests.datasets import RATE, fsdd  # noqa: E402
 from tests.support import DATASETS, server_env  # noqa: E402
-from tests.test_persona import RATE, fsdd  # noqa: E402
 
 SPEAKERS = ("george", "jackson", "lucas")
 PER_SPEAKER = 4  # consecutive turns of one speaker

@@ -28,8 +28,8 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from tests.datasets import RATE, fsdd, wav_b64  # noqa: E402
 from tests.support import call, server_env, stdio_session  # noqa: E402
-from tests.test_persona import RATE, fsdd, wav_b64  # noqa: E402
 
 BINS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 10.0]
 

@@ -16,7 +16,6 @@ from typing import Any
 
 import numpy as np
 import pytest
-import soundfile as sf
 from livekit import rtc
 from livekit.agents import utils
 from livekit.agents.voice import io
@@ -25,11 +24,11 @@ from PIL import Image
 from agent.config import PipelineConfig
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
+from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import DATASETS, server_env
+from tests.support import server_env
 
-FSDD = DATASETS / "fsdd-dev"
-pytestmark = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD dev recordings not found at {FSDD}")
+pytestmark = needs_fsdd
 
 
 class PushedAudio(io.AudioInput):
@@ -80,16 +79,6 @@ class CapturedAudio(io.AudioOutput):
 
     def clear_buffer(self) -> None:
         self._finish(True)
-
-
-def utterance(speaker: str, digits: str, index: int) -> tuple[np.ndarray, int]:
-    """Several digits of one FSDD speaker, back to back (2-3 s of speech)."""
-    parts = []
-    rate = 0
-    for d in digits:
-        samples, rate = sf.read(FSDD / f"{d}_{speaker}_{index}.wav", dtype="int16")
-        parts.append(samples)
-    return np.concatenate(parts), rate
 
 
 class Turns:
@@ -146,7 +135,7 @@ async def speak_turn(runtime: Runtime, microphone: PushedAudio, turns: Turns, sp
     """One spoken user turn; returns the turn's preparation (speaker, recall) once replied to."""
     replies = sum(1 for m in runtime.session.history.items if getattr(m, "role", None) == "assistant")
     turns.transcript = transcript
-    samples, rate = utterance(speaker, digits, index)
+    samples, rate = digits_of(speaker, digits, index)
     await microphone.say(samples, rate)
     for _ in range(600):
         done = sum(1 for m in runtime.session.history.items if getattr(m, "role", None) == "assistant")
@@ -210,19 +199,18 @@ async def test_two_speakers_attributed_and_recalled_separately(
     assert "I will remember that." in spoken and all("[happy]" not in t for t in spoken)
 
 
-FACES = DATASETS / "faces-dev" / "obama"
 
 
-@pytest.mark.skipif(not FACES.is_dir(), reason=f"dev faces not found at {FACES}")
+@needs_faces
 async def test_a_face_on_camera_refines_who_is_speaking(
         voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns) -> None:
     """A voice never heard before, with a known face on camera: the turn is that person's."""
     runtime, microphone, _ = voice
     barack = (await runtime.hub.call_data("user_create", {"name": "Barack"}))["user_id"]
-    photo = base64.b64encode((FACES / "obama_1.jpg").read_bytes()).decode()
+    photo = base64.b64encode((FACES / "obama" / "obama_1.jpg").read_bytes()).decode()
     await runtime.hub.call_data("face_enroll", {"user_id": barack, "image": photo}, time_limit=120)
 
-    with Image.open(FACES / "obama_2.jpg") as image:
+    with Image.open(FACES / "obama" / "obama_2.jpg") as image:
         rgba = image.convert("RGBA")
     frame = rtc.VideoFrame(rgba.width, rgba.height, rtc.VideoBufferType.RGBA, rgba.tobytes())
 

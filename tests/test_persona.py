@@ -3,55 +3,17 @@
 from __future__ import annotations
 
 import base64
-import io
 import struct
 import zlib
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import pytest
 import soundfile as sf
 from mcp import ClientSession
 
+from tests.datasets import FACES, FSDD, RATE, file_b64, fsdd, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import DATASETS, call, http_server, http_session, ok, server_env, stdio_session
-
-FSDD = DATASETS / "fsdd-dev"
-FACES = DATASETS / "faces-dev"
-RATE = 8000
-needs_fsdd = pytest.mark.skipif(not FSDD.is_dir(), reason=f"FSDD dev split not found at {FSDD}")
-needs_faces = pytest.mark.skipif(not FACES.is_dir(), reason=f"dev faces not found at {FACES}")
-
-
-def fsdd(digits: int = 5, root: Path = FSDD) -> dict[str, list[np.ndarray]]:
-    """Utterances of `digits` consecutive recordings of one speaker (as the probes build them), 8 kHz."""
-    recs: dict[str, list[tuple[int, int, Path]]] = defaultdict(list)
-    for p in root.glob("*.wav"):
-        digit, speaker, index = p.stem.split("_")
-        recs[speaker].append((int(index), int(digit), p))
-    gap = np.zeros(int(0.1 * RATE), dtype=np.float32)
-    out = {}
-    for speaker, items in sorted(recs.items()):
-        items.sort()
-        utts = []
-        for i in range(0, len(items) - digits + 1, digits):
-            parts: list[np.ndarray] = []
-            for _, _, p in items[i:i + digits]:
-                parts += [sf.read(str(p), dtype="float32")[0], gap]
-            utts.append(np.concatenate(parts[:-1]))
-        out[speaker] = utts
-    return out
-
-
-def wav_b64(samples: np.ndarray, rate: int = RATE, fmt: str = "WAV") -> str:
-    buf = io.BytesIO()
-    sf.write(buf, samples, rate, format=fmt, **({"subtype": "PCM_16"} if fmt == "WAV" else {}))
-    return base64.b64encode(buf.getvalue()).decode()
-
-
-def file_b64(path: Path) -> str:
-    return base64.b64encode(path.read_bytes()).decode()
+from tests.support import call, http_server, http_session, ok, server_env, stdio_session
 
 
 async def new_user(s: ClientSession, name: str) -> str:

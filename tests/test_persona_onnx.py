@@ -21,8 +21,9 @@ import pytest
 from onnx import TensorProto, helper, numpy_helper
 from PIL import Image
 
+from tests.datasets import FACES, file_b64, fsdd, needs_fsdd, wav_b64
 from tests.support import ALPHAAVATAR, ok, server_env, stdio_session
-from tests.test_persona import FACES, file_b64, fsdd, needs_fsdd, new_user, wav_b64
+from tests.test_persona import new_user
 
 REAL_WESPEAKER = os.environ.get("ALPHAAVATAR_TEST_WESPEAKER")
 REAL_BUFFALO = os.environ.get("ALPHAAVATAR_TEST_BUFFALO_L")
