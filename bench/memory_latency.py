@@ -3,7 +3,7 @@
     python bench/memory_latency.py [--sizes 1000,10000,100000] [--json OUT] [--plot OUT.png]
 
 Measures, in one run on this machine: cold start of `alphaavatar serve memory` to an answered
-`initialize`; batch `memory_add_batch` throughput; `memory_search` p50/p95 (query embedding
+`initialize`, and its exit once the host closes stdin; batch `memory_add_batch` throughput; `memory_search` p50/p95 (query embedding
 included) with memories spread over 100 users; the same search through mem0's own
 `Memory.search` on its default qdrant-client local store with the same MiniLM embedder; and an
 echo tool on the same transport (the floor). Texts are real dialogue turns (LoCoMo dev).
@@ -72,19 +72,23 @@ def params(args: list[str], home: str) -> StdioServerParameters:
     return StdioServerParameters(command=args[0], args=args[1:], env=env)
 
 
-async def cold_start(runs: int = 5) -> tuple[float, float]:
-    """Median seconds to an answered `initialize`, and to the first answered search."""
-    init, first = [], []
+async def cold_start(runs: int = 5) -> tuple[float, float, float]:
+    """Median seconds to an answered `initialize`, to the first answered search, and from the
+    host closing stdin to the process gone (the MCP client kills a server still there after 2 s)."""
+    init, first, gone = [], [], []
     for _ in range(runs):
         with tempfile.TemporaryDirectory() as home:
             t0 = time.perf_counter()
-            async with stdio_client(params([EXE, "serve", "memory"], home)) as (r, w), ClientSession(r, w) as s:
-                await s.initialize()
-                init.append(time.perf_counter() - t0)
-                res = await s.call_tool("memory_search", {"query": "hello"})
-                assert not res.is_error, res.content
-                first.append(time.perf_counter() - t0)
-    return statistics.median(init), statistics.median(first)
+            async with stdio_client(params([EXE, "serve", "memory"], home)) as (r, w):
+                async with ClientSession(r, w) as s:
+                    await s.initialize()
+                    init.append(time.perf_counter() - t0)
+                    res = await s.call_tool("memory_search", {"query": "hello"})
+                    assert not res.is_error, res.content
+                    first.append(time.perf_counter() - t0)
+                t1 = time.perf_counter()
+            gone.append(time.perf_counter() - t1)
+    return statistics.median(init), statistics.median(first), statistics.median(gone)
 
 
 async def echo_floor() -> tuple[float, float]:
@@ -211,7 +215,7 @@ def main() -> None:
         raise SystemExit(f"no LoCoMo data at {a.data} (pass --data DIR)")
     turns, questions = corpus(a.data)
     sizes = [int(x) for x in a.sizes.split(",")]
-    init_s, first_s = asyncio.run(cold_start())
+    init_s, first_s, exit_s = asyncio.run(cold_start())
     floor50, floor95 = asyncio.run(echo_floor())
     ours_r = asyncio.run(ours(sizes, turns, questions))
     mem0_sizes = [int(x) for x in a.mem0_sizes.split(",") if x]
@@ -229,14 +233,15 @@ def main() -> None:
     console.print(table)
     adds = min(r["add_items_per_s"] for r in ours_r.values())
     console.print(f"batch memory_add_batch: {adds:.0f} items/s (target ≥ 200)")
-    console.print(f"cold start to initialize: {init_s:.2f} s (target ≤ 1.5 s); to first search answered: {first_s:.2f} s")
+    console.print(f"cold start to initialize: {init_s:.2f} s (target ≤ 1.5 s); to first search answered: {first_s:.2f} s; "
+                  f"stdin closed to exited: {exit_s:.2f} s")
     console.print(f"floor, echo tool over MCP stdio: p50 {floor50:.2f} / p95 {floor95:.2f} ms")
     plot(a.plot, ours_r, mem0_r, floor95)
     console.print(f"plot: {a.plot}")
     if a.json:
         a.json.write_text(json.dumps({
             "ours": ours_r, "mem0": mem0_r, "batch_add_items_per_s": adds, "cold_start_initialize_s": init_s,
-            "cold_start_first_search_s": first_s, "echo_p50_ms": floor50, "echo_p95_ms": floor95}, indent=2))
+            "cold_start_first_search_s": first_s, "exit_s": exit_s, "echo_p50_ms": floor50, "echo_p95_ms": floor95}, indent=2))
 
 
 if __name__ == "__main__":
