@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from mcp.types import CallToolResult, TextContent
 from pydantic import BaseModel
 
 
-def rendered(model: BaseModel, text: str) -> Any:
-    """Return from a tool annotated with `model`'s type: the SDK validates it against the schema."""
+def rendered(model: BaseModel, text: str) -> CallToolResult:
+    """Return from a tool annotated `Annotated[CallToolResult, Model]`: the SDK publishes `Model`'s
+    schema and validates the structured content against it."""
     return CallToolResult(
         content=[TextContent(type="text", text=text)],
         structured_content=model.model_dump(mode="json", by_alias=True),

@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import auth
@@ -86,21 +86,21 @@ def create_server(settings: Settings) -> ServerSpec:
         occurred_at: Annotated[datetime | None, Field(description="ISO-8601: when it was said (default now).")] = None,
         metadata: Annotated[dict[str, Any] | None, Field(description="Free JSON kept with the memory.")] = None,
         infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
-    ) -> AddResult:
+    ) -> Annotated[CallToolResult, AddResult]:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
         item = AddItem(content=content or None, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
                        occurred_at=occurred_at, metadata=metadata or {}, infer=infer)
         result = await svc.add([item], who(ctx))
-        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+        return rendered(result, render_add(result))
 
     @mcp.tool()
     async def memory_add_batch(
         ctx: Context,
         items: Annotated[list[AddItem], Field(min_length=1, max_length=1000, description="Up to 1000 memories.")],
-    ) -> AddResult:
+    ) -> Annotated[CallToolResult, AddResult]:
         """Remember many items in one call: all are validated first, then written together (or none)."""
         result = await svc.add(items, who(ctx))
-        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+        return rendered(result, render_add(result))
 
     @mcp.tool(annotations=read_only)
     async def memory_search(
@@ -113,7 +113,7 @@ def create_server(settings: Settings) -> ServerSpec:
         until: Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")] = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
-    ) -> SearchResult:
+    ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
         if not query.strip():
             raise UserError("The query is empty.")
@@ -125,7 +125,7 @@ def create_server(settings: Settings) -> ServerSpec:
         items = await svc.search(where, query, limit + 1, offset)
         more = len(items) > limit
         result = SearchResult(results=items[:limit], next_cursor=_cursor(offset + limit, key) if more else None)
-        return rendered(result, render_items(result.results, "No memory matches."))  # type: ignore[no-any-return]
+        return rendered(result, render_items(result.results, "No memory matches."))
 
     @mcp.tool(annotations=read_only)
     async def memory_list(
@@ -135,12 +135,12 @@ def create_server(settings: Settings) -> ServerSpec:
         session_id: SessionId = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
-    ) -> ListResult:
+    ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
         where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
         items, nxt, total = svc.list_page(where, limit, cursor)
         result = ListResult(results=items, next_cursor=nxt, total=total)
-        return rendered(result, render_items(items, "No memories."))  # type: ignore[no-any-return]
+        return rendered(result, render_items(items, "No memories."))
 
     @mcp.tool(annotations=read_only)
     async def memory_get(ctx: Context, memory_id: MemoryId) -> MemoryItem:
@@ -218,7 +218,7 @@ def create_server(settings: Settings) -> ServerSpec:
         task: Annotated[str, Field(max_length=2000, description="What the call was for, in words.")] = "",
         user_id: UserId = None,
         session_id: SessionId = None,
-    ) -> AddResult:
+    ) -> Annotated[CallToolResult, AddResult]:
         """Remember a tool call and how it went, so later calls for similar tasks can do better."""
         args = arguments or {}
         text = f"{task or 'call'} → {tool}({json.dumps(args, ensure_ascii=False)[:1000]}): " + (
@@ -228,7 +228,7 @@ def create_server(settings: Settings) -> ServerSpec:
             "tool": tool, "arguments": args, "outcome": outcome or None, "success": success,
             "latency_ms": latency_ms, "task": task or None})
         result = await svc.add([item], who(ctx))
-        return rendered(result, render_add(result))  # type: ignore[no-any-return]
+        return rendered(result, render_add(result))
 
     @mcp.tool(annotations=read_only)
     async def tool_experience_search(

@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import auth
@@ -102,12 +102,12 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId,
         audio: Annotated[str | list[str], Field(description=f"One clip, or a list of up to {MAX_CLIPS} clips, of "
                                                             "this user speaking (each: base64 WAV/FLAC/OGG or a path).")],
-    ) -> SpeakerEnrollResult:
+    ) -> Annotated[CallToolResult, SpeakerEnrollResult]:
         """Add voice samples to a user's voiceprint (3 clips of 2-3 s each make a good one). All clips
         are checked first: if one fails, none is added. Reports progress per clip."""
         clips = [audio] if isinstance(audio, str) else audio
         r = await svc.enroll_voice(who(ctx), user_id, clips, ctx.report_progress)
-        return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")  # type: ignore[no-any-return]
+        return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
     async def speaker_identify(
@@ -117,31 +117,31 @@ def create_server(settings: Settings) -> ServerSpec:
                                                              "provisional user, returned as created_user_id.")] = False,
         adapt: Annotated[bool, Field(description="Add a confident match to the user's voiceprint (bounded; "
                                                  "undo with speaker_reset).")] = False,
-    ) -> VoiceMatch:
+    ) -> Annotated[CallToolResult, VoiceMatch]:
         """Who is speaking? Answers known / unknown / uncertain with the score, the margin to the next
         candidate and the threshold used (it depends on the seconds of speech: short clips may be
         'uncertain' rather than wrong)."""
         r = await svc.identify_voice(who(ctx), audio, create_if_unknown, adapt)
         extra = f"; new provisional user {r.created_user_id}" if r.created_user_id else ""
-        return rendered(r, _match_text(r, f"voice ({r.speech_seconds} s)") + extra)  # type: ignore[no-any-return]
+        return rendered(r, _match_text(r, f"voice ({r.speech_seconds} s)") + extra)
 
     @mcp.tool(annotations=read_only)
-    async def speaker_verify(ctx: Context, user_id: UserId, audio: Audio) -> VerifyResult:
+    async def speaker_verify(ctx: Context, user_id: UserId, audio: Audio) -> Annotated[CallToolResult, VerifyResult]:
         """Is this the voice of this user? 'known' only if it matches them and nobody else matches better."""
         r = await svc.verify_voice(who(ctx), user_id, audio)
-        return rendered(r, f"verify {r.claimed_user_id}: {r.decision} (score {r.score}, needs ≥ {r.threshold})")  # type: ignore[no-any-return]
+        return rendered(r, f"verify {r.claimed_user_id}: {r.decision} (score {r.score}, needs ≥ {r.threshold})")
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
     async def speaker_segment(
         ctx: Context,
         audio: Audio,
         create_if_unknown: Annotated[bool, Field(description="Give each unknown voice a provisional user.")] = False,
-    ) -> SegmentResult:
+    ) -> Annotated[CallToolResult, SegmentResult]:
         """Who spoke when in a recording with several voices: segments with a speaker tag each, and per
         speaker a decision (known user, unknown, uncertain) made on all of their speech."""
         r = await svc.segment_voices(who(ctx), audio, create_if_unknown)
         lines = [f"{s.start:.2f}-{s.end:.2f} {s.speaker} {s.user_id or s.decision}" for s in r.segments[:50]]
-        return rendered(r, "\n".join(lines) or "No speech found.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(lines) or "No speech found.")
 
     @mcp.tool(annotations=erasing)
     async def speaker_reset(
@@ -149,10 +149,10 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId,
         only_adapted: Annotated[bool, Field(description="Drop only samples added by adaptation (default), "
                                                         "or the whole voiceprint.")] = True,
-    ) -> ResetResult:
+    ) -> Annotated[CallToolResult, ResetResult]:
         """Undo voiceprint adaptation for a user, or clear their voiceprint to enroll again."""
         r = await svc.reset_voice(who(ctx), user_id, only_adapted)
-        return rendered(r, f"Removed {r.removed} voice sample(s) of {r.user_id}; left {r.voice_samples}.")  # type: ignore[no-any-return]
+        return rendered(r, f"Removed {r.removed} voice sample(s) of {r.user_id}; left {r.voice_samples}.")
 
     # -- faces ----------------------------------------------------------------------------------
 
@@ -164,12 +164,12 @@ def create_server(settings: Settings) -> ServerSpec:
                                                             "user (base64 JPEG/PNG/WebP or a path).")],
         face_index: Annotated[int | None, Field(ge=0, le=19, description="Which face when a photo shows several "
                                                                          "(0 = largest).")] = None,
-    ) -> FaceEnrollResult:
+    ) -> Annotated[CallToolResult, FaceEnrollResult]:
         """Add face encodings to a user. All photos are checked first (one face each, or face_index);
         if one fails, none is added."""
         values = [image] if isinstance(image, str) else image
         r = await svc.enroll_face(who(ctx), user_id, values, face_index, ctx.report_progress)
-        return rendered(r, f"Enrolled {r.added} face(s) for {r.user_id}; {r.face_samples} in all.")  # type: ignore[no-any-return]
+        return rendered(r, f"Enrolled {r.added} face(s) for {r.user_id}; {r.face_samples} in all.")
 
     @mcp.tool(annotations=read_only)
     async def face_identify(
@@ -177,12 +177,12 @@ def create_server(settings: Settings) -> ServerSpec:
         image: Image,
         upsample: Annotated[int | None, Field(ge=0, le=2, description="Search for smaller faces at 2x/4x (slower); "
                                                                       "default: only when nothing is found.")] = None,
-    ) -> FaceResult:
+    ) -> Annotated[CallToolResult, FaceResult]:
         """Every face in a photo, largest first, each with its box and a decision (known / unknown /
         uncertain) with score, margin and threshold."""
         r = await svc.identify_faces(who(ctx), image, upsample)
         text = "; ".join(_match_text(f, f"face {i + 1}") for i, f in enumerate(r.faces)) or "No face found."
-        return rendered(r, text)  # type: ignore[no-any-return]
+        return rendered(r, text)
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
     async def identify(
@@ -191,11 +191,11 @@ def create_server(settings: Settings) -> ServerSpec:
         image: Annotated[str | None, Field(description="Base64 JPEG/PNG/WebP, or a path (its largest face counts).")] = None,
         create_if_unknown: Annotated[bool, Field(description="When both say unknown, give the voice a "
                                                              "provisional user.")] = False,
-    ) -> IdentifyResult:
+    ) -> Annotated[CallToolResult, IdentifyResult]:
         """Who is this, from voice and face together: the two are fused (scores on a common scale,
         a modality with nothing enrolled for someone does not vote against them)."""
         r = await svc.identify(who(ctx), audio, image, create_if_unknown)
-        return rendered(r, f"{r.decision}: {r.name or r.user_id or '-'} ({r.reason})")  # type: ignore[no-any-return]
+        return rendered(r, f"{r.decision}: {r.name or r.user_id or '-'} ({r.reason})")
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -204,16 +204,16 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         name: Name,
         provisional: Annotated[bool, Field(description="Not yet confirmed who this is.")] = False,
-    ) -> User:
+    ) -> Annotated[CallToolResult, User]:
         """Create a user (then enroll their voice or face, and fill their profile)."""
         r = await svc.create_user(who(ctx), name, provisional)
-        return rendered(r, f"Created {_user_text(r)}")  # type: ignore[no-any-return]
+        return rendered(r, f"Created {_user_text(r)}")
 
     @mcp.tool(annotations=read_only)
-    async def user_get(ctx: Context, user_id: UserId) -> User:
+    async def user_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, User]:
         """A user: name, provisional or not, voice and face samples held, number of profile facts."""
         r = await svc.describe(await svc.user(svc.scoped(who(ctx), user_id)))
-        return rendered(r, _user_text(r))  # type: ignore[no-any-return]
+        return rendered(r, _user_text(r))
 
     @mcp.tool(annotations=read_only)
     async def user_list(
@@ -221,44 +221,44 @@ def create_server(settings: Settings) -> ServerSpec:
         provisional: Annotated[bool | None, Field(description="Only provisional (true) or named (false) users.")] = None,
         limit: Limit = 20,
         cursor: Cursor = None,
-    ) -> UserList:
+    ) -> Annotated[CallToolResult, UserList]:
         """Users page by page."""
         r = await svc.list_users(who(ctx), limit, cursor, provisional)
-        return rendered(r, "\n".join(_user_text(u) for u in r.users) or "No users.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(_user_text(u) for u in r.users) or "No users.")
 
     @mcp.tool()
-    async def user_rename(ctx: Context, user_id: UserId, name: Name) -> User:
+    async def user_rename(ctx: Context, user_id: UserId, name: Name) -> Annotated[CallToolResult, User]:
         """Name a user (a provisional user becomes a confirmed one)."""
         r = await svc.rename(who(ctx), user_id, name)
-        return rendered(r, f"Renamed: {_user_text(r)}")  # type: ignore[no-any-return]
+        return rendered(r, f"Renamed: {_user_text(r)}")
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
     async def user_merge(
         ctx: Context,
         user_id: Annotated[str, Field(min_length=1, max_length=64, description="The user to merge away.")],
         into_user_id: Annotated[str, Field(min_length=1, max_length=64, description="The user that remains.")],
-    ) -> MergeResult:
+    ) -> Annotated[CallToolResult, MergeResult]:
         """Merge one user into another (e.g. a provisional user who turns out to be a known one): voice
         samples, face encodings, profile facts and history all move; the first user ceases to exist."""
         r = await svc.merge(who(ctx), user_id, into_user_id)
-        return rendered(r, f"Merged {r.merged_user_id} into {r.user_id}: {r.voice_samples_moved} voice, "  # type: ignore[no-any-return]
+        return rendered(r, f"Merged {r.merged_user_id} into {r.user_id}: {r.voice_samples_moved} voice, "
                            f"{r.face_samples_moved} face samples, {r.facts_added} facts.")
 
     @mcp.tool(annotations=erasing)
-    async def user_forget(ctx: Context, user_id: UserId) -> ForgetResult:
+    async def user_forget(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, ForgetResult]:
         """Erase a user: voiceprints, face encodings, profile and history. The store files are
         rewritten so that nothing of them remains. Cannot be undone."""
         r = await svc.forget(who(ctx), user_id)
-        return rendered(r, f"Erased {r.user_id}: {r.voice_samples} voice, {r.face_samples} face samples, "  # type: ignore[no-any-return]
+        return rendered(r, f"Erased {r.user_id}: {r.voice_samples} voice, {r.face_samples} face samples, "
                            f"{r.history_entries} history entries.")
 
     # -- profiles -------------------------------------------------------------------------------
 
     @mcp.tool(annotations=read_only)
-    async def profile_get(ctx: Context, user_id: UserId) -> Profile:
+    async def profile_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, Profile]:
         """A user's typed profile; every value with its source, confidence, first and last seen."""
         r = await svc.get_profile(who(ctx), user_id)
-        return rendered(r, _profile_text(r))  # type: ignore[no-any-return]
+        return rendered(r, _profile_text(r))
 
     @mcp.tool()
     async def profile_update(
@@ -267,11 +267,11 @@ def create_server(settings: Settings) -> ServerSpec:
         patches: Annotated[list[Patch], Field(min_length=1, max_length=50, description="Applied in order, all or none.")],
         source: Annotated[Source, Field(description="Where the values come from.")] = "manual",
         source_ref: Annotated[str | None, Field(max_length=200, description="The session id or tool name.")] = None,
-    ) -> ProfileUpdateResult:
+    ) -> Annotated[CallToolResult, ProfileUpdateResult]:
         """Change a profile with patches: set (one-value fields), add / remove (lists)."""
         r = await svc.update_profile(who(ctx), user_id, patches, source, source_ref)
         lines = [f"{c.op} {c.field}: {c.old} -> {c.new}" for c in r.changes]
-        return rendered(r, "\n".join(lines) or "Nothing changed.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(lines) or "Nothing changed.")
 
     @mcp.tool()
     async def profile_extract(
@@ -280,7 +280,7 @@ def create_server(settings: Settings) -> ServerSpec:
         conversation: Annotated[str | list[Message], Field(description="A transcript, or chat messages.")],
         session_id: Annotated[str | None, Field(max_length=200, description="Recorded as the facts' source_ref.")] = None,
         apply: Annotated[bool, Field(description="Apply the valid proposals (default: only propose).")] = False,
-    ) -> ExtractResult:
+    ) -> Annotated[CallToolResult, ExtractResult]:
         """Ask the configured LLM which profile changes a conversation supports, each with its quote;
         proposals whose quote is not in the conversation are refused. Without an LLM: a clear error."""
         text = conversation if isinstance(conversation, str) else "\n".join(
@@ -290,7 +290,7 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await svc.extract_profile(who(ctx), user_id, text, session_id, apply)
         lines = [f"{'ok' if p.valid else 'refused'} {p.patch.op} {p.patch.field}: {p.patch.value}"
                  + (f" ({p.reason})" if p.reason else "") for p in r.proposals]
-        return rendered(r, "\n".join(lines) or "Nothing to add.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(lines) or "Nothing to add.")
 
     @mcp.tool(annotations=read_only)
     async def profile_history(
@@ -299,22 +299,22 @@ def create_server(settings: Settings) -> ServerSpec:
         field: Annotated[str | None, Field(max_length=60, description="Only changes of this field.")] = None,
         limit: Limit = 50,
         cursor: Cursor = None,
-    ) -> HistoryResult:
+    ) -> Annotated[CallToolResult, HistoryResult]:
         """Every change to a user's profile, oldest first: what, from what to what, from which source."""
         r = await svc.history(who(ctx), user_id, field, limit, cursor)
         lines = [f"{c.at} {c.op} {c.field}: {c.old} -> {c.new} [{c.source}]" for c in r.changes]
-        return rendered(r, "\n".join(lines) or "No changes.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(lines) or "No changes.")
 
     @mcp.tool(annotations=read_only)
     async def profile_search(
         ctx: Context,
         query: Annotated[str, Field(min_length=1, max_length=500, description="What we know of them, in words.")],
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
-    ) -> SearchResult:
+    ) -> Annotated[CallToolResult, SearchResult]:
         """Find users by what their profiles say (by meaning and by words)."""
         r = await svc.search_profiles(who(ctx), query, limit)
         lines = [f"{h.name} ({h.user_id}): {'; '.join(h.matches) or '-'}" for h in r.results]
-        return rendered(r, "\n".join(lines) or "No user matches.")  # type: ignore[no-any-return]
+        return rendered(r, "\n".join(lines) or "No user matches.")
 
     return ServerSpec(name="persona", mcp=mcp, startup=svc.start, shutdown=svc.close, health=svc.health,
                       ready=lambda: "loading" not in svc.health().values())

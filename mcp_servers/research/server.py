@@ -9,8 +9,8 @@ from typing import Annotated, Any
 
 import anyio
 from mcp.server.mcpserver import Context, MCPServer
-from mcp_types import CallToolResult
-from pydantic import BaseModel, Field
+from mcp.types import CallToolResult
+from pydantic import Field
 
 from mcp_servers.core import auth
 from mcp_servers.core.embeddings import get_embedder
@@ -59,12 +59,6 @@ SourcesArg = Annotated[SourceKind | None, Field(
     description="web (Tavily), corpus (local documents) or both; default both with TAVILY_API_KEY, else corpus.")]
 MaxSources = Annotated[int, Field(ge=1, le=20, description="Sources in the result.")]
 BudgetArg = Annotated[int | None, Field(ge=1, le=100, description="Max provider calls (default by depth).")]
-
-
-def reply(model: BaseModel, text: str) -> CallToolResult:
-    """Structured output plus a short text rendering (core's `rendered`, typed for these tools)."""
-    result: CallToolResult = rendered(model, text)
-    return result
 
 
 def _render(result: ResearchResult) -> str:
@@ -154,7 +148,7 @@ def create_server(settings: Settings) -> ServerSpec:
         stats = CallStats()
         hits = await app.web.search(query, options, stats=stats)
         out = WebSearchResult(results=hits, query=query, cached=stats.cache_hits > 0)
-        return reply(out, "\n".join(f"{h.title} — {h.url}" for h in hits) or "No results.")
+        return rendered(out, "\n".join(f"{h.title} — {h.url}" for h in hits) or "No results.")
 
     @mcp.tool()
     async def web_extract(
@@ -199,7 +193,7 @@ def create_server(settings: Settings) -> ServerSpec:
         if not out.results:
             raise UserError("No page could be read: " + " | ".join(f"{f.url}: {f.error}" for f in out.failed))
         text = "\n\n".join(f"# {r.title} ({r.url})\n{r.text[:500]}" for r in out.results)
-        return reply(out, text + "".join(f"\nFailed: {f.url}: {f.error}" for f in out.failed))
+        return rendered(out, text + "".join(f"\nFailed: {f.url}: {f.error}" for f in out.failed))
 
     @mcp.tool()
     async def research(
@@ -216,7 +210,7 @@ def create_server(settings: Settings) -> ServerSpec:
         use research_start."""
         req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
         result = await app.researcher.run(req, ctx.report_progress)
-        return reply(result, _render(result))
+        return rendered(result, _render(result))
 
     @mcp.tool()
     async def research_start(
@@ -251,7 +245,7 @@ def create_server(settings: Settings) -> ServerSpec:
         job = app.jobs.get(job_id, owner, full)
         await app.jobs.wait(job, wait_s)
         out = app.jobs.result(job)
-        return reply(out, _render(out.result) if out.result else out.message)
+        return rendered(out, _render(out.result) if out.result else out.message)
 
     @mcp.tool()
     async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> JobStatus:
