@@ -222,7 +222,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Remember a tool call and how it went, so later calls for similar tasks can do better."""
         args = arguments or {}
         text = f"{task or 'call'} → {tool}({json.dumps(args, ensure_ascii=False)[:1000]}): " + (
-            ("ok: " if success else "failed: ") + (outcome or "")[:1000]
+            ("ok: " if success else "failed: ") + outcome[:1000]
         )
         item = AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
             "tool": tool, "arguments": args, "outcome": outcome or None, "success": success,

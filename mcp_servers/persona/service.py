@@ -276,7 +276,7 @@ class Persona:
         """Samples kept for models not in use now (the model was changed) are erased too."""
         if self.settings.qdrant_url:
             return
-        active = {p.store.spec.name for p in list(self._prints.values())}
+        active = {p.store.spec.name for p in self._prints.values()}
         for folder in sorted(self.dir.iterdir()):
             if folder.is_dir() and folder.name.startswith(("voice_", "face_")) and folder.name not in active:
                 store = open_store(self.settings, SERVER, CollectionSpec(folder.name, dim=1, sparse=False))
