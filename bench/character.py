@@ -38,7 +38,6 @@ OUT = ROOT / "bench" / "out"
 MIX = [("param", 40), ("gaze", 4), ("expression", 3), ("state", 3)]  # events per second, 50 in all
 
 
-
 # --- 1. event → rendered in Chromium ------------------------------------------------------------------
 async def browser_latency(n: int, screenshots: bool) -> dict[str, Any]:
     from character_bridge.protocol import EMOTIONS

@@ -3,8 +3,8 @@
     python bench/memory_latency.py [--sizes 1000,10000,100000] [--json OUT] [--plot OUT.png]
 
 Measures, in one run on this machine: cold start of `alphaavatar serve memory` to an answered
-`initialize`, and its exit once the host closes stdin; batch `memory_add_batch` throughput; `memory_search` p50/p95 (query embedding
-included) with memories spread over 100 users; the same search through mem0's own
+`initialize`, and its exit once the host closes stdin; batch `memory_add_batch` throughput;
+`memory_search` p50/p95 (query embedding included) with memories spread over 100 users; the same search through mem0's own
 `Memory.search` on its default qdrant-client local store with the same MiniLM embedder; and an
 echo tool on the same transport (the floor). Texts are real dialogue turns (LoCoMo dev).
 """
