@@ -176,8 +176,10 @@ async def probe_as_bob(s: ClientSession, server: str, table: dict[str, Any]) -> 
 @needs_fsdd
 @needs_faces
 async def test_bob_sees_and_changes_nothing_of_alice_on_any_surface(tmp_path: Path) -> None:
-    env = server_env(tmp_path, ALPHAAVATAR_TOKEN="owner-token", ALPHAAVATAR_USER_TOKENS=json.dumps(TOKENS))
-    with http_server(["up"], env) as base:
+    env = server_env(tmp_path, ALPHAAVATAR_TOKEN="owner-token", ALPHAAVATAR_USER_TOKENS=json.dumps(TOKENS),
+                     ALPHAAVATAR_LOG_LEVEL="DEBUG")
+    log = tmp_path / "up.log"
+    with http_server(["up"], env, log=log) as base:
         seeded = await seed_alice(base)
         calls = 0
         for server in SERVERS:
@@ -191,6 +193,10 @@ async def test_bob_sees_and_changes_nothing_of_alice_on_any_surface(tmp_path: Pa
         assert calls > 100
         await assert_alice_intact(base, seeded)
         await assert_hub_is_the_owners(base)
+    logged = log.read_text()
+    assert "request_id" in logged  # the log is there, at DEBUG, and holds no token
+    for token in ("owner-token", *TOKENS):
+        assert token not in logged, f"{token} appears in the server log"
 
 
 async def hub_answer(url: str, **kw: Any) -> str:
