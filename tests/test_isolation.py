@@ -1,7 +1,7 @@
 """Isolation on every surface, by construction: bob's token against every tool, resource and prompt
 the four live servers publish, aimed at alice's data.
 
-Nothing here lists tools by hand. Each argument is filled from its name (`ARGS`: alice's ids, words
+Nothing here lists tools by hand. Each argument is filled from its name (the table `seed_alice` returns: alice's ids, words
 that match her secrets, her voice and face) or, for plain options, from its schema. An identifying
 argument (`*_id`, `*_ids`) the table does not know fails the test, so a new tool must be classified
 here before it can ship — and is then covered without anyone adding it to a list.
@@ -59,7 +59,7 @@ def arguments(tool: str, schema: dict[str, Any], table: dict[str, Any]) -> dict[
         if name in table:
             args[name] = table[name]
         elif name.endswith(("id", "ids")):
-            pytest.fail(f"{tool}: argument {name!r} names data the isolation test cannot classify; add it to ARGS")
+            pytest.fail(f"{tool}: argument {name!r} names data the isolation test cannot classify; add it to seed_alice's table")
         elif name in required:
             args[name] = schema_value(prop)
     return args
