@@ -25,7 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from . import auth
-from .http_guard import RebindingGuard
+from .http_guard import HeaderDeadline, RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -152,7 +152,8 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
     check_bind(host, settings)
     lock.advertised_url = f"http://{host}:{port}"
     app = build_app(specs, host, port, settings, prefixed)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False,
+                            http=HeaderDeadline)
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
     await server.serve()
