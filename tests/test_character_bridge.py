@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +27,7 @@ from character_bridge.protocol import (
 from character_bridge.speech import LiveSpeech, plan_speech
 from character_bridge.tags import TagParser, canonical_emotion, strip_tags
 from tests.fakes.waiting import eventually
+from tests.speech import wav_bytes
 
 STREAM = ('Oh [happy] hello there! <|ACT {"emotion":"surprised"}|>Did you see that? [joyful]Nice. '
           '[flabbergasted-xyz] See [1] and a < b. <|ACT:{"emotion":{"name":"sad","intensity":0.4}}|>Bye.')
@@ -84,7 +84,7 @@ def speech_wav(tmp_path_factory: pytest.TempPathFactory) -> tuple[np.ndarray, in
     parts = []
     for i, text in enumerate(["Hello world, how are you today?", "I am fine, thank you."]):
         path = out / f"{i}.wav"
-        subprocess.run(["espeak-ng", "-w", str(path), text], check=True)
+        path.write_bytes(wav_bytes(text))
         samples, rate = sf.read(path, dtype="float32")
         parts.append(samples)
     gap = np.zeros(int(1.5 * rate), dtype=np.float32)
@@ -139,6 +139,27 @@ def test_stereo_and_malformed_audio(tmp_path: Path) -> None:
         lipsync.decode_audio(path.read_bytes(), max_seconds=0.5)
     with pytest.raises(lipsync.AudioError):
         lipsync.MouthEnvelope(10)
+
+
+# Recorded from the `espeak-ng -q -x --sep=_ -v en-us --stdin` command (1.51, Debian), which
+# lipsync used before the bundled library: the library gives the same phonemes.
+ESPEAK_COMMAND_PHONEMES = {
+    "Hello world, how are you today?":
+        "h @ l oU | w 3: l d | - | h aU | A@ | j u: | t @ d eI | -",
+    "The quick brown fox jumps over the lazy dog.":
+        "D @2 | k w I k | b r aU n | f 0 k s | dZ V m p s | oU v 3 | D @2 | l eI z i | d 0 g | -",
+    "Thinking... hmm, that's an interesting question.\nA second line here.":
+        "T I N k I N | - | h @ m | - | D a t s | a# n | I n t r E s t I N | k w E s tS @ n | - | a# | "
+        "s E k @ n d | l aI n | h i@3 | -",
+}
+
+
+@pytest.mark.parametrize("text", list(ESPEAK_COMMAND_PHONEMES))
+def test_phonemes_match_the_espeak_command(text: str) -> None:
+    words = lipsync.phonemes(text)
+    assert " | ".join(" ".join(w) or "-" for w in words) == ESPEAK_COMMAND_PHONEMES[text]
+    cues = lipsync.visemes(text, 2000, 100)
+    assert cues[0].t_ms == 100 and cues[-1].t_ms + cues[-1].dur_ms == 2100
 
 
 def test_visemes_from_espeak_are_aligned_to_the_audio(speech_wav) -> None:

@@ -20,7 +20,7 @@ from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
-from character_bridge import lipsync
+from character_bridge import espeak, lipsync
 from character_bridge.adapters import Adapter, AiriAdapter, VTSMapping, VTubeStudioAdapter
 from character_bridge.hub import Hub
 from character_bridge.protocol import (
@@ -175,7 +175,7 @@ def create_server(settings: Settings) -> ServerSpec:
 
         try:
             speech = await anyio.to_thread.run_sync(plan)
-        except lipsync.PhonemizerMissing as exc:
+        except espeak.EspeakMissing as exc:
             raise UserError(f"{exc}; it is needed for visemes.") from None
         performer.speak(speech)
         ev = speech.speech
