@@ -24,7 +24,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
+from .. import __version__
 from . import auth
+from .logs import RequestIdMiddleware
 from .settings import Settings
 from .store import lock
 
@@ -49,6 +51,12 @@ class ServerSpec:
     shutdown: Callable[[], Awaitable[None]] | None = None
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
     ready: Callable[[], bool] = field(default=lambda: True)
+
+
+def new_mcp(name: str, instructions: str) -> MCPServer:
+    """The MCP app of server `name`: serverInfo `alphaavatar-<name>` at the package version, request ids in logs."""
+    return MCPServer(f"alphaavatar-{name}", version=__version__, instructions=instructions,
+                     middleware=[RequestIdMiddleware()])
 
 
 class ConfigError(Exception):

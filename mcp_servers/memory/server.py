@@ -8,15 +8,14 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import auth
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.runner import ServerSpec, new_mcp
 from mcp_servers.core.settings import Settings
 
 from .models import (
@@ -68,7 +67,7 @@ def _offset(cursor: str | None, key: str) -> int:
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
-    mcp: MCPServer = MCPServer("alphaavatar-memory", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_mcp("memory", INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:

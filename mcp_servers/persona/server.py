@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import auth
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.runner import ServerSpec, new_mcp
 from mcp_servers.core.settings import Settings
 
 from .config import PersonaSettings
@@ -87,7 +86,7 @@ def _profile_text(p: Profile) -> str:
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = Persona(settings, PersonaSettings())
-    mcp: MCPServer = MCPServer("alphaavatar-persona", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_mcp("persona", INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
 

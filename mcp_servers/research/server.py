@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -17,9 +17,8 @@ from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.runner import ServerSpec, new_mcp
 from mcp_servers.core.settings import Settings
 
 from .calls import CallStats, ProviderCalls
@@ -123,13 +122,9 @@ class Research:
 
 def create_server(settings: Settings) -> ServerSpec:
     app = Research(settings, ResearchSettings())
-    mcp = MCPServer(
-        "research",
-        instructions="Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
-        "multi-step research with numbered citations. Long research: research_start, then research_status / "
-        "research_result.",
-        middleware=[RequestIdMiddleware()],
-    )
+    mcp = new_mcp("research", "Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), "
+                  "and multi-step research with numbered citations. Long research: research_start, then "
+                  "research_status / research_result.")
 
     @mcp.tool()
     async def web_search(
