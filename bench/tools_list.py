@@ -19,11 +19,12 @@ from mcp.client.stdio import stdio_client
 
 SERVERS = ("memory", "persona", "character", "research")
 ALPHAAVATAR = str(Path(sys.executable).with_name("alphaavatar"))
+ROOT = Path(__file__).resolve().parents[1]  # dump this checkout's servers, whatever is installed
 
 
 async def dump(server: str, home: Path, out: Path) -> None:
     env = {"ALPHAAVATAR_HOME": str(home), "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1",
-           "PATH": "/usr/bin:/bin", **{k: v for k, v in __import__("os").environ.items() if k == "PYTHONPATH"}}
+           "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     params = StdioServerParameters(command=ALPHAAVATAR, args=["serve", server, "--transport", "stdio"], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         init = await session.initialize()
