@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]  # dump this checkout's servers, what
 
 
 async def dump(server: str, home: Path, out: Path) -> None:
-    env = {"ALPHAAVATAR_HOME": str(home), "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1",
+    env = {"ALPHAAVATAR_HOME": str(home), "HF_HUB_OFFLINE": "1",
            "PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
     params = StdioServerParameters(command=ALPHAAVATAR, args=["serve", server, "--transport", "stdio"], env=env)
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:

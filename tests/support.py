@@ -39,7 +39,7 @@ def free_port() -> int:
 def server_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for a server: its own data root, no keys, no telemetry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAAVATAR_", "OPENAI_", "TAVILY_", "QDRANT_"))}
-    env.update({"ALPHAAVATAR_HOME": str(home), "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"})
+    env.update({"ALPHAAVATAR_HOME": str(home), "HF_HUB_OFFLINE": "1"})
     env.update(extra)
     return env
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 from pathlib import Path
 
@@ -13,20 +12,17 @@ import soxr
 
 from character_bridge import lipsync
 from character_bridge.hub import Hub
-from character_bridge.livekit_sink import TOPIC, LiveKitSink
 from character_bridge.protocol import (
     EMOTIONS,
     ExpressionEvent,
     GazeEvent,
     ParamEvent,
-    SpeechEvent,
     StateEvent,
     parse_event,
     schema,
 )
-from character_bridge.speech import LiveSpeech, plan_speech
+from character_bridge.speech import plan_speech
 from character_bridge.tags import TagParser, canonical_emotion, strip_tags
-from tests.fakes.waiting import eventually
 from tests.speech import wav_bytes
 
 STREAM = ('Oh [happy] hello there! <|ACT {"emotion":"surprised"}|>Did you see that? [joyful]Nice. '
@@ -211,46 +207,3 @@ async def test_hub_coalesces_param_never_drops_reliable_and_snapshots() -> None:
     first = [s.event for s in await late.take()]
     assert [e.kind for e in first] == ["state", "param", "gaze", "expression"]
     assert first[-1].emotion == "sad" and first[1].value == 0.999
-
-
-async def test_live_speech_streams_mouth_frames_and_expressions(speech_wav) -> None:
-    audio, rate, _ = speech_wav
-    hub = Hub()
-    sub = hub.subscribe("renderer")
-    live = LiveSpeech(hub, rate)
-    pcm = (audio * 32767).astype("<i2").tobytes()
-    said = live.push_text("Hi [hap") + live.push_text("py] there")
-    frames = live.push_audio(pcm[: rate * 2])  # the first second arrives: frames come out now
-    assert said == "Hi  there" and len(frames) == 50
-    said += live.finish()
-    events = [s.event for s in await sub.take()]
-    assert events[0].kind == "expression" and events[0].emotion == "happy"
-    assert all(e.kind == "param" and e.name == "mouth_open" for e in events[1:])
-
-
-class RecordingParticipant:
-    """Stands in for `livekit.rtc.LocalParticipant` (no LiveKit server can run here)."""
-
-    def __init__(self) -> None:
-        self.packets: list[tuple[bytes, bool, str]] = []
-
-    async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
-                           destination_identities: list[str] | None = None, topic: str = "") -> None:
-        self.packets.append((payload if isinstance(payload, bytes) else payload.encode(), reliable, topic))
-
-
-async def test_livekit_sink_reliable_for_state_lossy_for_mouth() -> None:
-    hub = Hub()
-    room = RecordingParticipant()
-    sink = LiveKitSink(hub, room)
-    sink.start()
-    try:
-        await asyncio.sleep(0)
-        hub.publish(StateEvent(state="speaking"))
-        hub.publish(ParamEvent(name="mouth_open", value=0.5))
-        hub.publish(SpeechEvent(text="hi", mouth=[0.1, 0.2]))
-        await eventually(lambda: len(room.packets) == 3)
-        assert [(parse_event(p).kind, rel, topic) for p, rel, topic in room.packets] == [
-            ("state", True, TOPIC), ("param", False, TOPIC), ("speech", True, TOPIC)]
-    finally:
-        await sink.stop()

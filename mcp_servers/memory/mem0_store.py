@@ -15,8 +15,6 @@ from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
-os.environ.setdefault("MEM0_TELEMETRY", "False")  # mem0 reads it once, when first imported
-
 from mem0 import Memory
 from mem0.configs.base import MemoryConfig
 from mem0.llms.base import LLMBase
