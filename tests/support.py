@@ -13,7 +13,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -73,8 +73,9 @@ async def stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[Clien
 
 
 @contextlib.contextmanager
-def http_server(args: list[str], env: dict[str, str], port: int | None = None, timeout: float = 120) -> Iterator[str]:
-    """Run `alphaavatar ARGS --port P` and yield its base URL once /healthz answers."""
+def http_server(args: list[str], env: dict[str, str], port: int | None = None, timeout: float = 120,
+                until: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200) -> Iterator[str]:
+    """Run `alphaavatar ARGS --port P` and yield its base URL once /healthz answers (200, or `until`)."""
     port = port or free_port()
     proc = subprocess.Popen([ALPHAAVATAR, *args, "--port", str(port)], env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -85,7 +86,7 @@ def http_server(args: list[str], env: dict[str, str], port: int | None = None, t
             if proc.poll() is not None:
                 raise RuntimeError(f"server exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if until(httpx.get(f"{base}/healthz", timeout=1)):
                     break
             if time.time() > deadline:
                 raise TimeoutError("server did not answer /healthz")

@@ -314,7 +314,8 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(deleted, render_deleted(deleted))
 
     def health() -> dict[str, Any]:
-        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs)}
+        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs),
+                "embeddings": app.embedder.state}
 
     return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health,
                       ready=lambda: app.embedder.ready)
