@@ -24,9 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from .. import __version__
 from . import auth, health
-from .logs import RequestIdMiddleware
+from .http_guard import RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -51,12 +50,6 @@ class ServerSpec:
     shutdown: Callable[[], Awaitable[None]] | None = None
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
     ready: Callable[[], bool] = field(default=lambda: True)
-
-
-def new_mcp(name: str, instructions: str) -> MCPServer:
-    """The MCP app of server `name`: serverInfo `alphaavatar-<name>` at the package version, request ids in logs."""
-    return MCPServer(f"alphaavatar-{name}", version=__version__, instructions=instructions,
-                     middleware=[RequestIdMiddleware()])
 
 
 class ConfigError(Exception):
@@ -123,7 +116,9 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             async with running(specs):
                 yield
 
-    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)] if auth.auth_required(settings) else []
+    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)]
+    if security.enable_dns_rebinding_protection:
+        middleware.insert(0, Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -149,7 +144,8 @@ async def running(specs: Sequence[ServerSpec]) -> AsyncIterator[None]:
 
 async def serve_stdio(spec: ServerSpec) -> None:
     async with running([spec]):
-        await spec.mcp.run_stdio_async()
+        with auth.local_owner():
+            await spec.mcp.run_stdio_async()
 
 
 async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> None:
