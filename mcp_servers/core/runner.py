@@ -24,7 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import auth
+from . import auth, health
 from .http_guard import HeaderDeadline, RebindingGuard
 from .settings import Settings
 from .store import lock
@@ -99,10 +99,12 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             routes.extend(sub_routes)
 
     async def healthz(_: Request) -> JSONResponse:
-        """200 once every server can answer at full speed (models loaded); 503 while starting."""
-        ready = all(s.ready() for s in specs)
-        body = {"status": "ok" if ready else "starting", "servers": {s.name: s.health() for s in specs}}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        """200 once every server can answer at full speed (models loaded); 503 while starting, or
+        'failed' (also 503) when a model failed to load, with the reason under its server."""
+        servers = {s.name: s.health() for s in specs}
+        states = [health.status(servers[s.name], s.ready()) for s in specs]
+        worst = "failed" if "failed" in states else "starting" if "starting" in states else "ok"
+        return JSONResponse({"status": worst, "servers": servers}, status_code=200 if worst == "ok" else 503)
 
     routes.insert(0, Route("/healthz", healthz))
 
