@@ -1,4 +1,10 @@
-"""The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL)."""
+"""The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL).
+
+Every write returns only once it is on disk: the update goes to Qdrant's write-ahead log (an
+mmap the kernel keeps through a crash of this process), then `flush()` fsyncs the log and the
+segments, so an acknowledged write also survives a power cut. A flush costs ~3-10 ms on an idle
+disk; callers that write often batch their writes (memory's group commit) to share one.
+"""
 
 from __future__ import annotations
 
@@ -93,11 +99,17 @@ class EdgeStore(VectorStore):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
         return shard
 
+    def _durable(self, operation: qe.UpdateOperation) -> None:
+        """Apply one update (one WAL record: all of it or, after a crash, none) and flush it to disk."""
+        with self._write:
+            self._shard.update(operation)
+        # outside the lock: a concurrent writer's flush then covers this update too
+        self._shard.flush()
+
     def upsert(self, items: Sequence[Item]) -> None:
         points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
         if points:
-            with self._write:
-                self._shard.update(qe.UpdateOperation.upsert_points(points))
+            self._durable(qe.UpdateOperation.upsert_points(points))
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not ids:
@@ -106,20 +118,17 @@ class EdgeStore(VectorStore):
         return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
-        with self._write:
-            self._shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+        self._durable(qe.UpdateOperation.set_payload(list(ids), payload))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            with self._write:
-                self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self._durable(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, where: Where) -> None:
         flt = _filter(where)
         if flt is None:
             raise ValueError("refusing to delete with an empty filter")
-        with self._write:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._durable(qe.UpdateOperation.delete_points_by_filter(flt))
 
     def _request(self, q: Query, flt: qe.Filter | None, limit: int) -> qe.QueryRequest:
         if isinstance(q, DenseQuery):
