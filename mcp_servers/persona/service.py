@@ -172,8 +172,7 @@ class Persona:
                                 "created_at": at, "updated_at": at, "facts": []}
         change = profile.apply(user["facts"], profile.check(profile.Patch(op="set", field="identity.name", value=name)),
                                source, None)
-        await people.save(user)
-        people.record(user_id, [{**(change or {}), "op": "create"}])
+        await people.commit(user, [{**(change or {}), "op": "create"}])
         return user
 
     async def create_user(self, principal: Principal, name: str, provisional: bool) -> User:
@@ -208,9 +207,7 @@ class Persona:
             old = user["name"]
             change = profile.apply(user["facts"], patch, "manual", "user_rename")
             user.update(name=patch.value, provisional=False, updated_at=profile.now())
-            people = await self.people()
-            await people.save(user)
-            people.record(user_id, [{**(change or {}), "op": "rename", "old": old, "new": patch.value}])
+            await (await self.people()).commit(user, [{**(change or {}), "op": "rename", "old": old, "new": patch.value}])
         return await self.describe(user)
 
     async def merge(self, principal: Principal, user_id: str, into_user_id: str) -> MergeResult:
@@ -241,15 +238,14 @@ class Persona:
             moved_voice = vp.move(user_id, into_user_id)
             moved_face = fp.move(user_id, into_user_id)
             moved_history = people.move_history(user_id, into_user_id)
-            await people.save(target)
-            people.store.delete([user_id])
             at = profile.now()
-            people.record(into_user_id, [
+            await people.commit(target, [
                 {"field": f["field"], "op": "merge", "old": None, "new": f["value"], "source": f["source"],
                  "source_ref": f.get("source_ref"), "confidence": f["confidence"], "evidence": f.get("evidence"),
                  "at": at} for f in added
             ] + [{"field": "user", "op": "merge", "old": source["name"], "new": target["name"], "source": "manual",
                   "source_ref": user_id, "at": at}])
+            await anyio.to_thread.run_sync(people.store.delete, [user_id])
         return MergeResult(user_id=into_user_id, merged_user_id=user_id, voice_samples_moved=moved_voice,
                            face_samples_moved=moved_face, facts_added=len(added), history_moved=moved_history)
 
@@ -565,9 +561,7 @@ class Persona:
             raise UserError(f"Nothing was changed: {exc}.") from None
         name = next((f["value"] for f in facts if f["field"] == "identity.name"), user["name"])
         user.update(facts=facts, name=name, updated_at=profile.now())
-        people = await self.people()
-        await people.save(user)
-        return user, people.record(user_id, changes)
+        return user, await (await self.people()).commit(user, changes)
 
     async def update_profile(self, principal: Principal, user_id: str, patches: list[profile.Patch],
                              source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:
