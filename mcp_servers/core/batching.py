@@ -28,7 +28,10 @@ class GroupCommit(Generic[T, R]):
         self.batches = 0  # how many batches were written (for benchmarks and logs)
 
     async def submit(self, request: T) -> R:
-        fut: asyncio.Future[R] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        if self._task is not None and self._task.get_loop() is not loop:  # an event loop that is gone
+            self._task, self._queue = None, []
+        fut: asyncio.Future[R] = loop.create_future()
         self._queue.append((request, fut))
         if self._task is None:
             self._task = asyncio.create_task(self._drain())

@@ -326,7 +326,7 @@ class Persona:
             await self.user(user_id)
             if prints.count(user_id) + len(vectors) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} voice samples.")
-            prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds])
+            await anyio.to_thread.run_sync(lambda: prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds]))
             counts = prints.counts(user_id)
         return SpeakerEnrollResult(user_id=user_id, added=len(vectors), speech_seconds=seconds, voice_samples=counts,
                                    model=model.name)
@@ -346,13 +346,15 @@ class Persona:
             self.unscoped(principal, "create users")
             async with self._lock:
                 user = await self._new_user(f"Guest {uuid.uuid4().hex[:6]}", True, "session")
-                prints.add(user["user_id"], [vec], "provisional", [{"seconds": round(seconds, 2)}])
+                await anyio.to_thread.run_sync(lambda: prints.add(user["user_id"], [vec], "provisional",
+                                                                  [{"seconds": round(seconds, 2)}]))
             created = user["user_id"]
         elif (d.verdict == "known" and adapt and d.user_id and d.score is not None and seconds >= ADAPT_MIN_SPEECH
               and d.score >= d.thresholds.known + ADAPT_ABOVE and self.config.max_adapted > 0):
             async with self._lock:
                 if (await self.people()).get(d.user_id) is not None:
-                    prints.add(d.user_id, [vec], ADAPTED, [{"seconds": round(seconds, 2)}])
+                    uid = d.user_id
+                    await anyio.to_thread.run_sync(lambda: prints.add(uid, [vec], ADAPTED, [{"seconds": round(seconds, 2)}]))
                     adapted = True
         fields = await self._match_fields(d, ranked)
         return VoiceMatch(**fields, speech_seconds=round(seconds, 2), created_user_id=created, adapted=adapted,
@@ -483,7 +485,8 @@ class Persona:
             await self.user(user_id)
             if prints.count(user_id) + len(chosen) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} face samples.")
-            prints.add(user_id, [f.embedding for f, _ in chosen], "enroll", [{} for _ in chosen])
+            await anyio.to_thread.run_sync(lambda: prints.add(user_id, [f.embedding for f, _ in chosen], "enroll",
+                                                              [{} for _ in chosen]))
             total = prints.count(user_id)
         return FaceEnrollResult(user_id=user_id, added=len(chosen), boxes=[b for _, b in chosen], face_samples=total,
                                 model=model.name)

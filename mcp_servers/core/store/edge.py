@@ -1,13 +1,17 @@
 """The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL).
 
-Every write returns only once it is on disk: the update goes to Qdrant's write-ahead log (an
-mmap the kernel keeps through a crash of this process), then `flush()` fsyncs the log and the
-segments, so an acknowledged write also survives a power cut. A flush costs ~3-10 ms on an idle
-disk; callers that write often batch their writes (memory's group commit) to share one.
+Every write returns only once it is on disk. The update is one record in Qdrant's write-ahead
+log, an mmap the kernel keeps through a crash of this process (SIGKILL included) and replays
+on the next open; we then fdatasync the log's files, so the write also survives a power cut.
+We do not call Edge's `flush()` per write: it also writes every segment and holds Python's
+GIL throughout (50-280 ms with the whole server frozen, measured on this 2-core box under
+load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close and
+before a compaction; a restart after a crash replays the log written since.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -100,11 +104,20 @@ class EdgeStore(VectorStore):
         return shard
 
     def _durable(self, operation: qe.UpdateOperation) -> None:
-        """Apply one update (one WAL record: all of it or, after a crash, none) and flush it to disk."""
+        """Apply one update (one WAL record: all of it or, after a crash, none) and sync it to disk."""
         with self._write:
             self._shard.update(operation)
-        # outside the lock: a concurrent writer's flush then covers this update too
-        self._shard.flush()
+        # outside the lock: a concurrent writer's sync then covers this update too
+        wal = self._dir / "wal"
+        for path in [*wal.iterdir(), wal]:  # the log's segments, and the folder for a segment just created
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # a full segment renamed as it closed (closing syncs it)
+                continue
+            try:
+                (os.fsync if path == wal else os.fdatasync)(fd)
+            finally:
+                os.close(fd)
 
     def upsert(self, items: Sequence[Item]) -> None:
         points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
