@@ -15,6 +15,7 @@ from pydantic import Field
 from mcp_servers.core import auth
 from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.files import write_atomically
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -203,7 +204,7 @@ def create_server(settings: Settings) -> ServerSpec:
         folder = svc.export_dir(user)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if format == 'markdown' else 'json'}"
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
         return ExportResult(format=format, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
                             truncated=len(text) > EXPORT_BUDGET)
 
