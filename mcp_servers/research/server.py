@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from mcp_servers.core import auth
+from mcp_servers.core import audit, auth
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import allowed_file
@@ -130,6 +130,7 @@ def create_server(settings: Settings) -> ServerSpec:
         "research_result.",
         middleware=[RequestIdMiddleware()],
     )
+    audit.install(mcp, settings, "research", forget_tool=None)  # the research server has no per-user forget
 
     @mcp.tool()
     async def web_search(
