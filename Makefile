@@ -8,7 +8,7 @@ export MEM0_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: up test lint typecheck bench install clean
+.PHONY: up test lint typecheck bench install clean console-assets
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -33,6 +33,10 @@ test: lint
 bench: install
 	$(BIN)/python bench/memory_latency.py
 	$(BIN)/python bench/locomo.py
+
+# The console's pages, rebuilt from the committed package-lock.json (needs Node; serving them does not).
+console-assets:
+	cd clients/console/web && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

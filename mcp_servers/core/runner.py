@@ -82,8 +82,16 @@ def check_bind(host: str, settings: Settings) -> None:
         )
 
 
-def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> Starlette:
-    """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`."""
+ExtraRoutes = Callable[[TransportSecuritySettings], Sequence[BaseRoute]]
+
+
+def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
+              extra: ExtraRoutes | None = None) -> Starlette:
+    """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`.
+
+    `extra` makes routes served beside the servers (the console at `/`), given the DNS-rebinding
+    settings to apply; they are matched first and do their own token checks (a sign-in page
+    must load without one)."""
     security = _security(host, port, settings)
     routes: list[BaseRoute] = []
     managers = []
@@ -114,7 +122,10 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
                 yield
 
     middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)] if auth.auth_required(settings) else []
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    if extra is None:
+        return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    servers = Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=[*extra(security), Mount("", app=servers)], lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager
@@ -142,12 +153,13 @@ async def serve_stdio(spec: ServerSpec) -> None:
         await spec.mcp.run_stdio_async()
 
 
-async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> None:
+async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
+                     extra: ExtraRoutes | None = None) -> None:
     import uvicorn
 
     check_bind(host, settings)
     lock.advertised_url = f"http://{host}:{port}"
-    app = build_app(specs, host, port, settings, prefixed)
+    app = build_app(specs, host, port, settings, prefixed, extra)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
@@ -155,7 +167,7 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
 
 
 def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: int, settings: Settings,
-          prefixed: bool = False) -> None:
+          prefixed: bool = False, extra: ExtraRoutes | None = None) -> None:
     """Run until stdin closes (stdio: one server) or the process is stopped (HTTP), then exit.
 
     The exit is immediate once the shutdown hooks have closed every store: a model still
@@ -166,7 +178,7 @@ def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: in
         (spec,) = specs
         anyio.run(serve_stdio, spec)
     else:
-        anyio.run(serve_http, specs, host, port, settings, prefixed)
+        anyio.run(serve_http, specs, host, port, settings, prefixed, extra)
     logging.shutdown()
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()
