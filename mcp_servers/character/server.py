@@ -16,7 +16,6 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 import anyio
-from mcp.server.mcpserver import MCPServer
 from mcp.types import ToolAnnotations
 from pydantic import Field
 
@@ -36,8 +35,8 @@ from character_bridge.protocol import (
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import routes
 from mcp_servers.core import auth
+from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.runner import LOOPBACK_NAMES, ServerSpec, is_loopback
 from mcp_servers.core.settings import Settings
 
@@ -99,7 +98,7 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp: MCPServer = MCPServer("alphaavatar-character", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_server("character", INSTRUCTIONS)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 

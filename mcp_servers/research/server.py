@@ -8,16 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth
+from mcp_servers.core.app import new_server
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -123,12 +123,11 @@ class Research:
 
 def create_server(settings: Settings) -> ServerSpec:
     app = Research(settings, ResearchSettings())
-    mcp = MCPServer(
+    mcp = new_server(
         "research",
-        instructions="Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
+        "Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
-        middleware=[RequestIdMiddleware()],
     )
     audit.install(mcp, settings, "research", forget_tool=None)  # the research server has no per-user forget
 

@@ -1,0 +1,21 @@
+"""One constructor for every server's MCP app, so each gets the same name form, version and middleware."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from mcp.server.mcpserver import MCPServer
+
+from .errors import UserErrorMiddleware
+from .logs import RequestIdMiddleware
+
+try:
+    VERSION = version("alphaavatar")
+except PackageNotFoundError:  # a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+def new_server(name: str, instructions: str) -> MCPServer:
+    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version."""
+    return MCPServer(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
+                     middleware=[RequestIdMiddleware(), UserErrorMiddleware()])
