@@ -1,0 +1,258 @@
+"""The console in a real browser (Debian's headless Chromium, selenium) against `alphaavatar up`.
+
+Each change made through the pages is confirmed through an MCP client of our own; a user token
+sees only its user (another user's secrets never show in a page or in any response the page
+fetched); a voice enrolled from Chromium's fake microphone is then identified over MCP.
+The helpers here are shared with bench/console.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import soundfile as sf
+from mcp import ClientSession
+from mcp.types import Implementation
+
+from tests.datasets import digits_of, needs_fsdd, wav_b64
+from tests.support import call, http_server, ok, server_env
+from tests.test_character_browser import chromium, needs_chromium
+from tests.test_research_corpus import tiny_pdf
+
+OWNER, ALICE, BOB, CAROL = "owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4"
+USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
+BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
+
+# Every fetch() the page makes keeps its response text, so a test can read what reached the browser.
+RECORD_FETCH = """
+window.__responses = [];
+const realFetch = window.fetch;
+window.fetch = async (...args) => {
+  const r = await realFetch(...args);
+  r.clone().text().then((t) => window.__responses.push(t));
+  return r;
+};"""
+
+pytestmark = [needs_chromium]
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("console")
+    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(USER_TOKENS))
+    with http_server(["up"], env, timeout=240) as base:
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def mcp(base: str, server: str, token: str, client: str = "console-test") -> Any:
+    """An MCP client of our own (named `client` in initialize), to confirm what the pages did."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http, \
+            streamable_http_client(f"{base}/{server}/mcp", http_client=http) as streams, \
+            ClientSession(streams[0], streams[1], client_info=Implementation(name=client, version="1")) as s:
+        await s.initialize()
+        yield s
+
+
+@contextlib.contextmanager
+def browser(*flags: str) -> Iterator[Any]:
+    with chromium(*flags) as driver:
+        driver.set_window_size(1200, 900)
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FETCH})
+        yield driver
+
+
+def wait(driver: Any, check: Callable[[], Any], within: float = 30.0, what: str = "") -> Any:
+    deadline = time.time() + within
+    while True:
+        with contextlib.suppress(Exception):
+            got = check()
+            if got:
+                return got
+        if time.time() > deadline:
+            notice = driver.execute_script("return [...document.querySelectorAll('.notice')].map(n => n.textContent)")
+            raise TimeoutError(f"the page never showed {what}; notices: {notice}")
+        time.sleep(0.05)
+
+
+def by(driver: Any, css: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def text(driver: Any) -> str:
+    return str(driver.execute_script("return document.body.innerText"))
+
+
+def sign_in(driver: Any, base: str, token: str) -> None:
+    driver.get(f"{base}/")
+    wait(driver, lambda: by(driver, "#token"), what="the sign-in form")
+    by(driver, "#token").send_keys(token)
+    by(driver, "#signin").click()
+    wait(driver, lambda: by(driver, "#signout"), what="the signed-in console")
+
+
+def page(driver: Any, name: str) -> None:
+    by(driver, f"#nav-{name}").click()
+    wait(driver, lambda: by(driver, f"main[data-page='{name}']"), what=f"the {name} page")
+
+
+def idle(driver: Any) -> None:
+    """Wait until no action is running ('Working…')."""
+    wait(driver, lambda: "Working…" not in text(driver), what="the end of the action")
+
+
+def responses(driver: Any) -> str:
+    return "\n".join(driver.execute_script("return window.__responses"))
+
+
+def accept(driver: Any) -> None:
+    wait(driver, lambda: driver.switch_to.alert, what="the confirmation").accept()
+
+
+async def test_user_token_memories_activity_and_forget(up: str) -> None:
+    async with mcp(up, "memory", OWNER) as owner:
+        await ok(owner, "memory_add", {"content": f"Bob's locker code is {BOB_SECRETS[0]}", "user_id": "bob", "infer": False})
+    async with mcp(up, "persona", OWNER) as owner:
+        bob = await ok(owner, "user_create", {"name": "Bob"})
+        await ok(owner, "profile_update", {"user_id": bob["user_id"], "patches": [
+            {"op": "set", "field": "custom.secret", "value": BOB_SECRETS[1]}]})
+    async with mcp(up, "memory", ALICE) as alice:
+        await ok(alice, "memory_add", {"content": "Alice drinks green tea every morning", "infer": False})
+
+    with browser() as driver:
+        sign_in(driver, up, ALICE)
+        assert by(driver, "#whoami").text == "alice"
+        wait(driver, lambda: "green tea" in text(driver), what="alice's memory")
+
+        by(driver, "#new-memory").send_keys("Alice's bike is a blue Brompton")
+        by(driver, "#add").click()
+        wait(driver, lambda: "blue Brompton" in by(driver, "#memories").text, what="the added memory")
+        async with mcp(up, "memory", ALICE) as alice:
+            listed = (await ok(alice, "memory_list", {}))["results"]
+        added = next(m for m in listed if "Brompton" in m["content"])
+
+        card = f"li[data-id='{added['id']}']"
+        by(driver, f"{card} button[aria-label^='Edit']").click()
+        box = by(driver, f"{card} textarea")
+        box.clear()
+        box.send_keys("Alice's bike is a red Brompton")
+        by(driver, f"{card} button[type='submit']").click()
+        wait(driver, lambda: "red Brompton" in by(driver, "#memories").text, what="the edited memory")
+        async with mcp(up, "memory", ALICE) as alice:
+            assert (await ok(alice, "memory_get", {"memory_id": added["id"]}))["content"] == "Alice's bike is a red Brompton"
+        by(driver, f"{card} button[aria-expanded]").click()
+        wait(driver, lambda: "UPDATE" in by(driver, f"{card} .history").text, what="the memory's history")
+
+        by(driver, f"{card} button[aria-label^='Delete']").click()
+        accept(driver)
+        wait(driver, lambda: "Brompton" not in by(driver, "#memories").text, what="the memory gone")
+        async with mcp(up, "memory", ALICE) as alice:
+            assert (await call(alice, "memory_get", {"memory_id": added["id"]})).is_error
+
+        by(driver, "#q").send_keys("tea")
+        by(driver, "#search").click()
+        wait(driver, lambda: "score" in by(driver, "#memories").text, what="search results")
+
+        # another MCP host reads alice's memories with the owner's token: alice sees it in Activity
+        async with mcp(up, "memory", OWNER, client="other-host") as other:
+            await ok(other, "memory_list", {"user_id": "alice"})
+        page(driver, "activity")
+        wait(driver, lambda: "other-host" in by(driver, "#audit").text, what="the other host's read")
+        row = next(r for r in by(driver, "#audit").text.splitlines() if "other-host" in r)
+        assert "owner" in row and "memory_list" in row
+
+        for name in ("people", "knowledge", "status", "avatar", "memories"):
+            page(driver, name)
+            idle(driver)
+            seen = driver.page_source + responses(driver)
+            assert not any(s in seen for s in BOB_SECRETS), f"bob's secret reached alice on {name}"
+        assert "green tea" in responses(driver)  # the recorder does see the pages' responses
+
+        by(driver, "#forget").click()
+        wait(driver, lambda: by(driver, "#forget-list"), what="the forget confirmation")
+        plan = by(driver, "#forget-list").text
+        assert "1 memories (1 user, 0 session, 0 tool-call)" in plan and "nothing (no persona record" in plan
+        by(driver, "#forget-confirm").click()
+        wait(driver, lambda: "Erased 1 memories" in text(driver), what="the erasure")
+
+    async with mcp(up, "memory", ALICE) as alice:
+        assert (await ok(alice, "memory_list", {}))["total"] == 0
+        entries = (await ok(alice, "memory_audit_list", {}))["entries"]
+        assert not any(e["client"] == "other-host" for e in entries)  # forget erased the trail too
+    async with mcp(up, "memory", BOB) as bob_s:
+        assert (await ok(bob_s, "memory_list", {}))["total"] == 1  # bob's memories stay
+
+
+async def test_user_token_creates_and_edits_its_own_profile(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, CAROL)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("Carol")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("Carol"), what="carol's person page")
+        by(driver, "#patch-field").clear()
+        by(driver, "#patch-field").send_keys("identity.location")
+        by(driver, "#patch-value").send_keys("Lisbon")
+        by(driver, "#patch-value").submit()
+        wait(driver, lambda: "Lisbon" in by(driver, "table.profile").text, what="the profile value")
+        assert "manual" in by(driver, "table.profile").text
+        async with mcp(up, "persona", CAROL) as carol:
+            users = (await ok(carol, "user_list", {}))["users"]
+            assert [u["name"] for u in users] == ["Carol"]
+            profile = await ok(carol, "profile_get", {"user_id": users[0]["user_id"]})
+        assert profile["identity"]["location"]["value"] == "Lisbon"
+        assert not any(s in driver.page_source + responses(driver) for s in BOB_SECRETS)
+
+
+async def test_user_token_adds_a_pdf_and_finds_it(up: str, tmp_path: Path) -> None:
+    pdf = tmp_path / "okapis.pdf"
+    pdf.write_bytes(tiny_pdf("Okapis live in the Ituri rainforest and are related to giraffes."))
+    with browser() as driver:
+        sign_in(driver, up, CAROL)
+        page(driver, "knowledge")
+        by(driver, "#doc-file").send_keys(str(pdf))
+        wait(driver, lambda: "okapis" in by(driver, "#docs").text, what="the uploaded PDF")
+        by(driver, "#corpus-q").send_keys("Where do okapis live?")
+        by(driver, "#corpus-search").click()
+        wait(driver, lambda: "Ituri" in by(driver, "#hits").text, what="the PDF's passage")
+    async with mcp(up, "research", CAROL) as carol:
+        hits = (await ok(carol, "corpus_search", {"query": "okapi rainforest"}))["results"]
+        assert hits and "Ituri" in hits[0]["text"] and hits[0]["title"] == "okapis"
+    async with mcp(up, "research", BOB) as bob_s:
+        assert (await ok(bob_s, "corpus_list", {}))["total"] == 0  # carol's document is hers
+
+
+@needs_fsdd
+async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_path: Path) -> None:
+    samples, rate = digits_of("george", "0123456789", 3)
+    mic = tmp_path / "george.wav"
+    sf.write(mic, np.tile(samples, 3), rate, subtype="PCM_16")  # the fake device loops it
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required")
+    with browser(*flags) as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("George")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("George"), what="george's person page")
+        user_id = by(driver, "article.person").get_attribute("data-user")
+        for _ in range(2):
+            before = int(by(driver, "#voice-count").text)
+            by(driver, "#record-voice").click()
+            wait(driver, lambda b=before: int(by(driver, "#voice-count").text) > b, what="the voiceprint grow")
+    other, rate = digits_of("george", "9876543210", 7)
+    async with mcp(up, "persona", OWNER) as s:
+        match = await ok(s, "speaker_identify", {"audio": wav_b64(other, rate)})
+    assert match["decision"] == "known" and match["user_id"] == user_id, match
