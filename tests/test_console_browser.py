@@ -53,12 +53,13 @@ def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 
 @contextlib.asynccontextmanager
 async def mcp(base: str, server: str, token: str, client: str = "console-test") -> Any:
-    """An MCP client of our own (named `client` in initialize), to confirm what the pages did."""
+    """An MCP client of our own (named `client` in initialize), to confirm what the pages did;
+    `server` "" for a server served alone."""
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
     async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http, \
-            streamable_http_client(f"{base}/{server}/mcp", http_client=http) as streams, \
+            streamable_http_client(f"{base}/{server}/mcp" if server else f"{base}/mcp", http_client=http) as streams, \
             ClientSession(streams[0], streams[1], client_info=Implementation(name=client, version="1")) as s:
         await s.initialize()
         yield s
