@@ -64,7 +64,8 @@ function Subject({ session, subject, setSubject }) {
 function App() {
   const [session, setSession] = useState(undefined);
   const [page, setPage] = useState(route());
-  const [subject, setSubject] = useState("default");
+  const [subject, setSubjectState] = useState(sessionStorage.getItem("alphaavatar.subject") || "default");
+  const setSubject = (u) => { sessionStorage.setItem("alphaavatar.subject", u); setSubjectState(u); };
   useEffect(() => {
     const on = () => setPage(route());
     addEventListener("hashchange", on);

@@ -87,13 +87,14 @@ function Person({ id, session, onGone, onChanged }) {
 export function People({ session, user }) {
   const [users, setUsers] = useState([]);
   const [next, setNext] = useState(null);
-  const [selected, setSelected] = useState(session.owner ? null : user);
+  const [selected, setSelected] = useState(null);
   const [newName, setNewName] = useState("");
   const [state, run] = useAction();
   const load = (cursor) => run(async () => {
     const r = await tool("persona", "user_list", { limit: 50, cursor });
     setUsers(cursor ? [...users, ...r.users] : r.users);
     setNext(r.next_cursor);
+    if (!session.owner && r.users.some((u) => u.user_id === user)) setSelected(user);  // a user token: its own
   });
   useEffect(() => { load(null); }, []);
   const create = (e) => {
@@ -116,6 +117,7 @@ export function People({ session, user }) {
       <${Notice} state=${state} />
     </section>
     ${selected ? html`<${Person} id=${selected} session=${session} onChanged=${() => load(null)}
-      onGone=${() => { setSelected(session.owner ? null : user); load(null); }} />` : html`<p>Pick a user.</p>`}
+      onGone=${() => { setSelected(null); load(null); }} />`
+      : html`<p id="no-person">${session.owner ? "Pick a user." : "You have no profile here yet: create it with your name."}</p>`}
   </div>`;
 }
