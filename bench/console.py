@@ -43,7 +43,7 @@ new MutationObserver((_, obs) => {
 async def seed(base: str, n: int) -> str:
     """Sam (a person with a profile) and his `n` memories, a guest, a document, another host's read."""
     from tests.support import ok
-    from tests.test_console_browser import mcp
+    from tests.test_console import mcp
 
     async with mcp(base, "persona", OWNER) as s:
         sam = await ok(s, "user_create", {"name": "Sam"})
@@ -68,7 +68,7 @@ async def seed(base: str, n: int) -> str:
 
 def run(n: int, runs: int) -> dict[str, Any]:
     from tests.support import http_server, server_env
-    from tests.test_console_browser import browser, by, idle, page, sign_in, wait
+    from tests.test_console import browser, by, idle, page, sign_in, wait
 
     with tempfile.TemporaryDirectory() as home:
         env = server_env(Path(home), ALPHAAVATAR_TOKEN=OWNER)

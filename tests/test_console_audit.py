@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 from tests.support import call, http_server, ok, server_env
-from tests.test_console_browser import mcp
+from tests.test_console import mcp
 
 OWNER, ALICE, BOB = "owner-token-a11d", "alice-token-77e0", "bob-token-3c52"
 

@@ -1,4 +1,5 @@
-"""The console in a real browser (Debian's headless Chromium, selenium) against `alphaavatar up`.
+"""The console against `alphaavatar up`: its HTTP guards, then the pages in a real browser
+(Debian's headless Chromium, selenium).
 
 Each change made through the pages is confirmed through an MCP client of our own; a user token
 sees only its user (another user's secrets never show in a page or in any response the page
@@ -15,6 +16,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 import pytest
 import soundfile as sf
@@ -39,9 +41,6 @@ window.fetch = async (...args) => {
   r.clone().text().then((t) => window.__responses.push(t));
   return r;
 };"""
-
-pytestmark = [needs_chromium]
-
 
 @pytest.fixture(scope="module")
 def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
@@ -122,6 +121,7 @@ def accept(driver: Any) -> None:
     wait(driver, lambda: driver.switch_to.alert, what="the confirmation").accept()
 
 
+@needs_chromium
 async def test_user_token_memories_activity_and_forget(up: str) -> None:
     async with mcp(up, "memory", OWNER) as owner:
         await ok(owner, "memory_add", {"content": f"Bob's locker code is {BOB_SECRETS[0]}", "user_id": "bob", "infer": False})
@@ -196,6 +196,7 @@ async def test_user_token_memories_activity_and_forget(up: str) -> None:
         assert (await ok(bob_s, "memory_list", {}))["total"] == 1  # bob's memories stay
 
 
+@needs_chromium
 async def test_user_token_creates_and_edits_its_own_profile(up: str) -> None:
     with browser() as driver:
         sign_in(driver, up, CAROL)
@@ -217,6 +218,7 @@ async def test_user_token_creates_and_edits_its_own_profile(up: str) -> None:
         assert not any(s in driver.page_source + responses(driver) for s in BOB_SECRETS)
 
 
+@needs_chromium
 async def test_user_token_adds_a_pdf_and_finds_it(up: str, tmp_path: Path) -> None:
     pdf = tmp_path / "okapis.pdf"
     pdf.write_bytes(tiny_pdf("Okapis live in the Ituri rainforest and are related to giraffes."))
@@ -235,6 +237,7 @@ async def test_user_token_adds_a_pdf_and_finds_it(up: str, tmp_path: Path) -> No
         assert (await ok(bob_s, "corpus_list", {}))["total"] == 0  # carol's document is hers
 
 
+@needs_chromium
 @needs_fsdd
 async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_path: Path) -> None:
     samples, rate = digits_of("george", "0123456789", 3)
@@ -257,3 +260,63 @@ async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_pat
     async with mcp(up, "persona", OWNER) as s:
         match = await ok(s, "speaker_identify", {"audio": wav_b64(other, rate)})
     assert match["decision"] == "known" and match["user_id"] == user_id, match
+
+
+def test_http_guards(up: str) -> None:
+    """CSP on every page, the token on every API call, CSRF and Origin on every change, rebinding refused."""
+    index = httpx.get(f"{up}/")
+    assert index.status_code == 200 and "script-src 'self'" in index.headers["content-security-policy"]
+    assert "<script>" not in index.text and "http" not in index.text.replace("http-equiv", "")  # nothing inline or remote
+    assert httpx.get(f"{up}/assets/app.js").headers["content-security-policy"]
+    assert httpx.get(f"{up}/assets/..%2fapp.py").status_code == 404  # no way out of the static folder
+    assert httpx.get(f"{up}/api/session").status_code == 401
+    assert httpx.get(f"{up}/api/session", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    session = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {ALICE}"}).json()
+    assert session["user_id"] == "alice" and not session["owner"]
+    good = {"Authorization": f"Bearer {ALICE}", "X-CSRF-Token": session["csrf"], "Origin": up}
+    body = {"server": "memory", "tool": "memory_list", "arguments": {}}
+    assert httpx.post(f"{up}/api/call", headers=good, json=body).json()["ok"]
+    for bad in ({"Origin": "http://evil.example"}, {"Origin": ""}, {"X-CSRF-Token": "0" * 64},
+                {"X-CSRF-Token": httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {BOB}"}).json()["csrf"]}):
+        assert httpx.post(f"{up}/api/call", headers={**good, **bad}, json=body).status_code == 403, bad
+    assert httpx.post(f"{up}/api/call", headers={**good, "Host": "evil.example"}, json=body).status_code == 421
+    assert httpx.get(f"{up}/", headers={"Host": "evil.example"}).status_code == 421
+    refused = httpx.post(f"{up}/api/call", headers=good, json={**body, "arguments": {"user_id": "bob"}}).json()
+    assert not refused["ok"] and "scoped to user 'alice'" in refused["text"]  # the server's own check
+    assert httpx.post(f"{up}/api/call", headers=good, json={"server": "nope", "tool": "x"}).status_code == 400
+    bad_doc = httpx.post(f"{up}/api/corpus/upload", headers=good, json={"name": "x.exe", "data": "AAAA"})
+    assert bad_doc.status_code == 400 and ".pdf" in bad_doc.json()["error"]
+
+
+async def test_export_streams_every_memory(up: str) -> None:
+    async with mcp(up, "memory", OWNER) as owner:
+        items = [{"content": f"Export line {i} for dora", "user_id": "dora", "infer": False} for i in range(450)]
+        await ok(owner, "memory_add_batch", {"items": items})
+        await ok(owner, "tool_call_record", {"tool": "web_search", "user_id": "dora", "task": "find a café"})
+    csrf = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {OWNER}"}).json()["csrf"]
+    headers = {"Authorization": f"Bearer {OWNER}", "X-CSRF-Token": csrf, "Origin": up}
+    got = httpx.post(f"{up}/api/export", headers=headers, json={"format": "json", "user_id": "dora"}, timeout=60)
+    assert got.headers["content-disposition"] == 'attachment; filename="memories-dora.json"'
+    memories = json.loads(got.text)
+    assert len(memories) == 451 and {m["scope"] for m in memories} == {"user", "tool"}  # three pages of 200, all scopes
+    md = httpx.post(f"{up}/api/export", headers=headers, json={"format": "markdown", "user_id": "dora"}, timeout=60)
+    assert md.text.startswith("# Memories of dora") and md.text.count("Export line") == 450
+    bob = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {BOB}"}).json()["csrf"]
+    refused = httpx.post(f"{up}/api/export", json={"format": "json", "user_id": "dora"},
+                         headers={"Authorization": f"Bearer {BOB}", "X-CSRF-Token": bob, "Origin": up})
+    assert refused.status_code == 403 and "Export line" not in refused.text
+
+
+def test_loopback_without_tokens_opens_as_owner(tmp_path: Path) -> None:
+    """No token configured (loopback only, as `up` enforces): the console signs in as the owner."""
+    from mcp.server.transport_security import TransportSecuritySettings
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from clients.console.app import routes
+    from mcp_servers.core.settings import Settings
+
+    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=["testserver"])
+    app = Starlette(routes=routes("http://127.0.0.1:1", Settings(home=tmp_path), security))
+    session = TestClient(app).get("/api/session").json()
+    assert session["owner"] and session["user_id"] is None and not session["auth_required"]
