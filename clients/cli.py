@@ -92,8 +92,7 @@ def up(
     typer.echo(f"{'console':>10}: http://{host}:{port}/", err=True)
     near = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else f"[{host}]" if ":" in host else host
     own = f"http://{near}:{port}"  # the console's MCP sessions go to this very process
-    serve(specs, "http", host, port, settings, prefixed=True,
-          extra=lambda security: console_routes(own, settings, security))
+    serve(specs, "http", host, port, settings, prefixed=True, extra=console_routes(own, settings))
 
 
 @app.command()

@@ -309,14 +309,12 @@ async def test_export_streams_every_memory(up: str) -> None:
 
 def test_loopback_without_tokens_opens_as_owner(tmp_path: Path) -> None:
     """No token configured (loopback only, as `up` enforces): the console signs in as the owner."""
-    from mcp.server.transport_security import TransportSecuritySettings
     from starlette.applications import Starlette
     from starlette.testclient import TestClient
 
     from clients.console.app import routes
     from mcp_servers.core.settings import Settings
 
-    security = TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=["testserver"])
-    app = Starlette(routes=routes("http://127.0.0.1:1", Settings(home=tmp_path), security))
+    app = Starlette(routes=routes("http://127.0.0.1:1", Settings(home=tmp_path)))
     session = TestClient(app).get("/api/session").json()
     assert session["owner"] and session["user_id"] is None and not session["auth_required"]

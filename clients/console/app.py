@@ -1,6 +1,6 @@
 """The console's HTTP side: static pages and a small JSON API that relays to the servers over MCP.
 
-Every request passes the same DNS-rebinding check as the MCP routes; every API request needs the
+Every request passes the runner's DNS-rebinding guard, as the MCP routes do; every API request needs the
 signed-in bearer token (when tokens are configured), and every state-changing one also an
 `X-CSRF-Token` header (derived from that token, read by the page from `/api/session`) and a
 same-origin `Origin`. The token travels only in the `Authorization` header.
@@ -19,7 +19,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from mcp.server.transport_security import TransportSecurityMiddleware, TransportSecuritySettings
 from starlette.requests import Request
 from starlette.responses import FileResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
@@ -52,9 +51,8 @@ def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"error": detail}, status_code=status, headers=HEADERS)
 
 
-def routes(base_url: str, settings: Settings, security: TransportSecuritySettings) -> list[BaseRoute]:
+def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
     """The console's routes, relaying to the servers at `base_url` (this process)."""
-    rebinding = TransportSecurityMiddleware(security)
     secret = secrets.token_bytes(32)
 
     def csrf_for(token: str | None) -> str:
@@ -66,9 +64,6 @@ def routes(base_url: str, settings: Settings, security: TransportSecuritySetting
 
     def guarded(handler: Handler, api: bool = True, changes: bool = False) -> Handler:
         async def endpoint(request: Request) -> Response:
-            refused = await rebinding.validate_request(request)
-            if refused is not None:
-                return refused
             if api:
                 token = token_of(request)
                 if auth.auth_required(settings) and auth.principal_for(token, settings) is None:

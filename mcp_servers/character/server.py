@@ -13,11 +13,11 @@ import binascii
 import difflib
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio
 from mcp.types import ToolAnnotations
 from pydantic import Field
+from starlette.websockets import WebSocket
 
 from character_bridge import lipsync
 from character_bridge.adapters import Adapter, AiriAdapter, VTSMapping, VTubeStudioAdapter
@@ -37,7 +37,7 @@ from character_bridge.web import routes
 from mcp_servers.core import auth
 from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.runner import LOOPBACK_NAMES, ServerSpec, is_loopback
+from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
 
 from .config import CharacterSettings
@@ -71,25 +71,19 @@ def _decode_audio(audio: str, max_seconds: float) -> tuple[Any, int]:
         raise UserError(f"Unusable audio: {exc}.") from None
 
 
-def origin_check(settings: Settings) -> Any:
-    """Browsers may open the hub only from loopback pages or configured hosts (or with a token)."""
-    allowed = {h.split(":")[0].strip("[]") for h in settings.allowed_hosts}
+OWNER_ONLY = ("The character is the avatar's shared stage, seen by everyone it talks to: driving or watching it "
+              "takes the owner's token (ALPHAAVATAR_TOKEN), not a user-scoped one.")
 
-    def ok(origin: str | None) -> bool:
-        if origin is None or auth.auth_required(settings):
-            return True  # not a browser, or the bearer token guards the hub
-        try:
-            host = (urlsplit(origin).hostname or "").strip("[]")
-        except ValueError:
-            return False
-        return host in allowed or host in LOOPBACK_NAMES or is_loopback(host)
 
-    return ok
+def owner_watching(websocket: WebSocket) -> bool:
+    """The hub's stream shows what the avatar says to whoever it talks to: the owner's to watch."""
+    principal = auth.request_principal(websocket.scope)
+    return principal is not None and principal.user_id is None
 
 
 def create_server(settings: Settings) -> ServerSpec:
     cfg = CharacterSettings()
-    hub = Hub(queue_size=cfg.queue_size, origin_ok=origin_check(settings))
+    hub = Hub(queue_size=cfg.queue_size, admit=owner_watching)
     performer = Performer(hub)
     adapters: list[Adapter] = []
     if cfg.airi_url:
@@ -98,7 +92,7 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp = new_server("character", INSTRUCTIONS)
+    mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 

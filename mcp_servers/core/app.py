@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mcp.server.mcpserver import MCPServer
 
+from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
 
@@ -15,7 +16,8 @@ except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0.0.0"
 
 
-def new_server(name: str, instructions: str) -> MCPServer:
-    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version."""
+def new_server(name: str, instructions: str, owner_only: str | None = None) -> MCPServer:
+    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
     return MCPServer(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
-                     middleware=[RequestIdMiddleware(), UserErrorMiddleware()])
+                     middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only)])

@@ -16,7 +16,6 @@ import threading
 import time
 from collections.abc import Iterable
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -24,7 +23,7 @@ from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import auth
-from .errors import UserError
+from .errors import Forbidden, UserError
 from .settings import Settings
 
 _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "claimed_user_id")
@@ -122,8 +121,8 @@ class AuditMiddleware:
     """MCP server middleware: records tool calls, resource reads and prompts (not the audit read
     itself), and erases a user's entries once a call of `forget_tool` for them succeeds."""
 
-    def __init__(self, log: AuditLog, settings: Settings, list_tool: str, forget_tool: str | None):
-        self.log, self.settings, self.list_tool, self.forget_tool = log, settings, list_tool, forget_tool
+    def __init__(self, log: AuditLog, list_tool: str, forget_tool: str | None):
+        self.log, self.list_tool, self.forget_tool = log, list_tool, forget_tool
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         kind = _KINDS.get(ctx.method)
@@ -140,7 +139,10 @@ class AuditMiddleware:
             self._record(ctx, kind, name, params, ok, result)
 
     def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
-        principal = auth.caller(SimpleNamespace(headers=getattr(ctx.request, "headers", None)), self.settings)
+        try:
+            principal = auth.caller(ctx)
+        except Forbidden:  # refused before it ran (AccessMiddleware): nothing was accessed
+            return
         given = params.get("arguments")
         arguments: dict[str, Any] = given if isinstance(given, dict) else {}
         touched: set[str] = set()
@@ -170,7 +172,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
     entry, so nothing needs closing: a killed process loses no acknowledged entry."""
     log = AuditLog(settings.home / server / "audit.sqlite")
     list_tool = f"{server}_audit_list"
-    mcp.middleware.append(AuditMiddleware(log, settings, list_tool, forget_tool))
+    mcp.middleware.append(AuditMiddleware(log, list_tool, forget_tool))
 
     @mcp.tool(name=list_tool, annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
     async def audit_list(
@@ -181,8 +183,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
     ) -> AuditList:
         """Who read or wrote this user's data on this server, newest first: the MCP client, the
         token's principal, the tool, the users and the ids involved. A user token sees only its own."""
-        principal = auth.caller(ctx, settings)
-        user = auth.scope_user(principal, user_id)
+        user = auth.scope_user(auth.caller(ctx), user_id)
         if cursor is not None and not cursor.isdigit():
             raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
         entries = log.list(user, limit, int(cursor) if cursor else None)

@@ -25,6 +25,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from . import auth
+from .http_guard import RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -82,16 +83,13 @@ def check_bind(host: str, settings: Settings) -> None:
         )
 
 
-ExtraRoutes = Callable[[TransportSecuritySettings], Sequence[BaseRoute]]
-
-
 def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
-              extra: ExtraRoutes | None = None) -> Starlette:
+              extra: Sequence[BaseRoute] = ()) -> Starlette:
     """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`.
 
-    `extra` makes routes served beside the servers (the console at `/`), given the DNS-rebinding
-    settings to apply; they are matched first and do their own token checks (a sign-in page
-    must load without one)."""
+    `extra` are routes served beside the servers (the console at `/`): matched first, behind the
+    same Host/Origin guard, but outside the token check — they do their own (a sign-in page must
+    load without a token)."""
     security = _security(host, port, settings)
     routes: list[BaseRoute] = []
     managers = []
@@ -121,11 +119,13 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             async with running(specs):
                 yield
 
-    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)] if auth.auth_required(settings) else []
-    if extra is None:
-        return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)]
+    guard = [Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins)
+             ] if security.enable_dns_rebinding_protection else []
+    if not extra:
+        return Starlette(routes=routes, middleware=[*guard, *middleware], lifespan=lifespan)
     servers = Starlette(routes=routes, middleware=middleware)
-    return Starlette(routes=[*extra(security), Mount("", app=servers)], lifespan=lifespan)
+    return Starlette(routes=[*extra, Mount("", app=servers)], middleware=guard, lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager
@@ -150,11 +150,12 @@ async def running(specs: Sequence[ServerSpec]) -> AsyncIterator[None]:
 
 async def serve_stdio(spec: ServerSpec) -> None:
     async with running([spec]):
-        await spec.mcp.run_stdio_async()
+        with auth.local_owner():
+            await spec.mcp.run_stdio_async()
 
 
 async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
-                     extra: ExtraRoutes | None = None) -> None:
+                     extra: Sequence[BaseRoute] = ()) -> None:
     import uvicorn
 
     check_bind(host, settings)
@@ -167,7 +168,7 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
 
 
 def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: int, settings: Settings,
-          prefixed: bool = False, extra: ExtraRoutes | None = None) -> None:
+          prefixed: bool = False, extra: Sequence[BaseRoute] = ()) -> None:
     """Run until stdin closes (stdio: one server) or the process is stopped (HTTP), then exit.
 
     The exit is immediate once the shutdown hooks have closed every store: a model still

@@ -73,7 +73,7 @@ def create_server(settings: Settings) -> ServerSpec:
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:
-        return auth.caller(ctx, settings)
+        return auth.caller(ctx)
 
     @mcp.tool()
     async def memory_add(

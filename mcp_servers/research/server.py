@@ -98,7 +98,7 @@ class Research:
 
     def who(self, ctx: Context, user_id: str | None) -> tuple[str | None, bool]:
         """(the user a call acts for, whether the caller has full access)."""
-        principal = auth.caller(ctx, self.settings)
+        principal = auth.caller(ctx)
         return auth.scope_user(principal, user_id), principal.user_id is None
 
     def request(self, ctx: Context, question: str, depth: Depth, max_sources: int, sources: SourceKind | None,
