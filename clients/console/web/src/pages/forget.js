@@ -3,13 +3,18 @@ import { useState } from "preact/hooks";
 import { tool } from "../api.js";
 import { html, useAction, Notice } from "../ui.js";
 
-async function inventory(user) {
+async function inventory(session, user) {
   const memories = {};
   for (const scope of ["user", "session", "tool"]) {
     memories[scope] = (await tool("memory", "memory_list", { user_id: user, scope, limit: 1 })).total;
   }
+  // A user token's persona record is made on its first persona call: look it up without making it.
   let person = null;
-  try { person = await tool("persona", "user_get", { user_id: user }); } catch (_) { /* no persona record */ }
+  if (session.owner) {
+    try { person = await tool("persona", "user_get", { user_id: user }); } catch (_) { /* no persona record */ }
+  } else {
+    person = (await tool("persona", "user_list", { limit: 1 })).users.find((u) => u.user_id === user) || null;
+  }
   const docs = [];
   let cursor;
   do {
@@ -20,10 +25,10 @@ async function inventory(user) {
   return { memories, person, docs };
 }
 
-export function ForgetMe({ user, onDone }) {
+export function ForgetMe({ session, user, onDone }) {
   const [plan, setPlan] = useState(null);
   const [state, run] = useAction();
-  const ask = () => run(async () => setPlan(await inventory(user)));
+  const ask = () => run(async () => setPlan(await inventory(session, user)));
   const erase = () => run(async () => {
     const out = [];
     const m = await tool("memory", "memory_forget_user", { user_id: user });
