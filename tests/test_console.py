@@ -80,7 +80,7 @@ def wait(driver: Any, check: Callable[[], Any], within: float = 30.0, what: str 
             if got:
                 return got
         if time.time() > deadline:
-            notice = driver.execute_script("return [...document.querySelectorAll('.notice')].map(n => n.textContent)")
+            notice = driver and driver.execute_script("return [...document.querySelectorAll('.notice')].map(n => n.textContent)")
             raise TimeoutError(f"the page never showed {what}; notices: {notice}")
         time.sleep(0.05)
 
@@ -318,3 +318,18 @@ def test_loopback_without_tokens_opens_as_owner(tmp_path: Path) -> None:
     app = Starlette(routes=routes("http://127.0.0.1:1", Settings(home=tmp_path)))
     session = TestClient(app).get("/api/session").json()
     assert session["owner"] and session["user_id"] is None and not session["auth_required"]
+
+
+def test_console_command_opens_the_url(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support import ALPHAAVATAR
+
+    opened = tmp_path / "opened"
+    browser_cmd = tmp_path / "browser"
+    browser_cmd.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    browser_cmd.chmod(0o755)
+    env = server_env(tmp_path, BROWSER=str(browser_cmd))
+    out = subprocess.run([ALPHAAVATAR, "console", "--port", "8799"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "http://127.0.0.1:8799/"
+    assert wait(None, lambda: opened.exists() and opened.read_text().strip(), within=10) == "http://127.0.0.1:8799/"

@@ -30,6 +30,7 @@ _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "c
 _ID_KEYS = ("id", "doc_id", "job_id", "memory_id")
 _URI_USER = re.compile(r"/users/([^/?#]+)")
 MAX_IDS = 50
+MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every 1,000 writes)
 _KINDS = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
 OWNER = ""  # entries that concern no particular user; only the owner reads them
 
@@ -76,8 +77,12 @@ class AuditLog:
         rows = [(at, u, client, principal, kind, name, int(ok), json.dumps(touched), json.dumps(ids.get(u, [])[:MAX_IDS]))
                 for u in users]
         with self._lock:
-            self._conn().executemany("INSERT INTO audit (at, user_id, client, principal, kind, name, ok, user_ids, ids)"
-                                     " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            db = self._conn()
+            db.executemany("INSERT INTO audit (at, user_id, client, principal, kind, name, ok, user_ids, ids)"
+                           " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            last = db.execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
+            if last // 1000 != (last - len(rows)) // 1000:
+                db.execute("DELETE FROM audit WHERE seq <= ?", (last - MAX_ENTRIES,))
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
         """Newest first; `user_id` None means every entry (the owner)."""

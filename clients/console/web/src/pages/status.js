@@ -9,12 +9,12 @@ export function Status() {
   const [health, setHealth] = useState(null);
   const [conf, setConf] = useState(null);
   const [state, run] = useAction();
-  const load = () => run(async () => {
-    const r = await fetch("/healthz");
-    setHealth(await r.json());
-    setConf(await getJSON("/api/status"));
-  });
-  useEffect(() => { load(); const t = setInterval(load, 5000); return () => clearInterval(t); }, []);
+  const live = async () => setHealth(await (await fetch("/healthz")).json());
+  useEffect(() => {
+    run(async () => { await live(); setConf(await getJSON("/api/status")); });
+    const t = setInterval(() => live().catch(() => {}), 5000);  // the servers, live; the configuration once
+    return () => clearInterval(t);
+  }, []);
   return html`<${Notice} state=${state} />
     ${health ? html`<h2>Servers: <span id="health">${health.status}</span></h2>
       <table id="servers"><thead><tr><th scope="col">Server</th><th scope="col">Part</th><th scope="col">State</th></tr></thead>
