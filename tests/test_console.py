@@ -23,7 +23,7 @@ import soundfile as sf
 from mcp import ClientSession
 from mcp.types import Implementation
 
-from tests.datasets import digits_of, needs_fsdd, wav_b64
+from tests.datasets import FACES, digits_of, file_b64, needs_fsdd, wav_b64
 from tests.support import call, http_server, ok, server_env
 from tests.test_character_browser import chromium, needs_chromium
 from tests.test_research_corpus import tiny_pdf
@@ -256,10 +256,16 @@ async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_pat
             before = int(by(driver, "#voice-count").text)
             by(driver, "#record-voice").click()
             wait(driver, lambda b=before: int(by(driver, "#voice-count").text) > b, what="the voiceprint grow")
+        if FACES.is_dir():  # and a face from a file
+            by(driver, "#face-file").send_keys(str(FACES / "obama" / "obama_1.jpg"))
+            wait(driver, lambda: by(driver, "#face-count").text == "1", within=120, what="the face enrolled")
     other, rate = digits_of("george", "9876543210", 7)
     async with mcp(up, "persona", OWNER) as s:
         match = await ok(s, "speaker_identify", {"audio": wav_b64(other, rate)})
-    assert match["decision"] == "known" and match["user_id"] == user_id, match
+        assert match["decision"] == "known" and match["user_id"] == user_id, match
+        if FACES.is_dir():
+            faces = (await ok(s, "face_identify", {"image": file_b64(FACES / "obama" / "obama_2.jpg")}))["faces"]
+            assert faces[0]["decision"] == "known" and faces[0]["user_id"] == user_id, faces
 
 
 def test_http_guards(up: str) -> None:

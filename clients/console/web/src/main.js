@@ -66,6 +66,7 @@ function App() {
   const [page, setPage] = useState(route());
   const [subject, setSubjectState] = useState(sessionStorage.getItem("alphaavatar.subject") || "default");
   const setSubject = (u) => { sessionStorage.setItem("alphaavatar.subject", u); setSubjectState(u); };
+  useEffect(() => { document.getElementById("main")?.focus({ preventScroll: true }); }, [page]);  // a new page is read from its title
   useEffect(() => {
     const on = () => setPage(route());
     addEventListener("hashchange", on);
