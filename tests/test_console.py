@@ -24,12 +24,14 @@ from mcp import ClientSession
 from mcp.types import Implementation
 
 from tests.datasets import FACES, digits_of, file_b64, needs_fsdd, wav_b64
+from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import call, http_server, ok, server_env
 from tests.test_character_browser import chromium, needs_chromium
 from tests.test_research_corpus import tiny_pdf
 
-OWNER, ALICE, BOB, CAROL = "owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4"
-USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol"}
+OWNER, ALICE, BOB, CAROL, DAN = ("owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4",
+                                 "dan-token-41e9")
+USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan"}
 BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
 
 # Every fetch() the page makes keeps its response text, so a test can read what reached the browser.
@@ -42,10 +44,25 @@ window.fetch = async (...args) => {
   return r;
 };"""
 
+def llm_reply(body: dict[str, Any]) -> Reply:
+    """The fake LLM: the agent's chat turns get a line; the memory server's extraction, empty JSON."""
+    system = str(body.get("messages", [{}])[0].get("content", ""))
+    if system.startswith("You are Alpha"):
+        return Reply(content="You drink green tea, as far as I remember.")
+    return Reply(content=json.dumps({"memory": []} if "long-term memory" in system else {"facts": []}))
+
+
 @pytest.fixture(scope="module")
-def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(llm_reply) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[str]:
     home = tmp_path_factory.mktemp("console")
-    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(USER_TOKENS))
+    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(USER_TOKENS),
+                     ALPHAAVATAR_LLM_MODEL="fake", OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="fake-key")
     with http_server(["up"], env, timeout=240) as base:
         yield base
 
@@ -339,3 +356,20 @@ def test_console_command_opens_the_url(tmp_path: Path) -> None:
     out = subprocess.run([ALPHAAVATAR, "console", "--port", "8799"], env=env, capture_output=True, text=True, timeout=60)
     assert out.returncode == 0 and out.stdout.strip() == "http://127.0.0.1:8799/"
     assert wait(None, lambda: opened.exists() and opened.read_text().strip(), within=10) == "http://127.0.0.1:8799/"
+
+
+@needs_chromium
+async def test_chat_with_the_agent_shows_why_it_said_that(up: str, llm: FakeOpenAI) -> None:
+    async with mcp(up, "memory", DAN) as dan:
+        await ok(dan, "memory_add", {"content": "Dan drinks green tea every morning", "infer": False})
+    with browser() as driver:
+        sign_in(driver, up, DAN)
+        page(driver, "avatar")
+        by(driver, "#chat-text").send_keys("What do I drink in the morning?")
+        by(driver, "#chat-send").click()
+        wait(driver, lambda: "You drink green tea" in by(driver, "#chat").text, within=120, what="the agent's reply")
+        by(driver, ".why summary").click()
+        assert "Dan drinks green tea every morning" in by(driver, ".why-memories").text
+    sent = [json.dumps(b) for b in llm.requests if "What do I drink" in json.dumps(b)]
+    assert sent and "Dan drinks green tea every morning" in sent[0]  # the memory was in the LLM's context
+    assert not any(s in "".join(sent) for s in BOB_SECRETS)  # and nobody else's

@@ -27,6 +27,7 @@ from clients import __version__
 from mcp_servers.core import auth
 from mcp_servers.core.settings import Settings
 
+from .chat import Chats
 from .export import ExportError, check, export_stream
 from .mcp_client import SERVERS, call, session
 
@@ -54,6 +55,7 @@ def _error(status: int, detail: str) -> JSONResponse:
 def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
     """The console's routes, relaying to the servers at `base_url` (this process)."""
     secret = secrets.token_bytes(32)
+    chats = Chats(base_url, settings)
 
     def csrf_for(token: str | None) -> str:
         return hmac.new(secret, (token or "").encode(), hashlib.sha256).hexdigest()
@@ -169,8 +171,27 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
             body["home"] = str(settings.home)
         return JSONResponse(body)
 
+    async def chat(request: Request) -> Response:
+        """One typed turn with the agent (needs an LLM); the reply and what was in its context."""
+        if not settings.llm_enabled:
+            return _error(409, "Chat needs an LLM: set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY.")
+        try:
+            body = await request.json()
+            text, user = str(body["text"]).strip(), body.get("user_id")
+        except (ValueError, KeyError, TypeError):
+            return _error(400, "Send JSON {text, user_id}.")
+        p = principal(request)
+        user = p.user_id or (user if isinstance(user, str) and user else "default")
+        if not text or len(text) > 4000:
+            return _error(400, "Type between 1 and 4,000 characters.")
+        try:
+            return JSONResponse(await chats.turn(token_of(request), p.user_id is None, user, text))
+        except Exception as exc:  # an LLM outage is an answer, not a crash
+            return _error(502, f"The agent could not answer: {exc}")
+
     return [
         Route("/", guarded(index, api=False)),
+        Route("/api/chat", guarded(chat, changes=True), methods=["POST"]),
         Route("/assets/{name:path}", guarded(asset, api=False)),
         Route("/api/session", guarded(who)),
         Route("/api/status", guarded(status)),

@@ -75,6 +75,11 @@ export async function download(format, user_id) {
   return blob.size;
 }
 
+// One typed turn with the agent: {reply, memories, profile, ...} (what was in its context).
+export async function chat(text, user_id) {
+  return (await post("/api/chat", { text, user_id })).json();
+}
+
 export async function upload(file, user_id) {
   const data = await toBase64(file);
   const r = await (await post("/api/corpus/upload", { name: file.name, data, user_id })).json();
