@@ -2,9 +2,10 @@
 
 `alphaavatar up` (owner and user tokens set) on a fresh data root; 10,000 memories for one user
 added over MCP (memory_add_batch), plus a person with a profile, a corpus document and reads by
-another MCP host. Then in headless Chromium (signed in as the owner, showing Sam): page reloads
+another MCP host; a fake OpenAI-compatible LLM (tests/fakes) for the chat. Then in headless Chromium (signed in as the owner, showing Sam): page reloads
 timed from navigation start to the Memories list rendered with its total (the first screen a
-person can use), p50/p95 over `--runs`; and a PNG of each page in bench/out/console/.
+person can use), p50/p95 over `--runs`; and a PNG of each page in bench/out/console/ (the Avatar
+page after one chat turn, with "why it said that" open).
 
 Usage: .venv/bin/python bench/console.py [--memories 10000] [--runs 10] [--json OUT]
 """
@@ -67,11 +68,13 @@ async def seed(base: str, n: int) -> str:
 
 
 def run(n: int, runs: int) -> dict[str, Any]:
+    from tests.fakes.openai_server import FakeOpenAI
     from tests.support import http_server, server_env
-    from tests.test_console import browser, by, idle, page, sign_in, wait
+    from tests.test_console import browser, by, idle, llm_reply, page, sign_in, wait
 
-    with tempfile.TemporaryDirectory() as home:
-        env = server_env(Path(home), ALPHAAVATAR_TOKEN=OWNER)
+    with tempfile.TemporaryDirectory() as home, FakeOpenAI(llm_reply) as llm:
+        env = server_env(Path(home), ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_LLM_MODEL="fake-llm",
+                         OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="fake-key")
         with http_server(["up"], env, timeout=240) as base:
             started = time.perf_counter()
             sam = asyncio.run(seed(base, n))
@@ -101,6 +104,13 @@ def run(n: int, runs: int) -> dict[str, Any]:
                 wait(driver, lambda: by(driver, "table.profile"), what="the profile")
                 time.sleep(0.3)
                 driver.save_screenshot(str(OUT / "people.png"))
+                page(driver, "avatar")
+                by(driver, "#chat-text").send_keys("What do I like to drink?")
+                by(driver, "#chat-send").click()
+                wait(driver, lambda: "green tea" in by(driver, "#chat").text, within=120, what="the reply")
+                by(driver, ".why summary").click()
+                time.sleep(0.3)
+                driver.save_screenshot(str(OUT / "avatar.png"))
                 driver.set_window_size(390, 844)  # a phone's width
                 page(driver, "memories")
                 idle(driver)

@@ -5,14 +5,17 @@ of this process over MCP with that token. Each reply comes with what was put in 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_servers.core.settings import Settings
 
 log = logging.getLogger(__name__)
+MAX_OPEN = 8  # conversations kept open; the least recently used beyond this is closed
 INSTRUCTIONS = ("You are Alpha, a warm and concise assistant with a long-term memory. Answer in one to three "
                 "sentences; use what you remember about the person when it helps.")
 
@@ -26,7 +29,7 @@ class Conversation:
 class Chats:
     def __init__(self, base_url: str, settings: Settings):
         self.base_url, self.settings = base_url, settings
-        self._open: dict[str, Conversation] = {}
+        self._open: OrderedDict[str, Conversation] = OrderedDict()
         self._starting = asyncio.Lock()
 
     def _config(self, token: str | None, owner: bool) -> Any:
@@ -59,6 +62,13 @@ class Chats:
                 await runtime.hooks.warm()
                 await runtime.session.start(runtime.agent, record=False)
                 self._open[key] = Conversation(runtime)
+                while len(self._open) > MAX_OPEN:
+                    _, old = self._open.popitem(last=False)
+                    async with old.lock:  # a turn in progress finishes first
+                        with contextlib.suppress(Exception):
+                            await old.runtime.aclose()
+                            await old.runtime.hub.aclose()
+            self._open.move_to_end(key)
             return self._open[key]
 
     async def turn(self, token: str | None, owner: bool, user_id: str, text: str) -> dict[str, Any]:

@@ -4,7 +4,9 @@ import { useState } from "preact/hooks";
 import { chat } from "../api.js";
 import { html, useAction, Notice, Field, when } from "../ui.js";
 
-const show = (v) => (typeof v === "object" && v !== null ? ("value" in v ? String(v.value) : JSON.stringify(v)) : String(v));
+const show = (v) => (Array.isArray(v) ? v.map(show).join(", ")
+  : typeof v === "object" && v !== null ? ("value" in v ? show(v.value) : Object.entries(v).map(([k, x]) => `${k}: ${show(x)}`).join("; "))
+  : String(v));
 
 function Why({ turn }) {
   const facts = Object.entries(turn.profile || {}).filter(([k]) => !["user_id", "provisional"].includes(k));
