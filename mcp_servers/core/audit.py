@@ -10,6 +10,7 @@ they concern, so a user-scoped token reads only its own; the server's forget too
 from __future__ import annotations
 
 import json
+import logging
 import re
 import sqlite3
 import threading
@@ -26,6 +27,7 @@ from . import auth
 from .errors import Forbidden, UserError
 from .settings import Settings
 
+log = logging.getLogger(__name__)
 _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "claimed_user_id")
 _ID_KEYS = ("id", "doc_id", "job_id", "memory_id")
 _URI_USER = re.compile(r"/users/([^/?#]+)")
@@ -74,8 +76,8 @@ class AuditLog:
     def record(self, users: Iterable[str], client: str, principal: str, kind: str, name: str, ok: bool,
                touched: list[str], ids: dict[str, list[str]]) -> None:
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        rows = [(at, u, client, principal, kind, name, int(ok), json.dumps(touched), json.dumps(ids.get(u, [])[:MAX_IDS]))
-                for u in users]
+        rows = [(at, _text(u), _text(client), principal, kind, _text(name), int(ok), json.dumps([_text(t) for t in touched]),
+                 json.dumps([_text(i) for i in ids.get(u, [])[:MAX_IDS]])) for u in users]
         with self._lock:
             db = self._conn()
             db.executemany("INSERT INTO audit (at, user_id, client, principal, kind, name, ok, user_ids, ids)"
@@ -90,7 +92,7 @@ class AuditLog:
         args: list[str | int] = []
         if user_id is not None:
             sql += " AND user_id = ?"
-            args.append(user_id)
+            args.append(_text(user_id))
         if before is not None:
             sql += " AND seq < ?"
             args.append(before)
@@ -105,6 +107,11 @@ class AuditLog:
             n = db.execute("DELETE FROM audit WHERE user_id = ?", (user_id,)).rowcount
             db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         return int(n)
+
+
+def _text(value: str) -> str:
+    """Storable text: a lone surrogate (valid JSON, not UTF-8) is kept as its escape."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def _walk(value: Any, users: set[str], ids: dict[str, list[str]], owner: str | None = None) -> None:
@@ -141,7 +148,10 @@ class AuditMiddleware:
             ok = not (isinstance(result, dict) and result.get("isError"))
             return result
         finally:
-            self._record(ctx, kind, name, params, ok, result)
+            try:
+                self._record(ctx, kind, name, params, ok, result)
+            except Exception:  # the audit must never change an answer; say it failed, loudly
+                log.exception("audit entry not written for %s", kind)
 
     def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
         try:
@@ -189,7 +199,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         """Who read or wrote this user's data on this server, newest first: the MCP client, the
         token's principal, the tool, the users and the ids involved. A user token sees only its own."""
         user = auth.scope_user(auth.caller(ctx), user_id)
-        if cursor is not None and not cursor.isdigit():
+        if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
             raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
         entries = log.list(user, limit, int(cursor) if cursor else None)
         more = len(entries) == limit and entries[-1].seq > 1
