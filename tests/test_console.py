@@ -307,6 +307,9 @@ def test_http_guards(up: str) -> None:
     refused = httpx.post(f"{up}/api/call", headers=good, json={**body, "arguments": {"user_id": "bob"}}).json()
     assert not refused["ok"] and "scoped to user 'alice'" in refused["text"]  # the server's own check
     assert httpx.post(f"{up}/api/call", headers=good, json={"server": "nope", "tool": "x"}).status_code == 400
+    huge = httpx.post(f"{up}/api/corpus/upload", headers={**good, "Content-Type": "application/json"},
+                      content=b'{"name": "a.pdf", "data": "' + b"A" * 31_000_000 + b'"}', timeout=60)
+    assert huge.status_code == 413
     bad_doc = httpx.post(f"{up}/api/corpus/upload", headers=good, json={"name": "x.exe", "data": "AAAA"})
     assert bad_doc.status_code == 400 and ".pdf" in bad_doc.json()["error"]
 

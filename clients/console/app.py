@@ -12,6 +12,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import os
 import secrets
 import uuid
@@ -39,6 +40,7 @@ HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff", 
            "Permissions-Policy": "microphone=(self), camera=(self), geolocation=()", "Cache-Control": "no-store"}
 UPLOAD_SUFFIXES = (".pdf", ".txt", ".md", ".html", ".htm")
 MAX_UPLOAD = 20_000_000
+MAX_BODY = 30_000_000  # a 20 MB file or clip, base64-encoded, in JSON
 
 Handler = Callable[[Request], Awaitable[Response]]
 
@@ -50,6 +52,20 @@ def upload_dir(settings: Settings) -> Path:
 
 def _error(status: int, detail: str) -> JSONResponse:
     return JSONResponse({"error": detail}, status_code=status, headers=HEADERS)
+
+
+class TooLarge(Exception):
+    pass
+
+
+async def _json(request: Request, limit: int = MAX_BODY) -> Any:
+    """The request's JSON body, read no further than `limit` bytes (TooLarge beyond)."""
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise TooLarge
+    return json.loads(body)
 
 
 def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
@@ -75,9 +91,13 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
                     same = f"{request.url.scheme}://{request.headers.get('host', '')}"
                     if origin != same:
                         return _error(403, "Cross-site request refused (Origin).")
-                    if not hmac.compare_digest(request.headers.get("x-csrf-token", ""), csrf_for(token)):
+                    given = request.headers.get("x-csrf-token", "").encode("latin-1")
+                    if not hmac.compare_digest(given, csrf_for(token).encode()):
                         return _error(403, "Cross-site request refused (missing or wrong X-CSRF-Token).")
-            response = await handler(request)
+            try:
+                response = await handler(request)
+            except TooLarge:
+                return _error(413, f"The request is larger than {MAX_BODY:,} bytes.")
             response.headers.update(HEADERS)
             return response
 
@@ -108,18 +128,21 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
 
     async def relay(request: Request) -> Response:
         try:
-            body = await request.json()
+            body = await _json(request)
             server, tool, arguments = body["server"], body["tool"], body.get("arguments") or {}
         except (ValueError, KeyError, TypeError):
             return _error(400, "Send JSON {server, tool, arguments}.")
         if server not in SERVERS or not isinstance(tool, str) or not isinstance(arguments, dict):
             return _error(400, f"server must be one of {', '.join(SERVERS)}, tool a name, arguments an object.")
-        async with session(base_url, server, token_of(request)) as s:
-            return JSONResponse(await call(s, tool, arguments))
+        try:
+            async with session(base_url, server, token_of(request)) as s:
+                return JSONResponse(await call(s, tool, arguments))
+        except Exception as exc:  # the server itself did not answer (a tool error is an answer)
+            return _error(502, f"The {server} server did not answer: {exc.__class__.__name__}.")
 
     async def export(request: Request) -> Response:
         try:
-            body = await request.json()
+            body = await _json(request)
             fmt, user = body.get("format", "json"), body.get("user_id") or principal(request).user_id
         except (ValueError, AttributeError):
             return _error(400, "Send JSON {format, user_id}.")
@@ -137,7 +160,7 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
     async def upload(request: Request) -> Response:
         """A document from the browser, added to the corpus through research's corpus_add(path=…)."""
         try:
-            body = await request.json()
+            body = await _json(request)
             name, data = str(body["name"]), base64.b64decode(body["data"], validate=True)
             user_id = body.get("user_id")
         except (ValueError, KeyError, TypeError, binascii.Error):
@@ -176,7 +199,7 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
         if not settings.llm_enabled:
             return _error(409, "Chat needs an LLM: set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY.")
         try:
-            body = await request.json()
+            body = await _json(request)
             text, user = str(body["text"]).strip(), body.get("user_id")
         except (ValueError, KeyError, TypeError):
             return _error(400, "Send JSON {text, user_id}.")
