@@ -1,4 +1,4 @@
-"""DNS-rebinding protection for every HTTP and WebSocket route, not only the MCP endpoints.
+"""HTTP hygiene for every route: DNS-rebinding protection, and a deadline for slow request headers.
 
 The MCP SDK checks Host and Origin on its own transports; the character hub, the viewer, the
 console and `/healthz` are ours, so one ASGI middleware applies the same lists to all of them.
@@ -8,10 +8,14 @@ A page on another site that resolves its name to 127.0.0.1 then gets 421 (wrong 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
+from uvicorn.protocols.http.h11_impl import H11Protocol
+
+HEADER_TIMEOUT_S = 10.0
 
 
 def matches(value: str, patterns: Sequence[str]) -> bool:
@@ -41,3 +45,20 @@ class RebindingGuard:
                     await PlainTextResponse(refusal[1], status_code=refusal[0])(scope, receive, send)
                 return
         await self.app(scope, receive, send)
+
+
+class HeaderDeadline(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for a connection's first request headers.
+
+    uvicorn times out idle keep-alive connections but not one that never finishes its headers (a
+    'slowloris' client trickling bytes holds a file descriptor forever); such a connection is closed
+    HEADER_TIMEOUT_S after it opened. A request that arrived (an upgraded WebSocket too) is untouched.
+    """
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        self.loop.call_later(HEADER_TIMEOUT_S, self._headers_overdue)
+
+    def _headers_overdue(self) -> None:
+        if self.scope is None and not self.transport.is_closing():
+            self.transport.close()

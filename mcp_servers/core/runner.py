@@ -24,8 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import auth
-from .http_guard import RebindingGuard
+from . import auth, health
+from .http_guard import HeaderDeadline, RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -104,10 +104,12 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             routes.extend(sub_routes)
 
     async def healthz(_: Request) -> JSONResponse:
-        """200 once every server can answer at full speed (models loaded); 503 while starting."""
-        ready = all(s.ready() for s in specs)
-        body = {"status": "ok" if ready else "starting", "servers": {s.name: s.health() for s in specs}}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        """200 once every server can answer at full speed (models loaded); 503 while starting, or
+        'failed' (also 503) when a model failed to load, with the reason under its server."""
+        servers = {s.name: s.health() for s in specs}
+        states = [health.status(servers[s.name], s.ready()) for s in specs]
+        worst = "failed" if "failed" in states else "starting" if "starting" in states else "ok"
+        return JSONResponse({"status": worst, "servers": servers}, status_code=200 if worst == "ok" else 503)
 
     routes.insert(0, Route("/healthz", healthz))
 
@@ -161,7 +163,8 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
     check_bind(host, settings)
     lock.advertised_url = f"http://{host}:{port}"
     app = build_app(specs, host, port, settings, prefixed, extra)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False,
+                            http=HeaderDeadline)
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
     await server.serve()

@@ -263,7 +263,7 @@ def create_server(settings: Settings) -> ServerSpec:
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
 
     def health() -> dict[str, object]:
-        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.ready,
+        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.state,
                 "llm": bool(svc.extractor)}
 
     return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,

@@ -17,6 +17,7 @@ import numpy as np
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
+from mcp_servers.core.health import load_state
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, VectorStore, Where, open_store
@@ -112,12 +113,7 @@ class Persona:
         self._prints, self._people = {}, None
 
     def health(self) -> dict[str, object]:
-        def state(f: Future[Any] | None) -> str:
-            if f is None or not f.done():
-                return "loading"
-            return "ready" if f.exception() is None else f"failed: {f.exception()}"
-
-        return {"voice_model": state(self._voice_model), "face_model": state(self._face_model)}
+        return {"voice_model": load_state(self._voice_model), "face_model": load_state(self._face_model)}
 
     async def _open(self, spec: CollectionSpec) -> VectorStore:
         return await anyio.to_thread.run_sync(open_store, self.settings, SERVER, spec)
