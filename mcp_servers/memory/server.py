@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.core import auth
+from mcp_servers.core import audit, auth
 from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import write_atomically
@@ -70,6 +70,7 @@ def _offset(cursor: str | None, key: str) -> int:
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
     mcp = new_server("memory", INSTRUCTIONS)
+    audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:
