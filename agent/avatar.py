@@ -11,6 +11,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from character_bridge.tags import TagParser
 from .audio import TurnAudio, to_wav16k
 from .character import TAG_INSTRUCTIONS, CharacterLink
 from .config import PipelineConfig
+from .context import render
 from .hub import McpHub
 from .tools import HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
@@ -57,6 +60,7 @@ class AvatarAgent(Agent):
         instructions = config.avatar.instructions.strip()
         if character.active and character.cfg.emotions:
             instructions += "\n\n" + TAG_INSTRUCTIONS
+        self.config = config
         self.hooks = hooks
         self.character = character
         self.turn_audio = TurnAudio()
@@ -65,8 +69,8 @@ class AvatarAgent(Agent):
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
-        super().__init__(instructions=instructions,
-                         tools=[HubToolset(hub, lambda: hooks.user_id, self._on_tool_call)])
+        self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools)
+        super().__init__(instructions=instructions, tools=[self.toolset])
 
     # -- session wiring ------------------------------------------------------------------------
     def attach(self, session: AgentSession) -> None:
@@ -135,15 +139,31 @@ class AvatarAgent(Agent):
             wav, image = self.turn_audio.take(), self.camera.jpeg(self._listening_to())
         else:
             self.turn_audio.clear()
-        self._remember_prep(new_message.id, await self.hooks.prepare((new_message.text_content or "").strip(), wav, image))
+        prep = await self.hooks.prepare((new_message.text_content or "").strip(), wav, image)
+        prep.modality = "video" if self.camera.fresh(self._listening_to()) else "voice"
+        self._remember_prep(new_message.id, prep)
 
-    def _listening_to(self) -> str | None:
-        """The identity of the room participant whose microphone we hear (None outside a room)."""
+    def _participant(self) -> rtc.RemoteParticipant | None:
+        """The room participant whose microphone we hear (None outside a room)."""
         try:
-            participant = self.session.room_io.linked_participant
+            return self.session.room_io.linked_participant
         except RuntimeError:
             return None
+
+    def _listening_to(self) -> str | None:
+        participant = self._participant()
         return participant.identity if participant is not None else None
+
+    def _timezone(self) -> str | None:
+        """The participant's timezone: attribute `timezone`, or `timezone` in JSON metadata."""
+        participant = self._participant()
+        if participant is None:
+            return None
+        if tz := participant.attributes.get("timezone"):
+            return tz
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            return json.loads(participant.metadata or "{}").get("timezone") or None
+        return None
 
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered
@@ -166,8 +186,8 @@ class AvatarAgent(Agent):
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
         self._task_text = text
-        if context := prep.context():
-            chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[context]))
+        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone())
+        chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
     async def text_turn(self, text: str) -> str:
         """One typed user turn; returns the reply text."""

@@ -129,6 +129,43 @@ class CharacterConfig(_Strict):
         return {k: v for k, v in env.items() if v}
 
 
+class ContextConfig(_Strict):
+    """The per-turn context block that follows the user's message (agent.context)."""
+
+    timezone: str | None = Field(default=None, description="IANA name, e.g. Europe/Lisbon; a participant's "
+                                 "metadata or attribute 'timezone' wins; default: this machine's.")
+    budget_tokens: int = Field(default=600, ge=100, le=8000, description="The block never exceeds this (≈ 4 chars a token).")
+    tool_experience: bool = Field(default=True, description="Recall past calls of tools for similar tasks.")
+    tool_experience_limit: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {v!r}: use an IANA name such as Europe/Lisbon") from None
+        return v or None
+
+
+DEFAULT_VISIBLE = ["research", "web_search", "memory_search"]
+
+
+class ToolPolicy(_Strict):
+    """Which tools each LLM request carries. The agent identifies, recalls and remembers by itself,
+    so a voice assistant needs few tools up front; every other discovered tool stays reachable
+    through `find_tools` (hybrid search over names and descriptions) and `call_tool`."""
+
+    visible: list[str] = Field(default_factory=lambda: list(DEFAULT_VISIBLE),
+                               description="Tool names (fnmatch patterns, '*' for all) offered up front.")
+    search: bool = Field(default=True, description="Offer find_tools / call_tool for the tools not visible.")
+    dense: bool = Field(default=True, description="Hybrid search: MiniLM embeddings next to BM25 (else BM25 only).")
+    find_limit: int = Field(default=5, ge=1, le=20, description="Tools one find_tools call returns at most.")
+
+
 class PipelineConfig(_Strict):
     avatar: Avatar = Field(default_factory=Avatar)
     llm: ModelConfig
@@ -138,6 +175,8 @@ class PipelineConfig(_Strict):
     mcp_servers: list[McpServerConfig] = Field(default_factory=list)
     turn: TurnConfig = Field(default_factory=TurnConfig)
     character: CharacterConfig = Field(default_factory=CharacterConfig)
+    tools: ToolPolicy = Field(default_factory=ToolPolicy)
+    context: ContextConfig = Field(default_factory=ContextConfig)
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

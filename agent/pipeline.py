@@ -7,6 +7,7 @@ serve several conversations with one hub); close it after the runtimes that use 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -96,6 +97,10 @@ class Runtime:
     agent: AvatarAgent
     session: AgentSession
 
+    async def warm(self, within: float = 120.0) -> None:
+        """Before the first turn: the servers load their models, the agent its tool search model."""
+        await asyncio.gather(self.hooks.warm(within), self.agent.toolset.warm(within))
+
     async def aclose(self, flush_within: float = 30.0) -> None:
         try:
             await self.session.aclose()
@@ -120,7 +125,8 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
     """Everything for one conversation; `voice` adds STT, TTS and VAD to the session."""
     session_id = session_id or uuid.uuid4().hex[:12]
     writer = MemoryWriter(hub, new_journal((home or agent_home()) / "journal", session_id))
-    hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id)
+    hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id,
+                      experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
     character = CharacterLink(hub, config.character)
     agent = AvatarAgent(config, hub, hooks, character)
     kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,

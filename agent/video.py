@@ -24,6 +24,11 @@ class LatestFrame:
     def see(self, frame: rtc.VideoFrame, source: str = "") -> None:
         self._frames[source] = (frame, time.monotonic())
 
+    def fresh(self, source: str | None = None) -> bool:
+        """Whether a camera (of `source`, or any when None) sent a frame in the last few seconds."""
+        now = time.monotonic()
+        return any(now - at <= FRESH_SECONDS for k, (_, at) in self._frames.items() if source is None or k == source)
+
     def jpeg(self, source: str | None = None) -> bytes | None:
         """The latest frame of `source` (of any camera when None) as JPEG, or None when there is
         none from the last few seconds."""
