@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import logging
@@ -36,6 +37,7 @@ from .character import TAG_INSTRUCTIONS, CharacterLink
 from .config import PipelineConfig
 from .context import render
 from .hub import McpHub
+from .status import Status
 from .tools import HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
 from .video import LatestFrame
@@ -56,20 +58,24 @@ class _OpenTurn:
 
 
 class AvatarAgent(Agent):
-    def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink):
+    def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
+                 status: Status):
         instructions = config.avatar.instructions.strip()
         if character.active and character.cfg.emotions:
             instructions += "\n\n" + TAG_INSTRUCTIONS
         self.config = config
         self.hooks = hooks
         self.character = character
+        self.status = status
         self.turn_audio = TurnAudio()
         self.camera = LatestFrame()
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
-        self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools)
+        self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
+        self._filler_task: asyncio.Task[None] | None = None
+        self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
         super().__init__(instructions=instructions, tools=[self.toolset])
 
     # -- session wiring ------------------------------------------------------------------------
@@ -127,6 +133,14 @@ class AvatarAgent(Agent):
 
     def _on_tool_call(self, call: ToolCall) -> None:
         self.hooks.record_tool_call(call, task=self._task_text)
+
+    async def on_enter(self) -> None:
+        if self._speaks():  # fillers are spoken, never written: only a session with a voice has them
+            self.status.speak = self._say_filler
+
+    def _say_filler(self, text: str) -> None:
+        """Speak while a tool runs: interruptible, and not part of the conversation."""
+        self.session.say(text, add_to_chat_ctx=False, allow_interruptions=True)
 
     async def on_exit(self) -> None:
         self.close_turn()
@@ -186,7 +200,10 @@ class AvatarAgent(Agent):
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
         self._task_text = text
-        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone())
+        profile = prep.recall.profile if prep.recall else None
+        self.status.begin_turn(message.id, profile)
+        known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
+        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
     async def text_turn(self, text: str) -> str:
@@ -210,8 +227,18 @@ class AvatarAgent(Agent):
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
                        model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
         await self._inject(chat_ctx)
+        after_tools = bool(chat_ctx.items) and chat_ctx.items[-1].type == "function_call_output"
+        self.status.emit("finalizing" if after_tools else "thinking")
         parser = self.character.parser()
+        filler = asyncio.create_task(self._filler_if_slow()) if self.status.speak is not None else None
+        self._filler_task = filler  # held: a task nobody references may vanish mid-filler
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            if filler is not None and (isinstance(chunk, str) or (
+                    isinstance(chunk, llm.ChatChunk) and chunk.delta is not None
+                    and (chunk.delta.content or chunk.delta.tool_calls))):
+                if not self._filler_spoken:
+                    filler.cancel()
+                filler = None  # the first token: nobody waits any more
             if parser is None:
                 yield chunk  # type: ignore[misc]
                 continue
@@ -222,6 +249,8 @@ class AvatarAgent(Agent):
                 yield chunk
             else:
                 yield chunk  # type: ignore[misc]
+        if filler is not None and not self._filler_spoken:
+            filler.cancel()  # no token at all (an error): nothing to announce
         if parser is not None and (rest := self._clean(parser, None)):
             yield rest
 
@@ -253,6 +282,28 @@ class AvatarAgent(Agent):
             yield frame
         if frames:
             self._lip_sync(words if words.strip() else "".join(spoken), frames)
+
+    async def _filler_if_slow(self) -> None:
+        """No first token after `status.filler_after` seconds: speak a filler. The reply has no audio
+        yet (its synthesis starts with its first text), so the filler goes straight to the audio
+        output as a segment of its own — interrupted like any speech, never in the chat history."""
+        await asyncio.sleep(self.config.status.filler_after)
+        tts, audio = self.session.tts, self.session.output.audio
+        if tts is None or audio is None or (filler := self.status.filler("thinking")) is None:
+            return
+        self._filler_spoken = True
+        try:
+            await self._play(filler, tts, audio)
+        finally:
+            self._filler_spoken = False
+
+    async def _play(self, filler: str, tts: Any, audio: Any) -> None:
+        self.status.emit("thinking", message="waiting for the first token", filler=filler)
+        async with tts.synthesize(filler) as stream:
+            frames = [synthesized.frame async for synthesized in stream]
+        for frame in frames:  # whole, so that the reply's first frame cannot land inside it
+            await audio.capture_frame(frame)
+        audio.flush()
 
     def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
         if self.character.active:  # else speak() drops it: do not resample the sentence for nothing

@@ -151,6 +151,21 @@ class ContextConfig(_Strict):
         return v or None
 
 
+class StatusConfig(_Strict):
+    """Status events of a turn and the fillers spoken while the user waits (agent.status)."""
+
+    fillers: bool = Field(default=True, description="Speak a short filler while the user waits (voice only).")
+    filler_after: float = Field(default=1.5, gt=0, le=10, description="Seconds without a first token before one.")
+    long_tools: list[str] = Field(default_factory=lambda: ["research", "research_*", "web_*", "corpus_add"],
+                                  description="Tools (fnmatch patterns) slow enough to announce when they start.")
+    language: str = Field(default="en", description="Filler language (agent/fillers/<code>.yaml); the user's "
+                          "profile identity.languages wins when it names one we have.")
+    verbosity: Literal["quiet", "normal", "verbose"] = Field(
+        default="normal", description="quiet: no fillers; verbose: also every tool and progress. A user's "
+        "profile custom.status_verbosity wins.")
+    topic: str = Field(default="alphaavatar.status", description="LiveKit data topic of the events.")
+
+
 DEFAULT_VISIBLE = ["research", "web_search", "memory_search"]
 
 
@@ -177,6 +192,7 @@ class PipelineConfig(_Strict):
     character: CharacterConfig = Field(default_factory=CharacterConfig)
     tools: ToolPolicy = Field(default_factory=ToolPolicy)
     context: ContextConfig = Field(default_factory=ContextConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

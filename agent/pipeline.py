@@ -22,6 +22,7 @@ from .character import CharacterLink
 from .config import ConfigError, ModelConfig, PipelineConfig
 from .hub import McpHub
 from .remember import MemoryWriter, new_journal
+from .status import Status
 from .turn import TurnHooks
 
 log = logging.getLogger(__name__)
@@ -106,6 +107,7 @@ class Runtime:
             await self.session.aclose()
         finally:
             self.agent.close_turn()
+            await self.agent.status.aclose()
             await self.character.aclose()
             await self.hooks.aclose(flush_within)
 
@@ -128,7 +130,8 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
     hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id,
                       experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
     character = CharacterLink(hub, config.character)
-    agent = AvatarAgent(config, hub, hooks, character)
+    status = Status(config.status, character)
+    agent = AvatarAgent(config, hub, hooks, character, status)
     kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
                               "turn_handling": {"turn_detection": "manual"}}
     if voice:

@@ -27,6 +27,7 @@ from livekit.agents.llm import ToolError, function_tool
 
 from .config import ToolPolicy
 from .hub import McpHub, ToolFailed, ToolUnavailable, result_data, result_text
+from .status import Status
 from .toolsearch import ToolDoc, ToolIndex
 
 log = logging.getLogger(__name__)
@@ -92,8 +93,10 @@ class HubToolset(llm.Toolset):
     """The visible tools and the two meta-tools; rebuilt whenever a server's tool list changes."""
 
     def __init__(self, hub: McpHub, current_user: Callable[[], str | None],
-                 on_call: Callable[[ToolCall], None] | None = None, policy: ToolPolicy | None = None):
+                 on_call: Callable[[ToolCall], None] | None = None, policy: ToolPolicy | None = None,
+                 status: Status | None = None):
         super().__init__(id="mcp")
+        self._status = status
         self._hub = hub
         self._current_user = current_user
         self._on_call = on_call
@@ -136,14 +139,26 @@ class HubToolset(llm.Toolset):
         link = self._hub.server_of(name)
         started = time.perf_counter()
         success, outcome = False, ""
+        status = self._status
+
+        async def on_progress(progress: float, total: float | None, message: str | None) -> None:
+            if status is not None:
+                status.emit("tool_progress", tool=name, progress=progress, total=total, message=message)
+
+        if status is not None:
+            status.emit("tool_start", tool=name)
         try:
-            result = await self._hub.call(name, arguments)
+            result = await self._hub.call(name, arguments, progress=on_progress)
             answer = _render(result_data(result))
             success, outcome = True, result_text(result) or answer
+            if status is not None:
+                status.emit("tool_end", tool=name)
             return answer
         except (ToolUnavailable, ToolFailed) as exc:
             outcome = str(exc)
             log.warning("tool %s failed: %s", name, outcome)
+            if status is not None:
+                status.emit("tool_error", tool=name, message=outcome[:300])
             raise ToolError(outcome) from None
         finally:
             if self._on_call is not None:

@@ -71,7 +71,7 @@ QUERIES: list[tuple[str, set[str]]] = [
 
 async def one_request(path: Path, fake: FakeOpenAI, home: Path, overrides: list[str]) -> dict[str, Any]:
     env = {**clean_env(home), "ALPHAAVATAR_LLM_MODEL": "fake", "OPENAI_BASE_URL": fake.base_url,
-           "OPENAI_API_KEY": "k"}
+           "OPENAI_API_KEY": "k", "LOCAL_LLM_URL": fake.base_url}
     config = load_config(path, ["character.airi_url=", *overrides], env=env)
     hub = McpHub(config.mcp_servers, {**server_env(config), **env})
     assert not await hub.start(), f"{path.name}: servers did not start"

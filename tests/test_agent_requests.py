@@ -1,11 +1,14 @@
 """What the agent's LLM requests carry, checked on the requests the fake OpenAI-compatible server
 recorded: a few tools up front and the rest reachable through find_tools / call_tool; a system
-prompt that never changes; one runtime context block after the user's message. Text mode
-(`AgentSession` without a room), our memory and research servers over stdio.
+prompt that never changes; one runtime context block after the user's message. And what the user
+hears while waiting: status events and spoken fillers. `AgentSession` without a room (typed
+turns; spoken replies through the fake's TTS), our memory, research and character servers over
+stdio, Tavily faked.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -16,13 +19,16 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from agent.config import PipelineConfig
+from agent.config import CharacterConfig, ModelConfig, PipelineConfig
 from agent.context import render
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
+from agent.status import templates
 from agent.turn import Recall, Speaker, TurnPrep
+from tests.fakes.audio_io import CapturedAudio
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.tavily_server import FakeTavily
+from tests.fakes.waiting import eventually
 from tests.support import server_env
 
 Step = Callable[[dict[str, Any]], Reply]
@@ -96,7 +102,7 @@ def config(fake: FakeOpenAI) -> PipelineConfig:
     return PipelineConfig.model_validate({
         "avatar": {"id": "test", "name": "Tess", "instructions": "You are Tess."},
         "llm": {"provider": "openai", "model": "fake", "base_url": fake.base_url, "api_key": "k"},
-        "mcp_servers": ["memory", {"name": "research", "timeout": 60}],
+        "mcp_servers": ["memory", {"name": "research", "timeout": 60}, "character"],
         "character": {"enabled": False},
         "context": {"timezone": "Asia/Tokyo"},
         "turn": {"recall_budget_ms": 20_000},  # what is recalled, not how fast
@@ -214,3 +220,76 @@ def test_the_block_keeps_to_its_budget() -> None:
     assert "Speaking now: Dora (user id dora)" in block and "Also present: Eve (user id eve)" in block
     assert "Memory number 0" in block and "Memory number 19" not in block
     assert block.endswith("do not recite it.")
+
+
+class RoomData:
+    """Stands in for the room's local participant (no LiveKit server runs here): what was published."""
+
+    def __init__(self) -> None:
+        self.packets: list[tuple[dict[str, Any], str]] = []
+
+    async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
+                           destination_identities: list[str] | None = None, topic: str = "") -> None:
+        self.packets.append((json.loads(payload), topic))
+
+    def events(self) -> list[dict[str, Any]]:
+        return [e for e, topic in self.packets if topic == "alphaavatar.status"]
+
+
+async def test_waiting_is_announced_spoken_outside_the_history_and_shown(
+        fake: FakeOpenAI, tavily: FakeTavily, config: PipelineConfig, hub: McpHub, home: Path) -> None:
+    endpoint = {"provider": "openai", "base_url": fake.base_url, "api_key": "k"}
+    spoken = config.model_copy(update={
+        "stt": ModelConfig(**endpoint, model="whisper-1"),
+        "tts": ModelConfig(**endpoint, model="tts-1", response_format="pcm"),
+        "character": CharacterConfig(enabled=True, lip_sync=False)})
+    slow_model, research = "What is the capital of Portugal?", "Research the lighthouse of Alexandria for me."
+    plan(fake).steps[slow_model] = [lambda body: Reply(content="It is Lisbon.", delay=2.5)]
+    plan(fake).steps[research] = [call("research", question="lighthouse of Alexandria", sources="web")]
+    runtime = build_runtime(spoken, hub, user_id="gus", voice=True, home=home / "agent")
+    runtime.session.output.audio = CapturedAudio()
+    room = RoomData()
+    runtime.agent.status.publish_to(room)
+    await runtime.warm()
+    await runtime.session.start(runtime.agent, record=False)
+    tavily.delay = 3.0  # each web search takes 3 s
+    try:
+        assert await runtime.agent.text_turn(slow_model) == "It is Lisbon."
+        turn = asyncio.create_task(runtime.agent.text_turn(research))
+        # While the tool runs, the character shows it is thinking.
+        await eventually(lambda: any(e["kind"] == "tool_start" for e in room.events()), within=60, what="tool_start")
+        await runtime.character.drain(30)
+        shown = (await hub.call_data("character_status", {}))["last_events"]
+        assert not turn.done()
+        await turn
+        history = json.dumps(runtime.session.history.to_dict())
+        await runtime.character.drain(30)
+    finally:
+        tavily.delay = 0.0
+        await runtime.aclose()
+    events = room.events()
+    en = templates()["en"]
+
+    # A model silent for 2.5 s: a filler is spoken before the reply, in this reply's audio.
+    waited = next(e for e in events if e["kind"] == "thinking" and e.get("filler"))
+    assert waited["filler"] in en["thinking"]
+    inputs = [s["input"].strip() for s in fake.speeches]
+    assert inputs.index(waited["filler"]) < inputs.index("It is Lisbon.")
+
+    # A long tool: announced when it starts, spoken (TTS requested) before it answers.
+    kinds = [e["kind"] for e in events if e["turn"] == events[-1]["turn"]]
+    assert kinds[0] == "thinking" and kinds[-1] == "finalizing"
+    assert kinds.index("tool_start") < kinds.index("tool_progress") < kinds.index("tool_end") < kinds.index("finalizing")
+    start = next(e for e in events if e["kind"] == "tool_start")
+    end = next(e for e in events if e["kind"] == "tool_end")
+    assert start["tool"] == end["tool"] == "research" and start["filler"] in en["long_tool"]
+    said = next(s for s in fake.speeches if s["input"].strip() == start["filler"])
+    assert said["_at"] < end["at"] and end["at"] - start["at"] >= 3.0
+    progress = [e for e in events if e["kind"] == "tool_progress"]
+    assert progress and all(e["tool"] == "research" and e.get("message") for e in progress)
+
+    # Fillers are never part of the conversation: not in the history, not in the next request.
+    assert waited["filler"] not in history and start["filler"] not in history
+    assert not any(start["filler"] in json.dumps(b) for b in turn_requests(fake, research))
+    assert {"kind": "expression", "emotion": "think"} in [{k: e.get(k) for k in ("kind", "emotion")} for e in shown]
+    assert any(e.get("kind") == "state" and e.get("state") == "thinking" for e in shown)
