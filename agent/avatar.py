@@ -40,7 +40,7 @@ from .hub import McpHub
 from .status import Status
 from .tools import HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
-from .video import LatestFrame
+from .video import Cameras
 
 log = logging.getLogger(__name__)
 
@@ -68,13 +68,16 @@ class AvatarAgent(Agent):
         self.character = character
         self.status = status
         self.turn_audio = TurnAudio()
-        self.camera = LatestFrame()
+        self.camera = Cameras()
+        self.sight = config.vision.enabled  # the per-session switch
+        self._images: dict[str, list[str]] = {}
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
         self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
         self._filler_task: asyncio.Task[None] | None = None
+        self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
         self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
         super().__init__(instructions=instructions, tools=[self.toolset])
 
@@ -95,8 +98,17 @@ class AvatarAgent(Agent):
             self.turn_audio.mark_speech()
             self.hooks.forget_early()
             self.character.state("listening")
-        elif ev.old_state == "speaking" and self.hooks.identifies():  # speech stopped: the turn may be over
-            self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+            if self.hooks.identifies() and self.hooks.cfg.stream_identify_s > 0:
+                self._streaming = asyncio.create_task(self._identify_while_speaking())
+        elif ev.old_state == "speaking":  # speech stopped: the turn may be over
+            if self._streaming is not None:
+                self._streaming.cancel()  # shorter than the streaming window: identify it whole
+            if self.hooks.identifies():
+                self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+
+    async def _identify_while_speaking(self) -> None:
+        await asyncio.sleep(self.hooks.cfg.stream_identify_s)
+        self.hooks.identify_streaming(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)
@@ -168,6 +180,24 @@ class AvatarAgent(Agent):
         participant = self._participant()
         return participant.identity if participant is not None else None
 
+    def _sees(self) -> bool:
+        """Sight is on: in the config, for this session (`sight`), and not switched off by the
+        participant (attribute `alphaavatar.sight` = `off`)."""
+        if not self.config.vision.enabled or not self.sight:
+            return False
+        participant = self._participant()
+        return participant is None or participant.attributes.get("alphaavatar.sight", "on") != "off"
+
+    def _sight_line(self, frames: int) -> str | None:
+        """What the context says about sight, so the avatar answers truthfully when asked."""
+        if not self.config.vision.enabled:
+            return None
+        if not self._sees():
+            return "off: you cannot see the user now; say so if asked what you see"
+        if frames:
+            return f"on: {frames} camera frames of this moment are attached to the user's message"
+        return "on, but no camera frame arrived this turn: you cannot see anything now"
+
     def _timezone(self) -> str | None:
         """The participant's timezone: attribute `timezone`, or `timezone` in JSON metadata."""
         participant = self._participant()
@@ -203,7 +233,16 @@ class AvatarAgent(Agent):
         profile = prep.recall.profile if prep.recall else None
         self.status.begin_turn(message.id, profile)
         known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
-        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone)
+        images = self._images.get(message.id)
+        if images is None:  # sampled once per turn; the turn's follow-up requests carry the same frames
+            vision = self.config.vision
+            images = self.camera.sample(self._listening_to(), vision.frames, vision.max_side) if self._sees() else []
+            self._images = {message.id: images}  # this turn's only: earlier turns' frames are never resent
+        if images:
+            chat_ctx.items[index] = message.model_copy(update={
+                "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
+        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone,
+                       sight=self._sight_line(len(images)))
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
     async def text_turn(self, text: str) -> str:

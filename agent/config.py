@@ -108,6 +108,8 @@ class TurnConfig(_Strict):
     memory_limit: int = Field(default=5, ge=1, le=50)
     endpointing_delay: float = Field(default=0.5, ge=0, description="Silence (s) that ends a spoken turn.")
     identify_speaker: bool = True
+    stream_identify_s: float = Field(default=1.5, ge=0, le=10, description="Identify after this much speech, "
+                                     "while the person still talks (0: when speech stops).")
     adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
     remember: bool = True
@@ -166,6 +168,14 @@ class StatusConfig(_Strict):
     topic: str = Field(default="alphaavatar.status", description="LiveKit data topic of the events.")
 
 
+class VisionConfig(_Strict):
+    """Sight: camera frames on the turn's user message, for a vision-capable LLM."""
+
+    enabled: bool = Field(default=False, description="Attach camera frames to each turn (the LLM must take images).")
+    frames: int = Field(default=3, ge=1, le=8, description="Frames per turn, spread over the last 2 s.")
+    max_side: int = Field(default=512, ge=64, le=2048, description="Pixels on a frame's longer side, at most.")
+
+
 DEFAULT_VISIBLE = ["research", "web_search", "memory_search"]
 
 
@@ -193,6 +203,7 @@ class PipelineConfig(_Strict):
     tools: ToolPolicy = Field(default_factory=ToolPolicy)
     context: ContextConfig = Field(default_factory=ContextConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

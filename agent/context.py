@@ -47,8 +47,9 @@ def _memory(m: dict[str, Any]) -> str:
 
 
 def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Speaker],
-           timezone: str | None = None, now: datetime | None = None) -> str:
-    """The block for one turn. `timezone` (from the participant) wins over the configured one."""
+           timezone: str | None = None, now: datetime | None = None, sight: str | None = None) -> str:
+    """The block for one turn. `timezone` (from the participant) wins over the configured one;
+    `sight` says whether the LLM sees the user (None: no vision configured)."""
     tz_name = timezone or cfg.timezone
     local = (now or datetime.now(UTC)).astimezone(zone(tz_name))
     offset = local.strftime("%z")
@@ -57,6 +58,8 @@ def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Spea
         f"- Time: {local:%A %d %B %Y, %H:%M} ({tz_name or local.tzname()}, UTC{offset[:3]}:{offset[3:]})",
         f"- Modality: {MODALITIES.get(modality, modality)}",
     ]
+    if sight is not None:
+        lines.append(f"- Sight: {sight}")
     speaker = prep.speaker
     if speaker is not None:
         note = " — a new voice: ask their name if it helps" if speaker.decision == "provisional" else ""

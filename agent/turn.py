@@ -28,6 +28,7 @@ from .tools import ToolCall
 log = logging.getLogger(__name__)
 
 PREFETCH_KEEP = 8
+STREAMED_KEEP_S = 30.0  # a turn is no longer than its audio buffer: an older streamed result is stale
 PRESENT_SECONDS = 600.0  # a user who spoke this recently counts as present
 UNRECORDED = ("tool_call_record", "tool_experience_search")  # recording these would recurse
 
@@ -149,6 +150,7 @@ class TurnHooks:
         self.fixed_user = user_id is not None
         self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
         self._early: asyncio.Task[Speaker | None] | None = None
+        self._streamed_at: float | None = None  # when identification started on streaming speech
 
     @property
     def user_id(self) -> str | None:
@@ -215,15 +217,32 @@ class TurnHooks:
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
 
+    def identify_streaming(self, wav: bytes | None, image: bytes | None = None) -> None:
+        """The first `stream_identify_s` seconds of speech are in: identify now, while the person is
+        still talking, so that by the end of the turn recall is under way for the right user. This
+        result stands for the whole turn (later speech of it does not start another)."""
+        self._streamed_at = None
+        self.identify_early(wav, image)
+        if self._early is not None:
+            self._streamed_at = time.monotonic()
+
+    def _streamed(self) -> bool:
+        return self._streamed_at is not None and time.monotonic() - self._streamed_at < STREAMED_KEEP_S
+
     def identify_early(self, wav: bytes | None, image: bytes | None = None) -> None:
         """Speech stopped: identify the voice now, during the silence that ends a turn, rather than
         after it. `prepare` takes this result unless `forget_early` said the speaker went on."""
+        if self._streamed():
+            return  # identified while they spoke
         self.forget_early()
         if wav is not None and self.identifies():
             self._early = asyncio.create_task(self.identify(wav, image))
 
     def forget_early(self) -> None:
-        """The user spoke again: the turn's audio is longer than what was identified early."""
+        """The user spoke again: the turn's audio is longer than what was identified early (an
+        identification from streaming speech stands)."""
+        if self._streamed():
+            return
         if self._early is not None and not self._early.done():
             self._early.cancel()
         self._early = None
@@ -253,7 +272,7 @@ class TurnHooks:
         """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
         started = time.perf_counter()
         budget = self.cfg.recall_budget_ms / 1000
-        identify, self._early = self._early, None
+        identify, self._early, self._streamed_at = self._early, None, None
         started_early = identify is not None
         if identify is None and wav is not None and self.identifies():
             identify = asyncio.create_task(self.identify(wav, image))

@@ -9,7 +9,9 @@ stdio, Tavily faked.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import io
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -18,8 +20,10 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
+from livekit import rtc
+from PIL import Image
 
-from agent.config import CharacterConfig, ModelConfig, PipelineConfig
+from agent.config import CharacterConfig, ModelConfig, PipelineConfig, VisionConfig
 from agent.context import render
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
@@ -75,9 +79,19 @@ def call_found(name: str, arguments: dict[str, Any]) -> Step:
     return step
 
 
+def text_of(message: dict[str, Any]) -> str:
+    content = message.get("content")
+    return content if isinstance(content, str) else " ".join(p["text"] for p in content or [] if p.get("type") == "text")
+
+
+def images_of(message: dict[str, Any]) -> list[str]:
+    content = message.get("content")
+    return [p["image_url"]["url"] for p in content if p.get("type") == "image_url"] if isinstance(content, list) else []
+
+
 def turn_requests(fake: FakeOpenAI, line: str) -> list[dict[str, Any]]:
     return [b for b in fake.requests if "messages" in b
-            and [m for m in b["messages"] if m["role"] == "user"][-1:] == [{"role": "user", "content": line}]]
+            and [text_of(m) for m in b["messages"] if m["role"] == "user"][-1:] == [line]]
 
 
 @pytest.fixture(scope="module")
@@ -293,3 +307,34 @@ async def test_waiting_is_announced_spoken_outside_the_history_and_shown(
     assert not any(start["filler"] in json.dumps(b) for b in turn_requests(fake, research))
     assert {"kind": "expression", "emotion": "think"} in [{k: e.get(k) for k in ("kind", "emotion")} for e in shown]
     assert any(e.get("kind") == "state" and e.get("state") == "thinking" for e in shown)
+
+
+async def test_sight_frames_of_this_turn_only_downscaled_and_switchable(
+        fake: FakeOpenAI, config: PipelineConfig, hub: McpHub, home: Path) -> None:
+    seeing = config.model_copy(update={"vision": VisionConfig(enabled=True, frames=3, max_side=512)})
+    lines = ["What colour am I wearing?", "And now?", "Can you see me?"]
+    async with conversation(seeing, hub, home, "hana") as rt:
+        for line, colour in zip(lines, ("red", "blue", "green"), strict=True):
+            picture = Image.new("RGBA", (1280, 720), colour)
+            for _ in range(8):  # a webcam: several frames during the turn
+                rt.agent.camera.see(rtc.VideoFrame(1280, 720, rtc.VideoBufferType.RGBA, picture.tobytes()))
+            if line == lines[2]:
+                rt.agent.sight = False  # the session's switch
+            await rt.agent.text_turn(line)
+    first, second, third = (turn_requests(fake, line)[-1]["messages"] for line in lines)
+    users = [[m for m in messages if m["role"] == "user"] for messages in (first, second, third)]
+
+    def pixels(url: str) -> tuple[tuple[int, int], tuple[int, int, int]]:
+        with Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1]))) as image:
+            return image.size, image.convert("RGB").getpixel((10, 10))
+
+    now = images_of(users[0][-1])
+    assert 1 <= len(now) <= 3 and all(pixels(u)[0] == (512, 288) for u in now)
+    assert all(pixels(u)[1][0] > 200 for u in now)  # red
+    # The next turn: its own frames (blue) on its own message; none resent on the earlier one.
+    assert images_of(users[1][0]) == [] and 1 <= len(images_of(users[1][-1])) <= 3
+    assert all(pixels(u)[1][2] > 200 for u in images_of(users[1][-1]))
+    assert "Sight: on: " in second[-1]["content"]
+    # Switched off: no frame at all, and the context says so.
+    assert not any(images_of(m) for m in users[2])
+    assert "Sight: off" in third[-1]["content"]
