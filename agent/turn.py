@@ -157,10 +157,10 @@ class TurnHooks:
         return self.speaker.user_id if self.speaker else None
 
     # -- who is speaking -------------------------------------------------------------------
-    async def identify(self, wav: bytes, image: bytes | None = None) -> Speaker | None:
+    async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True) -> Speaker | None:
         """The speaker of this audio (and face, when a video frame is given): a known user, or a
         provisional one the persona server creates for a new voice (later turns of it match it)."""
-        args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": True}
+        args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": create}
         if image is not None and self.hub.has("identify"):
             tool, args["image"] = "identify", base64.b64encode(image).decode("ascii")
         elif self.hub.has("speaker_identify"):
@@ -219,21 +219,34 @@ class TurnHooks:
 
     def identify_streaming(self, wav: bytes | None, image: bytes | None = None) -> None:
         """The first `stream_identify_s` seconds of speech are in: identify now, while the person is
-        still talking, so that by the end of the turn recall is under way for the right user. This
-        result stands for the whole turn (later speech of it does not start another)."""
+        still talking, so that by the end of the turn recall is under way for the right user. A
+        confident match stands for the whole turn; anything else (a new voice, uncertain, not back
+        yet when speech stops) is decided again on the whole turn, and never starts a new user."""
         self._streamed_at = None
-        self.identify_early(wav, image)
-        if self._early is not None:
+        self.forget_early()
+        if wav is not None and self.identifies():
+            self._early = asyncio.create_task(self.identify(wav, image, create=False))
             self._streamed_at = time.monotonic()
 
     def _streamed(self) -> bool:
-        return self._streamed_at is not None and time.monotonic() - self._streamed_at < STREAMED_KEEP_S
+        """A streamed identification is under way, or found a known user, in this turn."""
+        if self._streamed_at is None or time.monotonic() - self._streamed_at >= STREAMED_KEEP_S:
+            return False
+        if self._early is not None and self._early.done():
+            found = _result(self._early)
+            return found is not None and found.decision in ("known", "provisional")  # a match (create=False)
+        return True
+
+    def _settled(self) -> bool:
+        """Speech stopped: the streamed identification found a known user (else identify the whole turn)."""
+        return self._streamed() and self._early is not None and self._early.done()
 
     def identify_early(self, wav: bytes | None, image: bytes | None = None) -> None:
         """Speech stopped: identify the voice now, during the silence that ends a turn, rather than
         after it. `prepare` takes this result unless `forget_early` said the speaker went on."""
-        if self._streamed():
+        if self._settled():
             return  # identified while they spoke
+        self._streamed_at = None
         self.forget_early()
         if wav is not None and self.identifies():
             self._early = asyncio.create_task(self.identify(wav, image))
