@@ -12,6 +12,7 @@ import asyncio
 import base64
 import contextlib
 import io
+import itertools
 import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from datetime import datetime
@@ -23,11 +24,12 @@ import pytest
 from livekit import rtc
 from PIL import Image
 
-from agent.config import CharacterConfig, ModelConfig, PipelineConfig, VisionConfig
+from agent.character import CharacterLink
+from agent.config import CharacterConfig, ModelConfig, PipelineConfig, StatusConfig, VisionConfig
 from agent.context import render
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
-from agent.status import templates
+from agent.status import Status, templates
 from agent.turn import Recall, Speaker, TurnPrep
 from tests.fakes.audio_io import CapturedAudio
 from tests.fakes.openai_server import FakeOpenAI, Reply
@@ -338,3 +340,23 @@ async def test_sight_frames_of_this_turn_only_downscaled_and_switchable(
     # Switched off: no frame at all, and the context says so.
     assert not any(images_of(m) for m in users[2])
     assert "Sight: off" in third[-1]["content"]
+
+
+def test_fillers_follow_the_profile_and_vary() -> None:
+    """Verbosity and language come from the speaker's profile (as profile_get returns it, compacted)."""
+    status = Status(StatusConfig(), CharacterLink(McpHub([]), CharacterConfig(enabled=False)))
+    said: list[str] = []
+    status.speak = said.append
+    status.begin_turn("t1", {"custom": {"status_verbosity": "quiet"}})
+    assert status.emit("tool_start", tool="research").filler is None and said == []
+    status.begin_turn("t2", {"identity": {"languages": ["French"]}})
+    first = status.emit("tool_start", tool="research").filler
+    assert first in templates()["fr"]["long_tool"] and said == [first]
+    assert status.emit("tool_start", tool="web_search").filler is None  # one filler every few seconds
+    assert status.emit("tool_start", tool="memory_search").filler is None  # not a long tool
+    fillers = []
+    for turn in range(12):
+        status.begin_turn(f"u{turn}", None)
+        fillers.append(status.emit("tool_start", tool="research").filler)
+    assert all(f in templates()["en"]["long_tool"] for f in fillers)
+    assert all(a != b for a, b in itertools.pairwise(fillers)) and len(set(fillers)) > 1
