@@ -20,14 +20,20 @@ import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel
 
-from character_bridge.livekit_sink import DataPublisher
-
 from .config import StatusConfig
+
+
+class DataPublisher(Protocol):
+    """What a LiveKit local participant offers for data messages (livekit.rtc.LocalParticipant)."""
+
+    async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
+                           destination_identities: list[str] = ..., topic: str = "") -> None: ...
+
 
 if TYPE_CHECKING:  # agent.character imports agent.turn, which imports this module through agent.tools
     from .character import CharacterLink
