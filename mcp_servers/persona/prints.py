@@ -17,7 +17,7 @@ import numpy as np
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, VectorStore, Where
 
 from .profile import now
-from .voice import unit
+from .vectors import unit
 
 ADAPTED = "adapted"
 MAX_ADAPTED_WEIGHT = 1 / 3

@@ -22,7 +22,7 @@ from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, VectorStore, Where, open_store
 
-from . import audio, extract, faces, images, profile, segment, voice
+from . import audio, extract, faces, images, models, profile, segment, voice
 from .config import PersonaSettings, models_dir
 from .decisions import Decision, Thresholds, decide, fuse
 from .faces import Face, FaceModel
@@ -95,10 +95,10 @@ class Persona:
     def warm(self) -> None:
         """Start loading both models on their worker threads (errors surface at first use)."""
         if self._voice_model is None:
-            self._voice_model = voice._worker.submit(voice.load_voice_model, self.config.voice_model,
+            self._voice_model = voice.WORKER.submit(models.load_voice_model, self.config.voice_model,
                                                      models_dir(self.settings.home))
         if self._face_model is None:
-            self._face_model = faces._worker.submit(faces.load_face_model, self.config.face_model,
+            self._face_model = faces.WORKER.submit(models.load_face_model, self.config.face_model,
                                                     self.config.insightface_root)
 
     async def start(self) -> None:
@@ -325,7 +325,7 @@ class Persona:
         vectors, seconds = [], []
         for i, value in enumerate(clips):
             try:
-                clip, vec = await voice.run(self._embed_clip, model, value)
+                clip, vec = await voice.WORKER.run(self._embed_clip, model, value)
             except UserError as exc:
                 raise UserError(f"Clip {i + 1} of {len(clips)}: {exc} Nothing was enrolled.") from None
             vectors.append(vec)
@@ -343,7 +343,7 @@ class Persona:
     async def identify_voice(self, principal: Principal, value: str, create_if_unknown: bool,
                              adapt: bool) -> VoiceMatch:
         model, prints = await self.voice_side()
-        clip, vec = await voice.run(self._embed_clip, model, value)
+        clip, vec = await voice.WORKER.run(self._embed_clip, model, value)
         return await self._identify_vector(principal, model, prints, vec, clip.speech_seconds, create_if_unknown, adapt)
 
     async def _identify_vector(self, principal: Principal, model: VoiceModel, prints: Prints, vec: np.ndarray,
@@ -375,7 +375,7 @@ class Persona:
         model, prints = await self.voice_side()
         if not prints.count(user_id):
             raise UserError(f"User {user_id} has no voiceprint yet: speaker_enroll them first.")
-        clip, vec = await voice.run(self._embed_clip, model, value)
+        clip, vec = await voice.WORKER.run(self._embed_clip, model, value)
         claimed = prints.rank([vec], 1, user_id)[0]
         others = [c for c in prints.rank([vec], 2, principal.user_id)[0] if c[0] != user_id][:1]
         d = decide(claimed + others, self.voice_thresholds(model, clip.speech_seconds))
@@ -399,7 +399,7 @@ class Persona:
 
     async def segment_voices(self, principal: Principal, value: str, create_if_unknown: bool) -> SegmentResult:
         model, prints = await self.voice_side()
-        clip, vectors, starts, length = await voice.run(self._windows, model, value)
+        clip, vectors, starts, length = await voice.WORKER.run(self._windows, model, value)
         usable = segment.speech_ratio(clip.keep, starts, length) >= segment.MIN_SPEECH_RATIO
         cuts = segment.change_points(vectors, starts, length, usable, clip.voiced)
         rate = audio.SAMPLE_RATE
@@ -412,7 +412,7 @@ class Persona:
             return segment.merge_alike(parts, [model.embed(speech_of(p)) for p in parts],
                                        lambda runs: model.embed(speech_of(runs)))
 
-        parts, vec_list = await voice.run(embed_all)
+        parts, vec_list = await voice.WORKER.run(embed_all)
         vecs = np.stack(vec_list) if vec_list else np.zeros((0, model.dim), dtype=np.float32)
         seconds = [sum(b - a for a, b in runs) for runs in parts]
         ranked = prints.rank(list(vecs), 3, principal.user_id) if len(vecs) else []
@@ -423,7 +423,7 @@ class Persona:
                               for a, b in runs])
         order = list(dict.fromkeys(labels))
         speech = {lab: speech_of([(t.start, t.end) for t in turns if t.label == lab]) for lab in order}
-        embedded = await voice.run(lambda: [model.embed(speech[lab]) for lab in order])
+        embedded = await voice.WORKER.run(lambda: [model.embed(speech[lab]) for lab in order])
         matches: dict[str, VoiceMatch] = {}
         for lab, vec in zip(order, embedded, strict=True):
             seconds_lab = len(speech[lab]) / rate
@@ -477,7 +477,7 @@ class Persona:
         for i, value in enumerate(values):
             where = f"Image {i + 1} of {len(values)}"
             try:
-                picture, found = await faces.run(self._faces, model, value, None)
+                picture, found = await faces.WORKER.run(self._faces, model, value, None)
             except UserError as exc:
                 raise UserError(f"{where}: {exc} Nothing was enrolled.") from None
             if not found:
@@ -502,7 +502,7 @@ class Persona:
 
     async def identify_faces(self, principal: Principal, value: str, upsample: int | None) -> FaceResult:
         model, prints = await self.face_side()
-        picture, found = await faces.run(self._faces, model, value, upsample)
+        picture, found = await faces.WORKER.run(self._faces, model, value, upsample)
         ranked_all = prints.rank([f.embedding for f in found], 5, principal.user_id) if found else []
         th = model.thresholds.shifted(self.config.face_threshold)
         matches = []
@@ -519,7 +519,7 @@ class Persona:
         vm = None
         if audio_value:
             model, prints = await self.voice_side()
-            clip, vec = await voice.run(self._embed_clip, model, audio_value)
+            clip, vec = await voice.WORKER.run(self._embed_clip, model, audio_value)
             heard = (model, prints, vec, clip.speech_seconds)
             vm = await self._identify_vector(principal, *heard, False, False)
         fr = await self.identify_faces(principal, image_value, None) if image_value else None
