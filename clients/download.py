@@ -30,7 +30,7 @@ def _fetch(url: str, part: Path, timeout: float) -> None:
 
 def download_wespeaker(home: Path, urls: tuple[str, ...] = WESPEAKER_URLS, timeout: float = 60.0) -> Path:
     """Fetch the model into `home/models/` (kept only if it loads as a wespeaker model); its path."""
-    from mcp_servers.persona.voice import WeSpeaker
+    from mcp_servers.persona.voice_wespeaker import WeSpeaker
 
     dest = models_dir(home) / WESPEAKER_FILE
     if dest.is_file():

@@ -352,14 +352,14 @@ def _files_with_vector(root: Path, vector: np.ndarray, n: int = 16, tol: float =
 @needs_fsdd
 @needs_faces
 async def test_forget_leaves_no_trace_in_the_store_files(tmp_path: Path) -> None:
-    from mcp_servers.persona import faces, images
+    from mcp_servers.persona import face_dlib, images
 
     marker = "Zyxwvut Quennell"
     utts = fsdd()
     clip = wav_b64(utts["lucas"][0])
     photo = FACES / "biden" / "biden_1.jpg"
     # The encoding the server stores for this photo, computed here by the same code (dlib is deterministic).
-    face_vec = faces.DlibFaces().faces(images.load(photo.read_bytes(), 40_000_000).rgb)[0].embedding
+    face_vec = face_dlib.DlibFaces().faces(images.load(photo.read_bytes(), 40_000_000).rgb)[0].embedding
     home = tmp_path / "home"
     async with stdio_session("persona", server_env(home)) as s:
         keep = await new_user(s, "Keeper")

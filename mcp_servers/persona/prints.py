@@ -17,7 +17,7 @@ import numpy as np
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, VectorStore, Where
 
 from .profile import now
-from .voice import unit
+from .vectors import unit
 
 ADAPTED = "adapted"
 MAX_ADAPTED_WEIGHT = 1 / 3
@@ -41,7 +41,7 @@ class Prints:
         self.centroids = centroids
         self.max_adapted = max_adapted
 
-    def samples(self, user_id: str, with_vectors: bool = False) -> list[Hit]:
+    def samples(self, user_id: str, *, with_vectors: bool = False) -> list[Hit]:
         hits, _ = self.store.scroll(Where(equals={"user_id": user_id, "kind": "sample"}), MAX_SAMPLES,
                                     with_vectors=with_vectors)
         return hits
@@ -91,7 +91,7 @@ class Prints:
         """Recompute a user's centroid from their samples (or drop it when none is left)."""
         if not self.centroids:
             return
-        centroid = self._centroid(user_id, [(h.payload["source"], h.dense) for h in self.samples(user_id, True)])
+        centroid = self._centroid(user_id, [(h.payload["source"], h.dense) for h in self.samples(user_id, with_vectors=True)])
         if centroid is None:
             self.store.delete([centroid_id(user_id)])
         else:

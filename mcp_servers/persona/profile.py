@@ -8,11 +8,14 @@ any is applied, and every applied patch yields one change record for the history
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, Field
+
+from mcp_servers.core.errors import UserError
 
 Source = Literal["session", "tool", "manual"]
 Value = str | float | bool | dict[str, str]
@@ -152,6 +155,19 @@ def check(patch: Patch) -> Patch:
     return patch.model_copy(update={"field": field, "value": clean_value(field, patch.value)})
 
 
+def check_all(patches: Sequence[Patch]) -> list[Patch]:
+    """Every patch checked, or one UserError naming each bad one (so nothing is changed)."""
+    out, problems = [], []
+    for i, p in enumerate(patches):
+        try:
+            out.append(check(p))
+        except ValueError as exc:
+            problems.append(f"patch {i + 1} ({p.op} {p.field}): {exc}")
+    if problems:
+        raise UserError("Nothing was changed. " + "; ".join(problems))
+    return out
+
+
 def apply(facts: list[dict[str, Any]], patch: Patch, source: Source, source_ref: str | None) -> dict[str, Any] | None:
     """Apply one checked patch to `facts` in place; the change record, or None if nothing changed."""
     at = now()
@@ -181,6 +197,39 @@ def apply(facts: list[dict[str, Any]], patch: Patch, source: Source, source_ref:
                   "confidence": patch.confidence, "first_seen": at, "last_seen": at, "evidence": patch.evidence})
     change["new"] = patch.value
     return change
+
+
+def merge(target: dict[str, Any], source: dict[str, Any]) -> list[dict[str, Any]]:
+    """Give `source`'s facts to `target` in place (a one-value field keeps the target's value; list
+    values are added when new); a provisional target takes a named source's name. The facts added."""
+    added = []
+    for fact in source["facts"]:
+        same = [f for f in target["facts"] if f["field"] == fact["field"]]
+        if fact["field"] in LISTS:
+            if any(key(f["value"]) == key(fact["value"]) for f in same):
+                continue
+        elif same:
+            continue  # a one-value field: the remaining user's value wins
+        target["facts"].append(dict(fact))
+        added.append(fact)
+    if target.get("provisional") and not source.get("provisional"):
+        target["name"] = source["name"]
+        target["facts"] = [f for f in target["facts"] if f["field"] != "identity.name"]
+        target["facts"].append(next(f for f in source["facts"] if f["field"] == "identity.name"))
+    target["provisional"] = bool(target.get("provisional") and source.get("provisional"))
+    target["updated_at"] = now()
+    return added
+
+
+def merge_changes(added: list[dict[str, Any]], source: dict[str, Any], target: dict[str, Any]) -> list[dict[str, Any]]:
+    """The history records of a merge: one per fact added, and one for the user merged away."""
+    at = now()
+    return [
+        {"field": f["field"], "op": "merge", "old": None, "new": f["value"], "source": f["source"],
+         "source_ref": f.get("source_ref"), "confidence": f["confidence"], "evidence": f.get("evidence"),
+         "at": at} for f in added
+    ] + [{"field": "user", "op": "merge", "old": source["name"], "new": target["name"], "source": "manual",
+          "source_ref": source["user_id"], "at": at}]
 
 
 def build(user: dict[str, Any]) -> Profile:

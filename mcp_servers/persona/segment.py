@@ -7,7 +7,7 @@ with each other, and each resulting speaker is identified on all of their speech
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -137,3 +137,27 @@ def join(items: list[Turn]) -> list[Turn]:
         else:
             out.append(Turn(t.start, t.end, t.label))
     return out
+
+
+def same_speakers(order: Sequence[str], known: Mapping[str, str | None],
+                  closest: Mapping[str, str | None]) -> dict[str, str]:
+    """Per label, the label it is one speaker with. `known`: the user a label was identified as;
+    `closest`: for an 'uncertain' label, its best candidate. Labels known as the same person are one
+    speaker; so is an uncertain label whose best candidate is a person known elsewhere in the
+    recording (a turn split in two)."""
+    first: dict[str, str] = {}
+    for lab in order:
+        if (user := known[lab]) is not None:
+            first.setdefault(user, lab)
+    out = {}
+    for lab in order:
+        user, near = known[lab], closest[lab]
+        out[lab] = first[user] if user is not None else first.get(near, lab) if near is not None else lab
+    return out
+
+
+def relabel(turns: list[Turn], same: Mapping[str, str]) -> tuple[list[Turn], dict[str, str]]:
+    """The turns under the labels `same` gives them (joined again), and a tag per label: S1, S2, …
+    in order of first speech."""
+    turns = join([Turn(t.start, t.end, same[t.label]) for t in turns])
+    return turns, {lab: f"S{i + 1}" for i, lab in enumerate(dict.fromkeys(t.label for t in turns))}

@@ -16,7 +16,8 @@ from mcp_servers.core.errors import UserError
 
 from .decisions import INSIGHTFACE_FACE
 from .faces import MAX_FACES, Face, FaceModel
-from .voice import onnx_session, unit
+from .vectors import unit
+from .workers import onnx_session
 
 DETECTOR = "det_10g.onnx"
 RECOGNIZER = "w600k_r50.onnx"

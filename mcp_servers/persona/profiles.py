@@ -1,0 +1,104 @@
+"""Profiles: read, patch (all or nothing, every change in the history), extract with an LLM, search."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from mcp_servers.core.auth import Principal
+from mcp_servers.core.errors import UserError
+
+from . import extract, profile
+from .context import PersonaContext
+from .schemas import Change, ExtractResult, HistoryResult, ProfileUpdateResult, Proposal, SearchHit, SearchResult
+
+
+def _change(row: dict[str, Any]) -> Change:
+    return Change.model_validate({k: row.get(k) for k in Change.model_fields})
+
+
+class Profiles:
+    def __init__(self, ctx: PersonaContext):
+        self.ctx = ctx
+
+    async def get(self, principal: Principal, user_id: str) -> profile.Profile:
+        return profile.build(await self.ctx.user(await self.ctx.scoped(principal, user_id)))
+
+    async def _apply(self, user_id: str, patches: list[profile.Patch], source: profile.Source,
+                     source_ref: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+        """Apply checked patches under the write lock: all of them or (on error) none."""
+        user = await self.ctx.user(user_id)
+        facts = [dict(f) for f in user["facts"]]
+        try:
+            changes = [c for p in patches if (c := profile.apply(facts, p, source, source_ref)) is not None]
+        except ValueError as exc:
+            raise UserError(f"Nothing was changed: {exc}.") from None
+        name = next((f["value"] for f in facts if f["field"] == "identity.name"), user["name"])
+        user.update(facts=facts, name=name, updated_at=profile.now())
+        return user, await (await self.ctx.people()).commit(user, changes)
+
+    async def update(self, principal: Principal, user_id: str, patches: list[profile.Patch],
+                     source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:
+        user_id = await self.ctx.scoped(principal, user_id)
+        checked = profile.check_all(patches)
+        async with self.ctx.lock:
+            user, rows = await self._apply(user_id, checked, source, source_ref)
+        return ProfileUpdateResult(user_id=user_id, changes=[_change(r) for r in rows], profile=profile.build(user))
+
+    async def history(self, principal: Principal, user_id: str, field: str | None, limit: int,
+                      cursor: str | None) -> HistoryResult:
+        user_id = await self.ctx.scoped(principal, user_id)
+        await self.ctx.user(user_id)
+        hits, nxt = (await self.ctx.people()).history(user_id, field, limit, cursor)
+        return HistoryResult(user_id=user_id, changes=[_change({"id": h.id, **h.payload}) for h in hits],
+                             next_cursor=nxt)
+
+    async def extract(self, principal: Principal, user_id: str, conversation: str, session_id: str | None, *,
+                      apply: bool) -> ExtractResult:
+        user_id = await self.ctx.scoped(principal, user_id)
+        llm = self.ctx.llm
+        if llm is None:
+            raise UserError(
+                "profile_extract needs an LLM and none is configured: set ALPHAAVATAR_LLM_MODEL and "
+                "OPENAI_BASE_URL (or OPENAI_API_KEY). Without one, read the conversation yourself and send "
+                "the changes with profile_update."
+            )
+        current = profile.build(await self.ctx.user(user_id))
+        try:
+            raw = await extract.propose(llm, current, conversation)
+        except ValueError as exc:
+            raise UserError(f"The LLM's answer could not be used: {exc}.") from None
+        except Exception as exc:  # the endpoint is the outside world: say what failed, keep serving
+            raise UserError(f"The LLM at {llm.base_url or 'the OpenAI API'} failed: {type(exc).__name__}.") from None
+        proposals: list[Proposal] = []
+        good: list[profile.Patch] = []
+        for item in raw:
+            try:
+                patch = profile.check(extract.as_patch(item))
+            except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                bad = profile.Patch.model_construct(op=item.get("op", "set"), field=str(item.get("field", "?"))[:60],
+                                                    value=None, confidence=0.0, evidence=None)
+                proposals.append(Proposal(patch=bad, valid=False, reason=str(exc).splitlines()[0][:300]))
+                continue
+            if not extract.supported(patch.evidence, conversation):
+                proposals.append(Proposal(patch=patch, valid=False, reason="its evidence is not a quote from the conversation"))
+                continue
+            proposals.append(Proposal(patch=patch, valid=True))
+            good.append(patch)
+        applied: list[Change] = []
+        if apply and good:
+            async with self.ctx.lock:
+                _, rows = await self._apply(user_id, good, "session", session_id)
+            applied = [_change(r) for r in rows]
+        return ExtractResult(user_id=user_id, proposals=proposals, applied=applied, model=llm.model)
+
+    async def search(self, principal: Principal, query: str, limit: int) -> SearchResult:
+        hits = await (await self.ctx.people()).search(query, limit, principal.user_id)
+        words = {w for w in re.findall(r"\w+", query.casefold()) if len(w) > 2}
+        results = []
+        for h in hits:
+            lines = [line for line in str(h.payload.get("text", "")).splitlines()
+                     if words & set(re.findall(r"\w+", line.casefold()))]
+            results.append(SearchHit(user_id=h.id, name=h.payload["name"], provisional=h.payload.get("provisional", False),
+                                     score=round(h.score, 5), matches=lines[:5]))
+        return SearchResult(results=results)

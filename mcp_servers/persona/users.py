@@ -1,0 +1,121 @@
+"""Users: create, describe, list, rename, merge and forget (erasure everywhere, files compacted)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import anyio
+
+from mcp_servers.core.auth import Principal, scope_user
+from mcp_servers.core.errors import UserError
+from mcp_servers.core.store import CollectionSpec, Where, open_store
+
+from . import profile
+from .context import SERVER, PersonaContext
+from .people import well_formed
+from .schemas import ForgetResult, MergeResult, User, UserList
+
+log = logging.getLogger(__name__)
+
+
+class Users:
+    def __init__(self, ctx: PersonaContext):
+        self.ctx = ctx
+
+    async def create(self, principal: Principal, name: str, *, provisional: bool,
+                     user_id: str | None = None) -> User:
+        """A new user; `user_id` chooses the id (the one the caller's other servers use). A user-scoped
+        token creates (or names) only its own user."""
+        if not name.strip():
+            raise UserError("A user needs a name.")
+        user_id = scope_user(principal, user_id)
+        if user_id is not None and not well_formed(user_id):
+            raise UserError("A user id is 1 to 64 printable characters with no spaces around it.")
+        async with self.ctx.lock:
+            if user_id is not None and (await self.ctx.people()).get(user_id) is not None:
+                raise UserError(f"User {user_id!r} exists already: user_get shows it, user_rename renames it.")
+            user = await self.ctx.new_user(" ".join(name.split()), provisional=provisional, source="manual",
+                                           user_id=user_id)
+        return await self.describe(user)
+
+    async def get(self, principal: Principal, user_id: str) -> User:
+        return await self.describe(await self.ctx.user(await self.ctx.scoped(principal, user_id)))
+
+    async def describe(self, user: dict[str, Any]) -> User:
+        _, vp = await self.ctx.voice_side()
+        _, fp = await self.ctx.face_side()
+        uid = user["user_id"]
+        return User(user_id=uid, name=user["name"], provisional=user.get("provisional", False),
+                    created_at=user["created_at"], updated_at=user["updated_at"], voice_samples=vp.counts(uid),
+                    face_samples=fp.count(uid), facts=len(user.get("facts", [])))
+
+    async def page(self, principal: Principal, limit: int, cursor: str | None, *,
+                   provisional: bool | None) -> UserList:
+        people = await self.ctx.people()
+        hits, nxt = people.page(limit, cursor, provisional, principal.user_id)
+        users = [await self.describe(h.payload) for h in hits]
+        total = len(users) if principal.user_id else people.count(provisional)
+        return UserList(users=users, next_cursor=nxt, total=total)
+
+    async def rename(self, principal: Principal, user_id: str, name: str) -> User:
+        user_id = await self.ctx.scoped(principal, user_id)
+        patch = profile.check_all([profile.Patch(op="set", field="identity.name", value=name)])[0]
+        async with self.ctx.lock:
+            user = await self.ctx.user(user_id)
+            old = user["name"]
+            change = profile.apply(user["facts"], patch, "manual", "user_rename")
+            user.update(name=patch.value, provisional=False, updated_at=profile.now())
+            await (await self.ctx.people()).commit(
+                user, [{**(change or {}), "op": "rename", "old": old, "new": patch.value}])
+        return await self.describe(user)
+
+    async def merge(self, principal: Principal, user_id: str, into_user_id: str) -> MergeResult:
+        self.ctx.unscoped(principal, "merge users")
+        if user_id == into_user_id:
+            raise UserError("A user cannot be merged into themselves.")
+        _, vp = await self.ctx.voice_side()
+        _, fp = await self.ctx.face_side()
+        async with self.ctx.lock:
+            source, target = await self.ctx.user(user_id), await self.ctx.user(into_user_id)
+            people = await self.ctx.people()
+            added = profile.merge(target, source)
+            moved_voice = vp.move(user_id, into_user_id)
+            moved_face = fp.move(user_id, into_user_id)
+            moved_history = people.move_history(user_id, into_user_id)
+            await people.commit(target, profile.merge_changes(added, source, target))
+            await anyio.to_thread.run_sync(people.delete, user_id)
+        return MergeResult(user_id=into_user_id, merged_user_id=user_id, voice_samples_moved=moved_voice,
+                           face_samples_moved=moved_face, facts_added=len(added), history_moved=moved_history)
+
+    async def forget(self, principal: Principal, user_id: str) -> ForgetResult:
+        """Erase a user everywhere: voiceprints, face encodings, profile, history; then compact the
+        stores so that no byte of them stays in the files."""
+        user_id = await self.ctx.scoped(principal, user_id)
+        _, vp = await self.ctx.voice_side()
+        _, fp = await self.ctx.face_side()
+        async with self.ctx.lock:
+            await self.ctx.user(user_id)
+            people = await self.ctx.people()
+            n_voice, n_face = vp.erase(user_id), fp.erase(user_id)
+            n_history = people.erase(user_id)
+            for store in (vp.store, fp.store, people.store):
+                await anyio.to_thread.run_sync(store.compact)
+            await anyio.to_thread.run_sync(self._erase_inactive, user_id)
+        log.info("user erased", extra={"fields": {"voice": n_voice, "face": n_face, "history": n_history}})
+        return ForgetResult(user_id=user_id, voice_samples=n_voice, face_samples=n_face, history_entries=n_history,
+                            compacted=True)
+
+    def _erase_inactive(self, user_id: str) -> None:
+        """Samples kept for models not in use now (the model was changed) are erased too."""
+        if self.ctx.settings.qdrant_url:
+            return
+        active = {p.store.spec.name for p in self.ctx.prints.values()}
+        for folder in sorted(self.ctx.dir.iterdir()):
+            if folder.is_dir() and folder.name.startswith(("voice_", "face_")) and folder.name not in active:
+                store = open_store(self.ctx.settings, SERVER, CollectionSpec(folder.name, dim=1, sparse=False))
+                try:
+                    store.delete_where(Where(equals={"user_id": user_id}))
+                    store.compact()
+                finally:
+                    store.close()
