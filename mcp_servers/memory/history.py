@@ -82,8 +82,14 @@ class History:
         return txn
 
     def commit(self, txn: str) -> None:
+        """Clear the mark. Not synced: if a crash loses this, recovery finds the store holds the change
+        and clears it again (the next synced commit carries it to disk anyway)."""
         with self._lock:
-            self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
+            self._db.execute("PRAGMA synchronous=NORMAL")
+            try:
+                self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
 
     def abort(self, txn: str) -> None:
         """Drop the events of a store write that failed (nothing of it was acknowledged)."""
