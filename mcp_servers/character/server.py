@@ -40,6 +40,7 @@ from mcp_servers.core.errors import UserError
 from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.runner import LOOPBACK_NAMES, ServerSpec, is_loopback
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.tool_errors import Server
 
 from .config import CharacterSettings
 from .models import AdapterHealth, InterruptResult, Sent, SpeakResult, StatusResult, TimedEmotion
@@ -99,7 +100,7 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp: MCPServer = MCPServer("alphaavatar-character", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp: MCPServer = Server("alphaavatar-character", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 

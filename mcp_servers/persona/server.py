@@ -15,6 +15,7 @@ from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.tool_errors import Server
 
 from .config import PersonaSettings
 from .profile import Patch, Profile, Source
@@ -87,7 +88,7 @@ def _profile_text(p: Profile) -> str:
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = Persona(settings, PersonaSettings())
-    mcp: MCPServer = MCPServer("alphaavatar-persona", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp: MCPServer = Server("alphaavatar-persona", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
 

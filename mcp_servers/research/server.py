@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import anyio
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
@@ -21,6 +21,7 @@ from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.tool_errors import Server
 
 from .calls import CallStats, ProviderCalls
 from .config import ResearchSettings
@@ -123,7 +124,7 @@ class Research:
 
 def create_server(settings: Settings) -> ServerSpec:
     app = Research(settings, ResearchSettings())
-    mcp = MCPServer(
+    mcp = Server(
         "research",
         instructions="Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
