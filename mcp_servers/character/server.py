@@ -39,8 +39,8 @@ from mcp_servers.core import auth
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.runner import LOOPBACK_NAMES, ServerSpec, is_loopback
+from mcp_servers.core.server import Server
 from mcp_servers.core.settings import Settings
-from mcp_servers.core.tool_errors import Server
 
 from .config import CharacterSettings
 from .models import AdapterHealth, InterruptResult, Sent, SpeakResult, StatusResult, TimedEmotion

@@ -1,11 +1,5 @@
-"""Every tool error is a sentence a person can act on.
-
-`Server` is the SDK's MCPServer with one change, in `call_tool` (the documented place where a
-tool's failures surface, each with its cause): arguments that fail validation are explained
-in words instead of pydantic's report; text that is not valid Unicode (lone surrogates) is
-refused before any tool sees it; a crash answers what failed and the request id under which
-its traceback was logged on stderr, never the exception itself.
-"""
+"""Tool errors in words: argument problems said as sentences instead of pydantic's report, and
+a tools/call whose `arguments` is not a JSON object told so."""
 
 from __future__ import annotations
 
@@ -13,13 +7,9 @@ import json
 import re
 from typing import Any
 
-from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
-from mcp.types import CallToolResult
-from mcp_types import InputRequiredResult
+from mcp.shared.exceptions import MCPError
+from mcp_types import INVALID_PARAMS
 from pydantic import ValidationError
-
-from .logs import request_id
 
 MAX_SHOWN = 5  # problems listed in one answer
 _FIELD = re.compile(r"[a-z_][a-z0-9_]*")
@@ -64,53 +54,16 @@ def explain(exc: ValidationError, tool: str) -> str:
             + f". Correct them and call {tool} again; its input schema describes each argument.")
 
 
-def bad_text(arguments: Any) -> str | None:
-    """Where the arguments hold text that is not valid Unicode, said as a sentence (or None)."""
-    stack: list[tuple[Any, str]] = [(arguments, "")]
-    while stack:
-        value, path = stack.pop()
-        if isinstance(value, dict):
-            for key, item in value.items():
-                sub = f"{path}.{key}" if path else str(key)
-                if isinstance(key, str) and not _unicode(key):
-                    return f"The argument name {_shown(key)} is not valid Unicode text"
-                stack.append((item, sub))
-        elif isinstance(value, list):
-            stack.extend((item, f"{path}[{i}]") for i, item in enumerate(value))
-        elif isinstance(value, str) and not _unicode(value):
-            at = next(i for i, ch in enumerate(value) if 0xD800 <= ord(ch) <= 0xDFFF)
-            return (f"{path or 'An argument'} holds a lone UTF-16 surrogate (U+{ord(value[at]):04X} at character "
-                    f"{at}), which is not valid Unicode text; send the text as valid UTF-8")
-    return None
+async def check_call_shape(ctx: Any, call_next: Any) -> Any:
+    """Middleware: a tools/call whose name or arguments have the wrong JSON type is told which.
 
-
-def _unicode(text: str) -> bool:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return True
-
-
-class Server(MCPServer):
-    """MCPServer whose tool errors are sentences (see the module docstring)."""
-
-    async def call_tool(
-        self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
-    ) -> CallToolResult | InputRequiredResult:
-        problem = bad_text(arguments)
-        if problem:
-            raise ToolError(f"Error executing tool {name}: {problem}.")
-        try:
-            return await super().call_tool(name, arguments, context)
-        except UnexpectedToolError as exc:
-            rid = request_id.get()
-            raise UnexpectedToolError(
-                f"Error executing tool {name}: the server failed while running this call, and the call did not "
-                f"complete. The cause was logged on the server's stderr{f' (request id {rid})' if rid else ''}; "
-                "check the arguments and try again, or report it with that request id if it happens again."
-            ) from exc.__cause__
-        except ToolError as exc:
-            if isinstance(exc.__cause__, ValidationError):
-                raise ToolError(f"Error executing tool {name}: {explain(exc.__cause__, name)}") from exc.__cause__
-            raise
+    The SDK would answer only "Invalid request parameters"."""
+    if ctx.method == "tools/call" and isinstance(ctx.params, dict):
+        name, arguments = ctx.params.get("name"), ctx.params.get("arguments")
+        if not isinstance(name, str):
+            raise MCPError(INVALID_PARAMS, "tools/call needs 'name', the tool's name as a string (see tools/list).")
+        if arguments is not None and not isinstance(arguments, dict):
+            got = {list: "a list", str: "a string", bool: "true or false"}.get(type(arguments), "a number")
+            raise MCPError(INVALID_PARAMS, f"tools/call of {name[:80]!r} needs 'arguments' as a JSON object "
+                                           f"mapping argument names to values, not {got}.")
+    return await call_next(ctx)

@@ -14,8 +14,8 @@ from mcp_servers.core.errors import UserError
 from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import Server
 from mcp_servers.core.settings import Settings
-from mcp_servers.core.tool_errors import Server
 
 from .config import PersonaSettings
 from .profile import Patch, Profile, Source
