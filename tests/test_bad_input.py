@@ -145,3 +145,29 @@ async def test_argument_errors_are_sentences(server: str, tool: str, args: dict[
         assert r.is_error and words in r.text, r.text
         assert unhelpful(r.text, tool, args) is None, r.text
         assert "validation error" not in r.text and "pydantic" not in r.text
+
+
+async def test_a_crash_answers_what_failed_and_logs_the_cause(caplog: pytest.LogCaptureFixture) -> None:
+    """Our Server class in-process: a tool with a bug answers in words and the traceback is logged."""
+    from mcp import Client
+
+    from mcp_servers.core.logs import RequestIdMiddleware
+    from mcp_servers.core.server import Server
+
+    server = Server("crash-test", middleware=[RequestIdMiddleware()])
+
+    @server.tool()
+    def ratio(a: int, b: int) -> float:
+        """a / b"""
+        return a / b
+
+    async with Client(server) as client:
+        r = await client.call_tool("ratio", {"a": 1, "b": 0})
+        text = r.content[0].text  # type: ignore[union-attr]
+        assert r.is_error and "the server failed while running this call" in text and "request id" in text, text
+        assert unhelpful(text, "ratio") is None and "division" not in text, text
+        bad = await client.call_tool("ratio", {"a": "one"})
+        text = bad.content[0].text  # type: ignore[union-attr]
+        assert "a: input should be a valid integer" in text and "b is required" in text, text
+    crash = [rec for rec in caplog.records if rec.exc_info and rec.levelname == "ERROR"]
+    assert crash and "ZeroDivisionError" in caplog.text
