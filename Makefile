@@ -1,14 +1,17 @@
 # Two commands on a fresh machine: `make up` (serve all four MCP servers) and `make test`.
+# The product needs no system package (espeak-ng and libsndfile come in wheels); the tests also
+# drive a real browser, so `make test` installs Debian's Chromium and its driver when missing.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8765
-export MEM0_TELEMETRY := False
 export HF_HUB_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: up test lint typecheck bench install clean
+SYSTEM_PACKAGES := chromium chromium-driver
+
+.PHONY: up test lint typecheck bench install system clean
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -20,6 +23,22 @@ $(BIN)/.installed: pyproject.toml
 
 install: $(BIN)/.installed
 
+# Missing system packages: apt-get as root, or through `sudo -n`; otherwise one line saying so
+# (the tests that need them skip with the reason).
+system:
+	@missing=$$(for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done | xargs); \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if ! command -v apt-get >/dev/null 2>&1; then sudo=none; \
+	elif [ "$$(id -u)" = 0 ]; then sudo=; \
+	elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then sudo="sudo -n"; \
+	else sudo=none; fi; \
+	if [ "$$sudo" = none ]; then \
+	  echo "make: cannot install $$missing (needs apt-get as root or sudo); the browser tests will skip"; exit 0; fi; \
+	echo "make: installing $$missing"; \
+	{ $$sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+	  $$sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing; } >/dev/null 2>&1 \
+	  || echo "make: apt-get could not install $$missing; the browser tests will skip"
+
 up: install
 	$(BIN)/alphaavatar up --host $(HOST) --port $(PORT)
 
@@ -27,7 +46,7 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy mcp_servers character_bridge agent clients
 
-test: lint
+test: lint system
 	$(BIN)/python -m pytest -q
 
 bench: install

@@ -38,7 +38,6 @@ class CharacterLink:
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._state: str | None = None
-        self.sent = 0
 
     @property
     def active(self) -> bool:
@@ -77,7 +76,6 @@ class CharacterLink:
             tool, args = await self._queue.get()
             try:
                 await self._hub.call_data(tool, args)
-                self.sent += 1
             except (ToolUnavailable, ToolFailed) as exc:
                 log.warning("character: %s failed: %s", tool, exc)
             finally:

@@ -27,8 +27,13 @@ log = logging.getLogger(__name__)
 
 
 def agent_home() -> Path:
-    """Where the agent keeps its files (the memory journal): `$ALPHAAVATAR_HOME/agent`."""
-    return Path(os.environ.get("ALPHAAVATAR_HOME") or "~/.alphaavatar").expanduser() / "agent"
+    """Where the agent keeps its files (the memory journal): `$ALPHAAVATAR_HOME/agent`. The `alphaavatar`
+    CLI always sets the variable (from the servers' settings, the one place its default lives)."""
+    root = os.environ.get("ALPHAAVATAR_HOME")
+    if not root:
+        raise RuntimeError("ALPHAAVATAR_HOME is not set: start the agent with the `alphaavatar` command, "
+                           "or pass home= to build_runtime")
+    return Path(root).expanduser() / "agent"
 
 
 def _openai_options(spec: ModelConfig) -> dict[str, Any]:
@@ -78,7 +83,7 @@ def build_vad(spec: ModelConfig | None) -> Any:
 # Defaults for the servers the agent starts. One compute thread each: the servers run side by side
 # (identification and recall in parallel) and, on a small machine, torch threads of several
 # processes fighting over the same cores made a turn's hooks ~4x slower (bench/agent_turn.py).
-SERVER_DEFAULTS = {"OMP_NUM_THREADS": "1", "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"}
+SERVER_DEFAULTS = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
 
 
 def server_env(config: PipelineConfig) -> dict[str, str]:

@@ -94,15 +94,15 @@ class Subscriber:
                 "queued": self.queued, "connected_s": round(time.time() - self.connected_at, 1)}
 
 
-OriginCheck = Callable[[str | None], bool]
+Admit = Callable[[WebSocket], bool]  # may this connection watch the character?
 
 
 class Hub:
     """Publishes events in `seq` order to every subscriber; keeps the state a late joiner needs."""
 
-    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE, origin_ok: OriginCheck | None = None):
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE, admit: Admit | None = None):
         self.queue_size = queue_size
-        self.origin_ok = origin_ok
+        self.admit = admit
         self._seq = count(1)
         self._subs: list[Subscriber] = []
         self._snapshot: dict[str, _Slot] = {}
@@ -150,9 +150,8 @@ class Hub:
     # -- the WebSocket endpoint --------------------------------------------------------------------
     async def endpoint(self, websocket: WebSocket) -> None:
         """Starlette WebSocket route: snapshot first, then live events as JSON lines."""
-        origin = websocket.headers.get("origin")
-        if self.origin_ok is not None and not self.origin_ok(origin):
-            await websocket.close(code=4403, reason="origin not allowed")
+        if self.admit is not None and not self.admit(websocket):
+            await websocket.close(code=4403, reason="not allowed to watch this character")
             return
         await websocket.accept()
         client = websocket.client

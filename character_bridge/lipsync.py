@@ -1,4 +1,4 @@
-"""Lip-sync: a 20 ms mouth-open envelope from PCM, and a viseme track from text (espeak-ng).
+"""Lip-sync: a 20 ms mouth-open envelope from PCM, and a viseme track from text (espeak-ng, the library).
 
 `MouthEnvelope` is streaming: `push(chunk)` returns the frames completed by that chunk, so a
 renderer can move the mouth while TTS audio is still arriving. Each frame is the RMS of 20 ms,
@@ -12,12 +12,11 @@ from __future__ import annotations
 import io
 import math
 import re
-import shutil
-import subprocess
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import espeak
 from .protocol import FRAME_MS, VisemeCue
 
 MIN_RATE, MAX_RATE = 1000, 384_000  # sample rates a mouth envelope can be computed at
@@ -171,22 +170,11 @@ _VOWEL_VISEMES = {"aa", "E", "ih", "oh", "ou"}
 _WEIGHT = {"vowel": 2.2, "consonant": 1.0, "pause": 2.5}
 
 
-class PhonemizerMissing(RuntimeError):
-    """espeak-ng is not installed."""
-
-
 def phonemes(text: str, voice: str = "en-us") -> list[list[str]]:
-    """espeak-ng phonemes per word (`-x`), e.g. [["h", "@", "l", "oU"], ["w", "3:", "l", "d"]]."""
-    exe = shutil.which("espeak-ng") or shutil.which("espeak")
-    if exe is None:
-        raise PhonemizerMissing("espeak-ng is not installed (apt-get install espeak-ng)")
-    proc = subprocess.run([exe, "-q", "-x", "--sep=_", "-v", voice, "--stdin"], input=text, capture_output=True,
-                          text=True, timeout=30, check=False)
-    if proc.returncode != 0:
-        raise RuntimeError(f"espeak-ng failed: {proc.stderr.strip()[:200]}")
+    """espeak-ng phonemes per word, e.g. [["h", "@", "l", "oU"], ["w", "3:", "l", "d"]]; [] ends a clause."""
     words: list[list[str]] = []
-    for line in proc.stdout.splitlines():
-        for word in line.split():
+    for clause in espeak.clause_phonemes(text, voice):
+        for word in clause.split():
             ph = [re.sub(r"[',%=]", "", p) for p in word.split("_")]
             ph = [p for p in ph if p]
             if ph:

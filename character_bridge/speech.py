@@ -1,11 +1,10 @@
 """Speaking: turn text (with emotion tags) and optional audio into timed character events.
 
 `plan_speech` builds one speech timeline (mouth envelope from the audio, or drawn from visemes
-when there is none; visemes from espeak-ng aligned to the voiced span) and places each tag's
+when there is none; visemes from eSpeak NG aligned to the voiced span) and places each tag's
 expression at the time its text is spoken. `Performer` plays a plan on a hub: `state speaking`
 and the timeline at once, each expression at its time, `state idle` at the end; `interrupt()`
-cancels whatever is still to come. `LiveSpeech` is the streaming form for a TTS stream: audio
-chunks become `param mouth_open` frames and text chunks become expressions as they arrive.
+cancels whatever is still to come.
 """
 
 from __future__ import annotations
@@ -19,8 +18,8 @@ import numpy as np
 
 from . import lipsync
 from .hub import Hub
-from .protocol import FRAME_MS, ExpressionEvent, InterruptEvent, ParamEvent, SpeechEvent, StateEvent
-from .tags import Parsed, TagParser, strip_tags
+from .protocol import FRAME_MS, ExpressionEvent, InterruptEvent, SpeechEvent, StateEvent
+from .tags import strip_tags
 
 
 @dataclass
@@ -120,40 +119,3 @@ class Performer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-class LiveSpeech:
-    """Streaming lip-sync for one utterance: publish mouth frames and expressions as data arrives."""
-
-    def __init__(self, hub: Hub, sample_rate: int, utterance_id: str | None = None):
-        self.hub = hub
-        self.utterance_id = utterance_id or uuid.uuid4().hex[:12]
-        self.mouth = lipsync.MouthEnvelope(sample_rate)
-        self.tags = TagParser()
-        self.frames = 0
-
-    def push_audio(self, pcm: np.ndarray | bytes, dtype: str = "int16", channels: int = 1) -> list[float]:
-        values = self.mouth.push(pcm, dtype, channels)
-        self._publish(values)
-        return values
-
-    def push_text(self, chunk: str) -> str:
-        """Text for TTS (tags removed); each tag becomes an expression right away."""
-        return self._express(self.tags.feed(chunk))
-
-    def _express(self, parsed: Parsed) -> str:
-        for tag in parsed.tags:
-            self.hub.publish(ExpressionEvent(utterance_id=self.utterance_id, emotion=tag.emotion,  # type: ignore[arg-type]
-                                             intensity=tag.intensity))
-        return parsed.text
-
-    def finish(self) -> str:
-        rest = self._express(self.tags.flush())
-        self._publish(self.mouth.flush())
-        self._publish([0.0])
-        return rest
-
-    def _publish(self, values: list[float]) -> None:
-        for v in values:
-            self.hub.publish(ParamEvent(utterance_id=self.utterance_id, name="mouth_open", value=v))
-            self.frames += 1

@@ -1,8 +1,5 @@
 """Clients of the servers: the `alphaavatar` CLI, host configuration, text chat, examples."""
 
-from importlib.metadata import PackageNotFoundError, version
+from mcp_servers.core.app import VERSION as __version__
 
-try:
-    __version__ = version("alphaavatar")
-except PackageNotFoundError:  # running from a checkout without install
-    __version__ = "0.0.0"
+__all__ = ["__version__"]

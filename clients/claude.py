@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from pathlib import Path
 from typing import Any
+
+from mcp_servers.core.settings import get_settings
 
 from .registry import available
 
@@ -20,14 +21,14 @@ def executable() -> str:
 
 
 def claude_desktop_config() -> dict[str, Any]:
-    home = os.environ.get("ALPHAAVATAR_HOME", str(Path("~/.alphaavatar").expanduser()))
+    home = str(get_settings().home)
     exe = executable()
     return {
         "mcpServers": {
             f"alphaavatar-{name}": {
                 "command": exe,
                 "args": ["serve", name, "--transport", "stdio"],
-                "env": {"ALPHAAVATAR_HOME": home, "MEM0_TELEMETRY": "False"},
+                "env": {"ALPHAAVATAR_HOME": home},
             }
             for name in available()
         }

@@ -14,7 +14,6 @@ import typer
 
 from . import __version__
 
-os.environ.setdefault("MEM0_TELEMETRY", "False")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 class _App(typer.Typer):
@@ -45,6 +44,10 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """AlphaAvatar MCP."""
+    from mcp_servers.core.settings import get_settings
+
+    # The agent and every server started from here share the data root that core settings resolve.
+    os.environ["ALPHAAVATAR_HOME"] = str(get_settings().home)
 
 
 @app.command()

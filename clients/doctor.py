@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import shutil
 import sys
 
 from rich.console import Console
@@ -44,8 +43,8 @@ def report() -> bool:
           "speaker identification: pip install 'alphaavatar[persona]'")
     check("faces (dlib)", _has("dlib") and _has("face_recognition_models"), "installed" if _has("dlib") else "missing",
           "face identification: pip install 'alphaavatar[persona]'")
-    check("espeak-ng", shutil.which("espeak-ng") is not None, shutil.which("espeak-ng") or "missing",
-          "viseme tracks from text (mouth still follows audio loudness): apt-get install espeak-ng")
+    check("espeak-ng", _has("espeakng_loader"), "bundled library" if _has("espeakng_loader") else "missing",
+          "viseme tracks from text (mouth still follows audio loudness): pip install espeakng-loader")
     check("LiveKit", all(os.environ.get(k) for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")),
           os.environ.get("LIVEKIT_URL") or "none",
           "the voice agent in LiveKit rooms (`alphaavatar chat` still works): set LIVEKIT_URL/API_KEY/API_SECRET")

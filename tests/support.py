@@ -13,8 +13,9 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,7 +41,7 @@ def free_port() -> int:
 def server_env(home: Path, **extra: str) -> dict[str, str]:
     """A clean environment for a server: its own data root, no keys, no telemetry."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAAVATAR_", "OPENAI_", "TAVILY_", "QDRANT_"))}
-    env.update({"ALPHAAVATAR_HOME": str(home), "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"})
+    env.update({"ALPHAAVATAR_HOME": str(home), "HF_HUB_OFFLINE": "1"})
     env.update(extra)
     return env
 
@@ -74,19 +75,25 @@ async def stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[Clien
 
 
 @contextlib.contextmanager
-def http_server(args: list[str], env: dict[str, str], port: int | None = None, timeout: float = 120) -> Iterator[str]:
-    """Run `alphaavatar ARGS --port P` and yield its base URL once /healthz answers."""
+def http_server(args: list[str], env: dict[str, str], port: int | None = None, timeout: float = 120,
+                log: Path | None = None,
+                until: Callable[[httpx.Response], bool] = lambda r: r.status_code == 200) -> Iterator[str]:
+    """Run `alphaavatar ARGS --port P` and yield its base URL once /healthz answers (200, or `until`). Its
+    stderr goes to `log` (a file, so a chatty server never blocks on a full pipe)."""
     port = port or free_port()
-    proc = subprocess.Popen([ALPHAAVATAR, *args, "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    log = log or Path(env.get("ALPHAAVATAR_HOME") or tempfile.mkdtemp()) / f"server-{port}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("w") as err:
+        proc = subprocess.Popen([ALPHAAVATAR, *args, "--port", str(port)], env=env,
+                                stdout=subprocess.DEVNULL, stderr=err, text=True)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + timeout
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"server exited {proc.returncode}: {proc.stderr.read() if proc.stderr else ''}")
+                raise RuntimeError(f"server exited {proc.returncode}: {log.read_text()[-4000:]}")
             with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if until(httpx.get(f"{base}/healthz", timeout=1)):
                     break
             if time.time() > deadline:
                 raise TimeoutError("server did not answer /healthz")

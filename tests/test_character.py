@@ -16,6 +16,7 @@ import pytest
 import websockets
 
 from tests.fakes.waiting import eventually
+from tests.speech import wav_bytes
 from tests.support import call, http_server, http_session, server_env, stdio_session
 
 
@@ -126,7 +127,7 @@ async def test_every_tool_reaches_the_renderer(server: str) -> None:
 async def test_speak_with_real_audio(server: str, tmp_path: Path) -> None:
     async with http_session(f"{server}/mcp") as session:
         wav = tmp_path / "hi.wav"
-        subprocess.run(["espeak-ng", "-w", str(wav), "Good morning, how are you?"], check=True)
+        wav.write_bytes(wav_bytes("Good morning, how are you?"))
         async with Renderer(ws_url(server)) as r:
             res = await call(session, "character_speak", {"text": "Good morning, [curious] how are you?",
                                                           "audio": base64.b64encode(wav.read_bytes()).decode()})

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import json
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 from character_bridge.adapters import AiriAdapter, Backoff, VTubeStudioAdapter
@@ -107,38 +109,44 @@ async def test_vts_denied_keeps_no_token(tmp_path: Path) -> None:
             await adapter.stop()
 
 
+@contextlib.asynccontextmanager
+async def vts_connected(fake: FakeVTubeStudio, tmp_path: Path) -> AsyncIterator[tuple[Hub, VTubeStudioAdapter]]:
+    """A hub and a VTube Studio adapter connected to `fake`, stopped afterwards."""
+    hub = Hub()
+    adapter = VTubeStudioAdapter(hub, fake.url, token_path=tmp_path / "t", backoff=FAST)
+    adapter.start()
+    try:
+        await eventually(lambda: adapter.connected)
+        yield hub, adapter
+    finally:
+        await adapter.stop()
+
+
 async def test_vts_params_held_at_1hz_expressions_and_mouth(tmp_path: Path) -> None:
-    async with FakeVTubeStudio() as fake:
-        hub = Hub()
-        adapter = VTubeStudioAdapter(hub, fake.url, token_path=tmp_path / "t", backoff=FAST)
-        adapter.start()
-        try:
-            await eventually(lambda: adapter.connected)
-            hub.publish(ParamEvent(name="mouth_smile", value=1.0))
-            hub.publish(ExpressionEvent(emotion="happy"))
-            await eventually(lambda: len(fake.of_type("InjectParameterDataRequest")) >= 6, within=6)
-            injects = fake.of_type("InjectParameterDataRequest")
-            held = [t for t, d in injects if {"id": "MouthSmile", "value": 1.0} in d["parameterValues"]]
-            assert len(held) >= 4
-            assert max(b - a for a, b in itertools.pairwise(held)) < 1.0  # resent faster than 1 Hz
-            assert injects[0][1]["mode"] == "set"
-            (_, activation), = fake.of_type("ExpressionActivationRequest")
-            assert activation == {"expressionFile": "happy.exp3.json", "active": True}
-            hub.publish(ExpressionEvent(emotion="sad"))  # the previous expression is switched off first
-            await eventually(lambda: len(fake.of_type("ExpressionActivationRequest")) == 3)
-            assert [d for _, d in fake.of_type("ExpressionActivationRequest")][1:] == [
-                {"expressionFile": "happy.exp3.json", "active": False},
-                {"expressionFile": "sad.exp3.json", "active": True}]
-            # a speech timeline is played into MouthOpen at 50 Hz, then the mouth closes
-            n = len(fake.requests)
-            hub.publish(SpeechEvent(text="hi", mouth=[0.0, 0.5, 1.0, 1.0, 0.5] * 6, duration_ms=600))
-            await eventually(lambda: len(fake.requests) - n >= 15)
-            hub.publish(InterruptEvent())
-            await eventually(lambda: _mouth(fake.of_type("InjectParameterDataRequest")[-1][1]) == 0.0)
-            values = {_mouth(d) for _, d in fake.of_type("InjectParameterDataRequest")[-40:]}
-            assert {0.5, 1.0} <= values
-        finally:
-            await adapter.stop()
+    async with FakeVTubeStudio() as fake, vts_connected(fake, tmp_path) as (hub, _):
+        hub.publish(ParamEvent(name="mouth_smile", value=1.0))
+        hub.publish(ExpressionEvent(emotion="happy"))
+        await eventually(lambda: len(fake.of_type("InjectParameterDataRequest")) >= 6, within=6)
+        injects = fake.of_type("InjectParameterDataRequest")
+        held = [t for t, d in injects if {"id": "MouthSmile", "value": 1.0} in d["parameterValues"]]
+        assert len(held) >= 4
+        assert max(b - a for a, b in itertools.pairwise(held)) < 1.0  # resent faster than 1 Hz
+        assert injects[0][1]["mode"] == "set"
+        (_, activation), = fake.of_type("ExpressionActivationRequest")
+        assert activation == {"expressionFile": "happy.exp3.json", "active": True}
+        hub.publish(ExpressionEvent(emotion="sad"))  # the previous expression is switched off first
+        await eventually(lambda: len(fake.of_type("ExpressionActivationRequest")) == 3)
+        assert [d for _, d in fake.of_type("ExpressionActivationRequest")][1:] == [
+            {"expressionFile": "happy.exp3.json", "active": False},
+            {"expressionFile": "sad.exp3.json", "active": True}]
+        # a speech timeline is played into MouthOpen at 50 Hz, then the mouth closes
+        n = len(fake.requests)
+        hub.publish(SpeechEvent(text="hi", mouth=[0.0, 0.5, 1.0, 1.0, 0.5] * 6, duration_ms=600))
+        await eventually(lambda: len(fake.requests) - n >= 15)
+        hub.publish(InterruptEvent())
+        await eventually(lambda: _mouth(fake.of_type("InjectParameterDataRequest")[-1][1]) == 0.0)
+        values = {_mouth(d) for _, d in fake.of_type("InjectParameterDataRequest")[-40:]}
+        assert {0.5, 1.0} <= values
 
 
 def _mouth(data: dict) -> float | None:
@@ -146,18 +154,11 @@ def _mouth(data: dict) -> float | None:
 
 
 async def test_vts_reconnects_after_drop(tmp_path: Path) -> None:
-    async with FakeVTubeStudio(drop_after=3) as fake:
-        hub = Hub()
-        adapter = VTubeStudioAdapter(hub, fake.url, token_path=tmp_path / "t", backoff=FAST)
-        adapter.start()
-        try:
-            await eventually(lambda: adapter.connected)
-            hub.publish(ParamEvent(name="eye_open", value=0.5))
-            await eventually(lambda: fake.connections >= 3, what="two reconnects", within=10)
-            assert fake.token_requests == 1  # re-authenticated with the stored token
-            assert adapter.reconnects >= 2
-        finally:
-            await adapter.stop()
+    async with FakeVTubeStudio(drop_after=3) as fake, vts_connected(fake, tmp_path) as (hub, adapter):
+        hub.publish(ParamEvent(name="eye_open", value=0.5))
+        await eventually(lambda: fake.connections >= 3, what="two reconnects", within=10)
+        assert fake.token_requests == 1  # re-authenticated with the stored token
+        assert adapter.reconnects >= 2
 
 
 async def test_server_drives_vts_through_mcp(tmp_path: Path) -> None:

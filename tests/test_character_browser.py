@@ -8,6 +8,7 @@ after it. `chromium()` is shared with bench/character.py.
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import tempfile
 import time
@@ -19,13 +20,15 @@ import pytest
 
 from tests.support import call, http_server, http_session, server_env
 
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+# ALPHAAVATAR_TEST_CHROMIUM / ALPHAAVATAR_TEST_CHROMEDRIVER point the lookup elsewhere (or at nothing).
+CHROMIUM = os.environ.get("ALPHAAVATAR_TEST_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = os.environ.get("ALPHAAVATAR_TEST_CHROMEDRIVER") or shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
          "--disable-component-update", "--disable-sync", "--window-size=520,560"]
 
 needs_chromium = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROMEDRIVER).exists()),
-                                    reason="Debian's chromium and chromium-driver are not installed")
+                                    reason=f"no Chromium at {CHROMIUM} or no driver at {CHROMEDRIVER}: install chromium "
+                                           "and chromium-driver (`make test` does, as root or with sudo)")
 
 
 @contextlib.contextmanager

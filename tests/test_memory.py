@@ -13,6 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from mcp import ClientSession
+from mcp.shared.exceptions import MCPError
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import ALPHAAVATAR, call, http_server, http_session, server_env, stdio_session
@@ -255,6 +256,13 @@ async def test_http_auth_user_scoped_tokens_and_rebinding(tmp_path: Path) -> Non
                 assert r.is_error, tool
             forget = await call(alice, "memory_forget_user", {"user_id": "bob"})
             assert forget.is_error
+            # the resource and the prompt are scoped like the tools
+            with pytest.raises(MCPError, match="scoped to user 'alice'"):
+                await alice.read_resource("memory://users/bob/memories")
+            with pytest.raises(MCPError, match="scoped to user 'alice'"):
+                await alice.get_prompt("recall", {"user_id": "bob", "topic": "locker code"})
+            own = await alice.read_resource("memory://users/alice/memories")
+            assert "4711" in own.contents[0].text and "1234" not in own.contents[0].text
         async with http_session(url, "owner-secret") as owner:
             both = await call(owner, "memory_search", {"query": "locker code", "user_id": "bob"})
             assert [h["content"] for h in both.data["results"]] == ["Bob's locker code is 1234"]

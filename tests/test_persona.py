@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import json
 import struct
 import zlib
 from pathlib import Path
@@ -13,7 +14,7 @@ from mcp import ClientSession
 
 from tests.datasets import FACES, FSDD, RATE, file_b64, fsdd, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import call, http_server, http_session, ok, server_env, stdio_session
+from tests.support import call, dumps, http_server, http_session, ok, server_env, stdio_session
 
 
 async def new_user(s: ClientSession, name: str) -> str:
@@ -302,7 +303,6 @@ async def test_profile_extract_with_an_openai_compatible_llm(tmp_path: Path) -> 
         {"op": "add", "field": "preferences", "value": "loves opera", "confidence": 0.6, "evidence": "I adore opera"},
         {"op": "set", "field": "eye_colour", "value": "green", "evidence": "I work nights as a nurse"},
     ]}
-    import json
 
     conversation = [{"role": "user", "content": "Hi! I work nights as a nurse, so I sleep late."},
                     {"role": "assistant", "content": "That sounds tiring."},
@@ -386,7 +386,6 @@ async def test_forget_leaves_no_trace_in_the_store_files(tmp_path: Path) -> None
 
 
 async def test_http_user_scoped_token_sees_only_its_user(tmp_path: Path) -> None:
-    import json
 
     import httpx
 
@@ -402,12 +401,43 @@ async def test_http_user_scoped_token_sees_only_its_user(tmp_path: Path) -> None
         async with http_session(f"{base}/mcp", "ann-token") as s:
             assert (await ok(s, "profile_get", {"user_id": ann}))["name"] == "Ann"
             for tool, tool_args in (("profile_get", {"user_id": ben}), ("user_forget", {"user_id": ben}),
-                                    ("user_create", {"name": "Eve"}),
+                                    ("user_create", {"name": "Eve", "user_id": "eve"}),
                                     ("user_merge", {"user_id": ben, "into_user_id": ann})):
                 r = await call(s, tool, tool_args)
                 assert r.is_error and "scoped" in r.text, (tool, r.text)
+            again = await call(s, "user_create", {"name": "Eve"})  # the token's own user, which exists
+            assert again.is_error and "exists already" in again.text, again.text
             assert [u["user_id"] for u in (await ok(s, "user_list", {}))["users"]] == [ann]
             found = await ok(s, "profile_search", {"query": "who learns Welsh"})
             assert [h["user_id"] for h in found["results"]] in ([], [ann])
         async with http_session(f"{base}/mcp", "owner-token") as s:
             assert (await ok(s, "user_list", {}))["total"] == 2
+
+
+@needs_fsdd
+async def test_user_token_is_the_same_person_on_every_server(tmp_path: Path) -> None:
+    """A token scoped to 'alice' is persona's 'alice' as it is memory's: no admin step first."""
+    clips = fsdd()["george"]
+    env = server_env(tmp_path, ALPHAAVATAR_USER_TOKENS=json.dumps({"tokA": "alice", "tokB": "bob"}))
+    with http_server(["up"], env) as base:
+        async with http_session(f"{base}/persona/mcp", "tokA") as s:
+            enrolled = await ok(s, "speaker_enroll", {"user_id": "alice", "audio": [wav_b64(c) for c in clips[:2]]})
+            assert enrolled["user_id"] == "alice"
+            await ok(s, "profile_update", {"user_id": "alice", "patches": [
+                {"op": "set", "field": "identity.preferred_name", "value": "Al"}]})
+            got = await ok(s, "profile_get", {"user_id": "alice"})
+            assert got["user_id"] == "alice"
+            heard = await ok(s, "speaker_identify", {"audio": wav_b64(clips[2])})
+            assert heard["decision"] in ("known", "uncertain") and heard.get("created_user_id") is None
+        async with http_session(f"{base}/persona/mcp", "tokB") as s:
+            mine = await ok(s, "user_create", {"name": "Bob"})
+            assert mine["user_id"] == "bob" and mine["name"] == "Bob"
+            heard = await ok(s, "speaker_identify", {"audio": wav_b64(clips[2])})  # alice's voice
+            assert heard["decision"] == "unknown" and heard["user_id"] is None and heard["created_user_id"] is None
+            assert "alice" not in dumps(heard)
+            for tool, args in (("profile_get", {"user_id": "alice"}), ("user_forget", {"user_id": "alice"})):
+                r = await call(s, tool, args)
+                assert r.is_error and "scoped to user 'bob'" in r.text, (tool, r.text)
+        async with http_session(f"{base}/memory/mcp", "tokA") as s:
+            await ok(s, "memory_add", {"content": "Alice plays the oboe"})
+            assert (await ok(s, "memory_search", {"query": "oboe"}))["results"][0]["user_id"] == "alice"

@@ -131,6 +131,32 @@ def test_set_payload_delete_and_delete_where(store: VectorStore) -> None:
     assert store.count() == 3
 
 
+@pytest.mark.parametrize("kind", ["edge", "qdrant-local"])
+def test_collections_are_listed_and_dropped(kind: str, tmp_path: Path) -> None:
+    from qdrant_client import QdrantClient
+
+    def opener() -> Callable[[CollectionSpec], VectorStore]:
+        if kind == "edge":
+            return lambda spec: EdgeStore(tmp_path / spec.name, spec)
+        client = QdrantClient(path=str(tmp_path / "qdrant"))  # one client per path (local mode locks it)
+        return lambda spec: ServerStore(client, f"alphaavatar_test_{spec.name}", spec)
+
+    open_ = opener()
+    one, two = open_(CollectionSpec("one", dim=8)), open_(SPEC)
+    _fill(two)
+    assert one.collections() == two.collections() == ["contract", "one"]
+    two.drop()  # closes it (on qdrant-local with the client it shares with `one`)
+    if kind == "edge":
+        assert not (tmp_path / "contract").exists()
+        one.close()
+    again = opener()(CollectionSpec("one", dim=8))
+    assert again.collections() == ["one"]
+    again.close()
+    reopened = opener()(SPEC)
+    assert reopened.count() == 0  # dropped means its points are gone, not only hidden
+    reopened.close()
+
+
 def test_edge_store_survives_reopen_and_is_locked(tmp_path: Path) -> None:
     s = EdgeStore(tmp_path / "c", SPEC)
     ids = _fill(s)

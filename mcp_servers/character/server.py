@@ -13,14 +13,13 @@ import binascii
 import difflib
 import json
 from typing import Annotated, Any
-from urllib.parse import urlsplit
 
 import anyio
-from mcp.server.mcpserver import MCPServer
-from mcp.types import ToolAnnotations
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
+from starlette.websockets import WebSocket
 
-from character_bridge import lipsync
+from character_bridge import espeak, lipsync
 from character_bridge.adapters import Adapter, AiriAdapter, VTSMapping, VTubeStudioAdapter
 from character_bridge.hub import Hub
 from character_bridge.protocol import (
@@ -36,14 +35,15 @@ from character_bridge.protocol import (
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import routes
 from mcp_servers.core import auth
+from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
-from mcp_servers.core.runner import LOOPBACK_NAMES, ServerSpec, is_loopback
-from mcp_servers.core.server import Server
+from mcp_servers.core.results import rendered
+from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
 
 from .config import CharacterSettings
 from .models import AdapterHealth, InterruptResult, Sent, SpeakResult, StatusResult, TimedEmotion
+from .render import render_interrupt, render_sent, render_speak, render_status
 
 INSTRUCTIONS = """Controls a virtual character that renderers (the built-in web viewer, AIRI, VTube Studio)
 show live. Use character_speak for what the character says (emotion tags like [happy] inside the text
@@ -73,25 +73,19 @@ def _decode_audio(audio: str, max_seconds: float) -> tuple[Any, int]:
         raise UserError(f"Unusable audio: {exc}.") from None
 
 
-def origin_check(settings: Settings) -> Any:
-    """Browsers may open the hub only from loopback pages or configured hosts (or with a token)."""
-    allowed = {h.split(":")[0].strip("[]") for h in settings.allowed_hosts}
+OWNER_ONLY = ("The character is the avatar's shared stage, seen by everyone it talks to: driving or watching it "
+              "takes the owner's token (ALPHAAVATAR_TOKEN), not a user-scoped one.")
 
-    def ok(origin: str | None) -> bool:
-        if origin is None or auth.auth_required(settings):
-            return True  # not a browser, or the bearer token guards the hub
-        try:
-            host = (urlsplit(origin).hostname or "").strip("[]")
-        except ValueError:
-            return False
-        return host in allowed or host in LOOPBACK_NAMES or is_loopback(host)
 
-    return ok
+def owner_watching(websocket: WebSocket) -> bool:
+    """The hub's stream shows what the avatar says to whoever it talks to: the owner's to watch."""
+    principal = auth.request_principal(websocket.scope)
+    return principal is not None and principal.user_id is None
 
 
 def create_server(settings: Settings) -> ServerSpec:
     cfg = CharacterSettings()
-    hub = Hub(queue_size=cfg.queue_size, origin_ok=origin_check(settings))
+    hub = Hub(queue_size=cfg.queue_size, admit=owner_watching)
     performer = Performer(hub)
     adapters: list[Adapter] = []
     if cfg.airi_url:
@@ -100,14 +94,15 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp: MCPServer = Server("alphaavatar-character", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
-    def send(event: _Event) -> Sent:
+    def send(event: _Event) -> CallToolResult:
         hub.publish(event)
         data = event.model_dump(mode="json")
-        return Sent(seq=event.seq, kind=data["kind"], renderers=hub.stats()["renderers"], event=data)
+        sent = Sent(seq=event.seq, kind=data["kind"], renderers=hub.stats()["renderers"], event=data)
+        return rendered(sent, render_sent(sent))
 
     @mcp.tool(annotations=write)
     async def character_express(
@@ -117,7 +112,7 @@ def create_server(settings: Settings) -> ServerSpec:
         duration_ms: Annotated[int, Field(ge=0, le=600_000, description="Hold time; 0 = until the next expression.")] = 0,
         fade_in_ms: Annotated[int, Field(ge=0, le=10_000)] = 150,
         fade_out_ms: Annotated[int, Field(ge=0, le=10_000)] = 300,
-    ) -> Sent:
+    ) -> Annotated[CallToolResult, Sent]:
         """Show an emotion on the character's face."""
         name = emotion.strip().lower()
         if name not in EMOTIONS:
@@ -129,7 +124,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def character_motion(
         name: Annotated[str, Field(max_length=64, description="One of: " + ", ".join(cfg.motions) + ".")],
         intensity: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0,
-    ) -> Sent:
+    ) -> Annotated[CallToolResult, Sent]:
         """Play a body/head motion once (nod, shake, wave …)."""
         motion = name.strip().lower()
         if motion not in cfg.motions:
@@ -140,7 +135,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def character_gaze(
         x: Annotated[float, Field(ge=-1.0, le=1.0, description="-1 left … 1 right.")],
         y: Annotated[float, Field(ge=-1.0, le=1.0, description="-1 down … 1 up.")],
-    ) -> Sent:
+    ) -> Annotated[CallToolResult, Sent]:
         """Look somewhere: (0, 0) is straight at the viewer."""
         return send(GazeEvent(x=x, y=y))
 
@@ -148,7 +143,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def character_state(
         state: Annotated[str, Field(max_length=32, description="One of: " + ", ".join(STATES) + ".",
                                     json_schema_extra={"enum": list(STATES)})],
-    ) -> Sent:
+    ) -> Annotated[CallToolResult, Sent]:
         """Set the conversational state: idle, listening, thinking or speaking."""
         value = state.strip().lower()
         if value not in STATES:
@@ -162,7 +157,7 @@ def create_server(settings: Settings) -> ServerSpec:
         audio: Annotated[str | None, Field(description="Optional: the spoken audio (WAV/FLAC/OGG, base64); "
                                                        "the mouth follows it. Without it timing is estimated.")] = None,
         audio_ref: Annotated[str | None, Field(max_length=2000, description="Where renderers can play the audio.")] = None,
-    ) -> SpeakResult:
+    ) -> Annotated[CallToolResult, SpeakResult]:
         """Speak: lip-sync timeline and timed expressions go to the renderers; returns the clean text."""
         if len(text) > cfg.max_text:
             raise UserError(f"The text is {len(text):,} characters; the limit is {cfg.max_text:,}. "
@@ -176,28 +171,30 @@ def create_server(settings: Settings) -> ServerSpec:
 
         try:
             speech = await anyio.to_thread.run_sync(plan)
-        except lipsync.PhonemizerMissing as exc:
+        except espeak.EspeakMissing as exc:
             raise UserError(f"{exc}; it is needed for visemes.") from None
         performer.speak(speech)
         ev = speech.speech
-        return SpeakResult(
+        result = SpeakResult(
             utterance_id=speech.utterance_id, text=ev.text, source=speech.source, duration_ms=ev.duration_ms,
             frames=len(ev.mouth), visemes=len(ev.visemes), dropped_tags=speech.dropped_tags,
             expressions=[TimedEmotion(t_ms=t.t_ms, emotion=t.event.emotion, intensity=t.event.intensity)
                          for t in speech.expressions],
             renderers=hub.stats()["renderers"])
+        return rendered(result, render_speak(result))
 
     @mcp.tool(annotations=write)
-    async def character_interrupt() -> InterruptResult:
+    async def character_interrupt() -> Annotated[CallToolResult, InterruptResult]:
         """Stop speaking now: pending mouth and expression events are cancelled."""
         interrupted, cancelled = performer.interrupt()
-        return InterruptResult(interrupted=interrupted, cancelled=cancelled, seq=hub.published)
+        result = InterruptResult(interrupted=interrupted, cancelled=cancelled, seq=hub.published)
+        return rendered(result, render_interrupt(result))
 
     @mcp.tool(annotations=write)
     async def character_set_param(
         name: Annotated[str, Field(max_length=64, description="One of: " + ", ".join(cfg.params) + ".")],
         value: Annotated[float, Field(description="Within the parameter's range (see the error if not).")],
-    ) -> Sent:
+    ) -> Annotated[CallToolResult, Sent]:
         """Set a low-level face/body parameter (mouth_open, eye_open, head_x …); it stays until changed."""
         key = name.strip().lower()
         if key not in cfg.params:
@@ -208,14 +205,15 @@ def create_server(settings: Settings) -> ServerSpec:
         return send(ParamEvent(name=key, value=value))
 
     @mcp.tool(annotations=read_only)
-    async def character_status() -> StatusResult:
+    async def character_status() -> Annotated[CallToolResult, StatusResult]:
         """Renderers connected, adapters and their health, recent events, coalesced counts."""
         stats = hub.stats()
-        return StatusResult(
+        result = StatusResult(
             renderers=stats["renderers"], published=stats["published"], coalesced=stats["coalesced"],
             disconnected_slow=stats["disconnected_slow"], speaking=performer.current, state=hub.snapshot(),
             subscribers=stats["subscribers"], adapters=[AdapterHealth(**a.health()) for a in adapters],
             last_events=stats["last_events"])
+        return rendered(result, render_status(result))
 
     @mcp.resource("character://state", name="character_state", mime_type="application/json",
                   description="The character's current expression, state, gaze and parameters.")

@@ -1,16 +1,22 @@
-"""Bearer-token auth for HTTP transports, and per-user scoping of tools.
+"""Bearer-token auth for HTTP transports, and per-user scoping of tools, resources and prompts.
 
-The HTTP middleware rejects a request without a valid token before it reaches MCP; tools then
-read the (already verified) token of their own request to learn whom they serve. Over stdio the
-caller is the local user who started the process, with full access.
+The HTTP middleware verifies the token once and stores the principal it grants in the request's
+ASGI scope; handlers read it back with `caller`. Every decision fails closed: a request that did
+not pass the middleware, or carries no principal, gets no data. Over stdio the caller is the local
+user who started the process (the runner marks the stdio task with `local_owner`), with full access.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hmac
+from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qs
 
+from mcp.types import CallToolResult, TextContent
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
@@ -26,6 +32,18 @@ class Principal:
 
 
 FULL_ACCESS = Principal()
+SCOPE_KEY = "alphaavatar.principal"  # where the middleware leaves the verified principal
+_local_owner: ContextVar[bool] = ContextVar("alphaavatar_local_owner", default=False)
+
+
+@contextlib.contextmanager
+def local_owner() -> Iterator[None]:
+    """Requests handled inside this block (the stdio transport) come from the local owner."""
+    mark = _local_owner.set(True)
+    try:
+        yield
+    finally:
+        _local_owner.reset(mark)
 
 
 def _bearer(headers: Any) -> str | None:
@@ -51,12 +69,24 @@ def auth_required(settings: Settings) -> bool:
     return settings.token is not None or bool(settings.user_tokens)
 
 
-def caller(ctx: Any, settings: Settings) -> Principal:
-    """The principal of the request a tool is serving (`ctx` is the tool's MCP Context)."""
-    headers = ctx.headers if ctx is not None else None
-    if headers is None or not auth_required(settings):
-        return FULL_ACCESS
-    return principal_for(_bearer(headers), settings) or FULL_ACCESS
+def caller(ctx: Any) -> Principal:
+    """The principal of the request a handler is serving (`ctx`: its MCP Context, or the request
+    context a middleware sees). Fails closed."""
+    request = getattr(getattr(ctx, "request_context", ctx), "request", None) if ctx is not None else None
+    if request is None:
+        if _local_owner.get():
+            return FULL_ACCESS
+        raise Forbidden("This request carries no credentials, so it may see no data.")
+    principal = getattr(request, "scope", {}).get(SCOPE_KEY)
+    if not isinstance(principal, Principal):
+        raise Forbidden("This request was not authenticated, so it may see no data.")
+    return principal
+
+
+def request_principal(scope: Scope) -> Principal | None:
+    """The principal the middleware verified for an HTTP or WebSocket request (routes of our own)."""
+    found = scope.get(SCOPE_KEY)
+    return found if isinstance(found, Principal) else None
 
 
 def scope_user(principal: Principal, user_id: str | None) -> str | None:
@@ -70,33 +100,71 @@ def scope_user(principal: Principal, user_id: str | None) -> str | None:
     return principal.user_id
 
 
+DATA_METHODS = frozenset({"tools/call", "resources/read", "prompts/get"})
+
+
+class AccessMiddleware:
+    """MCP server middleware: no tool, resource or prompt runs for a request without a principal,
+    whatever its handler does; an `owner_only` server (the message says why) serves the owner only."""
+
+    def __init__(self, owner_only: str | None = None):
+        self.owner_only = owner_only
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        if ctx.method in DATA_METHODS:
+            try:
+                principal = caller(ctx)
+                if self.owner_only and principal.user_id is not None:
+                    raise Forbidden(self.owner_only)
+            except Forbidden as refused:
+                if ctx.method != "tools/call":
+                    raise
+                return CallToolResult(content=[TextContent(type="text", text=str(refused))], is_error=True)
+        return await call_next(ctx)
+
+
 class BearerAuthMiddleware:
-    """ASGI middleware: every HTTP request except `/healthz` needs a known bearer token."""
+    """ASGI middleware in front of every route: it decides who the request is, or refuses it.
+
+    With no token configured (loopback only, see runner.check_bind) every request is the owner's;
+    otherwise a known bearer token is needed, except for `/healthz`.
+    """
 
     def __init__(self, app: ASGIApp, settings: Settings):
         self.app = app
         self.settings = settings
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket") or scope.get("path", "").rstrip("/").endswith("/healthz"):
+        if scope["type"] not in ("http", "websocket"):
             await self.app(scope, receive, send)
             return
-        headers = {k.decode().lower(): v.decode() for k, v in scope.get("headers", [])}
+        scope.pop(SCOPE_KEY, None)  # only this middleware may say who a request is
+        principal = self._principal(scope)
+        if principal is not None:
+            scope[SCOPE_KEY] = principal
+        elif not scope.get("path", "").rstrip("/").endswith("/healthz"):
+            await self._refuse(scope, receive, send)
+            return
+        await self.app(scope, receive, send)
+
+    def _principal(self, scope: Scope) -> Principal | None:
+        if not auth_required(self.settings):
+            return FULL_ACCESS
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = _bearer(headers)
         if token is None and scope["type"] == "websocket":
             # Browsers cannot set headers on a WebSocket: accept ?token= there.
-            from urllib.parse import parse_qs
+            token = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[0]
+        return principal_for(token, self.settings)
 
-            token = (parse_qs(scope.get("query_string", b"").decode()).get("token") or [None])[0]
-        if principal_for(token, self.settings) is None:
-            if scope["type"] == "websocket":
-                await send({"type": "websocket.close", "code": 4401})
-                return
-            response = JSONResponse(
-                {"error": "unauthorized", "detail": "Send 'Authorization: Bearer <ALPHAAVATAR_TOKEN>'."},
-                status_code=401,
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-            await response(scope, receive, send)
+    @staticmethod
+    async def _refuse(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 4401})
             return
-        await self.app(scope, receive, send)
+        response = JSONResponse(
+            {"error": "unauthorized", "detail": "Send 'Authorization: Bearer <ALPHAAVATAR_TOKEN>'."},
+            status_code=401,
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+        await response(scope, receive, send)

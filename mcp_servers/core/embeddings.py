@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from .health import load_state
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -36,9 +37,14 @@ class Embedder(ABC):
         """Start loading in the background (no-op when there is nothing to load)."""
 
     @property
+    def state(self) -> str:
+        """'loading', 'ready' or 'failed: <reason>' (for /healthz)."""
+        return "ready"
+
+    @property
     def ready(self) -> bool:
-        """True once a call will not wait for loading."""
-        return True
+        """True once a call will not wait for loading (and loading worked)."""
+        return self.state == "ready"
 
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         return await asyncio.get_running_loop().run_in_executor(_executor, self.embed, list(texts))
@@ -99,8 +105,8 @@ class LocalEmbedder(Embedder):
                 self._future = _executor.submit(self._load)
 
     @property
-    def ready(self) -> bool:
-        return self._future is not None and self._future.done()
+    def state(self) -> str:
+        return load_state(self._future)
 
     def _model(self) -> Any:
         self.warm()

@@ -24,7 +24,8 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import auth
+from . import auth, health
+from .http_guard import HeaderDeadline, RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -98,10 +99,12 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             routes.extend(sub_routes)
 
     async def healthz(_: Request) -> JSONResponse:
-        """200 once every server can answer at full speed (models loaded); 503 while starting."""
-        ready = all(s.ready() for s in specs)
-        body = {"status": "ok" if ready else "starting", "servers": {s.name: s.health() for s in specs}}
-        return JSONResponse(body, status_code=200 if ready else 503)
+        """200 once every server can answer at full speed (models loaded); 503 while starting, or
+        'failed' (also 503) when a model failed to load, with the reason under its server."""
+        servers = {s.name: s.health() for s in specs}
+        states = [health.status(servers[s.name], s.ready()) for s in specs]
+        worst = "failed" if "failed" in states else "starting" if "starting" in states else "ok"
+        return JSONResponse({"status": worst, "servers": servers}, status_code=200 if worst == "ok" else 503)
 
     routes.insert(0, Route("/healthz", healthz))
 
@@ -113,7 +116,9 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             async with running(specs):
                 yield
 
-    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)] if auth.auth_required(settings) else []
+    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)]
+    if security.enable_dns_rebinding_protection:
+        middleware.insert(0, Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins))
     return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
 
 
@@ -139,7 +144,8 @@ async def running(specs: Sequence[ServerSpec]) -> AsyncIterator[None]:
 
 async def serve_stdio(spec: ServerSpec) -> None:
     async with running([spec]):
-        await spec.mcp.run_stdio_async()
+        with auth.local_owner():
+            await spec.mcp.run_stdio_async()
 
 
 async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> None:
@@ -148,7 +154,8 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
     check_bind(host, settings)
     lock.advertised_url = f"http://{host}:{port}"
     app = build_app(specs, host, port, settings, prefixed)
-    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False)
+    config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False,
+                            http=HeaderDeadline)
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
     await server.serve()

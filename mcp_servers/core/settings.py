@@ -17,7 +17,8 @@ class Settings(BaseSettings):
         env_prefix="ALPHAAVATAR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
     )
 
-    home: Path = Field(default=Path("~/.alphaavatar"), description="Data root, one folder per server.")
+    home: Path = Field(default=Path("~/.alphaavatar"), description="Data root, one folder per server (the only "
+                       "default of it: the CLI exports the resolved root to the agent and the servers it starts).")
     avatar_id: str = Field(default="default", description="The avatar whose memories a server keeps.")
     log_level: str = "INFO"
 

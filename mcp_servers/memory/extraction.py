@@ -21,9 +21,6 @@ Decision = tuple[Literal["ADD", "UPDATE", "DELETE"], Hit | None, str]
 
 
 def _prompts() -> tuple[str, object]:
-    import os
-
-    os.environ.setdefault("MEM0_TELEMETRY", "False")
     from mem0.configs.prompts import FACT_RETRIEVAL_PROMPT, get_update_memory_messages
 
     return FACT_RETRIEVAL_PROMPT, get_update_memory_messages

@@ -9,13 +9,10 @@ our collections, and its keyword search uses the store's in-process BM25 sparse 
 from __future__ import annotations
 
 import os
-import shutil
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
-
-os.environ.setdefault("MEM0_TELEMETRY", "False")  # mem0 reads it once, when first imported
 
 from mem0 import Memory
 from mem0.configs.base import MemoryConfig
@@ -37,8 +34,6 @@ from mcp_servers.core.store import (
     Where,
     open_store,
 )
-from mcp_servers.core.store.edge import EdgeStore
-from mcp_servers.core.store.server import ServerStore
 
 PROVIDER = "alphaavatar"
 SERVER = "mem0"  # data under ALPHAAVATAR_HOME/mem0, or collections alphaavatar_mem0_* on a Qdrant server
@@ -266,24 +261,13 @@ class AlphaAvatarVectorStore(VectorStoreBase):
 
     def list_cols(self) -> Sequence[str]:
         """The collections beside this one: folders under ALPHAAVATAR_HOME/mem0, or alphaavatar_mem0_* on a server."""
-        store = self.store
-        if isinstance(store, EdgeStore):
-            return sorted(p.name for p in store.directory.parent.iterdir() if (p / "shard").is_dir())
-        if isinstance(store, ServerStore):
-            prefix = store.collection.removesuffix(store.spec.name)
-            names = [c.name for c in store.client.get_collections().collections]
-            return sorted(n.removeprefix(prefix) for n in names if n.startswith(prefix))
-        raise NotImplementedError(f"listing collections of a {type(store).__name__}")
+        return self.store.collections()
 
     def delete_col(self) -> None:
         """Drop this collection and its data; the adapter is unusable until `create_col`."""
         store = self.store
         self._store = None
-        if isinstance(store, ServerStore):
-            store.client.delete_collection(store.collection)
-        store.close()
-        if isinstance(store, EdgeStore):
-            shutil.rmtree(store.directory)
+        store.drop()
 
     def col_info(self) -> dict[str, Any]:
         return {"name": self.collection_name, "points_count": self.store.count(), "dim": self.embedding_model_dims}

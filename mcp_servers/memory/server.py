@@ -6,17 +6,16 @@ import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import auth, cursors
+from mcp_servers.core.app import new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
-from mcp_servers.core.server import Server
 from mcp_servers.core.settings import Settings
 
 from .models import (
@@ -53,11 +52,11 @@ MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memo
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
-    mcp: MCPServer = Server("alphaavatar-memory", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_server("memory", INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:
-        return auth.caller(ctx, settings)
+        return auth.caller(ctx)
 
     @mcp.tool()
     async def memory_add(
@@ -231,24 +230,24 @@ def create_server(settings: Settings) -> ServerSpec:
         return ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
 
     @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")
-    async def user_memories(user_id: str) -> str:
+    async def user_memories(user_id: str, ctx: Context) -> str:
         """A user's memories as markdown (the most recent 500)."""
-        where = svc.visible(auth.FULL_ACCESS, user_id, SCOPES)
+        where = svc.visible(who(ctx), user_id, SCOPES)
         items, _, total = svc.list_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
 
     @mcp.prompt()
-    async def recall(user_id: str, topic: str) -> str:
+    async def recall(user_id: str, topic: str, ctx: Context) -> str:
         """What you remember about a user on a topic, ready to put in context."""
-        where = svc.visible(auth.FULL_ACCESS, user_id, SEARCH_SCOPES)
+        where = svc.visible(who(ctx), user_id, SEARCH_SCOPES)
         items = await svc.search(where, topic, 10, 0)
         lines = "\n".join(f"- {m.content}" + (f" (on {m.occurred_at[:10]})" if m.occurred_at else "") for m in items)
         return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
 
     def health() -> dict[str, object]:
-        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.ready,
+        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.state,
                 "llm": bool(svc.extractor)}
 
     return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,

@@ -1,6 +1,7 @@
 """Users, their profiles and the history of every change, in one core-store collection.
 
-A user is a point whose id is the user id: payload = name, provisional flag, facts; BM25 text =
+A user is a point whose id is the user id (or, for an id of the caller's own such as 'alice', a
+UUID derived from it): payload = name, provisional flag, facts; BM25 text =
 the rendered profile; dense vector = its text embedding (only once the profile says more than a
 name). Each change is a payload-only point with a time-ordered id, so history pages come back in
 order. Erasure deletes both kinds by user id; the store is then compacted.
@@ -44,11 +45,25 @@ def time_id() -> str:
     return str(uuid.UUID(int=value))
 
 
+_ID_SPACE = uuid.UUID("6f1c3a8e-6a52-4c41-9a3e-2b8f0d6c1e57")  # namespace of user-chosen ids
+
+
 def valid_id(user_id: str) -> bool:
     try:
         return str(uuid.UUID(user_id)) == user_id.lower()
     except (ValueError, AttributeError):
         return False
+
+
+def well_formed(user_id: str) -> bool:
+    """A user id is a UUID we made or an id of the caller's own: 1–64 printable characters."""
+    return isinstance(user_id, str) and 0 < len(user_id) <= 64 and user_id.isprintable() and user_id.strip() == user_id
+
+
+def point_id(user_id: str) -> str:
+    """The store point of a user: their id when it is a UUID, else a UUID derived from it (the store's
+    point ids are UUIDs), so that the same name is the same user on every server."""
+    return user_id if valid_id(user_id) else str(uuid.uuid5(_ID_SPACE, user_id))
 
 
 class People:
@@ -57,28 +72,34 @@ class People:
         self.embedder = embedder
 
     def get(self, user_id: str) -> dict[str, Any] | None:
-        if not valid_id(user_id):
+        if not well_formed(user_id):
             return None
-        hits = self.store.retrieve([user_id])
-        return hits[0].payload if hits and hits[0].payload.get("kind") == "user" else None
+        hits = self.store.retrieve([point_id(user_id)])
+        found = hits[0].payload if hits else None
+        return found if found and found.get("kind") == "user" and found.get("user_id") == user_id else None
 
     def names(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
-        ids = [u for u in dict.fromkeys(user_ids) if valid_id(u)]
-        return {h.id: h.payload for h in self.store.retrieve(ids) if h.payload.get("kind") == "user"}
+        ids = [point_id(u) for u in dict.fromkeys(user_ids) if well_formed(u)]
+        return {h.payload["user_id"]: h.payload for h in self.store.retrieve(ids) if h.payload.get("kind") == "user"}
+
+    def delete(self, user_id: str) -> None:
+        """Drop the user's own point (merge keeps their history and samples under another user)."""
+        self.store.delete([point_id(user_id)])
 
     async def save(self, user: dict[str, Any]) -> None:
         """Write a user; re-embed the profile text only when it changed (and says more than a name)."""
         text = render(user["facts"])
         dense = None
         if any(f["field"] != "identity.name" for f in user["facts"]):
-            old = self.store.retrieve([user["user_id"]], with_vectors=True)
+            old = self.store.retrieve([point_id(user["user_id"])], with_vectors=True)
             if old and old[0].dense is not None and old[0].payload.get("text") == text:
                 dense = old[0].dense
             else:
                 dense = (await self.embedder.aembed([text]))[0].tolist()
         # `status` mirrors `provisional` for filtering (the Edge store matches no booleans).
         status = "provisional" if user.get("provisional") else "named"
-        self.store.upsert([Item(user["user_id"], {**user, "text": text, "status": status}, dense=dense, text=text)])
+        self.store.upsert([Item(point_id(user["user_id"]), {**user, "text": text, "status": status}, dense=dense,
+                                text=text)])
 
     def record(self, user_id: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Append changes to a user's history; the records as stored (with their ids)."""

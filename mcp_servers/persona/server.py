@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from mcp.server.mcpserver import Context, MCPServer
+from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import auth
+from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
-from mcp_servers.core.server import Server
 from mcp_servers.core.settings import Settings
 
 from .config import PersonaSettings
@@ -88,12 +87,12 @@ def _profile_text(p: Profile) -> str:
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = Persona(settings, PersonaSettings())
-    mcp: MCPServer = Server("alphaavatar-persona", instructions=INSTRUCTIONS, middleware=[RequestIdMiddleware()])
+    mcp = new_server("persona", INSTRUCTIONS)
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:
-        return auth.caller(ctx, settings)
+        return auth.caller(ctx)
 
     # -- voice ----------------------------------------------------------------------------------
 
@@ -205,15 +204,18 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         name: Name,
         provisional: Annotated[bool, Field(description="Not yet confirmed who this is.")] = False,
+        user_id: Annotated[str | None, Field(default=None, min_length=1, max_length=64, description=(
+            "An id of your own for this user, e.g. the user_id your memory server uses (default: a new UUID)."
+        ))] = None,
     ) -> Annotated[CallToolResult, User]:
         """Create a user (then enroll their voice or face, and fill their profile)."""
-        r = await svc.create_user(who(ctx), name, provisional)
+        r = await svc.create_user(who(ctx), name, provisional, user_id)
         return rendered(r, f"Created {_user_text(r)}")
 
     @mcp.tool(annotations=read_only)
     async def user_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, User]:
         """A user: name, provisional or not, voice and face samples held, number of profile facts."""
-        r = await svc.describe(await svc.user(svc.scoped(who(ctx), user_id)))
+        r = await svc.describe(await svc.user(await svc.scoped(who(ctx), user_id)))
         return rendered(r, _user_text(r))
 
     @mcp.tool(annotations=read_only)

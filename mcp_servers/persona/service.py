@@ -17,6 +17,7 @@ import numpy as np
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
+from mcp_servers.core.health import load_state
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, VectorStore, Where, open_store
@@ -26,7 +27,7 @@ from .config import PersonaSettings, models_dir
 from .decisions import Decision, Thresholds, decide, fuse
 from .faces import Face, FaceModel
 from .media import load_bytes
-from .people import People, people_spec
+from .people import People, people_spec, well_formed
 from .prints import ADAPTED, MAX_SAMPLES, Prints, prints_spec
 from .schemas import (
     Box,
@@ -112,12 +113,7 @@ class Persona:
         self._prints, self._people = {}, None
 
     def health(self) -> dict[str, object]:
-        def state(f: Future[Any] | None) -> str:
-            if f is None or not f.done():
-                return "loading"
-            return "ready" if f.exception() is None else f"failed: {f.exception()}"
-
-        return {"voice_model": state(self._voice_model), "face_model": state(self._face_model)}
+        return {"voice_model": load_state(self._voice_model), "face_model": load_state(self._face_model)}
 
     async def _open(self, spec: CollectionSpec) -> VectorStore:
         return await anyio.to_thread.run_sync(open_store, self.settings, SERVER, spec)
@@ -155,18 +151,25 @@ class Persona:
             raise NotFound(f"No user {user_id!r}: user_list shows the users there are.")
         return found
 
-    @staticmethod
-    def scoped(principal: Principal, user_id: str) -> str:
-        return scope_user(principal, user_id) or user_id
+    async def scoped(self, principal: Principal, user_id: str) -> str:
+        """The user a call may act on. A user-scoped token is that user on every server: its persona
+        user exists from the token's first use, so memory's 'alice' is persona's 'alice'."""
+        user_id = scope_user(principal, user_id) or user_id
+        if principal.user_id is not None and (await self.people()).get(user_id) is None:
+            async with self._lock:
+                if (await self.people()).get(user_id) is None:
+                    await self._new_user(user_id, False, "manual", user_id)
+        return user_id
 
     @staticmethod
     def unscoped(principal: Principal, what: str) -> None:
         if principal.user_id is not None:
             raise Forbidden(f"A token scoped to one user cannot {what}.")
 
-    async def _new_user(self, name: str, provisional: bool, source: profile.Source) -> dict[str, Any]:
+    async def _new_user(self, name: str, provisional: bool, source: profile.Source,
+                        user_id: str | None = None) -> dict[str, Any]:
         people = await self.people()
-        user_id = str(uuid.uuid4())
+        user_id = user_id or str(uuid.uuid4())
         at = profile.now()
         user: dict[str, Any] = {"kind": "user", "user_id": user_id, "name": name, "provisional": provisional,
                                 "created_at": at, "updated_at": at, "facts": []}
@@ -176,12 +179,18 @@ class Persona:
         people.record(user_id, [{**(change or {}), "op": "create"}])
         return user
 
-    async def create_user(self, principal: Principal, name: str, provisional: bool) -> User:
-        self.unscoped(principal, "create users")
+    async def create_user(self, principal: Principal, name: str, provisional: bool, user_id: str | None = None) -> User:
+        """A new user; `user_id` chooses the id (the one the caller's other servers use). A user-scoped
+        token creates (or names) only its own user."""
         if not name.strip():
             raise UserError("A user needs a name.")
+        user_id = scope_user(principal, user_id)
+        if user_id is not None and not well_formed(user_id):
+            raise UserError("A user id is 1 to 64 printable characters with no spaces around it.")
         async with self._lock:
-            user = await self._new_user(" ".join(name.split()), provisional, "manual")
+            if user_id is not None and (await self.people()).get(user_id) is not None:
+                raise UserError(f"User {user_id!r} exists already: user_get shows it, user_rename renames it.")
+            user = await self._new_user(" ".join(name.split()), provisional, "manual", user_id)
         return await self.describe(user)
 
     async def describe(self, user: dict[str, Any]) -> User:
@@ -201,7 +210,7 @@ class Persona:
         return UserList(users=users, next_cursor=nxt, total=total)
 
     async def rename(self, principal: Principal, user_id: str, name: str) -> User:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         patch = self._checked([profile.Patch(op="set", field="identity.name", value=name)])[0]
         async with self._lock:
             user = await self.user(user_id)
@@ -242,7 +251,7 @@ class Persona:
             moved_face = fp.move(user_id, into_user_id)
             moved_history = people.move_history(user_id, into_user_id)
             await people.save(target)
-            people.store.delete([user_id])
+            people.delete(user_id)
             at = profile.now()
             people.record(into_user_id, [
                 {"field": f["field"], "op": "merge", "old": None, "new": f["value"], "source": f["source"],
@@ -256,7 +265,7 @@ class Persona:
     async def forget(self, principal: Principal, user_id: str) -> ForgetResult:
         """Erase a user everywhere: voiceprints, face encodings, profile, history; then compact the
         stores so that no byte of them stays in the files."""
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         _, vp = await self.voice_side()
         _, fp = await self.face_side()
         async with self._lock:
@@ -312,7 +321,7 @@ class Persona:
 
     async def enroll_voice(self, principal: Principal, user_id: str, clips: list[str],
                            progress: Progress) -> SpeakerEnrollResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         if not clips or len(clips) > MAX_CLIPS:
             raise UserError(f"Send between 1 and {MAX_CLIPS} audio clips.")
         await self.user(user_id)
@@ -346,8 +355,8 @@ class Persona:
         ranked = prints.rank([vec], 5, principal.user_id)[0]
         d = decide(ranked, self.voice_thresholds(model, seconds))
         created, adapted = None, False
-        if d.verdict == "unknown" and create_if_unknown and seconds >= PROVISIONAL_MIN_SPEECH:
-            self.unscoped(principal, "create users")
+        # a user-scoped token is one person: it matches only its own voice and creates nobody else
+        if d.verdict == "unknown" and create_if_unknown and seconds >= PROVISIONAL_MIN_SPEECH and principal.user_id is None:
             async with self._lock:
                 user = await self._new_user(f"Guest {uuid.uuid4().hex[:6]}", True, "session")
                 prints.add(user["user_id"], [vec], "provisional", [{"seconds": round(seconds, 2)}])
@@ -363,7 +372,7 @@ class Persona:
                           model=model.name)
 
     async def verify_voice(self, principal: Principal, user_id: str, value: str) -> VerifyResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         await self.user(user_id)
         model, prints = await self.voice_side()
         if not prints.count(user_id):
@@ -377,7 +386,7 @@ class Persona:
                             model=model.name)
 
     async def reset_voice(self, principal: Principal, user_id: str, only_adapted: bool) -> ResetResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         _, prints = await self.voice_side()
         async with self._lock:
             await self.user(user_id)
@@ -461,7 +470,7 @@ class Persona:
 
     async def enroll_face(self, principal: Principal, user_id: str, values: list[str], face_index: int | None,
                           progress: Progress) -> FaceEnrollResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         if not values or len(values) > MAX_CLIPS:
             raise UserError(f"Send between 1 and {MAX_CLIPS} images.")
         await self.user(user_id)
@@ -541,7 +550,7 @@ class Persona:
     # -- profiles -----------------------------------------------------------------------------
 
     async def get_profile(self, principal: Principal, user_id: str) -> profile.Profile:
-        return profile.build(await self.user(self.scoped(principal, user_id)))
+        return profile.build(await self.user(await self.scoped(principal, user_id)))
 
     def _checked(self, patches: Sequence[profile.Patch]) -> list[profile.Patch]:
         out, problems = [], []
@@ -571,7 +580,7 @@ class Persona:
 
     async def update_profile(self, principal: Principal, user_id: str, patches: list[profile.Patch],
                              source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         checked = self._checked(patches)
         async with self._lock:
             user, rows = await self._apply(user_id, checked, source, source_ref)
@@ -579,7 +588,7 @@ class Persona:
 
     async def history(self, principal: Principal, user_id: str, field: str | None, limit: int,
                       cursor: str | None) -> HistoryResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         await self.user(user_id)
         hits, nxt = (await self.people()).history(user_id, field, limit, cursor)
         return HistoryResult(user_id=user_id, changes=[_change({"id": h.id, **h.payload}) for h in hits],
@@ -587,7 +596,7 @@ class Persona:
 
     async def extract_profile(self, principal: Principal, user_id: str, conversation: str, session_id: str | None,
                               apply: bool) -> ExtractResult:
-        user_id = self.scoped(principal, user_id)
+        user_id = await self.scoped(principal, user_id)
         if self.llm is None:
             raise UserError(
                 "profile_extract needs an LLM and none is configured: set ALPHAAVATAR_LLM_MODEL and "

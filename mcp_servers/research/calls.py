@@ -7,7 +7,7 @@ import json
 import logging
 import re
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import httpx
@@ -34,11 +34,9 @@ class Budget:
 
     limit: int
     used: int = 0
-    refused: int = 0
 
     def spend(self) -> None:
         if self.used >= self.limit:
-            self.refused += 1
             raise BudgetExhausted(
                 f"The budget of {self.limit} provider calls for this research is spent; raise `budget` "
                 "to search further."
@@ -51,7 +49,6 @@ class CallStats:
     calls: int = 0
     retries: int = 0
     cache_hits: int = 0
-    errors: list[str] = field(default_factory=list)
 
 
 def normalise(text: str) -> str:

@@ -13,14 +13,13 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import auth
+from mcp_servers.core.app import new_server
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
-from mcp_servers.core.logs import RequestIdMiddleware
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
-from mcp_servers.core.server import Server
 from mcp_servers.core.settings import Settings
 
 from .calls import CallStats, ProviderCalls
@@ -47,6 +46,7 @@ from .models import (
     WebExtractResult,
     WebSearchResult,
 )
+from .render import render_added, render_deleted, render_documents, render_job, render_passages, render_research
 from .web import SearchOptions, Tavily, TimeRange, Topic
 
 log = logging.getLogger(__name__)
@@ -60,17 +60,6 @@ SourcesArg = Annotated[SourceKind | None, Field(
     description="web (Tavily), corpus (local documents) or both; default both with TAVILY_API_KEY, else corpus.")]
 MaxSources = Annotated[int, Field(ge=1, le=20, description="Sources in the result.")]
 BudgetArg = Annotated[int | None, Field(ge=1, le=100, description="Max provider calls (default by depth).")]
-
-
-def _render(result: ResearchResult) -> str:
-    lines = [result.answer] if result.answer else [f"Evidence for: {result.question}"]
-    for s in result.sources:
-        where = s.url or s.title
-        lines.append(f"[{s.n}] {s.title} — {where}" if s.url else f"[{s.n}] {where}")
-        if not result.answer and s.passages:
-            lines.append("    " + s.passages[0].text[:300].replace("\n", " "))
-    lines += [f"Note: {w}" for w in result.warnings]
-    return "\n".join(lines)
 
 
 class Research:
@@ -99,7 +88,7 @@ class Research:
 
     def who(self, ctx: Context, user_id: str | None) -> tuple[str | None, bool]:
         """(the user a call acts for, whether the caller has full access)."""
-        principal = auth.caller(ctx, self.settings)
+        principal = auth.caller(ctx)
         return auth.scope_user(principal, user_id), principal.user_id is None
 
     def request(self, ctx: Context, question: str, depth: Depth, max_sources: int, sources: SourceKind | None,
@@ -122,14 +111,17 @@ class Research:
         return out.title or target.stem, out.text, str(target)
 
 
+def _job(status: JobStatus) -> CallToolResult:
+    return rendered(status, render_job(status))
+
+
 def create_server(settings: Settings) -> ServerSpec:
     app = Research(settings, ResearchSettings())
-    mcp = Server(
+    mcp = new_server(
         "research",
-        instructions="Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
+        "Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
-        middleware=[RequestIdMiddleware()],
     )
 
     @mcp.tool()
@@ -211,7 +203,7 @@ def create_server(settings: Settings) -> ServerSpec:
         use research_start."""
         req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
         result = await app.researcher.run(req, ctx.report_progress)
-        return rendered(result, _render(result))
+        return rendered(result, render_research(result))
 
     @mcp.tool()
     async def research_start(
@@ -222,18 +214,18 @@ def create_server(settings: Settings) -> ServerSpec:
         sources: SourcesArg = None,
         budget: BudgetArg = None,
         user_id: UserId = None,
-    ) -> JobStatus:
+    ) -> Annotated[CallToolResult, JobStatus]:
         """Start a research job that outlives this call; poll research_status, then research_result."""
         req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
         owner, _ = app.who(ctx, None)
         job = app.jobs.start(req.question, owner, lambda progress: app.researcher.run(req, progress))
-        return job.status()
+        return _job(job.status())
 
     @mcp.tool()
-    async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> JobStatus:
+    async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Where a research job is: state, stage, progress."""
         owner, full = app.who(ctx, None)
-        return app.jobs.get(job_id, owner, full).status()
+        return _job(app.jobs.get(job_id, owner, full).status())
 
     @mcp.tool()
     async def research_result(
@@ -246,15 +238,15 @@ def create_server(settings: Settings) -> ServerSpec:
         job = app.jobs.get(job_id, owner, full)
         await app.jobs.wait(job, wait_s)
         out = app.jobs.result(job)
-        return rendered(out, _render(out.result) if out.result else out.message)
+        return rendered(out, render_research(out.result) if out.result else out.message)
 
     @mcp.tool()
-    async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> JobStatus:
+    async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Cancel a running research job (provider calls in flight are abandoned)."""
         owner, full = app.who(ctx, None)
         job = app.jobs.get(job_id, owner, full)
         await app.jobs.cancel(job)
-        return job.status()
+        return _job(job.status())
 
     @mcp.tool()
     async def corpus_add(
@@ -264,7 +256,7 @@ def create_server(settings: Settings) -> ServerSpec:
         url: Annotated[str | None, Field(description="A public http(s) page to fetch.")] = None,
         title: Annotated[str | None, Field(max_length=300)] = None,
         user_id: UserId = None,
-    ) -> CorpusAddResult:
+    ) -> Annotated[CallToolResult, CorpusAddResult]:
         """Add one document to the local corpus (exactly one of text, path, url); it is split into passages
         and indexed for dense + keyword search."""
         given = [name for name, v in (("text", text), ("path", path), ("url", url)) if v is not None]
@@ -282,7 +274,8 @@ def create_server(settings: Settings) -> ServerSpec:
             body, found_title, source, kind = page.text, page.title, page.url, "url"
         name = (title or "").strip() or found_title.strip() or body.strip().split("\n", 1)[0][:80] or "untitled"
         doc, duplicate = await app.corpus.add(body, name[:300], source, kind, owner)
-        return CorpusAddResult(document=doc, duplicate=duplicate)
+        added = CorpusAddResult(document=doc, duplicate=duplicate)
+        return rendered(added, render_added(added))
 
     @mcp.tool()
     async def corpus_search(
@@ -290,14 +283,15 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         user_id: UserId = None,
-    ) -> CorpusSearchResult:
+    ) -> Annotated[CallToolResult, CorpusSearchResult]:
         """Search the local corpus: the best passages (dense + BM25, fused), each with its document."""
         if not query.strip():
             raise UserError("The query is empty.")
         owner, _ = app.who(ctx, user_id)
         started = time.perf_counter()
         hits = await app.corpus.search([query], owner, limit)
-        return CorpusSearchResult(results=hits, query=query, elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
+        found = CorpusSearchResult(results=hits, query=query, elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
+        return rendered(found, render_passages(found))
 
     @mcp.tool()
     async def corpus_list(
@@ -305,24 +299,27 @@ def create_server(settings: Settings) -> ServerSpec:
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
         cursor: str | None = None,
         user_id: UserId = None,
-    ) -> CorpusListResult:
+    ) -> Annotated[CallToolResult, CorpusListResult]:
         """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
         owner, _ = app.who(ctx, user_id)
         docs, nxt, total = await anyio.to_thread.run_sync(app.corpus.list, owner, limit, cursor)
-        return CorpusListResult(documents=docs, next_cursor=nxt, total=total)
+        listed = CorpusListResult(documents=docs, next_cursor=nxt, total=total)
+        return rendered(listed, render_documents(listed))
 
     @mcp.tool()
     async def corpus_delete(
         doc_id: Annotated[str, Field(min_length=1, max_length=64)],
         ctx: Context,
         user_id: UserId = None,
-    ) -> CorpusDeleteResult:
+    ) -> Annotated[CallToolResult, CorpusDeleteResult]:
         """Erase a document and all its passages from the corpus (storage is compacted)."""
         owner, full = app.who(ctx, user_id)
-        return CorpusDeleteResult(deleted=await app.corpus.delete(doc_id, owner, full and user_id is None))
+        deleted = CorpusDeleteResult(deleted=await app.corpus.delete(doc_id, owner, full and user_id is None))
+        return rendered(deleted, render_deleted(deleted))
 
     def health() -> dict[str, Any]:
-        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs)}
+        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs),
+                "embeddings": app.embedder.state}
 
     return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health,
                       ready=lambda: app.embedder.ready)

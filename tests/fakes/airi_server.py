@@ -15,7 +15,9 @@ import json
 import time
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
+
+from tests.fakes.websocket_fake import WebSocketFake
 
 
 def _encode(event: dict[str, Any]) -> str:
@@ -29,8 +31,11 @@ def _decode(raw: str | bytes) -> dict[str, Any]:
     return data  # type: ignore[no-any-return]
 
 
-class FakeAiri:
+class FakeAiri(WebSocketFake):
+    path = "/ws"
+
     def __init__(self, token: str | None = None, drop_once_after: int | None = None):
+        super().__init__()
         self.token = token
         self.drop_once_after = drop_once_after
         self.received: list[dict[str, Any]] = []
@@ -38,19 +43,6 @@ class FakeAiri:
         self.connections = 0
         self.pongs = 0
         self.refused = 0
-        self._server: Server | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> FakeAiri:
-        self._server = await serve(self._handle, "127.0.0.1", 0)
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}/ws"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     async def _handle(self, ws: ServerConnection) -> None:
         if ws.request is None or ws.request.path != "/ws":

@@ -157,14 +157,15 @@ def _pieces(text: str, size: int = 12) -> list[str]:
 def speak(text: str, fmt: str = "pcm", rate: int = SPEECH_RATE) -> bytes:
     """Render text with espeak-ng at `rate` Hz mono: raw s16le (`pcm`) or a `wav`/`flac` file."""
     import io
-    import subprocess
 
     import numpy as np
     import soundfile as sf
     import soxr
 
-    wav = subprocess.run(["espeak-ng", "--stdout", text or " "], capture_output=True, check=True).stdout
-    samples, source_rate = sf.read(io.BytesIO(wav), dtype="float32")
+    from tests.speech import synthesize
+
+    pcm, source_rate = synthesize(text or " ")
+    samples = pcm.astype(np.float32) / 32768
     samples = soxr.resample(samples, source_rate, rate) if source_rate != rate else samples
     if fmt == "pcm":
         return (np.clip(samples, -1, 1) * 32767).astype("<i2").tobytes()

@@ -15,30 +15,20 @@ import time
 import uuid
 from typing import Any
 
-from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.asyncio.server import ServerConnection
+
+from tests.fakes.websocket_fake import WebSocketFake
 
 
-class FakeVTubeStudio:
+class FakeVTubeStudio(WebSocketFake):
     def __init__(self, deny: bool = False, drop_after: int | None = None):
+        super().__init__()
         self.deny = deny
         self.drop_after = drop_after
         self.tokens: set[str] = set()
         self.token_requests = 0
         self.connections = 0
         self.requests: list[tuple[float, str, dict[str, Any]]] = []
-        self._server: Server | None = None
-        self.url = ""
-
-    async def __aenter__(self) -> FakeVTubeStudio:
-        self._server = await serve(self._handle, "127.0.0.1", 0)
-        port = next(iter(self._server.sockets)).getsockname()[1]
-        self.url = f"ws://127.0.0.1:{port}"
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
 
     @staticmethod
     def _answer(req: dict[str, Any], kind: str, data: dict[str, Any]) -> str:

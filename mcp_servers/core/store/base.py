@@ -133,3 +133,11 @@ class VectorStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
+
+    @abstractmethod
+    def collections(self) -> list[str]:
+        """The names (`CollectionSpec.name`) of the collections stored beside this one, this one included."""
+
+    @abstractmethod
+    def drop(self) -> None:
+        """Delete this collection and all its data, and close the store."""

@@ -192,3 +192,11 @@ class EdgeStore(VectorStore):
             self._shard.close()
         finally:
             self._lock.release()
+
+    def collections(self) -> list[str]:
+        """The shard folders beside this one (one folder per collection under the server's data folder)."""
+        return sorted(p.name for p in self.directory.parent.iterdir() if (p / "shard").is_dir())
+
+    def drop(self) -> None:
+        self.close()
+        shutil.rmtree(self.directory)

@@ -137,3 +137,15 @@ class ServerStore(VectorStore):
 
     def close(self) -> None:
         self.client.close()
+
+    def collections(self) -> list[str]:
+        """The server's collections with this one's prefix (`alphaavatar_<server>_`), without it."""
+        prefix = self.collection.removesuffix(self.spec.name)
+        names = [c.name for c in self.client.get_collections().collections]
+        return sorted(n.removeprefix(prefix) for n in names if n.startswith(prefix))
+
+    def drop(self) -> None:
+        try:
+            self.client.delete_collection(self.collection)
+        finally:
+            self.close()

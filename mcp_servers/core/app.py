@@ -1,0 +1,22 @@
+"""One constructor for every server's MCP app, so each gets the same name form, version and middleware."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from .auth import AccessMiddleware
+from .errors import UserErrorMiddleware
+from .logs import RequestIdMiddleware
+from .server import Server
+
+try:
+    VERSION = version("alphaavatar")
+except PackageNotFoundError:  # a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
+    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
+    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
+                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only)])

@@ -1,0 +1,46 @@
+"""Slow HTTP clients: they cannot hold the server, and they do not delay anyone else."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import websockets
+
+from mcp_servers.core.http_guard import HEADER_TIMEOUT_S
+from tests.support import http_server, http_session, ok, server_env
+
+
+def test_slow_headers_are_cut_off_and_others_are_served(tmp_path: Path) -> None:
+    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
+        port = urlsplit(base).port
+        slow = []
+        for _ in range(50):  # each sends half a request line and headers, then nothing
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+            slow.append(s)
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+        opened = time.monotonic()
+        for s in slow:
+            s.settimeout(max(1.0, 40 - (time.monotonic() - opened)))
+            assert s.recv(1024) == b"", "the server kept a connection whose headers never came"
+            s.close()
+        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
+    """The deadline is for headers that never come: an upgraded renderer stays connected."""
+    with http_server(["serve", "character", "--transport", "http"], server_env(tmp_path)) as base:
+        async with websockets.connect(base.replace("http://", "ws://") + "/ws") as ws:
+            await asyncio.sleep(HEADER_TIMEOUT_S + 2)
+            async with http_session(f"{base}/mcp") as s:
+                await ok(s, "character_express", {"emotion": "surprised"})
+            while True:
+                event = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                if event.get("emotion") == "surprised":
+                    break
