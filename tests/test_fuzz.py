@@ -286,7 +286,8 @@ def generated(t: Target, tool: Tool, profile: str, tally: Tally, valid: list[dic
     one()
 
 
-@pytest.mark.parametrize("profile", ["fuzz-default", pytest.param("fuzz-slow", marks=pytest.mark.slow)])
+@pytest.mark.parametrize("profile", [
+    "fuzz-default", pytest.param("fuzz-slow", marks=[pytest.mark.slow, pytest.mark.timeout(3600)])])
 @pytest.mark.parametrize("server", list(TARGETS))
 async def test_every_tool_answers_fuzzed_arguments_helpfully(server: str, profile: str, tmp_path: Path) -> None:
     async with stdio_session(server, server_env(tmp_path)) as s:
