@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SYSTEM_PACKAGES := chromium chromium-driver
 
-.PHONY: up test lint typecheck bench install system clean
+.PHONY: up test lint typecheck bench install system clean console-assets
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -52,6 +52,10 @@ test: lint system
 bench: install
 	$(BIN)/python bench/memory_latency.py
 	$(BIN)/python bench/locomo.py
+
+# The console's pages, rebuilt from the committed package-lock.json (needs Node; serving them does not).
+console-assets:
+	cd clients/console/web && npm ci --no-audit --no-fund && npm run build
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

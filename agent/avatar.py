@@ -11,6 +11,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+import json
 import logging
 from collections.abc import AsyncIterable
 from dataclasses import dataclass
@@ -32,10 +35,12 @@ from character_bridge.tags import TagParser
 from .audio import TurnAudio, to_wav16k
 from .character import TAG_INSTRUCTIONS, CharacterLink
 from .config import PipelineConfig
+from .context import render
 from .hub import McpHub
+from .status import Status
 from .tools import HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
-from .video import LatestFrame
+from .video import Cameras
 
 log = logging.getLogger(__name__)
 
@@ -53,20 +58,28 @@ class _OpenTurn:
 
 
 class AvatarAgent(Agent):
-    def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink):
+    def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
+                 status: Status):
         instructions = config.avatar.instructions.strip()
         if character.active and character.cfg.emotions:
             instructions += "\n\n" + TAG_INSTRUCTIONS
+        self.config = config
         self.hooks = hooks
         self.character = character
+        self.status = status
         self.turn_audio = TurnAudio()
-        self.camera = LatestFrame()
+        self.camera = Cameras()
+        self.sight = config.vision.enabled  # the per-session switch
+        self._images: dict[str, list[str]] = {}
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
-        super().__init__(instructions=instructions,
-                         tools=[HubToolset(hub, lambda: hooks.user_id, self._on_tool_call)])
+        self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
+        self._filler_task: asyncio.Task[None] | None = None
+        self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
+        self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
+        super().__init__(instructions=instructions, tools=[self.toolset])
 
     # -- session wiring ------------------------------------------------------------------------
     def attach(self, session: AgentSession) -> None:
@@ -85,8 +98,17 @@ class AvatarAgent(Agent):
             self.turn_audio.mark_speech()
             self.hooks.forget_early()
             self.character.state("listening")
-        elif ev.old_state == "speaking" and self.hooks.identifies():  # speech stopped: the turn may be over
-            self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+            if self.hooks.identifies() and self.hooks.cfg.stream_identify_s > 0:
+                self._streaming = asyncio.create_task(self._identify_while_speaking())
+        elif ev.old_state == "speaking":  # speech stopped: the turn may be over
+            if self._streaming is not None:
+                self._streaming.cancel()  # shorter than the streaming window: identify it whole
+            if self.hooks.identifies():
+                self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+
+    async def _identify_while_speaking(self) -> None:
+        await asyncio.sleep(self.hooks.cfg.stream_identify_s)
+        self.hooks.identify_streaming(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)
@@ -124,6 +146,14 @@ class AvatarAgent(Agent):
     def _on_tool_call(self, call: ToolCall) -> None:
         self.hooks.record_tool_call(call, task=self._task_text)
 
+    async def on_enter(self) -> None:
+        if self._speaks():  # fillers are spoken, never written: only a session with a voice has them
+            self.status.speak = self._say_filler
+
+    def _say_filler(self, text: str) -> None:
+        """Speak while a tool runs: interruptible, and not part of the conversation."""
+        self.session.say(text, add_to_chat_ctx=False, allow_interruptions=True)
+
     async def on_exit(self) -> None:
         self.close_turn()
 
@@ -135,15 +165,49 @@ class AvatarAgent(Agent):
             wav, image = self.turn_audio.take(), self.camera.jpeg(self._listening_to())
         else:
             self.turn_audio.clear()
-        self._remember_prep(new_message.id, await self.hooks.prepare((new_message.text_content or "").strip(), wav, image))
+        prep = await self.hooks.prepare((new_message.text_content or "").strip(), wav, image)
+        prep.modality = "video" if self.camera.fresh(self._listening_to()) else "voice"
+        self._remember_prep(new_message.id, prep)
 
-    def _listening_to(self) -> str | None:
-        """The identity of the room participant whose microphone we hear (None outside a room)."""
+    def _participant(self) -> rtc.RemoteParticipant | None:
+        """The room participant whose microphone we hear (None outside a room)."""
         try:
-            participant = self.session.room_io.linked_participant
+            return self.session.room_io.linked_participant
         except RuntimeError:
             return None
+
+    def _listening_to(self) -> str | None:
+        participant = self._participant()
         return participant.identity if participant is not None else None
+
+    def _sees(self) -> bool:
+        """Sight is on: in the config, for this session (`sight`), and not switched off by the
+        participant (attribute `alphaavatar.sight` = `off`)."""
+        if not self.config.vision.enabled or not self.sight:
+            return False
+        participant = self._participant()
+        return participant is None or participant.attributes.get("alphaavatar.sight", "on") != "off"
+
+    def _sight_line(self, frames: int) -> str | None:
+        """What the context says about sight, so the avatar answers truthfully when asked."""
+        if not self.config.vision.enabled:
+            return None
+        if not self._sees():
+            return "off: you cannot see the user now; say so if asked what you see"
+        if frames:
+            return f"on: {frames} camera frames of this moment are attached to the user's message"
+        return "on, but no camera frame arrived this turn: you cannot see anything now"
+
+    def _timezone(self) -> str | None:
+        """The participant's timezone: attribute `timezone`, or `timezone` in JSON metadata."""
+        participant = self._participant()
+        if participant is None:
+            return None
+        if tz := participant.attributes.get("timezone"):
+            return tz
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            return json.loads(participant.metadata or "{}").get("timezone") or None
+        return None
 
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered
@@ -166,8 +230,20 @@ class AvatarAgent(Agent):
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
         self._task_text = text
-        if context := prep.context():
-            chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[context]))
+        profile = prep.recall.profile if prep.recall else None
+        self.status.begin_turn(message.id, profile)
+        known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
+        images = self._images.get(message.id)
+        if images is None:  # sampled once per turn; the turn's follow-up requests carry the same frames
+            vision = self.config.vision
+            images = self.camera.sample(self._listening_to(), vision.frames, vision.max_side) if self._sees() else []
+            self._images = {message.id: images}  # this turn's only: earlier turns' frames are never resent
+        if images:
+            chat_ctx.items[index] = message.model_copy(update={
+                "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
+        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone,
+                       sight=self._sight_line(len(images)))
+        chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
     async def text_turn(self, text: str) -> str:
         """One typed user turn; returns the reply text."""
@@ -190,8 +266,18 @@ class AvatarAgent(Agent):
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
                        model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
         await self._inject(chat_ctx)
+        after_tools = bool(chat_ctx.items) and chat_ctx.items[-1].type == "function_call_output"
+        self.status.emit("finalizing" if after_tools else "thinking")
         parser = self.character.parser()
+        filler = asyncio.create_task(self._filler_if_slow()) if self.status.speak is not None else None
+        self._filler_task = filler  # held: a task nobody references may vanish mid-filler
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
+            if filler is not None and (isinstance(chunk, str) or (
+                    isinstance(chunk, llm.ChatChunk) and chunk.delta is not None
+                    and (chunk.delta.content or chunk.delta.tool_calls))):
+                if not self._filler_spoken:
+                    filler.cancel()
+                filler = None  # the first token: nobody waits any more
             if parser is None:
                 yield chunk  # type: ignore[misc]
                 continue
@@ -202,6 +288,8 @@ class AvatarAgent(Agent):
                 yield chunk
             else:
                 yield chunk  # type: ignore[misc]
+        if filler is not None and not self._filler_spoken:
+            filler.cancel()  # no token at all (an error): nothing to announce
         if parser is not None and (rest := self._clean(parser, None)):
             yield rest
 
@@ -233,6 +321,28 @@ class AvatarAgent(Agent):
             yield frame
         if frames:
             self._lip_sync(words if words.strip() else "".join(spoken), frames)
+
+    async def _filler_if_slow(self) -> None:
+        """No first token after `status.filler_after` seconds: speak a filler. The reply has no audio
+        yet (its synthesis starts with its first text), so the filler goes straight to the audio
+        output as a segment of its own — interrupted like any speech, never in the chat history."""
+        await asyncio.sleep(self.config.status.filler_after)
+        tts, audio = self.session.tts, self.session.output.audio
+        if tts is None or audio is None or (filler := self.status.filler("thinking")) is None:
+            return
+        self._filler_spoken = True
+        try:
+            await self._play(filler, tts, audio)
+        finally:
+            self._filler_spoken = False
+
+    async def _play(self, filler: str, tts: Any, audio: Any) -> None:
+        self.status.emit("thinking", message="waiting for the first token", filler=filler)
+        async with tts.synthesize(filler) as stream:
+            frames = [synthesized.frame async for synthesized in stream]
+        for frame in frames:  # whole, so that the reply's first frame cannot land inside it
+            await audio.capture_frame(frame)
+        audio.flush()
 
     def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
         if self.character.active:  # else speak() drops it: do not resample the sentence for nothing

@@ -108,6 +108,8 @@ class TurnConfig(_Strict):
     memory_limit: int = Field(default=5, ge=1, le=50)
     endpointing_delay: float = Field(default=0.5, ge=0, description="Silence (s) that ends a spoken turn.")
     identify_speaker: bool = True
+    stream_identify_s: float = Field(default=1.5, ge=0, le=10, description="Identify after this much speech, "
+                                     "while the person still talks (0: when speech stops).")
     adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
     remember: bool = True
@@ -129,6 +131,66 @@ class CharacterConfig(_Strict):
         return {k: v for k, v in env.items() if v}
 
 
+class ContextConfig(_Strict):
+    """The per-turn context block that follows the user's message (agent.context)."""
+
+    timezone: str | None = Field(default=None, description="IANA name, e.g. Europe/Lisbon; a participant's "
+                                 "metadata or attribute 'timezone' wins; default: this machine's.")
+    budget_tokens: int = Field(default=600, ge=100, le=8000, description="The block never exceeds this (≈ 4 chars a token).")
+    tool_experience: bool = Field(default=True, description="Recall past calls of tools for similar tasks.")
+    tool_experience_limit: int = Field(default=3, ge=1, le=10)
+
+    @field_validator("timezone")
+    @classmethod
+    def _known(cls, v: str | None) -> str | None:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        if v:
+            try:
+                ZoneInfo(v)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise ValueError(f"unknown timezone {v!r}: use an IANA name such as Europe/Lisbon") from None
+        return v or None
+
+
+class StatusConfig(_Strict):
+    """Status events of a turn and the fillers spoken while the user waits (agent.status)."""
+
+    fillers: bool = Field(default=True, description="Speak a short filler while the user waits (voice only).")
+    filler_after: float = Field(default=1.5, gt=0, le=10, description="Seconds without a first token before one.")
+    long_tools: list[str] = Field(default_factory=lambda: ["research", "research_*", "web_*", "corpus_add"],
+                                  description="Tools (fnmatch patterns) slow enough to announce when they start.")
+    language: str = Field(default="en", description="Filler language (agent/fillers/<code>.yaml); the user's "
+                          "profile identity.languages wins when it names one we have.")
+    verbosity: Literal["quiet", "normal", "verbose"] = Field(
+        default="normal", description="quiet: no fillers; verbose: also every tool and progress. A user's "
+        "profile custom.status_verbosity wins.")
+    topic: str = Field(default="alphaavatar.status", description="LiveKit data topic of the events.")
+
+
+class VisionConfig(_Strict):
+    """Sight: camera frames on the turn's user message, for a vision-capable LLM."""
+
+    enabled: bool = Field(default=False, description="Attach camera frames to each turn (the LLM must take images).")
+    frames: int = Field(default=3, ge=1, le=8, description="Frames per turn, spread over the last 2 s.")
+    max_side: int = Field(default=512, ge=64, le=2048, description="Pixels on a frame's longer side, at most.")
+
+
+DEFAULT_VISIBLE = ["research", "web_search", "memory_search"]
+
+
+class ToolPolicy(_Strict):
+    """Which tools each LLM request carries. The agent identifies, recalls and remembers by itself,
+    so a voice assistant needs few tools up front; every other discovered tool stays reachable
+    through `find_tools` (hybrid search over names and descriptions) and `call_tool`."""
+
+    visible: list[str] = Field(default_factory=lambda: list(DEFAULT_VISIBLE),
+                               description="Tool names (fnmatch patterns, '*' for all) offered up front.")
+    search: bool = Field(default=True, description="Offer find_tools / call_tool for the tools not visible.")
+    dense: bool = Field(default=True, description="Hybrid search: MiniLM embeddings next to BM25 (else BM25 only).")
+    find_limit: int = Field(default=5, ge=1, le=20, description="Tools one find_tools call returns at most.")
+
+
 class PipelineConfig(_Strict):
     avatar: Avatar = Field(default_factory=Avatar)
     llm: ModelConfig
@@ -138,6 +200,10 @@ class PipelineConfig(_Strict):
     mcp_servers: list[McpServerConfig] = Field(default_factory=list)
     turn: TurnConfig = Field(default_factory=TurnConfig)
     character: CharacterConfig = Field(default_factory=CharacterConfig)
+    tools: ToolPolicy = Field(default_factory=ToolPolicy)
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    status: StatusConfig = Field(default_factory=StatusConfig)
+    vision: VisionConfig = Field(default_factory=VisionConfig)
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

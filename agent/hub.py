@@ -26,6 +26,7 @@ import mcp.types as types
 from livekit.agents.llm.mcp import MCPServerHTTP
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
+from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
 
 from .config import McpServerConfig
@@ -224,9 +225,11 @@ class ServerLink:
         self.ready.clear()
         self._lost.set()
 
-    async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None) -> types.CallToolResult:
+    async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None,
+                   progress: ProgressFnT | None = None) -> types.CallToolResult:
         """Call a tool; raises ToolUnavailable at once when the server is down, or when it does not
-        answer in time (a voice turn must not wait for a reconnection)."""
+        answer in time (a voice turn must not wait for a reconnection). `progress` receives the
+        tool's progress notifications."""
         timeout = time_limit or self.config.timeout
         session = self.session
         if session is None:
@@ -234,7 +237,7 @@ class ServerLink:
                                   "it is reconnecting, try again shortly")
         try:
             with anyio.fail_after(timeout):
-                return await session.call_tool(tool, arguments, read_timeout_seconds=timeout)
+                return await session.call_tool(tool, arguments, read_timeout_seconds=timeout, progress_callback=progress)
         except TimeoutError:
             raise ToolUnavailable(f"{tool} on the {self.name} server did not answer within {timeout:g}s") from None
         except MCPError as exc:
@@ -310,11 +313,12 @@ class McpHub:
         entry = self._index.get(tool)
         return self.links[entry.server] if entry else None
 
-    async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None) -> types.CallToolResult:
+    async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None,
+                   progress: ProgressFnT | None = None) -> types.CallToolResult:
         link = self.server_of(tool)
         if link is None:
             raise ToolUnavailable(f"no configured MCP server offers the tool {tool}")
-        return await link.call(tool, arguments, time_limit=time_limit)
+        return await link.call(tool, arguments, time_limit=time_limit, progress=progress)
 
     async def call_data(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None) -> Any:
         """Call and return structured data; raises ToolUnavailable or ToolFailed."""

@@ -7,6 +7,7 @@ serve several conversations with one hub); close it after the runtimes that use 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import uuid
@@ -21,6 +22,7 @@ from .character import CharacterLink
 from .config import ConfigError, ModelConfig, PipelineConfig
 from .hub import McpHub
 from .remember import MemoryWriter, new_journal
+from .status import Status
 from .turn import TurnHooks
 
 log = logging.getLogger(__name__)
@@ -101,11 +103,16 @@ class Runtime:
     agent: AvatarAgent
     session: AgentSession
 
+    async def warm(self, within: float = 120.0) -> None:
+        """Before the first turn: the servers load their models, the agent its tool search model."""
+        await asyncio.gather(self.hooks.warm(within), self.agent.toolset.warm(within))
+
     async def aclose(self, flush_within: float = 30.0) -> None:
         try:
             await self.session.aclose()
         finally:
             self.agent.close_turn()
+            await self.agent.status.aclose()
             await self.character.aclose()
             await self.hooks.aclose(flush_within)
 
@@ -125,9 +132,11 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
     """Everything for one conversation; `voice` adds STT, TTS and VAD to the session."""
     session_id = session_id or uuid.uuid4().hex[:12]
     writer = MemoryWriter(hub, new_journal((home or agent_home()) / "journal", session_id))
-    hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id)
+    hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id,
+                      experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
     character = CharacterLink(hub, config.character)
-    agent = AvatarAgent(config, hub, hooks, character)
+    status = Status(config.status, character)
+    agent = AvatarAgent(config, hub, hooks, character, status)
     kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
                               "turn_handling": {"turn_detection": "manual"}}
     if voice:

@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import contextlib
-import json
 import logging
 import time
 from dataclasses import dataclass, field
@@ -28,9 +27,9 @@ from .tools import ToolCall
 
 log = logging.getLogger(__name__)
 
-PROFILE_CHARS = 1500
-MEMORY_CHARS = 400
 PREFETCH_KEEP = 8
+STREAMED_KEEP_S = 30.0  # a turn is no longer than its audio buffer: an older streamed result is stale
+PRESENT_SECONDS = 600.0  # a user who spoke this recently counts as present
 UNRECORDED = ("tool_call_record", "tool_experience_search")  # recording these would recurse
 
 
@@ -47,6 +46,7 @@ class Recall:
     user_id: str | None
     memories: list[dict[str, Any]] = field(default_factory=list)
     profile: dict[str, Any] | None = None
+    experience: list[dict[str, Any]] = field(default_factory=list)  # past calls of tools for similar tasks
     late: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     ms: float = 0.0
@@ -59,27 +59,7 @@ class TurnPrep:
     identify_ms: float = 0.0
     total_ms: float = 0.0
     identified_early: bool = False  # identification started during the end-of-turn silence
-
-    def context(self) -> str | None:
-        """The system message injected into this turn's context, or None when there is nothing."""
-        lines: list[str] = []
-        if self.speaker is not None:
-            who = self.speaker.name or self.speaker.user_id
-            note = " (a new voice: ask their name if it helps)" if self.speaker.decision == "provisional" else ""
-            lines.append(f"The person speaking now is {who} (user id {self.speaker.user_id}){note}.")
-        recall = self.recall
-        if recall is not None and recall.profile:
-            text = json.dumps(recall.profile, ensure_ascii=False, default=str)
-            lines.append("What we know about them: " + text[:PROFILE_CHARS])
-        if recall is not None and recall.memories:
-            lines.append("Memories that may be relevant (most relevant first):")
-            for m in recall.memories:
-                when = f"({str(m.get('occurred_at'))[:10]}) " if m.get("occurred_at") else ""
-                lines.append(f"- {when}{str(m.get('content', ''))[:MEMORY_CHARS]}")
-        if not lines:
-            return None
-        lines.append("Use this only where it helps the reply; do not recite it.")
-        return "\n".join(lines)
+    modality: str = "text"  # text | voice | video, set by the agent that heard the turn
 
 
 def wav_base64(wav: bytes) -> str:
@@ -144,6 +124,8 @@ class _RecallCalls:
                     continue
                 if name == "memory_search":
                     result.memories = list(_field(data, "results") or [])
+                elif name == "tool_experience_search":
+                    result.experience = list(_field(data, "results") or [])
                 else:
                     result.profile = _compact(_field(data, "profile") or data) or None
         result.ms = (time.perf_counter() - self.started) * 1000
@@ -157,8 +139,10 @@ class TurnHooks:
     """State and hooks of one conversation (one agent session)."""
 
     def __init__(self, hub: McpHub, turn: TurnConfig, session_id: str, writer: MemoryWriter | None = None,
-                 user_id: str | None = None):
+                 user_id: str | None = None, experience_limit: int = 0):
         self.hub = hub
+        self.experience_limit = experience_limit  # past tool calls recalled per turn (0: none)
+        self._seen: dict[str, tuple[Speaker, float]] = {}  # who spoke in this session, and when
         self.cfg = turn
         self.session_id = session_id
         self.writer = writer
@@ -166,16 +150,17 @@ class TurnHooks:
         self.fixed_user = user_id is not None
         self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
         self._early: asyncio.Task[Speaker | None] | None = None
+        self._streamed_at: float | None = None  # when identification started on streaming speech
 
     @property
     def user_id(self) -> str | None:
         return self.speaker.user_id if self.speaker else None
 
     # -- who is speaking -------------------------------------------------------------------
-    async def identify(self, wav: bytes, image: bytes | None = None) -> Speaker | None:
+    async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True) -> Speaker | None:
         """The speaker of this audio (and face, when a video frame is given): a known user, or a
         provisional one the persona server creates for a new voice (later turns of it match it)."""
-        args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": True}
+        args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": create}
         if image is not None and self.hub.has("identify"):
             tool, args["image"] = "identify", base64.b64encode(image).decode("ascii")
         elif self.hub.has("speaker_identify"):
@@ -209,6 +194,11 @@ class TurnHooks:
             calls["memory_search"] = asyncio.create_task(self.hub.call_data("memory_search", args))
         if self.hub.has("profile_get") and user_id:
             calls["profile_get"] = asyncio.create_task(self.hub.call_data("profile_get", {"user_id": user_id}))
+        if self.experience_limit and self.hub.has("tool_experience_search") and text.strip():
+            past: dict[str, Any] = {"task": text[:2000], "limit": self.experience_limit}
+            if user_id:
+                past["user_id"] = user_id
+            calls["tool_experience_search"] = asyncio.create_task(self.hub.call_data("tool_experience_search", past))
         return _RecallCalls(user_id, calls)
 
     async def recall(self, user_id: str | None, text: str, budget_s: float | None = None) -> Recall:
@@ -227,15 +217,45 @@ class TurnHooks:
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
 
+    def identify_streaming(self, wav: bytes | None, image: bytes | None = None) -> None:
+        """The first `stream_identify_s` seconds of speech are in: identify now, while the person is
+        still talking, so that by the end of the turn recall is under way for the right user. A
+        confident match stands for the whole turn; anything else (a new voice, uncertain, not back
+        yet when speech stops) is decided again on the whole turn, and never starts a new user."""
+        self._streamed_at = None
+        self.forget_early()
+        if wav is not None and self.identifies():
+            self._early = asyncio.create_task(self.identify(wav, image, create=False))
+            self._streamed_at = time.monotonic()
+
+    def _streamed(self) -> bool:
+        """A streamed identification is under way, or found a known user, in this turn."""
+        if self._streamed_at is None or time.monotonic() - self._streamed_at >= STREAMED_KEEP_S:
+            return False
+        if self._early is not None and self._early.done():
+            found = _result(self._early)
+            return found is not None and found.decision in ("known", "provisional")  # a match (create=False)
+        return True
+
+    def _settled(self) -> bool:
+        """Speech stopped: the streamed identification found a known user (else identify the whole turn)."""
+        return self._streamed() and self._early is not None and self._early.done()
+
     def identify_early(self, wav: bytes | None, image: bytes | None = None) -> None:
         """Speech stopped: identify the voice now, during the silence that ends a turn, rather than
         after it. `prepare` takes this result unless `forget_early` said the speaker went on."""
+        if self._settled():
+            return  # identified while they spoke
+        self._streamed_at = None
         self.forget_early()
         if wav is not None and self.identifies():
             self._early = asyncio.create_task(self.identify(wav, image))
 
     def forget_early(self) -> None:
-        """The user spoke again: the turn's audio is longer than what was identified early."""
+        """The user spoke again: the turn's audio is longer than what was identified early (an
+        identification from streaming speech stands)."""
+        if self._streamed():
+            return
         if self._early is not None and not self._early.done():
             self._early.cancel()
         self._early = None
@@ -265,7 +285,7 @@ class TurnHooks:
         """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
         started = time.perf_counter()
         budget = self.cfg.recall_budget_ms / 1000
-        identify, self._early = self._early, None
+        identify, self._early, self._streamed_at = self._early, None, None
         started_early = identify is not None
         if identify is None and wav is not None and self.identifies():
             identify = asyncio.create_task(self.identify(wav, image))
@@ -298,7 +318,15 @@ class TurnHooks:
             remaining = max(budget - (time.perf_counter() - started), budget / 2)
             calls = self._prefetched.pop((self.user_id, text), None) or self._start_recall(self.user_id, text)
             recall = await calls.collect(remaining)
+        if self.speaker is not None:
+            self._seen[self.speaker.user_id] = (self.speaker, time.monotonic())
         return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early)
+
+    def present(self, within_s: float = PRESENT_SECONDS) -> list[Speaker]:
+        """The users who spoke in this session lately, the most recent first."""
+        now = time.monotonic()
+        recent = [(at, who) for who, at in self._seen.values() if now - at <= within_s]
+        return [who for _, who in sorted(recent, key=lambda r: -r[0])]
 
     def _adopt_late(self, task: asyncio.Task[Speaker | None]) -> None:
         if not task.cancelled() and task.exception() is None and (found := task.result()) is not None:

@@ -46,9 +46,10 @@ async def entrypoint(ctx: JobContext) -> None:
         await hub.aclose()
 
     ctx.add_shutdown_callback(shutdown)
+    runtime.agent.status.publish_to(ctx.room.local_participant)  # status events for the room's clients
     ctx.room.on("track_subscribed", lambda track, _, participant: _watch_video(track, participant, runtime))
     # The servers load their models while the room connects and the first person starts talking.
-    await asyncio.gather(runtime.hooks.warm(), runtime.session.start(runtime.agent, room=ctx.room))
+    await asyncio.gather(runtime.warm(), runtime.session.start(runtime.agent, room=ctx.room))
 
 
 def _watch_video(track: rtc.Track, participant: rtc.RemoteParticipant, runtime: Runtime) -> None:

@@ -46,6 +46,7 @@ from tests.support import DATASETS, server_env  # noqa: E402
 SPEAKERS = ("george", "jackson", "lucas")
 PER_SPEAKER = 4  # consecutive turns of one speaker
 TRANSCRIPT_S, SILENCE_S = 0.25, 0.5  # speech stop → final transcript; speech stop → end of turn
+STREAM_S = 1.5  # identification starts after this much speech (TurnConfig.stream_identify_s)
 
 
 def wav16k(samples: np.ndarray) -> bytes:
@@ -60,17 +61,17 @@ def facts(name: str) -> list[dict[str, Any]]:
             {"op": "add", "field": "preferences", "value": f"{name.title()} likes sailing and jazz"}]
 
 
-async def setup(hub: McpHub, data: Path, n: int) -> tuple[dict[str, str], dict[str, list[bytes]], list[str]]:
+async def setup(hub: McpHub, data: Path, n: int) -> tuple[dict[str, str], dict[str, list[tuple[bytes, bytes, float]]], list[str]]:
     utts = fsdd(6, DATASETS / "fsdd-dev")  # six digits: ~3 s of audio
     ids: dict[str, str] = {}
-    probes: dict[str, list[bytes]] = {}
+    probes: dict[str, list[tuple[bytes, bytes, float]]] = {}  # (whole turn, its first STREAM_S, seconds)
     for name in SPEAKERS:
         user = await hub.call_data("user_create", {"name": name.title()})
         ids[name] = user["user_id"]
         clips = [wav_base64(wav16k(u)) for u in utts[name][:3]]
         await hub.call_data("speaker_enroll", {"user_id": ids[name], "audio": clips}, time_limit=300)
         await hub.call_data("profile_update", {"user_id": ids[name], "patches": facts(name)})
-        probes[name] = [wav16k(u) for u in utts[name][3:]]
+        probes[name] = [(wav16k(u), wav16k(u[: int(STREAM_S * RATE)]), len(u) / RATE) for u in utts[name][3:]]
     turns, questions = corpus(data)
     users = [*ids.values(), *(f"user-{i}" for i in range(USERS - len(ids)))]
     started = time.perf_counter()
@@ -115,6 +116,18 @@ async def voice_turn(hooks: TurnHooks, text: str, wav: bytes) -> float:
     return (await hooks.prepare(text, wav)).total_ms
 
 
+async def streaming_turn(hooks: TurnHooks, text: str, wav: bytes, head: bytes, seconds: float) -> float:
+    """The voice turn with streaming identification: it starts on the first 1.5 s of speech while
+    the person goes on talking; then speech stops, the transcript arrives, the turn ends."""
+    hooks.identify_streaming(head)
+    await asyncio.sleep(max(0.0, seconds - STREAM_S))
+    hooks.identify_early(wav)  # speech stopped: the streamed identification stands
+    await asyncio.sleep(TRANSCRIPT_S)
+    hooks.prefetch(text)
+    await asyncio.sleep(SILENCE_S - TRANSCRIPT_S)
+    return (await hooks.prepare(text, wav)).total_ms
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as home:
         hub = McpHub([McpServerConfig(name="memory", timeout=120), McpServerConfig(name="persona", timeout=120)],
@@ -124,14 +137,16 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             ids, probes, questions = await setup(hub, Path(args.data), args.memories)
             cfg = TurnConfig(recall_budget_ms=60_000, identify_budget_ms=60_000, adapt_voiceprints=False)
             hooks, voice = TurnHooks(hub, cfg, "bench"), TurnHooks(hub, cfg, "bench-voice")
+            stream = TurnHooks(hub, cfg, "bench-stream")
             for i in range(6):  # warm both servers' models and caches
-                await hooks.prepare(questions[i], probes[SPEAKERS[i % 3]][0])
+                await hooks.prepare(questions[i], probes[SPEAKERS[i % 3]][0][0])
             rows: dict[str, list[float]] = {"same": [], "changed": [], "sequential": [], "voice": [],
+                                            "stream_same": [], "stream_changed": [],
                                             "identify": [], "search": [], "profile": []}
             correct = 0
             for i in range(args.turns):
                 name = SPEAKERS[(i // PER_SPEAKER) % len(SPEAKERS)]
-                wav = probes[name][(i // len(SPEAKERS)) % len(probes[name])]
+                wav, head, seconds = probes[name][(i // len(SPEAKERS)) % len(probes[name])]
                 text = questions[(i * 31) % len(questions)]
                 shapes = ["parallel", "sequential"] if i % 2 == 0 else ["sequential", "parallel"]
                 for shape in shapes:
@@ -143,6 +158,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                     else:
                         rows["sequential"].append(await sequential(hooks, text, wav))
                 rows["voice"].append(await voice_turn(voice, text, wav))
+                before = stream.user_id
+                ms = await streaming_turn(stream, text, wav, head, seconds)
+                rows["stream_same" if before == stream.user_id else "stream_changed"].append(ms)
                 for part, ms in (await alone(hooks, text, wav, ids[name])).items():
                     rows[part].append(ms)
             parallel = rows["same"] + rows["changed"]
@@ -154,6 +172,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 "speaker_changed_p95_ms": round(pct(rows["changed"], 0.95), 1) if rows["changed"] else None,
                 "voice_turn_p50_ms": round(statistics.median(rows["voice"]), 1),
                 "voice_turn_p95_ms": round(pct(rows["voice"], 0.95), 1),
+                "streaming_same_p95_ms": round(pct(rows["stream_same"], 0.95), 1) if rows["stream_same"] else None,
+                "streaming_changed_p95_ms": round(pct(rows["stream_changed"], 0.95), 1) if rows["stream_changed"] else None,
                 "identified": f"{correct}/{len(parallel)}", "memories": args.memories, "turns": args.turns,
                 "rows": {k: [round(v, 2) for v in vs] for k, vs in rows.items()},
             }
@@ -172,6 +192,8 @@ def show(result: dict[str, Any]) -> None:
                           ("  speaker changed", rows["changed"]),
                           ("sequential (original)", rows["sequential"]),
                           ("voice turn: left after 0.5 s of silence", rows["voice"]),
+                          ("streaming id (first 1.5 s): same speaker", rows["stream_same"]),
+                          ("streaming id (first 1.5 s): speaker changed", rows["stream_changed"]),
                           ("alone: speaker_identify (~3 s)", rows["identify"]),
                           ("alone: memory_search", rows["search"]),
                           ("alone: profile_get", rows["profile"])):

@@ -71,7 +71,7 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
     lines = Lines(sys.stdin.isatty(), runtime.hooks.prefetch)
     try:
         lines.start()
-        await runtime.hooks.warm()
+        await runtime.warm()
         await runtime.session.start(runtime.agent, record=False)
         if lines.interactive:
             print(f"{config.avatar.name} is listening as {user_id} (Ctrl-D to quit).", file=sys.stderr)

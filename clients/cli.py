@@ -81,14 +81,34 @@ def up(
     from mcp_servers.core.runner import serve
     from mcp_servers.core.settings import get_settings
 
+    from .console.app import routes as console_routes
+    from .console.app import upload_dir
     from .registry import available, create
 
     settings = get_settings()
     setup_logging("up", settings.log_level)
+    # the console hands uploaded documents to corpus_add as files, which it reads only under allowed roots
+    settings.allowed_roots.append(upload_dir(settings))
     specs = [create(name, settings) for name in available()]
     for spec in specs:
         typer.echo(f"{spec.name:>10}: http://{host}:{port}/{spec.name}/mcp", err=True)
-    serve(specs, "http", host, port, settings, prefixed=True)
+    typer.echo(f"{'console':>10}: http://{host}:{port}/", err=True)
+    near = "127.0.0.1" if host in ("0.0.0.0", "::", "localhost") else f"[{host}]" if ":" in host else host
+    own = f"http://{near}:{port}"  # the console's MCP sessions go to this very process
+    serve(specs, "http", host, port, settings, prefixed=True, extra=console_routes(own, settings))
+
+
+@app.command()
+def console(
+    host: Annotated[str, typer.Option(help="Where `alphaavatar up` listens.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Its port.")] = 8765,
+) -> None:
+    """Open the console of a running `alphaavatar up` in the browser (sign in there with your token)."""
+    import webbrowser
+
+    url = f"http://{host}:{port}/"
+    typer.echo(url)
+    webbrowser.open(url)
 
 
 def _server_params(server: str) -> object:

@@ -25,6 +25,7 @@ from agent.config import PipelineConfig
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
 from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd
+from tests.fakes.audio_io import CapturedAudio
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import server_env
 
@@ -49,36 +50,6 @@ class PushedAudio(io.AudioInput):
             chunk = audio[i:i + step]
             self.frames.send_nowait(rtc.AudioFrame(chunk.tobytes(), rate, 1, len(chunk)))
             await asyncio.sleep(max(0.0, start + (i + step) / rate - time.perf_counter()))
-
-
-class CapturedAudio(io.AudioOutput):
-    """The session's speaker: keeps every frame and reports each segment as played at once."""
-
-    def __init__(self) -> None:
-        super().__init__(label="capture", capabilities=io.AudioOutputCapabilities(pause=False))
-        self.frames: list[rtc.AudioFrame] = []
-        self._segment = 0.0
-        self._playing = False
-
-    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
-        await super().capture_frame(frame)
-        if not self._playing:
-            self._playing = True
-            self.on_playback_started(created_at=time.time())
-        self.frames.append(frame)
-        self._segment += frame.duration
-
-    def _finish(self, interrupted: bool) -> None:
-        if self._playing:
-            self._playing, played, self._segment = False, self._segment, 0.0
-            self.on_playback_finished(playback_position=played, interrupted=interrupted)
-
-    def flush(self) -> None:
-        super().flush()
-        self._finish(False)
-
-    def clear_buffer(self) -> None:
-        self._finish(True)
 
 
 class Turns:
@@ -178,6 +149,10 @@ async def test_two_speakers_attributed_and_recalled_separately(
     assert "Seabird" in context("Remind me, what is my boat called?")
     assert "Seabird" not in context("What is my boat called, George?")
     assert george in context("Remind me, what is my boat called?")
+    # The context block of a spoken turn says so, and names who else is in the room.
+    block = context("What is my boat called, George?")
+    assert "Modality: voice" in block and f"Speaking now: user id {jackson}" in block
+    assert f"Also present: user id {george}" in block
 
     # Each turn went to its speaker's memory.
     await runtime.hooks.writer.flush(60)  # type: ignore[union-attr]

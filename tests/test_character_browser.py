@@ -32,14 +32,14 @@ needs_chromium = pytest.mark.skipif(not (Path(CHROMIUM).exists() and Path(CHROME
 
 
 @contextlib.contextmanager
-def chromium() -> Iterator[Any]:
+def chromium(*extra_flags: str) -> Iterator[Any]:
     """A headless Chromium with a fresh profile; never downloads a browser or a driver."""
     from selenium import webdriver
 
     with tempfile.TemporaryDirectory() as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
-        for flag in [*FLAGS, f"--user-data-dir={profile}"]:
+        for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}"]:
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))
         try:

@@ -1,7 +1,10 @@
-"""Files named in tool arguments: read only under `ALPHAAVATAR_ALLOWED_ROOTS`, bounded in bytes."""
+"""Files: those named in tool arguments are read only under `ALPHAAVATAR_ALLOWED_ROOTS`, bounded
+in bytes; those we write appear whole or not at all."""
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 from .errors import UserError
@@ -26,3 +29,17 @@ def allowed_file(path: str | Path, settings: Settings, max_bytes: int, off_hint:
     if size > max_bytes:
         raise UserError(f"{path} is {size:,} bytes; the limit is {max_bytes:,}.")
     return target
+
+
+def write_atomically(path: Path, text: str) -> None:
+    """Write a file so that a crash at any moment leaves the old one or the new one, never a part."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise

@@ -83,8 +83,13 @@ def check_bind(host: str, settings: Settings) -> None:
         )
 
 
-def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> Starlette:
-    """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`."""
+def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
+              extra: Sequence[BaseRoute] = ()) -> Starlette:
+    """One Starlette app for these servers. `prefixed` mounts each under `/<name>/`.
+
+    `extra` are routes served beside the servers (the console at `/`): matched first, behind the
+    same Host/Origin guard, but outside the token check — they do their own (a sign-in page must
+    load without a token)."""
     security = _security(host, port, settings)
     routes: list[BaseRoute] = []
     managers = []
@@ -117,9 +122,12 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
                 yield
 
     middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)]
-    if security.enable_dns_rebinding_protection:
-        middleware.insert(0, Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins))
-    return Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    guard = [Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins)
+             ] if security.enable_dns_rebinding_protection else []
+    if not extra:
+        return Starlette(routes=routes, middleware=[*guard, *middleware], lifespan=lifespan)
+    servers = Starlette(routes=routes, middleware=middleware)
+    return Starlette(routes=[*extra, Mount("", app=servers)], middleware=guard, lifespan=lifespan)
 
 
 @contextlib.asynccontextmanager
@@ -148,12 +156,13 @@ async def serve_stdio(spec: ServerSpec) -> None:
             await spec.mcp.run_stdio_async()
 
 
-async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool) -> None:
+async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings: Settings, prefixed: bool,
+                     extra: Sequence[BaseRoute] = ()) -> None:
     import uvicorn
 
     check_bind(host, settings)
     lock.advertised_url = f"http://{host}:{port}"
-    app = build_app(specs, host, port, settings, prefixed)
+    app = build_app(specs, host, port, settings, prefixed, extra)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False,
                             http=HeaderDeadline)
     server = uvicorn.Server(config)
@@ -162,7 +171,7 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
 
 
 def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: int, settings: Settings,
-          prefixed: bool = False) -> None:
+          prefixed: bool = False, extra: Sequence[BaseRoute] = ()) -> None:
     """Run until stdin closes (stdio: one server) or the process is stopped (HTTP), then exit.
 
     The exit is immediate once the shutdown hooks have closed every store: a model still
@@ -173,7 +182,7 @@ def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: in
         (spec,) = specs
         anyio.run(serve_stdio, spec)
     else:
-        anyio.run(serve_http, specs, host, port, settings, prefixed)
+        anyio.run(serve_http, specs, host, port, settings, prefixed, extra)
     logging.shutdown()
     with contextlib.suppress(OSError, ValueError):
         sys.stdout.flush()

@@ -1,10 +1,20 @@
-"""The change history of every memory, in SQLite with secure deletion (erasure leaves no bytes)."""
+"""The change history of every memory, in SQLite with secure deletion (erasure leaves no bytes).
+
+The history and the vector store are two files, so a write touches them in a fixed order that
+a crash cannot tear: the events go in first, durably, marked with the id of their store write
+(`txn`); then the store write runs (and flushes); then the mark is cleared. When the store opens
+after a crash, `pending()` lists what was marked and the service keeps each event the store
+shows happened and drops the others, so the history records exactly the memories that exist.
+An erasure is marked the same way (a FORGET event) and is finished on the next start.
+"""
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -25,9 +35,25 @@ CREATE INDEX IF NOT EXISTS events_memory ON events(memory_id);
 CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
 """
 
+FORGET = "FORGET"
+
 
 def now_iso() -> str:
     return datetime.now(UTC).isoformat()
+
+
+@dataclass(frozen=True)
+class Event:
+    """One row to write: `at` is the memory's `updated_at` after the change (ADD, UPDATE) or the
+    time of the deletion, so that recovery can tell whether the store holds this change."""
+
+    memory_id: str
+    user_id: str | None
+    event: str
+    old: str | None
+    new: str | None
+    actor: str | None
+    at: str
 
 
 class History:
@@ -37,30 +63,66 @@ class History:
         with self._lock:
             self._db.execute("PRAGMA secure_delete=ON")
             self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=NORMAL")
+            self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
             self._db.executescript(SCHEMA)
+            columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
+            if "txn" not in columns:  # a history written before writes were marked
+                self._db.execute("ALTER TABLE events ADD COLUMN txn TEXT")
+            self._db.execute("CREATE INDEX IF NOT EXISTS events_txn ON events(txn) WHERE txn IS NOT NULL")
 
-    def record(self, rows: Sequence[tuple[str, str | None, str, str | None, str | None, str | None]]) -> None:
-        """Rows of (memory_id, user_id, event, old, new, actor), written in one transaction."""
-        at = now_iso()
-        with self._lock:
+    def intend(self, rows: Sequence[Event]) -> str:
+        """Write events marked as pending, in one durable transaction; the mark to `commit`."""
+        txn = uuid.uuid4().hex
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
             self._db.executemany(
-                "INSERT INTO events(memory_id, user_id, event, old, new, at, actor) VALUES (?,?,?,?,?,?,?)",
-                [(m, u, e, o, n, at, a) for (m, u, e, o, n, a) in rows],
+                "INSERT INTO events(memory_id, user_id, event, old, new, at, actor, txn) VALUES (?,?,?,?,?,?,?,?)",
+                [(r.memory_id, r.user_id, r.event, r.old, r.new, r.at, r.actor, txn) for r in rows],
             )
+        return txn
+
+    def commit(self, txn: str) -> None:
+        with self._lock:
+            self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
+
+    def abort(self, txn: str) -> None:
+        """Drop the events of a store write that failed (nothing of it was acknowledged)."""
+        with self._lock:
+            self._db.execute("DELETE FROM events WHERE txn=?", (txn,))
+
+    def pending(self) -> dict[str, list[Event]]:
+        """Events of store writes that a crash may have cut, by mark, in the order written."""
+        with self._lock:
+            cur = self._db.execute(
+                "SELECT txn, memory_id, user_id, event, old, new, actor, at FROM events WHERE txn IS NOT NULL ORDER BY seq"
+            )
+            out: dict[str, list[Event]] = {}
+            for txn, *fields in cur.fetchall():
+                out.setdefault(txn, []).append(Event(*fields))
+            return out
+
+    def resolve(self, txn: str, keep: set[str]) -> None:
+        """Keep the pending events of `txn` whose memory is in `keep`; drop the rest."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            rows = self._db.execute("SELECT seq, memory_id FROM events WHERE txn=?", (txn,)).fetchall()
+            drop = [(seq,) for seq, mid in rows if mid not in keep]
+            self._db.executemany("DELETE FROM events WHERE seq=?", drop)
+            self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
 
     def events(self, memory_id: str, limit: int = 100) -> list[HistoryEvent]:
         with self._lock:
             cur = self._db.execute(
-                "SELECT event, old, new, at, actor FROM events WHERE memory_id=? ORDER BY seq LIMIT ?",
+                "SELECT event, old, new, at, actor FROM events WHERE memory_id=? AND txn IS NULL ORDER BY seq LIMIT ?",
                 (memory_id, limit),
             )
             return [HistoryEvent(event=e, old=o, new=n, at=at, actor=a) for e, o, n, at, a in cur.fetchall()]
 
     def forget_user(self, user_id: str) -> int:
-        """Delete the user's events, then checkpoint and vacuum so no page keeps them."""
+        """Delete the user's events (and the FORGET mark), then checkpoint and vacuum so no page keeps them."""
         with self._lock:
-            n = self._db.execute("DELETE FROM events WHERE user_id=?", (user_id,)).rowcount
+            n = self._db.execute("DELETE FROM events WHERE user_id=? AND event != ?", (user_id, FORGET)).rowcount
+            self._db.execute("DELETE FROM events WHERE user_id=?", (user_id,))
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self._db.execute("VACUUM")
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")

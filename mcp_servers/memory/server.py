@@ -10,10 +10,11 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.core import auth, cursors
+from mcp_servers.core import audit, auth, cursors
 from mcp_servers.core.app import new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.files import write_atomically
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -53,6 +54,7 @@ MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memo
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
     mcp = new_server("memory", INSTRUCTIONS)
+    audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def who(ctx: Context) -> auth.Principal:
@@ -188,7 +190,7 @@ def create_server(settings: Settings) -> ServerSpec:
         folder = svc.export_dir(user)
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if format == 'markdown' else 'json'}"
-        path.write_text(text, encoding="utf-8")
+        write_atomically(path, text)
         return ExportResult(format=format, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
                             truncated=len(text) > EXPORT_BUDGET)
 

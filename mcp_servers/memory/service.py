@@ -1,20 +1,18 @@
 """Long-term memory on the core store: scopes, dedup, history, erasure, LLM extraction.
 
-One `MemoryService` per process. Writes are serialised (one lock) and acknowledged only once
-the store has them (Qdrant Edge's WAL), so a crash after an answer loses nothing.
+One `MemoryService` per process. Writes go through one group-committing writer (`writes`) and
+are acknowledged only once they are on disk, store and history alike, so a crash after an
+answer loses nothing and a crash before one leaves nothing half-written.
 """
 
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
 import logging
-import shutil
 import uuid
-from collections import deque
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,12 +24,13 @@ from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
-from mcp_servers.core.store import CollectionSpec, Hit, Item, VectorStore, Where, open_store
+from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
 
 from . import retrieval
 from .extraction import Extractor
-from .history import History, now_iso
+from .history import History
 from .models import MAX_BATCH, AddEvent, AddItem, AddResult, MemoryItem, Scope, ToolExperience
+from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
 
@@ -49,17 +48,6 @@ def memories_spec(dim: int) -> CollectionSpec:
         keyword_fields=("scope", "session_id", "hash", "tool"),
         float_fields=("occurred_ts", "created_ts", "seq"),
     )
-
-
-def _utc(dt: datetime | None) -> datetime:
-    if dt is None:
-        return datetime.now(UTC)
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def _fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
-    norm = " ".join(content.split()).lower()
-    return hashlib.sha256(json.dumps([avatar, scope, user, session, norm]).encode()).hexdigest()
 
 
 def to_item(hit: Hit) -> MemoryItem:
@@ -87,11 +75,9 @@ class MemoryService:
         self.dir = settings.data_dir("memory")
         self._store: VectorStore | None = None
         self._history: History | None = None
+        self._writer: Writer | None = None
         llm = get_llm(settings)
         self.extractor = Extractor(llm) if llm else None
-        self._write = asyncio.Lock()
-        self._seq: dict[str, int] = {}
-        self._recent: dict[str, deque[str]] = {}
 
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -100,8 +86,13 @@ class MemoryService:
             open_store, self.settings, "memory", memories_spec(self.embedder.dim)
         )
         self._history = History(self.dir / "history.db")
+        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
+        await anyio.to_thread.run_sync(self._writer.recover)
 
     async def close(self) -> None:
+        if self._writer is not None:
+            await self._writer.commit.idle()
+            self._writer = None
         if self._store is not None:
             await anyio.to_thread.run_sync(self._store.close)
             self._store = None
@@ -124,6 +115,12 @@ class MemoryService:
     def history(self) -> History:
         assert self._history is not None
         return self._history
+
+    @property
+    def writer(self) -> Writer:
+        if self._writer is None:
+            raise RuntimeError("memory store is not open")
+        return self._writer
 
     # scoping --------------------------------------------------------------------------------
     def resolve_owner(self, principal: Principal, scope: Scope, user_id: str | None) -> str | None:
@@ -161,8 +158,8 @@ class MemoryService:
         if session_id is not None:
             where.equals["session_id"] = session_id
         if since is not None or until is not None:
-            lo = _utc(since).timestamp() if since else None
-            hi = _utc(until).timestamp() if until else None
+            lo = utc(since).timestamp() if since else None
+            hi = utc(until).timestamp() if until else None
             if lo is not None and hi is not None and lo > hi:
                 raise UserError("'since' is after 'until': nothing can match.")
             where.ranges["occurred_ts"] = (lo, hi)
@@ -185,38 +182,6 @@ class MemoryService:
         return hits[0]
 
     # writing --------------------------------------------------------------------------------
-    def _session_key(self, scope: str, user: str | None, session: str | None) -> str:
-        return f"{scope}|{user or ''}|{session or ''}"
-
-    def _next_seq(self, key: str, where: Where) -> int:
-        if key not in self._seq:
-            self._seq[key] = self.store.count(where)
-        seq = self._seq[key]
-        self._seq[key] = seq + 1
-        return seq
-
-    def _session_where(self, scope: str, user: str | None, session: str | None) -> Where:
-        where = Where(equals={"avatar_id": self.avatar_id, "scope": scope, "user_id": user or ""})
-        if session:
-            where.equals["session_id"] = session
-        return where
-
-    def _earlier(self, where: Where, seq: int) -> list[str]:
-        """The contents of the turns just before position `seq` of the session `where` selects."""
-        n = retrieval.CONTEXT_TURNS
-        if not n or seq <= 0:
-            return []
-        w = where.model_copy(deep=True)
-        w.ranges["seq"] = (float(seq - n), float(seq - 1))
-        hits, _ = self.store.scroll(w, n)
-        return [h.payload["content"] for h in sorted(hits, key=lambda h: h.payload.get("seq", 0))]
-
-    def _context(self, key: str, where: Where, seq: int) -> deque[str]:
-        """The last few contents of this session (cached while the process lives)."""
-        if key not in self._recent:
-            self._recent[key] = deque(self._earlier(where, seq), maxlen=max(retrieval.CONTEXT_TURNS, 1))
-        return self._recent[key]
-
     async def add(self, items: Sequence[AddItem], principal: Principal, actor: str = "mcp") -> AddResult:
         """Validate every item first, then write them all in one batch (or none)."""
         if not items:
@@ -255,67 +220,8 @@ class MemoryService:
             raise UserError(f"Item {n}: the content is empty.")
         return text
 
-    async def _add_verbatim(
-        self, prepared: Sequence[tuple[AddItem, str, str | None]], actor: str, source: str = "verbatim"
-    ) -> AddResult:
-        async with self._write:
-            hashes = [
-                _fingerprint(self.avatar_id, it.scope, owner, it.session_id, text) for it, text, owner in prepared
-            ]
-            existing = {}
-            if hashes:
-                found, _ = self.store.scroll(Where(any_of={"hash": list(set(hashes))}), len(hashes))
-                existing = {h.payload["hash"]: h for h in found}
-            events: list[AddEvent] = []
-            new: list[tuple[str, str, str | None, str, str, dict[str, Any]]] = []  # id, text, owner, dense, bm25, payload
-            seen: dict[str, str] = {}
-            for (it, text, owner), h in zip(prepared, hashes, strict=True):
-                if h in existing or h in seen:
-                    mid = existing[h].id if h in existing else seen[h]
-                    events.append(AddEvent(id=mid, content=text, event="DUPLICATE"))
-                    continue
-                mid = str(uuid.uuid4())
-                seen[h] = mid
-                when = _utc(it.occurred_at)
-                now = now_iso()
-                key = self._session_key(it.scope, owner, it.session_id)
-                base = self._session_where(it.scope, owner, it.session_id)
-                seq = self._next_seq(key, base)
-                ctx = self._context(key, base, seq)
-                payload = {
-                    "content": text,
-                    "scope": it.scope,
-                    "avatar_id": self.avatar_id,
-                    "user_id": owner or "",
-                    "session_id": it.session_id,
-                    "seq": seq,
-                    "occurred_at": when.isoformat(),
-                    "occurred_ts": when.timestamp(),
-                    "created_at": now,
-                    "created_ts": datetime.now(UTC).timestamp(),
-                    "updated_at": now,
-                    "source": source,
-                    "hash": h,
-                    "metadata": it.metadata,
-                }
-                if it.scope == "tool" and "tool" in it.metadata:
-                    payload["tool"] = str(it.metadata["tool"])
-                index = retrieval.index_text(text, when, list(ctx))
-                ctx.append(text)
-                new.append((mid, text, owner, retrieval.embed_text(text, when), index, payload))
-                events.append(AddEvent(id=mid, content=text, event="ADD"))
-            if new:
-                vectors = await self.embedder.aembed([n[3] for n in new])
-                records = [Item(mid, payload, vec, index) for (mid, _, _, _, index, payload), vec in zip(new, vectors, strict=True)]
-                try:
-                    await anyio.to_thread.run_sync(self.store.upsert, records)
-                except Exception:
-                    # nothing was acknowledged: forget the sequence numbers we handed out
-                    self._seq.clear()
-                    self._recent.clear()
-                    raise
-                self.history.record([(mid, owner or "", "ADD", None, text, actor) for mid, text, owner, _, _, _ in new])
-        return AddResult(results=events, mode=source)
+    async def _add_verbatim(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
+        return await self.writer.add(prepared, actor, source)
 
     async def _add_extracted(
         self, prepared: Sequence[tuple[AddItem, str, str | None]], principal: Principal, actor: str
@@ -358,19 +264,7 @@ class MemoryService:
         return AddResult(results=events, mode="extracted", note=" ".join(notes) or None)
 
     async def _update(self, hit: Hit, content: str, metadata: dict[str, Any] | None, actor: str) -> AddEvent:
-        p = dict(hit.payload)
-        old = p["content"]
-        p.update(content=content, updated_at=now_iso())
-        if metadata is not None:
-            p["metadata"] = {**(p.get("metadata") or {}), **metadata}
-        p["hash"] = _fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), content)
-        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
-        where = self._session_where(p["scope"], p.get("user_id") or None, p.get("session_id"))
-        index = retrieval.index_text(content, when, self._earlier(where, int(p.get("seq", 0))))
-        vec = (await self.embedder.aembed([retrieval.embed_text(content, when)]))[0]
-        async with self._write:
-            await anyio.to_thread.run_sync(self.store.upsert, [Item(hit.id, p, vec, index)])
-            self.history.record([(hit.id, p.get("user_id") or "", "UPDATE", old, content, actor)])
+        old, _ = await self.writer.update(hit.id, content, metadata, actor)
         return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
 
     async def update(self, principal: Principal, memory_id: str, content: str | None,
@@ -380,21 +274,19 @@ class MemoryService:
             raise Forbidden("A user-scoped token cannot change avatar-wide memories.")
         if content is None and metadata is None:
             raise UserError("Nothing to update: give 'content' and/or 'metadata'.")
-        text = content.strip() if content is not None else hit.payload["content"]
-        if not text:
+        text = content.strip() if content is not None else None
+        if text == "":
             raise UserError("The new content is empty; use memory_delete to remove a memory.")
         if metadata is not None:
             try:
                 check_stored({**(hit.payload.get("metadata") or {}), **metadata}, "The metadata with these keys merged in")
             except ValueError as exc:
                 raise UserError(f"{exc}.") from None
-        await self._update(hit, text, metadata, "mcp")
-        return to_item(self.store.retrieve([memory_id])[0])
+        _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
+        return to_item(stored)
 
     async def _delete(self, hit: Hit, actor: str) -> None:
-        async with self._write:
-            await anyio.to_thread.run_sync(self.store.delete, [hit.id])
-            self.history.record([(hit.id, hit.payload.get("user_id") or "", "DELETE", hit.payload["content"], None, actor)])
+        await self.writer.delete(hit.id, actor)
 
     async def delete(self, principal: Principal, memory_id: str) -> None:
         hit = await self.get_owned(principal, memory_id)
@@ -407,22 +299,10 @@ class MemoryService:
         user = scope_user(principal, user_id)
         if not user:
             raise UserError("Say which user to forget.")
-        where = Where(equals={"avatar_id": self.avatar_id, "user_id": user})
-        async with self._write:
-            n = self.store.count(where)
-            await anyio.to_thread.run_sync(self.store.delete_where, where)
-            await anyio.to_thread.run_sync(self.store.compact)
-            events = self.history.forget_user(user)
-            for key in [k for k in self._seq if k.split("|")[1] == user]:
-                self._seq.pop(key, None)
-                self._recent.pop(key, None)
-        exports = self.export_dir(user)
-        files = len(list(exports.glob("*"))) if exports.exists() else 0
-        shutil.rmtree(exports, ignore_errors=True)
-        return n, events, files
+        return await self.writer.forget(user)
 
     def export_dir(self, user: str) -> Path:
-        return self.dir / "exports" / hashlib.sha256(user.encode()).hexdigest()[:16]
+        return self.writer.export_dir(user)
 
     # reading --------------------------------------------------------------------------------
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:

@@ -15,6 +15,8 @@ import time
 import uuid
 from typing import Any
 
+import anyio
+
 from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.ranking import rrf
@@ -86,8 +88,12 @@ class People:
         """Drop the user's own point (merge keeps their history and samples under another user)."""
         self.store.delete([point_id(user_id)])
 
-    async def save(self, user: dict[str, Any]) -> None:
-        """Write a user; re-embed the profile text only when it changed (and says more than a name)."""
+    async def commit(self, user: dict[str, Any], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
+        """Write a user and append its changes to the history in one store write (both or, after a
+        crash, neither); the change records as stored (with their ids).
+
+        The profile text is re-embedded only when it changed (and says more than a name).
+        """
         text = render(user["facts"])
         dense = None
         if any(f["field"] != "identity.name" for f in user["facts"]):
@@ -98,13 +104,10 @@ class People:
                 dense = (await self.embedder.aembed([text]))[0].tolist()
         # `status` mirrors `provisional` for filtering (the Edge store matches no booleans).
         status = "provisional" if user.get("provisional") else "named"
-        self.store.upsert([Item(point_id(user["user_id"]), {**user, "text": text, "status": status}, dense=dense,
-                                text=text)])
-
-    def record(self, user_id: str, changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
-        """Append changes to a user's history; the records as stored (with their ids)."""
-        rows = [{"id": time_id(), "kind": "change", "user_id": user_id, **c} for c in changes]
-        self.store.upsert([Item(r["id"], {k: v for k, v in r.items() if k != "id"}) for r in rows])
+        rows = [{"id": time_id(), "kind": "change", "user_id": user["user_id"], **c} for c in changes]
+        items = [Item(point_id(user["user_id"]), {**user, "text": text, "status": status}, dense=dense, text=text)]
+        items += [Item(r["id"], {k: v for k, v in r.items() if k != "id"}) for r in rows]
+        await anyio.to_thread.run_sync(self.store.upsert, items)
         return rows
 
     def history(self, user_id: str, field: str | None, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:

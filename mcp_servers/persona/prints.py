@@ -57,36 +57,45 @@ class Prints:
         return out
 
     def add(self, user_id: str, vectors: Sequence[np.ndarray], source: str, meta: Sequence[dict[str, object]]) -> None:
+        """Store samples and the centroid they make in one write (both or, after a crash, neither)."""
         at = now()
-        self.store.upsert([
-            Item(str(uuid.uuid4()), {"user_id": user_id, "kind": "sample", "source": source, "created_at": at, **m},
-                 dense=[float(x) for x in v])
-            for v, m in zip(vectors, meta, strict=True)
-        ])
-        if source == ADAPTED:
-            adapted = sorted((h for h in self.samples(user_id) if h.payload["source"] == ADAPTED),
-                             key=lambda h: h.payload["created_at"])
-            self.store.delete([h.id for h in adapted[: max(0, len(adapted) - self.max_adapted)]])
-        self.refresh(user_id)
+        new = [Item(str(uuid.uuid4()), {"user_id": user_id, "kind": "sample", "source": source, "created_at": at, **m},
+                    dense=[float(x) for x in v])
+               for v, m in zip(vectors, meta, strict=True)]
+        old = self.samples(user_id, with_vectors=self.centroids)
+        victims: list[str] = []
+        if source == ADAPTED:  # the oldest adapted samples beyond the bound make way
+            adapted = sorted((h for h in old if h.payload["source"] == ADAPTED), key=lambda h: h.payload["created_at"])
+            victims = [h.id for h in adapted[: max(0, len(adapted) + len(new) - self.max_adapted)]]
+        kept = [(h.payload["source"], h.dense) for h in old if h.id not in victims]
+        centroid = self._centroid(user_id, kept + [(source, it.dense) for it in new])
+        self.store.upsert(new + ([centroid] if centroid else []))
+        self.store.delete(victims)  # after a crash before this, a few extra adapted samples stay: harmless
 
-    def refresh(self, user_id: str) -> None:
-        """Recompute a user's centroid from their samples (or drop it when none is left)."""
-        if not self.centroids:
-            return
-        hits = self.samples(user_id, with_vectors=True)
-        if not hits:
-            self.store.delete([centroid_id(user_id)])
-            return
-        adapted = [np.asarray(h.dense) for h in hits if h.payload["source"] == ADAPTED and h.dense]
-        enrolled = [np.asarray(h.dense) for h in hits if h.payload["source"] != ADAPTED and h.dense]
+    def _centroid(self, user_id: str, samples: Sequence[tuple[str, Sequence[float] | None]]) -> Item | None:
+        """The centroid point of these (source, vector) samples (None without centroids or samples)."""
+        if not self.centroids or not samples:
+            return None
+        adapted = [np.asarray(v) for src, v in samples if src == ADAPTED and v]
+        enrolled = [np.asarray(v) for src, v in samples if src != ADAPTED and v]
         if enrolled and adapted:
             w = min(len(adapted) / (len(adapted) + len(enrolled)), MAX_ADAPTED_WEIGHT)
             vec = (1 - w) * unit(np.mean(unit(np.stack(enrolled)), axis=0)) + w * unit(
                 np.mean(unit(np.stack(adapted)), axis=0))
         else:
             vec = np.mean(unit(np.stack(enrolled or adapted)), axis=0)
-        self.store.upsert([Item(centroid_id(user_id), {"user_id": user_id, "kind": "centroid", "samples": len(hits),
-                                                       "updated_at": now()}, dense=[float(x) for x in unit(vec)])])
+        return Item(centroid_id(user_id), {"user_id": user_id, "kind": "centroid", "samples": len(samples),
+                                           "updated_at": now()}, dense=[float(x) for x in unit(vec)])
+
+    def refresh(self, user_id: str) -> None:
+        """Recompute a user's centroid from their samples (or drop it when none is left)."""
+        if not self.centroids:
+            return
+        centroid = self._centroid(user_id, [(h.payload["source"], h.dense) for h in self.samples(user_id, True)])
+        if centroid is None:
+            self.store.delete([centroid_id(user_id)])
+        else:
+            self.store.upsert([centroid])
 
     def rank(self, vectors: Sequence[np.ndarray], limit: int = 5, user_id: str | None = None) -> list[list[tuple[str, float]]]:
         """Per query vector, (user_id, score) best first: the centroid's score for voices, the best

@@ -9,7 +9,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
-from mcp_servers.core import auth
+from mcp_servers.core import audit, auth
 from mcp_servers.core.app import new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
@@ -88,6 +88,7 @@ def _profile_text(p: Profile) -> str:
 def create_server(settings: Settings) -> ServerSpec:
     svc = Persona(settings, PersonaSettings())
     mcp = new_server("persona", INSTRUCTIONS)
+    audit.install(mcp, settings, "persona", forget_tool="user_forget")
     read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
 

@@ -175,8 +175,7 @@ class Persona:
                                 "created_at": at, "updated_at": at, "facts": []}
         change = profile.apply(user["facts"], profile.check(profile.Patch(op="set", field="identity.name", value=name)),
                                source, None)
-        await people.save(user)
-        people.record(user_id, [{**(change or {}), "op": "create"}])
+        await people.commit(user, [{**(change or {}), "op": "create"}])
         return user
 
     async def create_user(self, principal: Principal, name: str, provisional: bool, user_id: str | None = None) -> User:
@@ -217,9 +216,7 @@ class Persona:
             old = user["name"]
             change = profile.apply(user["facts"], patch, "manual", "user_rename")
             user.update(name=patch.value, provisional=False, updated_at=profile.now())
-            people = await self.people()
-            await people.save(user)
-            people.record(user_id, [{**(change or {}), "op": "rename", "old": old, "new": patch.value}])
+            await (await self.people()).commit(user, [{**(change or {}), "op": "rename", "old": old, "new": patch.value}])
         return await self.describe(user)
 
     async def merge(self, principal: Principal, user_id: str, into_user_id: str) -> MergeResult:
@@ -250,15 +247,14 @@ class Persona:
             moved_voice = vp.move(user_id, into_user_id)
             moved_face = fp.move(user_id, into_user_id)
             moved_history = people.move_history(user_id, into_user_id)
-            await people.save(target)
-            people.delete(user_id)
             at = profile.now()
-            people.record(into_user_id, [
+            await people.commit(target, [
                 {"field": f["field"], "op": "merge", "old": None, "new": f["value"], "source": f["source"],
                  "source_ref": f.get("source_ref"), "confidence": f["confidence"], "evidence": f.get("evidence"),
                  "at": at} for f in added
             ] + [{"field": "user", "op": "merge", "old": source["name"], "new": target["name"], "source": "manual",
                   "source_ref": user_id, "at": at}])
+            await anyio.to_thread.run_sync(people.delete, user_id)
         return MergeResult(user_id=into_user_id, merged_user_id=user_id, voice_samples_moved=moved_voice,
                            face_samples_moved=moved_face, facts_added=len(added), history_moved=moved_history)
 
@@ -339,7 +335,7 @@ class Persona:
             await self.user(user_id)
             if prints.count(user_id) + len(vectors) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} voice samples.")
-            prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds])
+            await anyio.to_thread.run_sync(lambda: prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds]))
             counts = prints.counts(user_id)
         return SpeakerEnrollResult(user_id=user_id, added=len(vectors), speech_seconds=seconds, voice_samples=counts,
                                    model=model.name)
@@ -359,13 +355,15 @@ class Persona:
         if d.verdict == "unknown" and create_if_unknown and seconds >= PROVISIONAL_MIN_SPEECH and principal.user_id is None:
             async with self._lock:
                 user = await self._new_user(f"Guest {uuid.uuid4().hex[:6]}", True, "session")
-                prints.add(user["user_id"], [vec], "provisional", [{"seconds": round(seconds, 2)}])
+                await anyio.to_thread.run_sync(lambda: prints.add(user["user_id"], [vec], "provisional",
+                                                                  [{"seconds": round(seconds, 2)}]))
             created = user["user_id"]
         elif (d.verdict == "known" and adapt and d.user_id and d.score is not None and seconds >= ADAPT_MIN_SPEECH
               and d.score >= d.thresholds.known + ADAPT_ABOVE and self.config.max_adapted > 0):
             async with self._lock:
                 if (await self.people()).get(d.user_id) is not None:
-                    prints.add(d.user_id, [vec], ADAPTED, [{"seconds": round(seconds, 2)}])
+                    uid = d.user_id
+                    await anyio.to_thread.run_sync(lambda: prints.add(uid, [vec], ADAPTED, [{"seconds": round(seconds, 2)}]))
                     adapted = True
         fields = await self._match_fields(d, ranked)
         return VoiceMatch(**fields, speech_seconds=round(seconds, 2), created_user_id=created, adapted=adapted,
@@ -496,7 +494,8 @@ class Persona:
             await self.user(user_id)
             if prints.count(user_id) + len(chosen) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} face samples.")
-            prints.add(user_id, [f.embedding for f, _ in chosen], "enroll", [{} for _ in chosen])
+            await anyio.to_thread.run_sync(lambda: prints.add(user_id, [f.embedding for f, _ in chosen], "enroll",
+                                                              [{} for _ in chosen]))
             total = prints.count(user_id)
         return FaceEnrollResult(user_id=user_id, added=len(chosen), boxes=[b for _, b in chosen], face_samples=total,
                                 model=model.name)
@@ -574,9 +573,7 @@ class Persona:
             raise UserError(f"Nothing was changed: {exc}.") from None
         name = next((f["value"] for f in facts if f["field"] == "identity.name"), user["name"])
         user.update(facts=facts, name=name, updated_at=profile.now())
-        people = await self.people()
-        await people.save(user)
-        return user, people.record(user_id, changes)
+        return user, await (await self.people()).commit(user, changes)
 
     async def update_profile(self, principal: Principal, user_id: str, patches: list[profile.Patch],
                              source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:

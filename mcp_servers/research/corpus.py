@@ -21,7 +21,17 @@ from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.settings import Settings
-from mcp_servers.core.store import CollectionSpec, DenseQuery, Item, Query, SparseQuery, VectorStore, Where, open_store
+from mcp_servers.core.store import (
+    CollectionSpec,
+    DenseQuery,
+    Hit,
+    Item,
+    Query,
+    SparseQuery,
+    VectorStore,
+    Where,
+    open_store,
+)
 
 from .chunking import passages
 from .config import ResearchSettings
@@ -98,10 +108,12 @@ class Corpus:
                             f"{self.research.max_document_chars:,} (ALPHAAVATAR_RESEARCH_MAX_DOCUMENT_CHARS).")
         owner_key = owner or SHARED
         sha = hashlib.sha256(text.encode()).hexdigest()
-        same = await anyio.to_thread.run_sync(lambda: self.store.scroll(
-            Where(equals={"kind": "doc", "owner": owner_key, "sha": sha}), 1)[0])
-        if same:
-            return _doc_info(same[0].payload), True
+
+        def same() -> list[Hit]:
+            return self.store.scroll(Where(equals={"kind": "doc", "owner": owner_key, "sha": sha}), 1)[0]
+
+        if found := await anyio.to_thread.run_sync(same):
+            return _doc_info(found[0].payload), True
         parts = passages(text, self.research.chunk_words)
         vectors = await self.embedder.aembed(parts)
         doc_id = str(uuid.uuid4())
@@ -112,8 +124,10 @@ class Corpus:
         record = {**base, "kind": "doc", "source_type": source_type, "chunks": len(parts), "chars": len(text),
                   "added_at": time.time(), "sha": sha}
         items.append(Item(doc_id, record))
-        async with self._lock:
-            await anyio.to_thread.run_sync(self.store.upsert, items)
+        async with self._lock:  # the same text sent twice at once is still one document
+            if found := await anyio.to_thread.run_sync(same):
+                return _doc_info(found[0].payload), True
+            await anyio.to_thread.run_sync(self.store.upsert, items)  # durable when it returns
         return _doc_info(record), False
 
     async def search(self, queries: Sequence[str], user_id: str | None, limit: int) -> list[PassageHit]:

@@ -12,7 +12,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from mcp_servers.core import auth
+from mcp_servers.core import audit, auth
 from mcp_servers.core.app import new_server
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
@@ -123,6 +123,7 @@ def create_server(settings: Settings) -> ServerSpec:
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
     )
+    audit.install(mcp, settings, "research", forget_tool=None)  # the research server has no per-user forget
 
     @mcp.tool()
     async def web_search(

@@ -7,6 +7,7 @@ request body is recorded in `requests`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import uuid
@@ -29,6 +30,7 @@ class Reply:
     content: str | None = None
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200  # e.g. 429 to exercise retries
+    delay: float = 0.0  # seconds before the first token (a slow model)
 
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -46,7 +48,7 @@ class FakeOpenAI(BackgroundServer):
         self.requests: list[dict[str, Any]] = []
         self.paths: list[str] = []
         self.transcriptions: list[dict[str, Any]] = []  # {"model", "audio" (WAV bytes), "text"}
-        self.speeches: list[dict[str, Any]] = []  # request bodies of /v1/audio/speech
+        self.speeches: list[dict[str, Any]] = []  # request bodies of /v1/audio/speech, with "_at" (unix time)
         routes = [
             Route("/v1/chat/completions", self._chat, methods=["POST"]),
             Route("/v1/embeddings", self._embeddings, methods=["POST"]),
@@ -98,7 +100,7 @@ class FakeOpenAI(BackgroundServer):
     async def _speech(self, request: Request) -> Response:
         """Real speech (espeak-ng) as `pcm` (24 kHz s16le), `wav` or `flac`; other formats are refused."""
         body = await request.json()
-        self.speeches.append(body)
+        self.speeches.append({**body, "_at": time.time()})
         fmt = body.get("response_format", "mp3")
         if fmt not in ("pcm", "wav", "flac"):
             return JSONResponse({"error": {"message": f"this fake speaks pcm, wav or flac, not {fmt}",
@@ -134,6 +136,8 @@ class FakeOpenAI(BackgroundServer):
                                                                        "finish_reason": finish_reason}]}) + "\n\n"
 
         async def stream():  # type: ignore[no-untyped-def]
+            if reply.delay:
+                await asyncio.sleep(reply.delay)
             yield chunk({"role": "assistant", "content": ""})
             if reply.content:
                 for piece in _pieces(reply.content):

@@ -94,7 +94,11 @@ def named_vectors(item: Item, sparse: bool) -> dict[str, Any]:
 
 
 class VectorStore(ABC):
-    """A collection of points with a dense vector, an optional BM25 sparse vector, and a payload."""
+    """A collection of points with a dense vector, an optional BM25 sparse vector, and a payload.
+
+    Each write call is one atomic operation (after a crash: all of it or none) and returns only
+    once it is durable, so a caller may acknowledge it right away.
+    """
 
     spec: CollectionSpec
 

@@ -1,7 +1,17 @@
-"""The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL)."""
+"""The embedded default: Qdrant Edge in-process (HNSW, payload indexes, BM25 sparse, WAL).
+
+Every write returns only once it is on disk. The update is one record in Qdrant's write-ahead
+log, an mmap the kernel keeps through a crash of this process (SIGKILL included) and replays
+on the next open; we then fdatasync the log's files, so the write also survives a power cut.
+We do not call Edge's `flush()` per write: it also writes every segment and holds Python's
+GIL throughout (50-280 ms with the whole server frozen, measured on this 2-core box under
+load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close and
+before a compaction; a restart after a crash replays the log written since.
+"""
 
 from __future__ import annotations
 
+import os
 import shutil
 import threading
 from collections.abc import Sequence
@@ -93,11 +103,26 @@ class EdgeStore(VectorStore):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
         return shard
 
+    def _durable(self, operation: qe.UpdateOperation) -> None:
+        """Apply one update (one WAL record: all of it or, after a crash, none) and sync it to disk."""
+        with self._write:
+            self._shard.update(operation)
+        # outside the lock: a concurrent writer's sync then covers this update too
+        wal = self._dir / "wal"
+        for path in [*wal.iterdir(), wal]:  # the log's segments, and the folder for a segment just created
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:  # a full segment renamed as it closed (closing syncs it)
+                continue
+            try:
+                (os.fsync if path == wal else os.fdatasync)(fd)
+            finally:
+                os.close(fd)
+
     def upsert(self, items: Sequence[Item]) -> None:
         points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
         if points:
-            with self._write:
-                self._shard.update(qe.UpdateOperation.upsert_points(points))
+            self._durable(qe.UpdateOperation.upsert_points(points))
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not ids:
@@ -106,20 +131,17 @@ class EdgeStore(VectorStore):
         return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
-        with self._write:
-            self._shard.update(qe.UpdateOperation.set_payload(list(ids), payload))
+        self._durable(qe.UpdateOperation.set_payload(list(ids), payload))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            with self._write:
-                self._shard.update(qe.UpdateOperation.delete_points(list(ids)))
+            self._durable(qe.UpdateOperation.delete_points(list(ids)))
 
     def delete_where(self, where: Where) -> None:
         flt = _filter(where)
         if flt is None:
             raise ValueError("refusing to delete with an empty filter")
-        with self._write:
-            self._shard.update(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._durable(qe.UpdateOperation.delete_points_by_filter(flt))
 
     def _request(self, q: Query, flt: qe.Filter | None, limit: int) -> qe.QueryRequest:
         if isinstance(q, DenseQuery):

@@ -1,0 +1,38 @@
+"""The console's only way to the data: an MCP client session over streamable HTTP to this
+process's own servers, carrying the signed-in token, so each server's own checks decide."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+from mcp.types import Implementation
+
+from clients import __version__
+
+CLIENT = Implementation(name="alphaavatar-console", version=__version__)
+SERVERS = ("memory", "persona", "character", "research")
+
+
+@contextlib.asynccontextmanager
+async def session(base_url: str, server: str, token: str | None) -> AsyncIterator[ClientSession]:
+    """A session with `server` at `base_url/<server>/mcp` as the holder of `token`."""
+    if server not in SERVERS:
+        raise ValueError(f"unknown server {server!r}")
+    headers = {"Authorization": f"Bearer {token}"} if token else None
+    async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
+        f"{base_url}/{server}/mcp", http_client=http
+    ) as streams, ClientSession(streams[0], streams[1], client_info=CLIENT) as s:
+        await s.initialize()
+        yield s
+
+
+async def call(s: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """{ok, data, text}: a tool error is an answer (its text says why), not an exception."""
+    res = await s.call_tool(tool, arguments)
+    text = "\n".join(getattr(c, "text", "") for c in res.content)
+    return {"ok": not res.is_error, "data": None if res.is_error else res.structured_content, "text": text}

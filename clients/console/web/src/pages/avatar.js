@@ -1,0 +1,54 @@
+// Avatar: the character viewer beside a chat with the agent; each reply shows what was in its
+// context ("why it said that"). Without an LLM the page says what to set.
+import { useState } from "preact/hooks";
+import { chat } from "../api.js";
+import { html, useAction, Notice, Field, when } from "../ui.js";
+
+const show = (v) => (Array.isArray(v) ? v.map(show).join(", ")
+  : typeof v === "object" && v !== null ? ("value" in v ? show(v.value) : Object.entries(v).map(([k, x]) => `${k}: ${show(x)}`).join("; "))
+  : String(v));
+
+function Why({ turn }) {
+  const facts = Object.entries(turn.profile || {}).filter(([k]) => !["user_id", "provisional"].includes(k));
+  return html`<details class="why"><summary>Why it said that</summary>
+    <p>In its context for user <code>${turn.user_id}</code>:</p>
+    <h4>Memories (${turn.memories.length})</h4>
+    <ul class="why-memories">${turn.memories.map((m) => html`<li>${m.content} <small>${when(m.occurred_at)}${m.score != null ? ` · ${m.score.toFixed(3)}` : ""}</small></li>`)}</ul>
+    <h4>Profile</h4>
+    ${facts.length ? html`<ul>${facts.map(([k, v]) => html`<li><strong>${k}</strong>: ${show(v)}</li>`)}</ul>` : html`<p>none</p>`}
+    ${turn.late.length || turn.failed.length ? html`<p class="notice">Not in time: ${[...turn.late, ...turn.failed].join(", ")}</p>` : null}
+  </details>`;
+}
+
+export function Avatar({ session, user }) {
+  const [turns, setTurns] = useState([]);
+  const [text, setText] = useState("");
+  const [state, run] = useAction();
+  const viewer = session.owner && !session.auth_required
+    ? html`<iframe class="viewer" src="/character/" title="The avatar's character"></iframe>`
+    : html`<p>The character viewer is at <a href="/character/">/character/</a>; ${session.owner
+        ? "with tokens configured it needs the token, which the console never puts in a URL, so open it from a host that sends one."
+        : "the character is the owner's stage, so a user token's chat goes on without it."}</p>`;
+  const send = (e) => {
+    e.preventDefault();
+    const said = text.trim();
+    if (!said) return;
+    setText("");
+    run(async () => { const t = await chat(said, user); setTurns([...turns, { said, ...t }]); });
+  };
+  if (!session.llm) {
+    return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat</h2>
+      <p id="chat-missing">Chat with the agent needs an LLM. Set <code>ALPHAAVATAR_LLM_MODEL</code> (e.g. gpt-4o-mini)
+        and <code>OPENAI_BASE_URL</code> and/or <code>OPENAI_API_KEY</code> for an OpenAI-compatible endpoint, then restart
+        <code>alphaavatar up</code>.</p></section></div>`;
+  }
+  return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat as ${user}</h2>
+    <ol class="chat" id="chat" aria-live="polite">${turns.map((t) => html`<li>
+      <p class="said"><strong>You:</strong> ${t.said}</p><p class="reply"><strong>Alpha:</strong> ${t.reply}</p><${Why} turn=${t} /></li>`)}</ol>
+    <form class="inline" onSubmit=${send}>
+      <${Field} label="Say something"><input id="chat-text" value=${text} onInput=${(e) => setText(e.target.value)} required maxlength="4000" /></${Field}>
+      <button type="submit" id="chat-send" disabled=${state.busy}>Send</button>
+    </form>
+    <${Notice} state=${state} />
+  </section></div>`;
+}

@@ -1,0 +1,114 @@
+// Memories: list or search (scope, session, time), add, edit, delete, history, export, forget me.
+import { useEffect, useState } from "preact/hooks";
+import { download, tool } from "../api.js";
+import { html, useAction, Notice, Field, when } from "../ui.js";
+import { ForgetMe } from "./forget.js";
+
+const SCOPES = ["user", "session", "tool", "avatar"];
+const PAGE = 50;
+const iso = (local) => (local ? new Date(local).toISOString() : undefined);
+
+function Memory({ m, user, onChanged }) {
+  const [editing, setEditing] = useState(false);
+  const [text, setText] = useState(m.content);
+  const [history, setHistory] = useState(null);
+  const [state, run] = useAction();
+  const save = (e) => {
+    e.preventDefault();
+    run(async () => { await tool("memory", "memory_update", { memory_id: m.id, content: text }); setEditing(false); onChanged(); });
+  };
+  const remove = () => {
+    if (!confirm(`Delete this memory?\n\n“${m.content.slice(0, 200)}”`)) return;
+    run(async () => { await tool("memory", "memory_delete", { memory_id: m.id }); onChanged(); });
+  };
+  const showHistory = () => run(async () => setHistory(history ? null : (await tool("memory", "memory_history", { memory_id: m.id })).events));
+  return html`<li class="card memory" data-id=${m.id}>
+    ${editing
+      ? html`<form onSubmit=${save} class="edit"><${Field} label="Memory text">
+          <textarea rows="3" value=${text} onInput=${(e) => setText(e.target.value)} required /></${Field}>
+          <button type="submit">Save</button> <button type="button" onClick=${() => setEditing(false)}>Cancel</button></form>`
+      : html`<p class="content">${m.content}</p>`}
+    <p class="meta">
+      <span class="tag">${m.scope}</span>
+      ${m.session_id ? html`<span>session ${m.session_id}</span>` : null}
+      <span>occurred ${when(m.occurred_at)}</span> <span>updated ${when(m.updated_at)}</span>
+      ${m.score != null ? html`<span>score ${m.score.toFixed(3)}</span>` : null}
+    </p>
+    <div class="actions">
+      <button onClick=${() => setEditing(true)} aria-label=${`Edit memory ${m.id}`}>Edit</button>
+      <button onClick=${showHistory} aria-expanded=${history ? "true" : "false"}>History</button>
+      <button class="danger" onClick=${remove} aria-label=${`Delete memory ${m.id}`}>Delete</button>
+    </div>
+    ${history ? html`<ol class="history">${history.map((e) => html`<li><strong>${e.event}</strong> ${when(e.at)}
+      ${e.old ? html` — was “${e.old}”` : null}${e.new ? html` → “${e.new}”` : null}</li>`)}</ol>` : null}
+    <${Notice} state=${state} />
+  </li>`;
+}
+
+export function Memories({ session, user }) {
+  const [form, setForm] = useState({ query: "", scope: "", session_id: "", since: "", until: "" });
+  const [items, setItems] = useState([]);
+  const [next, setNext] = useState(null);
+  const [total, setTotal] = useState(null);
+  const [state, run] = useAction();
+  const [added, setAdded] = useState({ content: "", scope: "user" });
+  const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
+  const args = () => ({ user_id: user, scope: form.scope, session_id: form.session_id });
+
+  const load = (cursor) => run(async () => {
+    const r = form.query.trim()
+      ? await tool("memory", "memory_search", { ...args(), query: form.query, since: iso(form.since), until: iso(form.until), limit: PAGE, cursor })
+      : await tool("memory", "memory_list", { ...args(), limit: PAGE, cursor });
+    setItems(cursor ? [...items, ...r.results] : r.results);
+    setNext(r.next_cursor);
+    setTotal(r.total ?? null);
+  });
+  useEffect(() => { load(null); }, [user]);
+
+  const submit = (e) => { e.preventDefault(); load(null); };
+  const add = (e) => {
+    e.preventDefault();
+    run(async () => {
+      const r = await tool("memory", "memory_add", { content: added.content, scope: added.scope, user_id: user, infer: false });
+      setAdded({ ...added, content: "" });
+      await load(null);
+      return r;
+    }, (r) => r && `Stored: ${r.results.map((x) => x.event).join(", ")}`);
+  };
+  const exportAs = (format) => run(() => download(format, user), (n) => `Downloaded ${n.toLocaleString()} bytes.`);
+
+  return html`<section aria-labelledby="find-h">
+    <h2 id="find-h">Find</h2>
+    <form class="filters" onSubmit=${submit} role="search">
+      <${Field} label="Search (hybrid: meaning and words)"><input id="q" type="search" value=${form.query} onInput=${set("query")} /></${Field}>
+      <${Field} label="Scope"><select id="scope" value=${form.scope} onChange=${set("scope")}>
+        <option value="">user, session and avatar</option>${SCOPES.map((s) => html`<option value=${s}>${s}</option>`)}</select></${Field}>
+      <${Field} label="Session id"><input id="session" value=${form.session_id} onInput=${set("session_id")} /></${Field}>
+      <${Field} label="Since" hint="time filters apply to a search"><input id="since" type="datetime-local" value=${form.since} onInput=${set("since")} /></${Field}>
+      <${Field} label="Until"><input id="until" type="datetime-local" value=${form.until} onInput=${set("until")} /></${Field}>
+      <button type="submit" id="search">${form.query.trim() ? "Search" : "List"}</button>
+    </form>
+  </section>
+  <section aria-labelledby="add-h">
+    <h2 id="add-h">Remember something</h2>
+    <form class="add" onSubmit=${add}>
+      <${Field} label="New memory"><textarea id="new-memory" rows="2" required value=${added.content}
+        onInput=${(e) => setAdded({ ...added, content: e.target.value })} /></${Field}>
+      <${Field} label="Scope of the new memory"><select id="new-scope" value=${added.scope} onChange=${(e) => setAdded({ ...added, scope: e.target.value })}>
+        ${SCOPES.map((s) => html`<option value=${s}>${s}</option>`)}</select></${Field}>
+      <button type="submit" id="add">Add</button>
+    </form>
+  </section>
+  <${Notice} state=${state} />
+  <section aria-labelledby="list-h">
+    <h2 id="list-h">${total != null ? `${total.toLocaleString()} memories` : `${items.length} results`}</h2>
+    <ul class="cards" id="memories">${items.map((m) => html`<${Memory} key=${m.id} m=${m} user=${user} onChanged=${() => load(null)} />`)}</ul>
+    ${next ? html`<button id="more" onClick=${() => load(next)}>More</button>` : null}
+  </section>
+  <section aria-labelledby="export-h">
+    <h2 id="export-h">Export and erase</h2>
+    <button id="export-json" onClick=${() => exportAs("json")}>Download JSON</button>
+    <button id="export-md" onClick=${() => exportAs("markdown")}>Download Markdown</button>
+    <${ForgetMe} session=${session} user=${user} onDone=${() => load(null)} />
+  </section>`;
+}

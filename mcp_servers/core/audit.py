@@ -1,0 +1,208 @@
+"""Who read or wrote what, per user: an MCP server middleware records every tool call, resource
+read and prompt, and one `<server>_audit_list` tool shows a user their own entries.
+
+An entry names the MCP client (its `initialize` clientInfo), the caller's principal (never the
+token), the tool, the users it touched and the ids it returned. Entries are filed under each user
+they concern, so a user-scoped token reads only its own; the server's forget tool erases them
+(SQLite `secure_delete`, so the bytes are overwritten).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sqlite3
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Annotated, Any
+
+from mcp.server.mcpserver import Context, MCPServer
+from mcp.types import ToolAnnotations
+from pydantic import BaseModel, Field
+
+from . import auth
+from .errors import Forbidden, UserError
+from .settings import Settings
+
+log = logging.getLogger(__name__)
+_USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "claimed_user_id")
+_ID_KEYS = ("id", "doc_id", "job_id", "memory_id")
+_URI_USER = re.compile(r"/users/([^/?#]+)")
+MAX_IDS = 50
+MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every 1,000 writes)
+_KINDS = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
+OWNER = ""  # entries that concern no particular user; only the owner reads them
+
+
+class AuditEntry(BaseModel):
+    seq: int
+    at: str = Field(description="UTC, ISO-8601.")
+    client: str = Field(description="The MCP client's name from initialize (clientInfo), or 'unknown'.")
+    principal: str = Field(description="'owner' or 'user:<id>' (the token's scope, never the token).")
+    kind: str = Field(description="tool, resource or prompt.")
+    name: str = Field(description="The tool or prompt name, or the resource URI.")
+    ok: bool
+    user_ids: list[str] = Field(description="The users this access concerned.")
+    ids: list[str] = Field(description="Ids it returned or named (memories, documents...), at most 50.")
+
+
+class AuditList(BaseModel):
+    entries: list[AuditEntry]
+    next_cursor: str | None = Field(default=None, description="Pass back for older entries.")
+
+
+class AuditLog:
+    """An append-only SQLite table under the server's data folder; one row per (access, user)."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._db: sqlite3.Connection | None = None
+        self._lock = threading.Lock()
+
+    def _conn(self) -> sqlite3.Connection:
+        if self._db is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
+            db.executescript("""PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA secure_delete=ON;
+                CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, user_id TEXT,
+                  client TEXT, principal TEXT, kind TEXT, name TEXT, ok INTEGER, user_ids TEXT, ids TEXT);
+                CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, seq);""")
+            self._db = db
+        return self._db
+
+    def record(self, users: Iterable[str], client: str, principal: str, kind: str, name: str, ok: bool,
+               touched: list[str], ids: dict[str, list[str]]) -> None:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        rows = [(at, _text(u), _text(client), principal, kind, _text(name), int(ok), json.dumps([_text(t) for t in touched]),
+                 json.dumps([_text(i) for i in ids.get(u, [])[:MAX_IDS]])) for u in users]
+        with self._lock:
+            db = self._conn()
+            db.executemany("INSERT INTO audit (at, user_id, client, principal, kind, name, ok, user_ids, ids)"
+                           " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            last = db.execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
+            if last // 1000 != (last - len(rows)) // 1000:
+                db.execute("DELETE FROM audit WHERE seq <= ?", (last - MAX_ENTRIES,))
+
+    def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
+        """Newest first; `user_id` None means every entry (the owner)."""
+        sql = "SELECT seq, at, client, principal, kind, name, ok, user_ids, ids FROM audit WHERE 1=1"
+        args: list[str | int] = []
+        if user_id is not None:
+            sql += " AND user_id = ?"
+            args.append(_text(user_id))
+        if before is not None:
+            sql += " AND seq < ?"
+            args.append(before)
+        with self._lock:
+            rows = self._conn().execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
+        return [AuditEntry(seq=r[0], at=r[1], client=r[2], principal=r[3], kind=r[4], name=r[5], ok=bool(r[6]),
+                           user_ids=json.loads(r[7]), ids=json.loads(r[8])) for r in rows]
+
+    def forget(self, user_id: str) -> int:
+        with self._lock:
+            db = self._conn()
+            n = db.execute("DELETE FROM audit WHERE user_id = ?", (user_id,)).rowcount
+            db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return int(n)
+
+
+def _text(value: str) -> str:
+    """Storable text: a lone surrogate (valid JSON, not UTF-8) is kept as its escape."""
+    return value.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _walk(value: Any, users: set[str], ids: dict[str, list[str]], owner: str | None = None) -> None:
+    """Collect user ids, and ids keyed by the user of the object that holds them (OWNER: none says)."""
+    if isinstance(value, dict):
+        own = next((v for k in _USER_KEYS if isinstance(v := value.get(k), str) and v), owner)
+        users.update(v for k in _USER_KEYS if isinstance(v := value.get(k), str) and v)
+        for k in _ID_KEYS:
+            if isinstance(v := value.get(k), str):
+                ids.setdefault(own or OWNER, []).append(v)
+        for v in value.values():
+            _walk(v, users, ids, own)
+    elif isinstance(value, list):
+        for v in value:
+            _walk(v, users, ids, owner)
+
+
+class AuditMiddleware:
+    """MCP server middleware: records tool calls, resource reads and prompts (not the audit read
+    itself), and erases a user's entries once a call of `forget_tool` for them succeeds."""
+
+    def __init__(self, log: AuditLog, list_tool: str, forget_tool: str | None):
+        self.log, self.list_tool, self.forget_tool = log, list_tool, forget_tool
+
+    async def __call__(self, ctx: Any, call_next: Any) -> Any:
+        kind = _KINDS.get(ctx.method)
+        params = dict(ctx.params or {})
+        name = str(params.get("uri") if kind == "resource" else params.get("name", ""))
+        if kind is None or name == self.list_tool:
+            return await call_next(ctx)
+        ok, result = False, None
+        try:
+            result = await call_next(ctx)
+            ok = not (isinstance(result, dict) and result.get("isError"))
+            return result
+        finally:
+            try:
+                self._record(ctx, kind, name, params, ok, result)
+            except Exception:  # the audit must never change an answer; say it failed, loudly
+                log.exception("audit entry not written for %s", kind)
+
+    def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
+        try:
+            principal = auth.caller(ctx)
+        except Forbidden:  # refused before it ran (AccessMiddleware): nothing was accessed
+            return
+        given = params.get("arguments")
+        arguments: dict[str, Any] = given if isinstance(given, dict) else {}
+        touched: set[str] = set()
+        ids: dict[str, list[str]] = {}
+        _walk(arguments, touched, {})
+        touched.update(_URI_USER.findall(name))
+        if ok and isinstance(result, dict):
+            _walk(result.get("structuredContent"), touched, ids)
+        if ok and name == self.forget_tool and isinstance(uid := arguments.get("user_id"), str):
+            self.log.forget(uid)
+            return
+        if principal.user_id is not None:
+            users = [principal.user_id]  # a scoped token can only concern its own user
+            ids = {principal.user_id: [i for v in ids.values() for i in v]}
+        else:
+            users = sorted(touched) or [OWNER]
+            if len(users) == 1:  # ids that name no user are that one user's
+                ids = {users[0]: [i for v in ids.values() for i in v]}
+        info = getattr(ctx.session, "client_params", None)
+        client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
+        who = "owner" if principal.user_id is None else f"user:{principal.user_id}"
+        self.log.record(users, client[:200], who, kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
+
+
+def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | None) -> AuditLog:
+    """Record every access to `mcp` and add its `<server>_audit_list` tool. SQLite commits each
+    entry, so nothing needs closing: a killed process loses no acknowledged entry."""
+    log = AuditLog(settings.home / server / "audit.sqlite")
+    list_tool = f"{server}_audit_list"
+    mcp.middleware.append(AuditMiddleware(log, list_tool, forget_tool))
+
+    @mcp.tool(name=list_tool, annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    async def audit_list(
+        ctx: Context,
+        user_id: Annotated[str | None, Field(max_length=200, description="Whose entries (owner: default all).")] = None,
+        limit: Annotated[int, Field(ge=1, le=200)] = 50,
+        cursor: Annotated[str | None, Field(max_length=20, description="next_cursor of the previous page.")] = None,
+    ) -> AuditList:
+        """Who read or wrote this user's data on this server, newest first: the MCP client, the
+        token's principal, the tool, the users and the ids involved. A user token sees only its own."""
+        user = auth.scope_user(auth.caller(ctx), user_id)
+        if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
+            raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
+        entries = log.list(user, limit, int(cursor) if cursor else None)
+        more = len(entries) == limit and entries[-1].seq > 1
+        return AuditList(entries=entries, next_cursor=str(entries[-1].seq) if more else None)
+
+    return log

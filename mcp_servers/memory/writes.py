@@ -1,0 +1,289 @@
+"""Memory writes: group-committed, deduplicated, durable, and recorded in the history.
+
+Concurrent adds, updates and deletes queue for one writer (`GroupCommit`): a batch is
+deduplicated (against itself and the store), embedded in one call, written in one store
+upsert (then one delete) and flushed once, and only then is each caller answered. So an
+acknowledged write survives a SIGKILL of the server at any moment, a batch is all or none,
+and the history — marked pending before each store write, see `history` — records exactly
+the memories that exist, also after a crash (`recover`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import shutil
+import uuid
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+
+from mcp_servers.core.batching import GroupCommit
+from mcp_servers.core.embeddings import Embedder
+from mcp_servers.core.errors import NotFound
+from mcp_servers.core.store import Hit, Item, VectorStore, Where
+
+from . import retrieval
+from .history import FORGET, Event, History, now_iso
+from .models import AddEvent, AddItem, AddResult
+
+log = logging.getLogger(__name__)
+
+Prepared = tuple[AddItem, str, str | None]  # item, its text, its owner
+
+
+def utc(dt: datetime | None) -> datetime:
+    if dt is None:
+        return datetime.now(UTC)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
+    norm = " ".join(content.split()).lower()
+    return hashlib.sha256(json.dumps([avatar, scope, user, session, norm]).encode()).hexdigest()
+
+
+@dataclass
+class Add:
+    prepared: Sequence[Prepared]
+    actor: str
+    source: str
+
+
+@dataclass
+class Update:
+    memory_id: str
+    content: str | None
+    metadata: dict[str, Any] | None
+    actor: str
+
+
+@dataclass
+class Delete:
+    memory_id: str
+    actor: str
+
+
+Request = Add | Update | Delete
+
+
+class Writer:
+    """The one writer of a memory store (per process)."""
+
+    def __init__(self, avatar_id: str, store: VectorStore, history: History, embedder: Embedder, exports: Path):
+        self.avatar_id = avatar_id
+        self.store = store
+        self.history = history
+        self.embedder = embedder
+        self.exports = exports  # folder of per-user export folders, erased with the user
+        self.lock = asyncio.Lock()  # one batch (or erasure) at a time
+        self.commit: GroupCommit[Request, Any] = GroupCommit(self._batch)
+        self._seq: dict[str, int] = {}
+        self._recent: dict[str, deque[str]] = {}
+
+    # the calls ------------------------------------------------------------------------------
+    async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
+        result: AddResult = await self.commit.submit(Add(prepared, actor, source))
+        return result
+
+    async def update(self, memory_id: str, content: str | None, metadata: dict[str, Any] | None,
+                     actor: str) -> tuple[str, Hit]:
+        """(the previous content, the memory as stored now)."""
+        result: tuple[str, Hit] = await self.commit.submit(Update(memory_id, content, metadata, actor))
+        return result
+
+    async def delete(self, memory_id: str, actor: str) -> Hit:
+        hit: Hit = await self.commit.submit(Delete(memory_id, actor))
+        return hit
+
+    def export_dir(self, user: str) -> Path:
+        return self.exports / hashlib.sha256(user.encode()).hexdigest()[:16]
+
+    async def forget(self, user: str) -> tuple[int, int, int]:
+        """Erase a user's memories (store compacted), exports and history; marked first, so that a
+        crash half-way is finished by `recover`."""
+        async with self.lock:
+            n = self.store.count(self._user_where(user))
+            await anyio.to_thread.run_sync(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
+            exports = self.export_dir(user)
+            files = len(list(exports.glob("*"))) if exports.exists() else 0
+            events = await anyio.to_thread.run_sync(self._erase, user)
+            for key in [k for k in self._seq if k.split("|")[1] == user]:
+                self._seq.pop(key, None)
+                self._recent.pop(key, None)
+        return n, events, files
+
+    def _user_where(self, user: str) -> Where:
+        return Where(equals={"avatar_id": self.avatar_id, "user_id": user})
+
+    def _erase(self, user: str) -> int:
+        self.store.delete_where(self._user_where(user))
+        self.store.compact()
+        shutil.rmtree(self.export_dir(user), ignore_errors=True)
+        return self.history.forget_user(user)
+
+    def recover(self) -> None:
+        """Settle what a crash left pending: keep the history events whose change the store holds,
+        drop the others, finish interrupted erasures."""
+        for txn, rows in self.history.pending().items():
+            forgotten = {r.user_id for r in rows if r.event == FORGET and r.user_id}
+            for user in forgotten:
+                log.info("finishing an interrupted erasure")
+                self._erase(user)
+            if forgotten:
+                continue
+            last = {r.memory_id: r for r in rows}
+            stored = {h.id: h for h in self.store.retrieve(list(last))}
+            keep = {
+                mid for mid, r in last.items()
+                if (mid not in stored if r.event == "DELETE" else
+                    mid in stored and stored[mid].payload.get("updated_at") == r.at)
+            }
+            log.info("settled writes a crash cut short", extra={"fields": {"kept": len(keep), "dropped": len(last) - len(keep)}})
+            self.history.resolve(txn, keep)
+
+    # the batch ------------------------------------------------------------------------------
+    async def _batch(self, requests: list[Request]) -> list[Any]:
+        async with self.lock:
+            outcomes: list[Any] = [None] * len(requests)
+            try:
+                await self._upserts(requests, outcomes)
+            except Exception:
+                self._seq.clear()  # nothing was acknowledged: forget the sequence numbers handed out
+                self._recent.clear()
+                raise
+            await self._deletes(requests, outcomes)
+            return outcomes
+
+    async def _durably(self, rows: list[Event], write: Any, *args: Any) -> None:
+        """Mark the events, run the store write (which flushes), clear the mark; on error drop them."""
+        txn = await anyio.to_thread.run_sync(self.history.intend, rows)
+        try:
+            await anyio.to_thread.run_sync(write, *args)
+        except Exception:
+            await anyio.to_thread.run_sync(self.history.abort, txn)
+            raise
+        await anyio.to_thread.run_sync(self.history.commit, txn)
+
+    async def _upserts(self, requests: list[Request], outcomes: list[Any]) -> None:
+        points: dict[str, tuple[dict[str, Any], str, str]] = {}  # id -> payload, text to embed, BM25 text
+        rows: list[Event] = []
+        adds = [(n, r) for n, r in enumerate(requests) if isinstance(r, Add)]
+        hashes = {id(r): [fingerprint(self.avatar_id, it.scope, owner, it.session_id, text) for it, text, owner in r.prepared]
+                  for _, r in adds}
+        wanted = sorted({h for hs in hashes.values() for h in hs})
+        found, _ = self.store.scroll(Where(any_of={"hash": wanted}), len(wanted)) if wanted else ([], None)
+        seen: dict[str, str] = {h.payload["hash"]: h.id for h in found}
+        for n, a in adds:
+            events = []
+            for (it, text, owner), h in zip(a.prepared, hashes[id(a)], strict=True):
+                if h in seen:
+                    events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
+                    continue
+                mid = seen[h] = str(uuid.uuid4())
+                payload, embed, index = self._new_payload(it, text, owner, h, a.source)
+                points[mid] = (payload, embed, index)
+                rows.append(Event(mid, owner or "", "ADD", None, text, a.actor, payload["updated_at"]))
+                events.append(AddEvent(id=mid, content=text, event="ADD"))
+            outcomes[n] = AddResult(results=events, mode=a.source)
+        updates = [(n, r) for n, r in enumerate(requests) if isinstance(r, Update)]
+        current = {h.id: h.payload for h in self.store.retrieve(sorted({r.memory_id for _, r in updates}))}
+        for n, r in updates:
+            if r.memory_id not in current:
+                outcomes[n] = NotFound(f"No memory with id {r.memory_id}.")
+                continue
+            old = current[r.memory_id]
+            payload, embed, index = self._updated_payload(old, r.content, r.metadata)
+            current[r.memory_id] = payload
+            points[r.memory_id] = (payload, embed, index)
+            rows.append(Event(r.memory_id, old.get("user_id") or "", "UPDATE", old["content"], payload["content"],
+                              r.actor, payload["updated_at"]))
+            outcomes[n] = (old["content"], Hit(r.memory_id, 0.0, payload))
+        if not points:
+            return
+        vectors = await self.embedder.aembed([embed for _, embed, _ in points.values()])
+        items = [Item(mid, payload, vec, index) for (mid, (payload, _, index)), vec in zip(points.items(), vectors, strict=True)]
+        await self._durably(rows, self.store.upsert, items)
+
+    async def _deletes(self, requests: list[Request], outcomes: list[Any]) -> None:
+        deletes = [(n, r) for n, r in enumerate(requests) if isinstance(r, Delete)]
+        if not deletes:
+            return
+        stored = {h.id: h for h in self.store.retrieve(sorted({r.memory_id for _, r in deletes}))}
+        rows, ids = [], []
+        for n, r in deletes:
+            hit = stored.pop(r.memory_id, None)  # a second delete of the same memory finds nothing
+            if hit is None:
+                outcomes[n] = NotFound(f"No memory with id {r.memory_id}.")
+                continue
+            ids.append(hit.id)
+            rows.append(Event(hit.id, hit.payload.get("user_id") or "", "DELETE", hit.payload["content"], None, r.actor,
+                              now_iso()))
+            outcomes[n] = hit
+        if ids:
+            try:
+                await self._durably(rows, self.store.delete, ids)
+            except Exception as exc:
+                for n, _ in deletes:
+                    outcomes[n] = exc
+
+    # payloads -------------------------------------------------------------------------------
+    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str) -> tuple[dict[str, Any], str, str]:
+        when = utc(it.occurred_at)
+        now = now_iso()
+        key = f"{it.scope}|{owner or ''}|{it.session_id or ''}"
+        base = self._session_where(it.scope, owner, it.session_id)
+        if key not in self._seq:
+            self._seq[key] = self.store.count(base)
+        seq = self._seq[key]
+        self._seq[key] = seq + 1
+        if key not in self._recent:  # the last few contents of this session, cached while the process lives
+            self._recent[key] = deque(self._earlier(base, seq), maxlen=max(retrieval.CONTEXT_TURNS, 1))
+        ctx = self._recent[key]
+        payload = {
+            "content": text, "scope": it.scope, "avatar_id": self.avatar_id, "user_id": owner or "",
+            "session_id": it.session_id, "seq": seq, "occurred_at": when.isoformat(), "occurred_ts": when.timestamp(),
+            "created_at": now, "created_ts": datetime.now(UTC).timestamp(), "updated_at": now, "source": source,
+            "hash": h, "metadata": it.metadata,
+        }
+        if it.scope == "tool" and "tool" in it.metadata:
+            payload["tool"] = str(it.metadata["tool"])
+        index = retrieval.index_text(text, when, list(ctx))
+        ctx.append(text)
+        return payload, retrieval.embed_text(text, when), index
+
+    def _updated_payload(self, old: dict[str, Any], content: str | None,
+                         metadata: dict[str, Any] | None) -> tuple[dict[str, Any], str, str]:
+        p = dict(old)
+        text = content if content is not None else p["content"]
+        p.update(content=text, updated_at=now_iso())
+        if metadata is not None:
+            p["metadata"] = {**(p.get("metadata") or {}), **metadata}
+        p["hash"] = fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), text)
+        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
+        where = self._session_where(p["scope"], p.get("user_id") or None, p.get("session_id"))
+        index = retrieval.index_text(text, when, self._earlier(where, int(p.get("seq", 0))))
+        return p, retrieval.embed_text(text, when), index
+
+    def _session_where(self, scope: str, user: str | None, session: str | None) -> Where:
+        where = Where(equals={"avatar_id": self.avatar_id, "scope": scope, "user_id": user or ""})
+        if session:
+            where.equals["session_id"] = session
+        return where
+
+    def _earlier(self, where: Where, seq: int) -> list[str]:
+        """The contents of the turns just before position `seq` of the session `where` selects."""
+        n = retrieval.CONTEXT_TURNS
+        if not n or seq <= 0:
+            return []
+        w = where.model_copy(deep=True)
+        w.ranges["seq"] = (float(seq - n), float(seq - 1))
+        hits, _ = self.store.scroll(w, n)
+        return [h.payload["content"] for h in sorted(hits, key=lambda h: h.payload.get("seq", 0))]

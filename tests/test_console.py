@@ -1,0 +1,378 @@
+"""The console against `alphaavatar up`: its HTTP guards, then the pages in a real browser
+(Debian's headless Chromium, selenium).
+
+Each change made through the pages is confirmed through an MCP client of our own; a user token
+sees only its user (another user's secrets never show in a page or in any response the page
+fetched); a voice enrolled from Chromium's fake microphone is then identified over MCP.
+The helpers here are shared with bench/console.py.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+import soundfile as sf
+from mcp import ClientSession
+from mcp.types import Implementation
+
+from tests.datasets import FACES, digits_of, file_b64, needs_fsdd, wav_b64
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import call, http_server, ok, server_env
+from tests.test_character_browser import chromium, needs_chromium
+from tests.test_research_corpus import tiny_pdf
+
+OWNER, ALICE, BOB, CAROL, DAN = ("owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4",
+                                 "dan-token-41e9")
+USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan"}
+BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
+
+# Every fetch() the page makes keeps its response text, so a test can read what reached the browser.
+RECORD_FETCH = """
+window.__responses = [];
+const realFetch = window.fetch;
+window.fetch = async (...args) => {
+  const r = await realFetch(...args);
+  r.clone().text().then((t) => window.__responses.push(t));
+  return r;
+};"""
+
+def llm_reply(body: dict[str, Any]) -> Reply:
+    """The fake LLM: the agent's chat turns get a line; the memory server's extraction, empty JSON."""
+    system = str(body.get("messages", [{}])[0].get("content", ""))
+    if system.startswith("You are Alpha"):
+        return Reply(content="You drink green tea, as far as I remember.")
+    return Reply(content=json.dumps({"memory": []} if "long-term memory" in system else {"facts": []}))
+
+
+@pytest.fixture(scope="module")
+def llm() -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(llm_reply) as fake:
+        yield fake
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[str]:
+    home = tmp_path_factory.mktemp("console")
+    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(USER_TOKENS),
+                     ALPHAAVATAR_LLM_MODEL="fake", OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="fake-key")
+    with http_server(["up"], env, timeout=240) as base:
+        yield base
+
+
+@contextlib.asynccontextmanager
+async def mcp(base: str, server: str, token: str, client: str = "console-test") -> Any:
+    """An MCP client of our own (named `client` in initialize), to confirm what the pages did;
+    `server` "" for a server served alone."""
+    import httpx2
+    from mcp.client.streamable_http import streamable_http_client
+
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http, \
+            streamable_http_client(f"{base}/{server}/mcp" if server else f"{base}/mcp", http_client=http) as streams, \
+            ClientSession(streams[0], streams[1], client_info=Implementation(name=client, version="1")) as s:
+        await s.initialize()
+        yield s
+
+
+@contextlib.contextmanager
+def browser(*flags: str) -> Iterator[Any]:
+    with chromium(*flags) as driver:
+        driver.set_window_size(1200, 900)
+        driver.execute_cdp_cmd("Page.addScriptToEvaluateOnNewDocument", {"source": RECORD_FETCH})
+        yield driver
+
+
+def wait(driver: Any, check: Callable[[], Any], within: float = 30.0, what: str = "") -> Any:
+    deadline = time.time() + within
+    while True:
+        with contextlib.suppress(Exception):
+            got = check()
+            if got:
+                return got
+        if time.time() > deadline:
+            notice = driver and driver.execute_script("return [...document.querySelectorAll('.notice')].map(n => n.textContent)")
+            raise TimeoutError(f"the page never showed {what}; notices: {notice}")
+        time.sleep(0.05)
+
+
+def by(driver: Any, css: str) -> Any:
+    from selenium.webdriver.common.by import By
+
+    return driver.find_element(By.CSS_SELECTOR, css)
+
+
+def text(driver: Any) -> str:
+    return str(driver.execute_script("return document.body.innerText"))
+
+
+def sign_in(driver: Any, base: str, token: str) -> None:
+    driver.get(f"{base}/")
+    wait(driver, lambda: by(driver, "#token"), what="the sign-in form")
+    by(driver, "#token").send_keys(token)
+    by(driver, "#signin").click()
+    wait(driver, lambda: by(driver, "#signout"), what="the signed-in console")
+
+
+def page(driver: Any, name: str) -> None:
+    by(driver, f"#nav-{name}").click()
+    wait(driver, lambda: by(driver, f"main[data-page='{name}']"), what=f"the {name} page")
+
+
+def idle(driver: Any) -> None:
+    """Wait until no action is running ('Working…')."""
+    wait(driver, lambda: "Working…" not in text(driver), what="the end of the action")
+
+
+def responses(driver: Any) -> str:
+    return "\n".join(driver.execute_script("return window.__responses"))
+
+
+def accept(driver: Any) -> None:
+    wait(driver, lambda: driver.switch_to.alert, what="the confirmation").accept()
+
+
+@needs_chromium
+async def test_user_token_memories_activity_and_forget(up: str) -> None:
+    async with mcp(up, "memory", OWNER) as owner:
+        await ok(owner, "memory_add", {"content": f"Bob's locker code is {BOB_SECRETS[0]}", "user_id": "bob", "infer": False})
+    async with mcp(up, "persona", OWNER) as owner:
+        bob = await ok(owner, "user_create", {"name": "Bob"})
+        await ok(owner, "profile_update", {"user_id": bob["user_id"], "patches": [
+            {"op": "set", "field": "custom.secret", "value": BOB_SECRETS[1]}]})
+    async with mcp(up, "memory", ALICE) as alice:
+        await ok(alice, "memory_add", {"content": "Alice drinks green tea every morning", "infer": False})
+
+    with browser() as driver:
+        sign_in(driver, up, ALICE)
+        assert by(driver, "#whoami").text == "alice"
+        wait(driver, lambda: "green tea" in text(driver), what="alice's memory")
+
+        by(driver, "#new-memory").send_keys("Alice's bike is a blue Brompton")
+        by(driver, "#add").click()
+        wait(driver, lambda: "blue Brompton" in by(driver, "#memories").text, what="the added memory")
+        async with mcp(up, "memory", ALICE) as alice:
+            listed = (await ok(alice, "memory_list", {}))["results"]
+        added = next(m for m in listed if "Brompton" in m["content"])
+
+        card = f"li[data-id='{added['id']}']"
+        by(driver, f"{card} button[aria-label^='Edit']").click()
+        box = by(driver, f"{card} textarea")
+        box.clear()
+        box.send_keys("Alice's bike is a red Brompton")
+        by(driver, f"{card} button[type='submit']").click()
+        wait(driver, lambda: "red Brompton" in by(driver, "#memories").text, what="the edited memory")
+        async with mcp(up, "memory", ALICE) as alice:
+            assert (await ok(alice, "memory_get", {"memory_id": added["id"]}))["content"] == "Alice's bike is a red Brompton"
+        by(driver, f"{card} button[aria-expanded]").click()
+        wait(driver, lambda: "UPDATE" in by(driver, f"{card} .history").text, what="the memory's history")
+
+        by(driver, f"{card} button[aria-label^='Delete']").click()
+        accept(driver)
+        wait(driver, lambda: "Brompton" not in by(driver, "#memories").text, what="the memory gone")
+        async with mcp(up, "memory", ALICE) as alice:
+            assert (await call(alice, "memory_get", {"memory_id": added["id"]})).is_error
+
+        by(driver, "#q").send_keys("tea")
+        by(driver, "#search").click()
+        wait(driver, lambda: "score" in by(driver, "#memories").text, what="search results")
+
+        # another MCP host reads alice's memories with the owner's token: alice sees it in Activity
+        async with mcp(up, "memory", OWNER, client="other-host") as other:
+            await ok(other, "memory_list", {"user_id": "alice"})
+        page(driver, "activity")
+        wait(driver, lambda: "other-host" in by(driver, "#audit").text, what="the other host's read")
+        row = next(r for r in by(driver, "#audit").text.splitlines() if "other-host" in r)
+        assert "owner" in row and "memory_list" in row
+
+        for name in ("people", "knowledge", "status", "avatar", "memories"):
+            page(driver, name)
+            idle(driver)
+            seen = driver.page_source + responses(driver)
+            assert not any(s in seen for s in BOB_SECRETS), f"bob's secret reached alice on {name}"
+        assert "green tea" in responses(driver)  # the recorder does see the pages' responses
+
+        by(driver, "#forget").click()
+        wait(driver, lambda: by(driver, "#forget-list"), what="the forget confirmation")
+        plan = by(driver, "#forget-list").text
+        assert "1 memories (1 user, 0 session, 0 tool-call)" in plan and "nothing (no persona record" in plan
+        by(driver, "#forget-confirm").click()
+        wait(driver, lambda: "Erased 1 memories" in text(driver), what="the erasure")
+
+    async with mcp(up, "memory", ALICE) as alice:
+        assert (await ok(alice, "memory_list", {}))["total"] == 0
+        entries = (await ok(alice, "memory_audit_list", {}))["entries"]
+        assert not any(e["client"] == "other-host" for e in entries)  # forget erased the trail too
+    async with mcp(up, "memory", BOB) as bob_s:
+        assert (await ok(bob_s, "memory_list", {}))["total"] == 1  # bob's memories stay
+
+
+@needs_chromium
+async def test_user_token_creates_and_edits_its_own_profile(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, CAROL)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("Carol")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("Carol"), what="carol's person page")
+        by(driver, "#patch-field").clear()
+        by(driver, "#patch-field").send_keys("identity.location")
+        by(driver, "#patch-value").send_keys("Lisbon")
+        by(driver, "#patch-value").submit()
+        wait(driver, lambda: "Lisbon" in by(driver, "table.profile").text, what="the profile value")
+        assert "manual" in by(driver, "table.profile").text
+        async with mcp(up, "persona", CAROL) as carol:
+            users = (await ok(carol, "user_list", {}))["users"]
+            assert [u["name"] for u in users] == ["Carol"]
+            profile = await ok(carol, "profile_get", {"user_id": users[0]["user_id"]})
+        assert profile["identity"]["location"]["value"] == "Lisbon"
+        assert not any(s in driver.page_source + responses(driver) for s in BOB_SECRETS)
+
+
+@needs_chromium
+async def test_user_token_adds_a_pdf_and_finds_it(up: str, tmp_path: Path) -> None:
+    pdf = tmp_path / "okapis.pdf"
+    pdf.write_bytes(tiny_pdf("Okapis live in the Ituri rainforest and are related to giraffes."))
+    with browser() as driver:
+        sign_in(driver, up, CAROL)
+        page(driver, "knowledge")
+        by(driver, "#doc-file").send_keys(str(pdf))
+        wait(driver, lambda: "okapis" in by(driver, "#docs").text, what="the uploaded PDF")
+        by(driver, "#corpus-q").send_keys("Where do okapis live?")
+        by(driver, "#corpus-search").click()
+        wait(driver, lambda: "Ituri" in by(driver, "#hits").text, what="the PDF's passage")
+    async with mcp(up, "research", CAROL) as carol:
+        hits = (await ok(carol, "corpus_search", {"query": "okapi rainforest"}))["results"]
+        assert hits and "Ituri" in hits[0]["text"] and hits[0]["title"] == "okapis"
+    async with mcp(up, "research", BOB) as bob_s:
+        assert (await ok(bob_s, "corpus_list", {}))["total"] == 0  # carol's document is hers
+
+
+@needs_chromium
+@needs_fsdd
+async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_path: Path) -> None:
+    samples, rate = digits_of("george", "0123456789", 3)
+    mic = tmp_path / "george.wav"
+    sf.write(mic, np.tile(samples, 3), rate, subtype="PCM_16")  # the fake device loops it
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required")
+    with browser(*flags) as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("George")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("George"), what="george's person page")
+        user_id = by(driver, "article.person").get_attribute("data-user")
+        for _ in range(2):
+            before = int(by(driver, "#voice-count").text)
+            by(driver, "#record-voice").click()
+            wait(driver, lambda b=before: int(by(driver, "#voice-count").text) > b, what="the voiceprint grow")
+        if FACES.is_dir():  # and a face from a file
+            by(driver, "#face-file").send_keys(str(FACES / "obama" / "obama_1.jpg"))
+            wait(driver, lambda: by(driver, "#face-count").text == "1", within=120, what="the face enrolled")
+    other, rate = digits_of("george", "9876543210", 7)
+    async with mcp(up, "persona", OWNER) as s:
+        match = await ok(s, "speaker_identify", {"audio": wav_b64(other, rate)})
+        assert match["decision"] == "known" and match["user_id"] == user_id, match
+        if FACES.is_dir():
+            faces = (await ok(s, "face_identify", {"image": file_b64(FACES / "obama" / "obama_2.jpg")}))["faces"]
+            assert faces[0]["decision"] == "known" and faces[0]["user_id"] == user_id, faces
+
+
+def test_http_guards(up: str) -> None:
+    """CSP on every page, the token on every API call, CSRF and Origin on every change, rebinding refused."""
+    index = httpx.get(f"{up}/")
+    assert index.status_code == 200 and "script-src 'self'" in index.headers["content-security-policy"]
+    assert "<script>" not in index.text and "http" not in index.text.replace("http-equiv", "")  # nothing inline or remote
+    assert httpx.get(f"{up}/assets/app.js").headers["content-security-policy"]
+    assert httpx.get(f"{up}/assets/..%2fapp.py").status_code == 404  # no way out of the static folder
+    assert httpx.get(f"{up}/api/session").status_code == 401
+    assert httpx.get(f"{up}/api/session", headers={"Authorization": "Bearer wrong"}).status_code == 401
+    session = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {ALICE}"}).json()
+    assert session["user_id"] == "alice" and not session["owner"]
+    good = {"Authorization": f"Bearer {ALICE}", "X-CSRF-Token": session["csrf"], "Origin": up}
+    body = {"server": "memory", "tool": "memory_list", "arguments": {}}
+    assert httpx.post(f"{up}/api/call", headers=good, json=body).json()["ok"]
+    for bad in ({"Origin": "http://evil.example"}, {"Origin": ""}, {"X-CSRF-Token": "0" * 64},
+                {"X-CSRF-Token": httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {BOB}"}).json()["csrf"]}):
+        assert httpx.post(f"{up}/api/call", headers={**good, **bad}, json=body).status_code == 403, bad
+    assert httpx.post(f"{up}/api/call", headers={**good, "Host": "evil.example"}, json=body).status_code == 421
+    assert httpx.get(f"{up}/", headers={"Host": "evil.example"}).status_code == 421
+    refused = httpx.post(f"{up}/api/call", headers=good, json={**body, "arguments": {"user_id": "bob"}}).json()
+    assert not refused["ok"] and "scoped to user 'alice'" in refused["text"]  # the server's own check
+    assert httpx.post(f"{up}/api/call", headers=good, json={"server": "nope", "tool": "x"}).status_code == 400
+    huge = httpx.post(f"{up}/api/corpus/upload", headers={**good, "Content-Type": "application/json"},
+                      content=b'{"name": "a.pdf", "data": "' + b"A" * 31_000_000 + b'"}', timeout=60)
+    assert huge.status_code == 413
+    bad_doc = httpx.post(f"{up}/api/corpus/upload", headers=good, json={"name": "x.exe", "data": "AAAA"})
+    assert bad_doc.status_code == 400 and ".pdf" in bad_doc.json()["error"]
+
+
+async def test_export_streams_every_memory(up: str) -> None:
+    async with mcp(up, "memory", OWNER) as owner:
+        items = [{"content": f"Export line {i} for dora", "user_id": "dora", "infer": False} for i in range(450)]
+        await ok(owner, "memory_add_batch", {"items": items})
+        await ok(owner, "tool_call_record", {"tool": "web_search", "user_id": "dora", "task": "find a café"})
+    csrf = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {OWNER}"}).json()["csrf"]
+    headers = {"Authorization": f"Bearer {OWNER}", "X-CSRF-Token": csrf, "Origin": up}
+    got = httpx.post(f"{up}/api/export", headers=headers, json={"format": "json", "user_id": "dora"}, timeout=60)
+    assert got.headers["content-disposition"] == 'attachment; filename="memories-dora.json"'
+    memories = json.loads(got.text)
+    assert len(memories) == 451 and {m["scope"] for m in memories} == {"user", "tool"}  # three pages of 200, all scopes
+    md = httpx.post(f"{up}/api/export", headers=headers, json={"format": "markdown", "user_id": "dora"}, timeout=60)
+    assert md.text.startswith("# Memories of dora") and md.text.count("Export line") == 450
+    bob = httpx.get(f"{up}/api/session", headers={"Authorization": f"Bearer {BOB}"}).json()["csrf"]
+    refused = httpx.post(f"{up}/api/export", json={"format": "json", "user_id": "dora"},
+                         headers={"Authorization": f"Bearer {BOB}", "X-CSRF-Token": bob, "Origin": up})
+    assert refused.status_code == 403 and "Export line" not in refused.text
+
+
+def test_loopback_without_tokens_opens_as_owner(tmp_path: Path) -> None:
+    """No token configured (loopback only, as `up` enforces): the console signs in as the owner."""
+    from starlette.applications import Starlette
+    from starlette.testclient import TestClient
+
+    from clients.console.app import routes
+    from mcp_servers.core.settings import Settings
+
+    app = Starlette(routes=routes("http://127.0.0.1:1", Settings(home=tmp_path)))
+    session = TestClient(app).get("/api/session").json()
+    assert session["owner"] and session["user_id"] is None and not session["auth_required"]
+
+
+def test_console_command_opens_the_url(tmp_path: Path) -> None:
+    import subprocess
+
+    from tests.support import ALPHAAVATAR
+
+    opened = tmp_path / "opened"
+    browser_cmd = tmp_path / "browser"
+    browser_cmd.write_text(f"#!/bin/sh\necho \"$1\" > {opened}\n")
+    browser_cmd.chmod(0o755)
+    env = server_env(tmp_path, BROWSER=str(browser_cmd))
+    out = subprocess.run([ALPHAAVATAR, "console", "--port", "8799"], env=env, capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout.strip() == "http://127.0.0.1:8799/"
+    assert wait(None, lambda: opened.exists() and opened.read_text().strip(), within=10) == "http://127.0.0.1:8799/"
+
+
+@needs_chromium
+async def test_chat_with_the_agent_shows_why_it_said_that(up: str, llm: FakeOpenAI) -> None:
+    async with mcp(up, "memory", DAN) as dan:
+        await ok(dan, "memory_add", {"content": "Dan drinks green tea every morning", "infer": False})
+    with browser() as driver:
+        sign_in(driver, up, DAN)
+        page(driver, "avatar")
+        by(driver, "#chat-text").send_keys("What do I drink in the morning?")
+        by(driver, "#chat-send").click()
+        wait(driver, lambda: "You drink green tea" in by(driver, "#chat").text, within=120, what="the agent's reply")
+        by(driver, ".why summary").click()
+        assert "Dan drinks green tea every morning" in by(driver, ".why-memories").text
+    sent = [json.dumps(b) for b in llm.requests if "What do I drink" in json.dumps(b)]
+    assert sent and "Dan drinks green tea every morning" in sent[0]  # the memory was in the LLM's context
+    assert not any(s in "".join(sent) for s in BOB_SECRETS)  # and nobody else's

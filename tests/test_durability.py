@@ -1,0 +1,332 @@
+"""Crash durability: SIGKILL the server while concurrent writes stream in, restart it on the
+same data root, and account for every write.
+
+"Acknowledged" means the tool call returned success. After each kill and restart:
+- every acknowledged memory_add / memory_add_batch / memory_update / memory_delete,
+  corpus_add, profile_update, speaker_enroll and face_enroll is there (or gone, for deletes);
+  a write in flight at the kill may or may not be, but never in part: a batch is all or none,
+  a document has all its passages, an update is the old text or the new;
+- the history records exactly the memories that exist: a present memory's history starts with
+  ADD and its last event gives its current text, a deleted memory's history ends with DELETE;
+- the stores reopen without any repair.
+
+Memory runs over stdio (`serve memory`); HTTP runs `alphaavatar up` with all four servers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import signal
+import uuid
+from collections.abc import Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+from mcp import ClientSession
+
+from tests.datasets import FACES, FSDD, file_b64, fsdd, wav_b64
+from tests.support import call, http_server, http_session, ok, server_env, stdio_session
+
+USER = "dur"
+
+
+@contextlib.contextmanager
+def until_killed() -> Iterator[None]:
+    """Run a writer until its server dies (the call raises); a wrong answer before that fails the test."""
+    try:
+        yield
+    except AssertionError:
+        raise
+    except Exception:  # the connection died with the server
+        return
+
+
+def server_pid(home: Path) -> int:
+    """The pid of the server this test started on `home` (a child process of this one)."""
+    for child in psutil.Process().children(recursive=True):
+        with contextlib.suppress(psutil.Error):
+            if child.environ().get("ALPHAAVATAR_HOME") == str(home) and "alphaavatar" in " ".join(child.cmdline()):
+                return int(child.pid)
+    raise AssertionError(f"no server process found for {home}")
+
+
+@dataclass
+class Ledger:
+    """What the clients sent, what was acknowledged, and what may have happened (in flight)."""
+
+    contents: dict[str, set[str]] = field(default_factory=dict)  # memory id -> texts it may hold
+    must_exist: set[str] = field(default_factory=set)
+    must_be_gone: set[str] = field(default_factory=set)
+    maybe_gone: set[str] = field(default_factory=set)  # a delete was in flight at the kill
+    batches: dict[str, int] = field(default_factory=dict)  # tag -> items (every batch sent)
+    acked_batches: set[str] = field(default_factory=set)
+    acked_writes: int = 0
+    docs: dict[str, str] = field(default_factory=dict)  # acknowledged doc id -> its token
+    prefs: set[str] = field(default_factory=set)  # acknowledged profile values
+    voice: int = 0  # acknowledged enrolment clips
+    voice_sent: int = 0
+    faces: int = 0
+    faces_sent: int = 0
+
+
+async def memory_writer(s: ClientSession, led: Ledger, rng: random.Random, tag: str) -> None:
+    """Adds, batches, updates and deletes of this writer's own memories, until the server dies."""
+    mine: list[str] = []
+    with until_killed():
+        for i in range(100_000):
+            op = rng.choices(["add", "batch", "update", "delete"], [45, 20, 25, 10])[0] if mine else "add"
+            if op == "add":
+                text = f"{tag} memory {i} {uuid.uuid4().hex}"
+                r = await call(s, "memory_add", {"content": text, "user_id": USER})
+                assert not r.is_error, r.text
+                mid = r.data["results"][0]["id"]
+                led.contents[mid] = {text}
+                led.must_exist.add(mid)
+                mine.append(mid)
+            elif op == "batch":
+                btag = f"batch-{uuid.uuid4().hex}"
+                n = rng.randint(2, 6)
+                led.batches[btag] = n
+                items = [{"content": f"{btag} part {k}", "user_id": USER} for k in range(n)]
+                r = await call(s, "memory_add_batch", {"items": items})
+                assert not r.is_error, r.text
+                led.acked_batches.add(btag)
+                for ev, it in zip(r.data["results"], items, strict=True):
+                    led.contents[ev["id"]] = {it["content"]}
+                    led.must_exist.add(ev["id"])
+                    mine.append(ev["id"])
+            elif op == "update":
+                mid = rng.choice(mine)
+                text = f"{tag} updated {i} {uuid.uuid4().hex}"
+                before = set(led.contents[mid])
+                led.contents[mid] = before | {text}  # in flight: either text
+                r = await call(s, "memory_update", {"memory_id": mid, "content": text})
+                assert not r.is_error, r.text
+                led.contents[mid] = {text}
+            else:
+                mid = mine.pop(rng.randrange(len(mine)))
+                led.must_exist.discard(mid)
+                led.maybe_gone.add(mid)
+                r = await call(s, "memory_delete", {"memory_id": mid})
+                assert not r.is_error, r.text
+                led.maybe_gone.discard(mid)
+                led.must_be_gone.add(mid)
+            led.acked_writes += 1
+
+
+async def all_memories(s: ClientSession) -> dict[str, str]:
+    present: dict[str, str] = {}
+    cursor = None
+    while True:
+        page = await ok(s, "memory_list", {"user_id": USER, "limit": 200, **({"cursor": cursor} if cursor else {})})
+        present |= {h["id"]: h["content"] for h in page["results"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            return present
+
+
+async def check_memories(s: ClientSession, led: Ledger) -> None:
+    present = await all_memories(s)
+    lost = led.must_exist - set(present)
+    assert not lost, f"{len(lost)} acknowledged memories lost, e.g. {sorted(lost)[:3]}"
+    back = led.must_be_gone & set(present)
+    assert not back, f"{len(back)} acknowledged deletes undone"
+    for mid, text in present.items():
+        if mid in led.contents:
+            assert text in led.contents[mid], f"{mid} holds {text!r}, never acknowledged nor in flight"
+    for btag, n in led.batches.items():  # an acknowledged batch is in must_exist (its items may have changed since)
+        if btag not in led.acked_batches:  # in flight at the kill: all of it or none
+            stored = sum(1 for text in present.values() if text.startswith(btag))
+            assert stored in (0, n), f"batch {btag}: {stored} of {n} items stored (half a batch)"
+    for mid, text in present.items():  # the history of what exists
+        events = (await ok(s, "memory_history", {"memory_id": mid}))["events"]
+        assert events[0]["event"] == "ADD" and events[-1]["event"] != "DELETE", (mid, events)
+        assert events[-1]["new"] == text, (mid, text, events)
+    for mid in led.must_be_gone | (led.maybe_gone - set(present)):
+        events = (await ok(s, "memory_history", {"memory_id": mid}))["events"]
+        assert events[-1]["event"] == "DELETE", (mid, events)
+    # after a kill, writes in flight are settled: the new process takes new writes at once
+    await ok(s, "memory_add", {"content": f"after restart {uuid.uuid4().hex}", "user_id": USER})
+
+
+async def kill_during(open_writers: Callable[[contextlib.AsyncExitStack], Awaitable[list[Awaitable[None]]]],
+                      started: Callable[[], bool], home: Path, delay: float) -> None:
+    """Open sessions and start their writers; once `started()` (writes of every kind are being
+    acknowledged), SIGKILL the server after `delay` s more and let the writers stop."""
+    failure: AssertionError | None = None
+    with contextlib.suppress(Exception):  # closing the dead server's sessions may raise
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                tasks = [asyncio.ensure_future(w) for w in await open_writers(stack)]
+                for _ in range(1200):  # the first writes wait for the models to load
+                    if started() or all(t.done() for t in tasks):
+                        break
+                    await asyncio.sleep(0.1)
+                await asyncio.sleep(delay)
+                os.kill(server_pid(home), signal.SIGKILL)
+                outcomes = await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+                wrong = [o for o in outcomes if isinstance(o, BaseException)]
+                assert not wrong, f"a write failed before the kill: {wrong[0]!r}"
+            except AssertionError as exc:
+                failure = exc
+    if failure is not None:
+        raise failure
+
+
+async def sigkill_rounds_stdio(home: Path, rounds: int, seed: int) -> None:
+    rng = random.Random(seed)
+    env = server_env(home)
+    led = Ledger()
+    for rnd in range(rounds):
+        async def writers(stack: contextlib.AsyncExitStack, rnd: int = rnd) -> list[Awaitable[None]]:
+            s = await stack.enter_async_context(stdio_session("memory", env))
+            return [memory_writer(s, led, random.Random(rng.random()), f"r{rnd}w{w}") for w in range(6)]
+
+        def started(start: int = led.acked_writes) -> bool:
+            return led.acked_writes >= start + 5
+
+        await kill_during(writers, started, home, rng.uniform(0.2, 2.0))
+        async with stdio_session("memory", env) as s:
+            await check_memories(s, led)
+    assert led.acked_writes >= rounds * 5  # the kills came while writes streamed in
+    print(f"stdio: {rounds} SIGKILLs, {led.acked_writes} acknowledged memory writes ({len(led.acked_batches)} batches), "
+          "0 lost, no half batch, history exact")
+
+
+@pytest.mark.parametrize("rounds", [pytest.param(2, id="2-rounds"),
+                                    pytest.param(8, id="8-rounds", marks=pytest.mark.slow)])
+async def test_sigkill_stdio_memory_loses_no_acknowledged_write(tmp_path: Path, rounds: int) -> None:
+    await sigkill_rounds_stdio(tmp_path, rounds, seed=rounds)
+
+
+# -- HTTP: `alphaavatar up`, every server writing at once --------------------------------------
+
+Writer = Callable[[], Awaitable[None]]
+
+
+def persona_writers(s: ClientSession, led: Ledger, user: str, rnd: int) -> list[Writer]:
+    clips = [wav_b64(w) for w in fsdd()["george"][:10]] if FSDD.is_dir() else []
+    photos = [file_b64(p) for p in sorted((FACES / "obama").glob("*.jpg"))] if FACES.is_dir() else []
+
+    async def profile() -> None:
+        with until_killed():
+            for i in range(100_000):
+                value = f"pref {rnd}-{i} {uuid.uuid4().hex[:8]}"
+                await ok(s, "profile_update", {"user_id": user, "patches": [
+                    {"op": "add", "field": "preferences", "value": value}]})
+                led.prefs.add(value)
+
+    async def voice() -> None:
+        with until_killed():
+            for i in range(100_000):
+                led.voice_sent += 1
+                await ok(s, "speaker_enroll", {"user_id": user, "audio": clips[i % len(clips)]})
+                led.voice += 1
+
+    async def face() -> None:
+        with until_killed():
+            for i in range(100_000):
+                led.faces_sent += 1
+                await ok(s, "face_enroll", {"user_id": user, "image": photos[i % len(photos)]})
+                led.faces += 1
+
+    out: list[Writer] = [profile]
+    return out + ([voice] if clips else []) + ([face] if photos else [])
+
+
+def corpus_writer(s: ClientSession, led: Ledger, rnd: int) -> Writer:
+    words = "garden bees roof music travel coffee piano mountain river book film tennis bread winter".split()
+
+    async def corpus() -> None:
+        rng = random.Random(rnd)
+        with until_killed():
+            for i in range(100_000):
+                token = f"tok{uuid.uuid4().hex}"
+                text = " ".join(rng.choices(words, k=400)) + f" {token}"  # a few passages
+                r = await ok(s, "corpus_add", {"text": text, "title": f"durable {rnd}-{i}"})
+                led.docs[r["document"]["doc_id"]] = token
+
+    return corpus
+
+
+async def check_persona(s: ClientSession, led: Ledger, user: str) -> None:
+    got = await ok(s, "user_get", {"user_id": user})
+    voice = sum(got["voice_samples"].values())
+    assert led.voice <= voice <= led.voice_sent, (led.voice, voice, led.voice_sent)
+    assert led.faces <= got["face_samples"] <= led.faces_sent, (led.faces, got["face_samples"], led.faces_sent)
+    prof = await ok(s, "profile_get", {"user_id": user})
+    stored = {f["value"] for f in prof["preferences"]}
+    assert led.prefs <= stored, f"{len(led.prefs - stored)} acknowledged profile changes lost"
+    logged: set[Any] = set()
+    cursor = None
+    while True:
+        page = await ok(s, "profile_history", {"user_id": user, "field": "preferences", "limit": 100,
+                                               **({"cursor": cursor} if cursor else {})})
+        logged |= {c["new"] for c in page["changes"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    assert stored == logged, "the profile history does not record exactly the stored values"
+
+
+async def check_corpus(s: ClientSession, led: Ledger) -> None:
+    listed: dict[str, int] = {}
+    cursor = None
+    while True:
+        page = await ok(s, "corpus_list", {"limit": 100, **({"cursor": cursor} if cursor else {})})
+        listed |= {d["doc_id"]: d["chunks"] for d in page["documents"]}
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    lost = set(led.docs) - set(listed)
+    assert not lost, f"{len(lost)} acknowledged corpus documents lost"
+    for doc_id, token in led.docs.items():  # every passage came with its document
+        hits = (await ok(s, "corpus_search", {"query": token, "limit": 3}))["results"]
+        assert any(h["doc_id"] == doc_id and token in h["text"] for h in hits), doc_id
+
+
+async def sigkill_rounds_http(home: Path, rounds: int, seed: int) -> None:
+    rng = random.Random(seed)
+    env = server_env(home)
+    led = Ledger()
+    user = ""
+    for rnd in range(rounds):
+        with http_server(["up"], env) as base:
+            async def writers(stack: contextlib.AsyncExitStack, rnd: int = rnd, base: str = base) -> list[Awaitable[None]]:
+                nonlocal user
+                mem = [await stack.enter_async_context(http_session(f"{base}/memory/mcp")) for _ in range(4)]
+                per = await stack.enter_async_context(http_session(f"{base}/persona/mcp"))
+                res = await stack.enter_async_context(http_session(f"{base}/research/mcp"))
+                user = user or (await ok(per, "user_create", {"name": "Durable Dora"}))["user_id"]
+                out = [memory_writer(s, led, random.Random(rng.random()), f"h{rnd}w{w}") for w, s in enumerate(mem)]
+                return out + [w() for w in persona_writers(per, led, user, rnd)] + [corpus_writer(res, led, rnd)()]
+
+            start = (led.acked_writes, len(led.prefs), len(led.docs), led.voice, led.faces)
+
+            def started(start: tuple[int, ...] = start) -> bool:
+                now = (led.acked_writes, len(led.prefs), len(led.docs), led.voice, led.faces)
+                return now[0] >= start[0] + 5 and all(b > a for a, b in zip(start[1:3], now[1:3], strict=True))
+
+            await kill_during(writers, started, home, rng.uniform(0.2, 2.0))
+        with http_server(["up"], env) as base:
+            async with http_session(f"{base}/memory/mcp") as s:
+                await check_memories(s, led)
+            async with http_session(f"{base}/persona/mcp") as s:
+                await check_persona(s, led, user)
+            async with http_session(f"{base}/research/mcp") as s:
+                await check_corpus(s, led)
+    assert led.acked_writes >= rounds * 5 and led.prefs and led.docs
+    print(f"http up: {rounds} SIGKILLs, {led.acked_writes} memory writes, {len(led.prefs)} profile changes, "
+          f"{led.voice} voice and {led.faces} face enrolments, {len(led.docs)} corpus documents acknowledged; 0 lost")
+
+
+@pytest.mark.parametrize("rounds", [pytest.param(1, id="1-round"),
+                                    pytest.param(5, id="5-rounds", marks=pytest.mark.slow)])
+async def test_sigkill_http_up_loses_no_acknowledged_write(tmp_path: Path, rounds: int) -> None:
+    await sigkill_rounds_http(tmp_path, rounds, seed=100 + rounds)
