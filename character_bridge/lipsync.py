@@ -19,6 +19,8 @@ import numpy as np
 from . import espeak
 from .protocol import FRAME_MS, VisemeCue
 
+MIN_RATE, MAX_RATE = 1000, 384_000  # sample rates a mouth envelope can be computed at
+
 
 class AudioError(ValueError):
     """Audio that cannot be decoded or used; the message says why."""
@@ -51,7 +53,11 @@ def decode_audio(data: bytes, max_seconds: float = 300.0) -> tuple[np.ndarray, i
     except AudioError:
         raise
     except (RuntimeError, ValueError, TypeError) as exc:  # soundfile raises LibsndfileError(RuntimeError)
-        raise AudioError(f"could not decode the audio ({exc}); send a WAV, FLAC or OGG file") from None
+        # libsndfile's own words, without the name of the in-memory file it was reading
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise AudioError(f"could not decode the audio ({reason.rstrip('.')}); send a WAV, FLAC or OGG file") from None
+    if not MIN_RATE <= rate <= MAX_RATE:
+        raise AudioError(f"the audio is sampled at {rate} Hz; send {MIN_RATE}–{MAX_RATE} Hz audio")
     mono = samples.mean(axis=1).astype(np.float32)
     if not np.all(np.isfinite(mono)):
         raise AudioError("the audio holds non-finite samples")
@@ -72,7 +78,7 @@ class MouthEnvelope:
     """Streaming mouth-open envelope for one utterance at one sample rate."""
 
     def __init__(self, sample_rate: int, config: EnvelopeConfig | None = None):
-        if sample_rate < 1000 or sample_rate > 384_000:
+        if not MIN_RATE <= sample_rate <= MAX_RATE:
             raise AudioError(f"sample rate {sample_rate} Hz is not a usable audio rate")
         self.cfg = config or EnvelopeConfig()
         self.rate = sample_rate

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -118,3 +119,47 @@ async def http_session(url: str, token: str | None = None) -> AsyncIterator[Clie
 
 def dumps(data: Any) -> str:
     return json.dumps(data, ensure_ascii=False, default=str)
+
+
+# What a tool error must not look like: a person can act on a sentence, not on these.
+UNHELPFUL = [
+    ("pydantic report", re.compile(r"validation errors? for \w+|\[type=\w+|input_value=|errors\.pydantic\.dev")),
+    ("traceback", re.compile(r"Traceback \(most recent call last\)|File \"[^\"]+\", line \d+")),
+    ("'internal error'", re.compile(r"\binternal (?:server )?error\b", re.I)),
+    ("python repr", re.compile(r"<[\w.]+ object at 0x[0-9a-fA-F]+>")),
+    ("exception type name", re.compile(r"\b[A-Z][A-Za-z0-9]*(?:Error|Exception)\b")),
+    ("python internals", re.compile(r"NoneType|object has no attribute|not subscriptable|unhashable type|"
+                                    r"positional argument|unexpected keyword argument|index out of range|"
+                                    r"division by zero|recursion depth|codec can't|\[Errno -?\d+\]|"
+                                    r"not JSON serializable|surrogates not allowed|object is not callable")),
+]
+
+
+def _strings(value: Any) -> list[str]:
+    out: list[str] = []
+    stack = [value]
+    while stack:
+        v = stack.pop()
+        if isinstance(v, str) and len(v) >= 3:
+            out.append(v)
+        elif isinstance(v, dict):
+            stack.extend(v.keys())
+            stack.extend(v.values())
+        elif isinstance(v, list):
+            stack.extend(v)
+    return sorted(out, key=len, reverse=True)
+
+
+def unhelpful(text: str, tool: str, args: Any = None) -> str | None:
+    """Why this error answer is not a sentence a person can act on, or None when it is.
+
+    Strings of the request are taken out first: an answer may quote what it was sent."""
+    body = re.sub(rf"^Error executing tool {re.escape(tool)}:?\s*", "", text.strip())
+    for echoed in _strings(args)[:50]:
+        body = body.replace(echoed, "")
+    if not re.search(r"[A-Za-z]{3,}.*[A-Za-z]{3,}", body):
+        return f"no sentence: {text[:200]!r}"
+    for label, rx in UNHELPFUL:
+        if rx.search(body):
+            return f"{label}: {text[:300]!r}"
+    return None

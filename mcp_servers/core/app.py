@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
-from mcp.server.mcpserver import MCPServer
-
 from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
+from .server import Server
 
 try:
     VERSION = version("alphaavatar")
@@ -16,8 +15,8 @@ except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0.0.0"
 
 
-def new_server(name: str, instructions: str, owner_only: str | None = None) -> MCPServer:
+def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
     """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
     Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
-    return MCPServer(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
-                     middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only)])
+    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
+                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only)])

@@ -7,6 +7,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from mcp_servers.core.bounds import StoredObject
+
 Scope = Literal["avatar", "user", "tool", "session"]
 MAX_CONTENT = 20_000
 MAX_BATCH = 1_000
@@ -27,7 +29,7 @@ class AddItem(BaseModel):
     user_id: str | None = Field(default=None, max_length=200)
     session_id: str | None = Field(default=None, max_length=200)
     occurred_at: datetime | None = Field(default=None, description="ISO-8601: when it was said (default now).")
-    metadata: dict[str, Any] = Field(default_factory=dict)
+    metadata: StoredObject = Field(default_factory=dict)
     infer: bool = Field(
         default=True,
         description="With an LLM configured, extract facts and reconcile them with what is stored; "

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
@@ -12,8 +10,9 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.core import audit, auth
+from mcp_servers.core import audit, auth, cursors
 from mcp_servers.core.app import new_server
+from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import write_atomically
 from mcp_servers.core.results import rendered
@@ -47,24 +46,9 @@ EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole e
 
 UserId = Annotated[str | None, Field(default=None, max_length=200, description="Whose memories (default 'default').")]
 SessionId = Annotated[str | None, Field(default=None, max_length=200, description="A conversation id.")]
+# Recorded arguments are stored one level down, inside the memory's metadata, next to the outcome.
+ToolArguments = Annotated[dict[str, Any], bounded(MAX_DEPTH - 1, MAX_BYTES // 2)]
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
-
-
-def _cursor(offset: int, key: str) -> str:
-    return base64.urlsafe_b64encode(json.dumps({"o": offset, "k": key}).encode()).decode()
-
-
-def _offset(cursor: str | None, key: str) -> int:
-    if not cursor:
-        return 0
-    try:
-        data = json.loads(base64.urlsafe_b64decode(cursor.encode()))
-        offset = int(data["o"])
-    except (ValueError, KeyError, TypeError):
-        raise UserError("This cursor is not one memory_search returned; start again without a cursor.") from None
-    if data.get("k") != key:
-        raise UserError("This cursor belongs to a different search; start again without a cursor.")
-    return offset
 
 
 def create_server(settings: Settings) -> ServerSpec:
@@ -86,7 +70,7 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
         session_id: SessionId = None,
         occurred_at: Annotated[datetime | None, Field(description="ISO-8601: when it was said (default now).")] = None,
-        metadata: Annotated[dict[str, Any] | None, Field(description="Free JSON kept with the memory.")] = None,
+        metadata: Annotated[StoredObject | None, Field(description="Free JSON kept with the memory.")] = None,
         infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
     ) -> Annotated[CallToolResult, AddResult]:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
@@ -120,13 +104,13 @@ def create_server(settings: Settings) -> ServerSpec:
         if not query.strip():
             raise UserError("The query is empty.")
         where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
-        key = hashlib.sha256(json.dumps([query, where.model_dump(), limit]).encode()).hexdigest()[:16]
-        offset = _offset(cursor, key)
+        asked = [query, where.model_dump(), limit]
+        offset = cursors.decode_offset("memory_search", asked, cursor)
         if offset >= 200:
             raise UserError("Search pages stop at 200 results; narrow the query or the time range.")
         items = await svc.search(where, query, limit + 1, offset)
         more = len(items) > limit
-        result = SearchResult(results=items[:limit], next_cursor=_cursor(offset + limit, key) if more else None)
+        result = SearchResult(results=items[:limit], next_cursor=cursors.encode("memory_search", asked, offset + limit) if more else None)
         return rendered(result, render_items(result.results, "No memory matches."))
 
     @mcp.tool(annotations=read_only)
@@ -140,8 +124,9 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
         where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
-        items, nxt, total = svc.list_page(where, limit, cursor)
-        result = ListResult(results=items, next_cursor=nxt, total=total)
+        asked = where.model_dump()
+        items, nxt, total = svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
+        result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)
         return rendered(result, render_items(items, "No memories."))
 
     @mcp.tool(annotations=read_only)
@@ -154,7 +139,7 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         memory_id: MemoryId,
         content: Annotated[str, Field(max_length=MAX_CONTENT, description="The new text.")] = "",
-        metadata: Annotated[dict[str, Any] | None, Field(description="Keys to merge into the metadata.")] = None,
+        metadata: Annotated[StoredObject | None, Field(description="Keys to merge into the metadata.")] = None,
     ) -> MemoryItem:
         """Change a memory's text and/or metadata; the old text stays in its history."""
         return await svc.update(who(ctx), memory_id, content or None, metadata)
@@ -213,7 +198,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def tool_call_record(
         ctx: Context,
         tool: Annotated[str, Field(min_length=1, max_length=200, description="The tool that was called.")],
-        arguments: Annotated[dict[str, Any] | None, Field(description="What it was called with.")] = None,
+        arguments: Annotated[ToolArguments | None, Field(description="What it was called with.")] = None,
         outcome: Annotated[str, Field(max_length=4000, description="What came back, or the error.")] = "",
         success: bool = True,
         latency_ms: Annotated[float | None, Field(ge=0)] = None,

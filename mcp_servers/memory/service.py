@@ -19,6 +19,7 @@ from typing import Any
 import anyio
 
 from mcp_servers.core.auth import Principal, scope_user
+from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.llm import get_llm
@@ -276,6 +277,11 @@ class MemoryService:
         text = content.strip() if content is not None else None
         if text == "":
             raise UserError("The new content is empty; use memory_delete to remove a memory.")
+        if metadata is not None:
+            try:
+                check_stored({**(hit.payload.get("metadata") or {}), **metadata}, "The metadata with these keys merged in")
+            except ValueError as exc:
+                raise UserError(f"{exc}.") from None
         _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
         return to_item(stored)
 

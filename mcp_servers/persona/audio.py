@@ -54,13 +54,17 @@ def decode(data: bytes, max_seconds: float) -> tuple[np.ndarray, int]:
         raise UserError(f"This is {kind}, not audio: send WAV, FLAC or OGG.")
     try:
         info = sf.info(io.BytesIO(data))
+        if 0 < info.samplerate < MIN_RATE:
+            raise UserError(f"The audio is sampled at {info.samplerate} Hz; at least {MIN_RATE} Hz is needed.")
         if info.frames > 0 and info.samplerate > 0 and info.frames / info.samplerate > max_seconds + 0.01:
             raise UserError(f"The audio lasts {info.frames / info.samplerate:.1f} s; the limit is {max_seconds:.0f} s.")
         wav, rate = sf.read(io.BytesIO(data), dtype="float32", always_2d=True)
     except UserError:
         raise
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError, EOFError) as exc:
-        raise UserError(f"The audio could not be decoded ({exc}); send WAV, FLAC or OGG.") from None
+        # libsndfile's own words, without the name of the in-memory file it was reading
+        reason = getattr(exc, "error_string", None) or str(exc)
+        raise UserError(f"The audio could not be decoded ({reason.rstrip('.')}); send WAV, FLAC or OGG.") from None
     if rate < MIN_RATE:
         raise UserError(f"The audio is sampled at {rate} Hz; at least {MIN_RATE} Hz is needed.")
     if len(wav) / rate > max_seconds + 0.01:

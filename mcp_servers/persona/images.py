@@ -20,6 +20,7 @@ from mcp_servers.core.errors import UserError
 from .media import sniff
 
 FORMATS = ("JPEG", "PNG", "WEBP")
+IMAGE_KINDS = ("a JPEG image", "a PNG image", "a WebP image")  # as media.sniff names them
 WORK_PIXELS = 1_500_000  # detection cost grows with pixels; faces stay ≥ 80 px in most photos at this size
 
 
@@ -40,7 +41,10 @@ def load(data: bytes, max_pixels: int, work_pixels: int = WORK_PIXELS) -> Pictur
         raise UserError(f"The image is larger than the {max_pixels / 1e6:.0f} MP limit.") from None
     except (UnidentifiedImageError, OSError):
         kind = sniff(data)
-        hint = f"This is {kind}, not an image" if kind else "This is not an image this server can read"
+        if kind in IMAGE_KINDS:
+            raise UserError(f"This looks like {kind} but cannot be read: it is truncated or corrupt. "
+                            "Send the complete file (JPEG, PNG or WebP).") from None
+        hint = f"This is {kind}, not a JPEG, PNG or WebP image" if kind else "This is not an image this server can read"
         raise UserError(f"{hint}: send JPEG, PNG or WebP.") from None
     if im.format not in FORMATS:
         raise UserError(f"This is a {im.format} image: send JPEG, PNG or WebP.")

@@ -17,8 +17,8 @@ from typing import Any
 
 import anyio
 
+from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import Embedder
-from mcp_servers.core.errors import UserError
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, Query, SparseQuery, VectorStore, Where
 
@@ -68,12 +68,6 @@ def point_id(user_id: str) -> str:
     return user_id if valid_id(user_id) else str(uuid.uuid5(_ID_SPACE, user_id))
 
 
-def _cursor(cursor: str | None) -> str | None:
-    if cursor is not None and not valid_id(cursor):
-        raise UserError("This cursor is not one this server returned; start again without a cursor.")
-    return cursor
-
-
 class People:
     def __init__(self, store: VectorStore, embedder: Embedder):
         self.store = store
@@ -118,7 +112,7 @@ class People:
 
     def history(self, user_id: str, field: str | None, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "change", "user_id": user_id, **({"field": field} if field else {})})
-        return self.store.scroll(where, limit, _cursor(cursor))
+        return self._page("profile_history", where, limit, cursor)
 
     def page(self, limit: int, cursor: str | None, provisional: bool | None, only: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "user"})
@@ -126,7 +120,12 @@ class People:
             where.equals["status"] = "provisional" if provisional else "named"
         if only is not None:
             where.equals["user_id"] = only
-        return self.store.scroll(where, limit, _cursor(cursor))
+        return self._page("user_list", where, limit, cursor)
+
+    def _page(self, listing: str, where: Where, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
+        asked = where.model_dump()
+        hits, nxt = self.store.scroll(where, limit, cursors.decode_id(listing, asked, cursor))
+        return hits, cursors.encode(listing, asked, nxt)
 
     def count(self, provisional: bool | None = None) -> int:
         where = Where(equals={"kind": "user"})

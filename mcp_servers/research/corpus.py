@@ -16,6 +16,7 @@ from collections.abc import Sequence
 import anyio
 from pydantic import BaseModel, Field
 
+from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.ranking import rrf
@@ -147,11 +148,9 @@ class Corpus:
 
     def list(self, user_id: str | None, limit: int, cursor: str | None) -> tuple[list[DocInfo], str | None, int]:
         where = Where(equals={"kind": "doc"}, any_of={"owner": visible(user_id)})
-        try:
-            hits, nxt = self.store.scroll(where, limit, offset=cursor)
-        except Exception as exc:  # a cursor that names no point
-            raise UserError(f"Invalid cursor {cursor!r}: pass the next_cursor of the previous page.") from exc
-        return [_doc_info(h.payload) for h in hits], nxt, self.store.count(where)
+        asked = where.model_dump()
+        hits, nxt = self.store.scroll(where, limit, offset=cursors.decode_id("corpus_list", asked, cursor))
+        return [_doc_info(h.payload) for h in hits], cursors.encode("corpus_list", asked, nxt), self.store.count(where)
 
     def get(self, doc_id: str) -> DocInfo:
         try:
