@@ -124,6 +124,10 @@ class History:
             )
             return [HistoryEvent(event=e, old=o, new=n, at=at, actor=a) for e, o, n, at, a in cur.fetchall()]
 
+    def has_user(self, user_id: str) -> bool:
+        with self._lock:
+            return self._db.execute("SELECT 1 FROM events WHERE user_id=? LIMIT 1", (user_id,)).fetchone() is not None
+
     def forget_user(self, user_id: str) -> int:
         """Delete the user's events (and the FORGET mark), then checkpoint and vacuum so no page keeps them."""
         with self._lock:

@@ -111,10 +111,13 @@ class Writer:
         crash half-way is finished by `recover`."""
         async with self.lock:
             n = self.store.count(self._user_where(user))
+            # a user never stored (no memory, no history) leaves no bytes to compact away: skip the
+            # whole-store rewrite, which holds the write lock for seconds
+            stored = n > 0 or await anyio.to_thread.run_sync(self.history.has_user, user)
             await anyio.to_thread.run_sync(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
             exports = self.export_dir(user)
             files = len(list(exports.glob("*"))) if exports.exists() else 0
-            events = await anyio.to_thread.run_sync(self._erase, user)
+            events = await anyio.to_thread.run_sync(self._erase, user, stored)
             for key in [k for k in self._seq if k.split("|")[1] == user]:
                 self._seq.pop(key, None)
                 self._recent.pop(key, None)
@@ -123,9 +126,10 @@ class Writer:
     def _user_where(self, user: str) -> Where:
         return Where(equals={"avatar_id": self.avatar_id, "user_id": user})
 
-    def _erase(self, user: str) -> int:
+    def _erase(self, user: str, compact: bool = True) -> int:
         self.store.delete_where(self._user_where(user))
-        self.store.compact()
+        if compact:
+            self.store.compact()
         shutil.rmtree(self.export_dir(user), ignore_errors=True)
         return self.history.forget_user(user)
 
