@@ -42,13 +42,15 @@ def _get(data: Any, key: str) -> Any:
     return data.get(key) if isinstance(data, dict) else None
 
 
-def face_settles(data: Any, user_id: str) -> str | None:
-    """The provisional user whose voice this is, when the face confidently says it is `user_id`."""
+def face_settles(data: Any) -> tuple[str, dict[str, Any]] | None:
+    """(the provisional user whose voice this is, the face match) when both are confident: the voice
+    is 'known' as a provisional user and the face 'known' as an enrolled one. Persona's fused verdict
+    for that disagreement is 'uncertain', so the parts decide; an uncertain part never settles."""
     voice, face = _get(data, "voice"), _get(data, "face")
-    if _get(face, "decision") != "known" or _get(face, "user_id") != user_id:
+    if _get(face, "decision") != "known" or _get(face, "provisional") or not _get(face, "user_id"):
         return None
-    if _get(voice, "decision") == "known" and _get(voice, "provisional") and _get(voice, "user_id") != user_id:
-        return str(_get(voice, "user_id"))
+    if _get(voice, "decision") == "known" and _get(voice, "provisional") and _get(voice, "user_id") != face["user_id"]:
+        return str(voice["user_id"]), face
     return None
 
 

@@ -181,10 +181,13 @@ class TurnHooks:
         if created := _field(data, "created_user_id"):
             log.info("new voice: provisional user %s", created)
             return Speaker(str(created), None, "provisional", score, resembles=alike)
+        if settles := face_settles(data):  # a provisional voice with an enrolled face: that user, to merge
+            provisional_voice, face = settles
+            return Speaker(str(face["user_id"]), face.get("name"), "known", score, provisional_voice, alike)
         if decision == "known" and (user_id := _field(data, "user_id")):
             provisional = bool(_field(data, "provisional") or _field(_field(data, "voice"), "provisional"))
             return Speaker(str(user_id), _field(data, "name"), "provisional" if provisional else "known", score,
-                           None if provisional else face_settles(data, str(user_id)), alike)
+                           resembles=alike)
         # Uncertain, or unknown from too little speech to start a new user: keep who was speaking.
         if self.speaker is not None:
             return Speaker(self.speaker.user_id, self.speaker.name, decision, score, resembles=alike)

@@ -17,7 +17,7 @@ from PIL import Image
 
 from agent.hub import ToolFailed
 from agent.pipeline import Runtime, build_runtime
-from tests.datasets import FACES, needs_faces, needs_fsdd
+from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.test_agent_voice import PushedAudio, Turns, chat_requests, fake, speak_turn, voice
 
@@ -100,6 +100,7 @@ async def test_a_known_face_merges_a_provisional_voice(
     with Image.open(FACES / "obama" / "obama_2.jpg") as image:
         rgba = image.convert("RGBA")
     frame = rtc.VideoFrame(rgba.width, rgba.height, rtc.VideoBufferType.RGBA, rgba.tobytes())
+    photo_of_turn = base64.b64encode((FACES / "obama" / "obama_2.jpg").read_bytes()).decode()
 
     async def camera() -> None:
         while True:
@@ -108,10 +109,24 @@ async def test_a_known_face_merges_a_provisional_voice(
 
     filming = asyncio.create_task(camera())
     try:
+        # Identified on its first 1.5 s of speech: the face is Barack's for sure, the voice only maybe
+        # lucas's ('uncertain'): no merge.
+        samples, rate = digits_of("lucas", "24680", 2)
+        head = samples[: int(rate * runtime.config.turn.stream_identify_s)]
+        probe = await runtime.hub.call_data("identify", {"audio": wav_b64(head, rate), "image": photo_of_turn})
+        assert probe["face"]["decision"] == "known" and probe["voice"]["decision"] == "uncertain"
         seen = await speak_turn(runtime, microphone, turns, "lucas", "24680", 2, "Good morning again.")
+        assert seen.speaker.user_id == barack and seen.speaker.decision == "known"
+        assert runtime.hooks.settler is not None
+        await runtime.hooks.settler.settled()
+        assert (await runtime.hub.call_data("user_get", {"user_id": lucas}))["provisional"] is True
+        # Identified on the whole turn: the voice is lucas's for sure too, so lucas was Barack all along.
+        runtime.hooks.cfg.stream_identify_s = 0
+        seen = await speak_turn(runtime, microphone, turns, "lucas", "2468013579", 3, "It is me, Barack.")
     finally:
         filming.cancel()
-    assert seen.speaker.user_id == barack and seen.speaker.decision == "known"
+        runtime.hooks.cfg.stream_identify_s = runtime.config.turn.stream_identify_s
+    assert seen.speaker.user_id == barack
     assert runtime.hooks.settler is not None
     await runtime.hooks.settler.settled()
     with pytest.raises(ToolFailed):
