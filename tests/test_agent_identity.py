@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
+import re
 from typing import Any
 
 import pytest
@@ -39,8 +40,8 @@ class NamingTurns(Turns):
         messages = body.get("messages", [])
         if messages and messages[-1].get("role") == "tool":
             return Reply(content="Nice to meet you. " + str(messages[-1].get("content"))[:200])
-        if self.transcript.startswith("I'm George"):
-            return Reply(tool_calls=[{"name": "confirm_identity", "arguments": {"name": "George"}}])
+        if said := re.search(r"\bI(?:'m| am) ([A-Z]\w+)", self.transcript):
+            return Reply(tool_calls=[{"name": "confirm_identity", "arguments": {"name": said.group(1)}}])
         return Reply(content="Got it.")
 
 
@@ -122,7 +123,7 @@ async def test_a_known_face_merges_a_provisional_voice(
         assert (await runtime.hub.call_data("user_get", {"user_id": lucas}))["provisional"] is True
         # Identified on the whole turn: the voice is lucas's for sure too, so lucas was Barack all along.
         runtime.hooks.cfg.stream_identify_s = 0
-        seen = await speak_turn(runtime, microphone, turns, "lucas", "2468013579", 3, "It is me, Barack.")
+        seen = await speak_turn(runtime, microphone, turns, "lucas", "2468013579", 3, "Good evening.")
     finally:
         filming.cancel()
         runtime.hooks.cfg.stream_identify_s = runtime.config.turn.stream_identify_s
@@ -136,3 +137,45 @@ async def test_a_known_face_merges_a_provisional_voice(
     assert any("Pixel" in m["content"] for m in his["results"])
     left = await runtime.hub.call_data("memory_list", {"user_id": lucas, "scope": "user"})
     assert left["total"] == 0
+
+
+@needs_faces
+async def test_ask_first_merges_only_after_the_person_says_yes(
+        voice: tuple[Runtime, PushedAudio, Any], turns: Turns, fake: FakeOpenAI) -> None:
+    runtime, microphone, _ = voice
+    assert runtime.hooks.settler is not None
+    joe = (await runtime.hub.call_data("user_create", {"name": "Joe"}))["user_id"]
+    photo = base64.b64encode((FACES / "biden" / "biden_1.jpg").read_bytes()).decode()
+    await runtime.hub.call_data("face_enroll", {"user_id": joe, "image": photo}, time_limit=120)
+    first = await speak_turn(runtime, microphone, turns, "nicolas", "13579", 1, "I like green tea.")
+    assert first.speaker.decision == "provisional"
+    nicolas = first.speaker.user_id
+
+    with Image.open(FACES / "biden" / "biden_1.jpg") as image:  # the only photo: enrolled and on camera
+        rgba = image.convert("RGBA")
+    frame = rtc.VideoFrame(rgba.width, rgba.height, rtc.VideoBufferType.RGBA, rgba.tobytes())
+
+    async def camera() -> None:
+        while True:
+            runtime.agent.camera.see(frame)
+            await asyncio.sleep(0.2)
+
+    filming = asyncio.create_task(camera())
+    runtime.hooks.cfg.stream_identify_s, runtime.hooks.settler.mode = 0, "ask"
+    try:
+        await speak_turn(runtime, microphone, turns, "nicolas", "2468013579", 2, "Hello there.")
+        await runtime.hooks.settler.settled()
+        assert (await runtime.hub.call_data("user_get", {"user_id": nicolas}))["provisional"] is True
+        block = json.dumps([m for m in chat_requests(fake, "Hello there.")[-1]["messages"] if m["role"] == "system"])
+        assert "ask if they are Joe" in block
+        await speak_turn(runtime, microphone, turns, "nicolas", "9753102468", 3, "Yes, I am Joe.")
+    finally:
+        filming.cancel()
+        runtime.hooks.cfg.stream_identify_s = runtime.config.turn.stream_identify_s
+        runtime.hooks.settler.mode = runtime.config.turn.merge_provisional
+    assert any("this is Joe" in a for a in tool_answers(fake, "Yes, I am Joe.")), tool_answers(fake, "Yes, I am Joe.")
+    with pytest.raises(ToolFailed):
+        await runtime.hub.call_data("user_get", {"user_id": nicolas})
+    await runtime.hooks.writer.flush(60)  # type: ignore[union-attr]
+    his = await runtime.hub.call_data("memory_list", {"user_id": joe, "scope": "user"})
+    assert any("green tea" in m["content"] for m in his["results"])
