@@ -155,6 +155,7 @@ class TurnHooks:
         self._early: asyncio.Task[Speaker | None] | None = None
         self._streamed_at: float | None = None  # when identification started on streaming speech
         self.settler: Settler | None = None  # renames and merges provisional users (agent.identity)
+        self._merged: dict[str, str] = {}  # provisional user -> the user it was merged into
 
     @property
     def user_id(self) -> str | None:
@@ -347,6 +348,7 @@ class TurnHooks:
 
     def merged(self, provisional: str, known: str) -> None:
         """A provisional user was merged away: whoever spoke as them is the known user now."""
+        self._merged[provisional] = known  # a turn still open under the old id is remembered for the new
         seen = self._seen.pop(provisional, None)
         if self.speaker is not None and self.speaker.user_id == provisional:
             self.speaker = Speaker(known, self.speaker.name, "known", self.speaker.score)
@@ -370,7 +372,7 @@ class TurnHooks:
         args: dict[str, Any] = {"messages": messages, "scope": "user", "session_id": self.session_id,
                                 "occurred_at": (occurred_at or datetime.now(UTC)).isoformat()}
         if user_id:
-            args["user_id"] = user_id
+            args["user_id"] = self._merged.get(user_id, user_id)
         self.writer.submit("memory_add", args)
 
     def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:
