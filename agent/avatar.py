@@ -79,7 +79,10 @@ class AvatarAgent(Agent):
         self._filler_task: asyncio.Task[None] | None = None
         self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
         self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
-        super().__init__(instructions=instructions, tools=[self.toolset])
+        tools: list[Any] = [self.toolset]
+        if hooks.settler is not None and hooks.identifies():
+            tools.append(hooks.settler.tool)
+        super().__init__(instructions=instructions, tools=tools)
 
     # -- session wiring ------------------------------------------------------------------------
     def attach(self, session: AgentSession) -> None:
@@ -242,7 +245,8 @@ class AvatarAgent(Agent):
             chat_ctx.items[index] = message.model_copy(update={
                 "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
         block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone,
-                       sight=self._sight_line(len(images)))
+                       sight=self._sight_line(len(images)),
+                       identity=self.hooks.settler.note() if self.hooks.settler else None)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
     async def text_turn(self, text: str) -> str:

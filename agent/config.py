@@ -114,6 +114,9 @@ class TurnConfig(_Strict):
     recall: bool = True
     remember: bool = True
     record_tool_calls: bool = True
+    merge_provisional: Literal["auto", "ask", "off"] = Field(
+        default="auto", description="A provisional voice whose face confidently matches an enrolled user: merge it "
+                                    "(auto), have the LLM ask the person first (ask), or leave it (off).")
 
 
 class CharacterConfig(_Strict):

@@ -47,7 +47,8 @@ def _memory(m: dict[str, Any]) -> str:
 
 
 def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Speaker],
-           timezone: str | None = None, now: datetime | None = None, sight: str | None = None) -> str:
+           timezone: str | None = None, now: datetime | None = None, sight: str | None = None,
+           identity: str | None = None) -> str:
     """The block for one turn. `timezone` (from the participant) wins over the configured one;
     `sight` says whether the LLM sees the user (None: no vision configured)."""
     tz_name = timezone or cfg.timezone
@@ -64,6 +65,8 @@ def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Spea
     if speaker is not None:
         note = " — a new voice: ask their name if it helps" if speaker.decision == "provisional" else ""
         lines.append(f"- Speaking now: {_who(speaker)}{note}")
+    if identity is not None:
+        lines.append(f"- Identity: {identity}")
     others = [p for p in present if speaker is None or p.user_id != speaker.user_id]
     lines.append(f"- Also present: {', '.join(_who(p) for p in others)}" if others else "- Nobody else is present.")
     budget = cfg.budget_tokens * CHARS_PER_TOKEN - sum(len(line) + 1 for line in lines)

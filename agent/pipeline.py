@@ -21,6 +21,7 @@ from .avatar import AvatarAgent
 from .character import CharacterLink
 from .config import ConfigError, ModelConfig, PipelineConfig
 from .hub import McpHub
+from .identity import Settler
 from .remember import MemoryWriter, new_journal
 from .status import Status
 from .turn import TurnHooks
@@ -136,6 +137,7 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
                       experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
     character = CharacterLink(hub, config.character)
     status = Status(config.status, character)
+    hooks.settler = Settler(hub, hooks, config.turn.merge_provisional)
     agent = AvatarAgent(config, hub, hooks, character, status)
     kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
                               "turn_handling": {"turn_detection": "manual"}}

@@ -22,6 +22,7 @@ from typing import Any
 
 from .config import TurnConfig
 from .hub import McpHub, ToolFailed, ToolUnavailable
+from .identity import Settler, face_settles, resembles
 from .remember import MemoryWriter
 from .tools import ToolCall
 
@@ -39,6 +40,8 @@ class Speaker:
     name: str | None = None
     decision: str = "known"  # known | provisional | uncertain | unknown | given
     score: float | None = None
+    provisional_voice: str | None = None  # a provisional user whose voice this is, by a confident face match
+    resembles: tuple[str, ...] = ()  # users the voice or face came close to
 
 
 @dataclass
@@ -151,6 +154,8 @@ class TurnHooks:
         self._prefetched: dict[tuple[str | None, str], _RecallCalls] = {}
         self._early: asyncio.Task[Speaker | None] | None = None
         self._streamed_at: float | None = None  # when identification started on streaming speech
+        self.settler: Settler | None = None  # renames and merges provisional users (agent.identity)
+        self._merged: dict[str, str] = {}  # provisional user -> the user it was merged into
 
     @property
     def user_id(self) -> str | None:
@@ -173,15 +178,20 @@ class TurnHooks:
             log.warning("speaker identification failed: %s", exc)
             return None
         decision, score = str(_field(data, "decision") or "unknown"), _field(data, "score")
+        alike = resembles(data)
         if created := _field(data, "created_user_id"):
             log.info("new voice: provisional user %s", created)
-            return Speaker(str(created), None, "provisional", score)
+            return Speaker(str(created), None, "provisional", score, resembles=alike)
+        if settles := face_settles(data):  # a provisional voice with an enrolled face: that user, to merge
+            provisional_voice, face = settles
+            return Speaker(str(face["user_id"]), face.get("name"), "known", score, provisional_voice, alike)
         if decision == "known" and (user_id := _field(data, "user_id")):
             provisional = bool(_field(data, "provisional") or _field(_field(data, "voice"), "provisional"))
-            return Speaker(str(user_id), _field(data, "name"), "provisional" if provisional else "known", score)
+            return Speaker(str(user_id), _field(data, "name"), "provisional" if provisional else "known", score,
+                           resembles=alike)
         # Uncertain, or unknown from too little speech to start a new user: keep who was speaking.
         if self.speaker is not None:
-            return Speaker(self.speaker.user_id, self.speaker.name, decision, score)
+            return Speaker(self.speaker.user_id, self.speaker.name, decision, score, resembles=alike)
         return None
 
     # -- recall ----------------------------------------------------------------------------
@@ -320,6 +330,8 @@ class TurnHooks:
             recall = await calls.collect(remaining)
         if self.speaker is not None:
             self._seen[self.speaker.user_id] = (self.speaker, time.monotonic())
+            if self.speaker.provisional_voice and self.settler is not None:
+                self.settler.matched(self.speaker.provisional_voice, self.speaker)
         return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early)
 
     def present(self, within_s: float = PRESENT_SECONDS) -> list[Speaker]:
@@ -327,6 +339,21 @@ class TurnHooks:
         now = time.monotonic()
         recent = [(at, who) for who, at in self._seen.values() if now - at <= within_s]
         return [who for _, who in sorted(recent, key=lambda r: -r[0])]
+
+    def renamed(self, user_id: str, name: str) -> None:
+        """A provisional speaker named themselves: they are that named user from now on."""
+        for who in [self.speaker, *(seen for seen, _ in self._seen.values())]:
+            if who is not None and who.user_id == user_id:
+                who.name, who.decision = name, "known"
+
+    def merged(self, provisional: str, known: str) -> None:
+        """A provisional user was merged away: whoever spoke as them is the known user now."""
+        self._merged[provisional] = known  # a turn still open under the old id is remembered for the new
+        seen = self._seen.pop(provisional, None)
+        if self.speaker is not None and self.speaker.user_id == provisional:
+            self.speaker = Speaker(known, self.speaker.name, "known", self.speaker.score)
+        if seen is not None and known not in self._seen:
+            self._seen[known] = (Speaker(known, seen[0].name), seen[1])
 
     def _adopt_late(self, task: asyncio.Task[Speaker | None]) -> None:
         if not task.cancelled() and task.exception() is None and (found := task.result()) is not None:
@@ -345,7 +372,7 @@ class TurnHooks:
         args: dict[str, Any] = {"messages": messages, "scope": "user", "session_id": self.session_id,
                                 "occurred_at": (occurred_at or datetime.now(UTC)).isoformat()}
         if user_id:
-            args["user_id"] = user_id
+            args["user_id"] = self._merged.get(user_id, user_id)
         self.writer.submit("memory_add", args)
 
     def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:

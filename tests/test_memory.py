@@ -67,6 +67,37 @@ async def test_round_trip_per_scope(tmp_path: Path, scope: str) -> None:
             assert hist.is_error
 
 
+async def test_reassign_moves_every_scope_with_history(tmp_path: Path) -> None:
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        tmp = {"user_id": "provisional-1", "session_id": "s-9"}
+        fact = await call(s, "memory_add", {**tmp, "content": "My cat is called Pixel"})
+        mid = fact.data["results"][0]["id"]
+        await call(s, "memory_update", {"memory_id": mid, "content": "My cat is called Pixel, she is grey"})
+        await call(s, "memory_add", {**tmp, "content": "in this chat: we talked about cats", "scope": "session"})
+        await call(s, "tool_call_record", {**tmp, "tool": "web_search", "arguments": {"q": "cat food"},
+                                           "outcome": "ok", "task": "find cat food"})
+        await call(s, "memory_add", {"user_id": "alice", "content": "Alice lives in Lyon"})
+        same = await call(s, "memory_reassign_user", {"user_id": "alice", "into_user_id": "alice"})
+        assert same.is_error and "same user" in same.text
+
+        listed = await count_all(s, "provisional-1")
+        moved = await call(s, "memory_reassign_user", {"user_id": "provisional-1", "into_user_id": "alice"})
+        assert not moved.is_error, moved.text
+        assert moved.data == {"user_id": "provisional-1", "into_user_id": "alice", "memories_moved": 3}
+        assert await count_all(s, "provisional-1") == 0
+        assert await count_all(s, "alice") == 1 + listed
+        found = await call(s, "memory_search", {"query": "what is my cat called", "user_id": "alice"})
+        assert found.data["results"][0]["id"] == mid and found.data["results"][0]["user_id"] == "alice"
+        hist = await call(s, "memory_history", {"memory_id": mid})
+        assert [e["event"] for e in hist.data["events"]] == ["ADD", "UPDATE", "REASSIGN"]
+        assert (await call(s, "tool_experience_search", {"task": "cat food", "user_id": "alice"})).data["results"]
+        again = await call(s, "memory_reassign_user", {"user_id": "provisional-1", "into_user_id": "alice"})
+        assert again.data["memories_moved"] == 0
+        # the history moved with the memories: forgetting alice erases it
+        await call(s, "memory_forget_user", {"user_id": "alice"})
+        assert (await call(s, "memory_history", {"memory_id": mid})).is_error
+
+
 async def test_isolation_search_time_filters_pagination_export(tmp_path: Path) -> None:
     async with stdio_session("memory", server_env(tmp_path)) as s:
         items = [{"content": f"Alice note {i}: she visited museum number {i}", "user_id": "alice",
@@ -256,6 +287,10 @@ async def test_http_auth_user_scoped_tokens_and_rebinding(tmp_path: Path) -> Non
                 assert r.is_error, tool
             forget = await call(alice, "memory_forget_user", {"user_id": "bob"})
             assert forget.is_error
+            for into in ("alice", "bob"):  # moving memories between users is the owner's, even one's own
+                steal = await call(alice, "memory_reassign_user", {"user_id": "bob" if into == "alice" else "alice",
+                                                                   "into_user_id": into})
+                assert steal.is_error and "Only the owner" in steal.text
             # the resource and the prompt are scoped like the tools
             with pytest.raises(MCPError, match="scoped to user 'alice'"):
                 await alice.read_resource("memory://users/bob/memories")

@@ -36,6 +36,7 @@ CREATE INDEX IF NOT EXISTS events_user ON events(user_id);
 """
 
 FORGET = "FORGET"
+REASSIGN = "REASSIGN"  # a memory moved to another user: `old` is the user it came from, `new` the one it went to
 
 
 def now_iso() -> str:
@@ -127,6 +128,14 @@ class History:
     def has_user(self, user_id: str) -> bool:
         with self._lock:
             return self._db.execute("SELECT 1 FROM events WHERE user_id=? LIMIT 1", (user_id,)).fetchone() is not None
+
+    def move_user(self, txn: str, from_user: str, into_user: str) -> int:
+        """Give `from_user`'s events to `into_user` and clear the mark of the reassignment, in one transaction."""
+        with self._lock, self._db:
+            self._db.execute("BEGIN")
+            n = self._db.execute("UPDATE events SET user_id=? WHERE user_id=?", (into_user, from_user)).rowcount
+            self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
+            return int(n)
 
     def forget_user(self, user_id: str) -> int:
         """Delete the user's events (and the FORGET mark), then checkpoint and vacuum so no page keeps them."""

@@ -100,6 +100,12 @@ class ForgetResult(BaseModel):
     exports_deleted: int
 
 
+class ReassignResult(BaseModel):
+    user_id: str
+    into_user_id: str
+    memories_moved: int
+
+
 class ExportResult(BaseModel):
     format: Literal["markdown", "json"]
     path: str = Field(description="Where the full export was written (erased by memory_forget_user).")

@@ -30,6 +30,7 @@ from .models import (
     ListResult,
     MemoryItem,
     Message,
+    ReassignResult,
     Scope,
     SearchResult,
     ToolExperienceResult,
@@ -166,6 +167,17 @@ def create_server(settings: Settings) -> ServerSpec:
         """Erase every trace of a user: memories, vectors, history and exports. Cannot be undone."""
         n, events, files = await svc.forget_user(who(ctx), user_id)
         return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    async def memory_reassign_user(
+        ctx: Context,
+        user_id: Annotated[str, Field(min_length=1, max_length=200, description="The user whose memories move.")],
+        into_user_id: Annotated[str, Field(min_length=1, max_length=200, description="The user they move to.")],
+    ) -> ReassignResult:
+        """Move every memory of a user (all scopes, with their history) to another user, all or none:
+        a provisional user found to be a known one. Owner only."""
+        n = await svc.reassign_user(who(ctx), user_id, into_user_id)
+        return ReassignResult(user_id=user_id, into_user_id=into_user_id, memories_moved=n)
 
     @mcp.tool()
     async def memory_export(

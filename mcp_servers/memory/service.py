@@ -301,6 +301,14 @@ class MemoryService:
             raise UserError("Say which user to forget.")
         return await self.writer.forget(user)
 
+    async def reassign_user(self, principal: Principal, user_id: str, into_user_id: str) -> int:
+        """Move a user's memories to another user (a provisional user who turned out to be a known one)."""
+        if principal.user_id is not None:
+            raise Forbidden("Only the owner can move memories between users; a user-scoped token cannot.")
+        if user_id == into_user_id:
+            raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
+        return await self.writer.reassign(user_id, into_user_id)
+
     def export_dir(self, user: str) -> Path:
         return self.writer.export_dir(user)
 

@@ -31,7 +31,7 @@ from mcp_servers.core.errors import NotFound
 from mcp_servers.core.store import Hit, Item, VectorStore, Where
 
 from . import retrieval
-from .history import FORGET, Event, History, now_iso
+from .history import FORGET, REASSIGN, Event, History, now_iso
 from .models import AddEvent, AddItem, AddResult
 
 log = logging.getLogger(__name__)
@@ -123,6 +123,32 @@ class Writer:
                 self._recent.pop(key, None)
         return n, events, files
 
+    async def reassign(self, user: str, into: str) -> int:
+        """Move every memory of `user` (all scopes) and its history to `into`, in one store write:
+        all of them or, after a crash, none (`recover` settles the history either way)."""
+        async with self.lock:
+            ids: list[str] = []
+            cursor: str | None = None
+            while True:
+                hits, cursor = self.store.scroll(self._user_where(user), 1000, cursor)
+                ids.extend(h.id for h in hits)
+                if cursor is None:
+                    break
+            at = now_iso()
+            rows = [Event(mid, into, REASSIGN, user, into, "mcp", at) for mid in ids]
+            txn = await anyio.to_thread.run_sync(self.history.intend, rows)
+            try:
+                if ids:
+                    await anyio.to_thread.run_sync(self.store.set_payload, ids, {"user_id": into, "updated_at": at})
+            except Exception:
+                await anyio.to_thread.run_sync(self.history.abort, txn)
+                raise
+            await anyio.to_thread.run_sync(self.history.move_user, txn, user, into)
+            for key in [k for k in self._seq if k.split("|")[1] in (user, into)]:  # session positions changed
+                self._seq.pop(key, None)
+                self._recent.pop(key, None)
+        return len(ids)
+
     def _user_where(self, user: str) -> Where:
         return Where(equals={"avatar_id": self.avatar_id, "user_id": user})
 
@@ -142,6 +168,14 @@ class Writer:
                 log.info("finishing an interrupted erasure")
                 self._erase(user)
             if forgotten:
+                continue
+            if rows[0].event == REASSIGN and rows[0].old and rows[0].new:  # one store write: any memory tells
+                first = self.store.retrieve([rows[0].memory_id])
+                if first and first[0].payload.get("user_id") == rows[0].new:
+                    log.info("finishing an interrupted reassignment")
+                    self.history.move_user(txn, rows[0].old, rows[0].new)
+                else:
+                    self.history.abort(txn)
                 continue
             last = {r.memory_id: r for r in rows}
             stored = {h.id: h for h in self.store.retrieve(list(last))}
