@@ -35,7 +35,7 @@ from character_bridge.protocol import (
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import routes
 from mcp_servers.core import auth
-from mcp_servers.core.app import new_server
+from mcp_servers.core.app import READ_ONLY, new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -96,7 +96,6 @@ def create_server(settings: Settings) -> ServerSpec:
 
     mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
     write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
-    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
 
     def send(event: _Event) -> CallToolResult:
         hub.publish(event)
@@ -204,7 +203,7 @@ def create_server(settings: Settings) -> ServerSpec:
             raise UserError(f"{key} must be between {lo} and {hi}; got {value}.")
         return send(ParamEvent(name=key, value=value))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def character_status() -> Annotated[CallToolResult, StatusResult]:
         """Renderers connected, adapters and their health, recent events, coalesced counts."""
         stats = hub.stats()

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from mcp.types import ToolAnnotations
+
 from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
 from .server import Server
+
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the preset of every tool that only reads
 
 try:
     VERSION = version("alphaavatar")

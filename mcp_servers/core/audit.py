@@ -20,10 +20,10 @@ from pathlib import Path
 from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.types import ToolAnnotations
 from pydantic import BaseModel, Field
 
 from . import auth
+from .app import READ_ONLY
 from .errors import Forbidden, UserError
 from .settings import Settings
 
@@ -189,7 +189,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
     list_tool = f"{server}_audit_list"
     mcp.middleware.append(AuditMiddleware(log, list_tool, forget_tool))
 
-    @mcp.tool(name=list_tool, annotations=ToolAnnotations(read_only_hint=True, open_world_hint=False))
+    @mcp.tool(name=list_tool, annotations=READ_ONLY)
     async def audit_list(
         ctx: Context,
         user_id: Annotated[str | None, Field(max_length=200, description="Whose entries (owner: default all).")] = None,

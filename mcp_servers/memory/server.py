@@ -11,7 +11,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors
-from mcp_servers.core.app import new_server
+from mcp_servers.core.app import READ_ONLY, new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import write_atomically
@@ -56,10 +56,6 @@ def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
     mcp = new_server("memory", INSTRUCTIONS)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
-    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
-
-    def who(ctx: Context) -> auth.Principal:
-        return auth.caller(ctx)
 
     @mcp.tool()
     async def memory_add(
@@ -77,7 +73,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
         item = AddItem(content=content or None, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
                        occurred_at=occurred_at, metadata=metadata or {}, infer=infer)
-        result = await svc.add([item], who(ctx))
+        result = await svc.add([item], auth.caller(ctx))
         return rendered(result, render_add(result))
 
     @mcp.tool()
@@ -86,10 +82,10 @@ def create_server(settings: Settings) -> ServerSpec:
         items: Annotated[list[AddItem], Field(min_length=1, max_length=1000, description="Up to 1000 memories.")],
     ) -> Annotated[CallToolResult, AddResult]:
         """Remember many items in one call: all are validated first, then written together (or none)."""
-        result = await svc.add(items, who(ctx))
+        result = await svc.add(items, auth.caller(ctx))
         return rendered(result, render_add(result))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def memory_search(
         ctx: Context,
         query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for, in words.")],
@@ -104,7 +100,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
         if not query.strip():
             raise UserError("The query is empty.")
-        where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
+        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
         asked = [query, where.model_dump(), limit]
         offset = cursors.decode_offset("memory_search", asked, cursor)
         if offset >= 200:
@@ -114,7 +110,7 @@ def create_server(settings: Settings) -> ServerSpec:
         result = SearchResult(results=items[:limit], next_cursor=cursors.encode("memory_search", asked, offset + limit) if more else None)
         return rendered(result, render_items(result.results, "No memory matches."))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def memory_list(
         ctx: Context,
         scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
@@ -124,16 +120,16 @@ def create_server(settings: Settings) -> ServerSpec:
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
-        where = svc.visible(who(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
+        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
         asked = where.model_dump()
         items, nxt, total = svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
         result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)
         return rendered(result, render_items(items, "No memories."))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def memory_get(ctx: Context, memory_id: MemoryId) -> MemoryItem:
         """One memory by id."""
-        return to_item(await svc.get_owned(who(ctx), memory_id))
+        return to_item(await svc.get_owned(auth.caller(ctx), memory_id))
 
     @mcp.tool()
     async def memory_update(
@@ -143,18 +139,18 @@ def create_server(settings: Settings) -> ServerSpec:
         metadata: Annotated[StoredObject | None, Field(description="Keys to merge into the metadata.")] = None,
     ) -> MemoryItem:
         """Change a memory's text and/or metadata; the old text stays in its history."""
-        return await svc.update(who(ctx), memory_id, content or None, metadata)
+        return await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:
         """Delete one memory (its history records the deletion)."""
-        await svc.delete(who(ctx), memory_id)
+        await svc.delete(auth.caller(ctx), memory_id)
         return DeleteResult(id=memory_id, deleted=True)
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def memory_history(ctx: Context, memory_id: MemoryId) -> HistoryResult:
         """How a memory changed: ADD, UPDATE (old → new), DELETE, with times."""
-        principal = who(ctx)
+        principal = auth.caller(ctx)
         events = svc.history.events(memory_id)
         if not events:
             raise UserError(f"No history for memory {memory_id}.")
@@ -165,7 +161,7 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def memory_forget_user(ctx: Context, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> ForgetResult:
         """Erase every trace of a user: memories, vectors, history and exports. Cannot be undone."""
-        n, events, files = await svc.forget_user(who(ctx), user_id)
+        n, events, files = await svc.forget_user(auth.caller(ctx), user_id)
         return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
@@ -176,7 +172,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> ReassignResult:
         """Move every memory of a user (all scopes, with their history) to another user, all or none:
         a provisional user found to be a known one. Owner only."""
-        n = await svc.reassign_user(who(ctx), user_id, into_user_id)
+        n = await svc.reassign_user(auth.caller(ctx), user_id, into_user_id)
         return ReassignResult(user_id=user_id, into_user_id=into_user_id, memories_moved=n)
 
     @mcp.tool()
@@ -187,7 +183,7 @@ def create_server(settings: Settings) -> ServerSpec:
         scope: Annotated[Scope | None, Field(description="Only this scope (default: all the user's).")] = None,
     ) -> ExportResult:
         """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
-        principal = who(ctx)
+        principal = auth.caller(ctx)
         where = svc.visible(principal, user_id, [scope] if scope else SCOPES)
         items: list[MemoryItem] = []
         cursor: str | None = None
@@ -226,10 +222,10 @@ def create_server(settings: Settings) -> ServerSpec:
         item = AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
             "tool": tool, "arguments": args, "outcome": outcome or None, "success": success,
             "latency_ms": latency_ms, "task": task or None})
-        result = await svc.add([item], who(ctx))
+        result = await svc.add([item], auth.caller(ctx))
         return rendered(result, render_add(result))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def tool_experience_search(
         ctx: Context,
         task: Annotated[str, Field(min_length=1, max_length=2000, description="The task at hand, in words.")],
@@ -238,7 +234,7 @@ def create_server(settings: Settings) -> ServerSpec:
         limit: Annotated[int, Field(ge=1, le=50)] = 5,
     ) -> ToolExperienceResult:
         """Past tool calls for similar tasks: what was called, with what, and how it went."""
-        where = svc.visible(who(ctx), user_id, ["tool"])
+        where = svc.visible(auth.caller(ctx), user_id, ["tool"])
         if tool:
             where.equals["tool"] = tool
         return ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
@@ -246,7 +242,7 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")
     async def user_memories(user_id: str, ctx: Context) -> str:
         """A user's memories as markdown (the most recent 500)."""
-        where = svc.visible(who(ctx), user_id, SCOPES)
+        where = svc.visible(auth.caller(ctx), user_id, SCOPES)
         items, _, total = svc.list_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
@@ -254,7 +250,7 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.prompt()
     async def recall(user_id: str, topic: str, ctx: Context) -> str:
         """What you remember about a user on a topic, ready to put in context."""
-        where = svc.visible(who(ctx), user_id, SEARCH_SCOPES)
+        where = svc.visible(auth.caller(ctx), user_id, SEARCH_SCOPES)
         items = await svc.search(where, topic, 10, 0)
         lines = "\n".join(f"- {m.content}" + (f" (on {m.occurred_at[:10]})" if m.occurred_at else "") for m in items)
         return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"

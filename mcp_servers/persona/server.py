@@ -10,7 +10,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import audit, auth
-from mcp_servers.core.app import new_server
+from mcp_servers.core.app import READ_ONLY, new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -96,11 +96,7 @@ def create_server(settings: Settings) -> ServerSpec:
     fused, users, profiles = FusedIdentity(persona, voices, faces), Users(persona), Profiles(persona)
     mcp = new_server("persona", INSTRUCTIONS)
     audit.install(mcp, settings, "persona", forget_tool="user_forget")
-    read_only = ToolAnnotations(read_only_hint=True, open_world_hint=False)
     erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
-
-    def who(ctx: Context) -> auth.Principal:
-        return auth.caller(ctx)
 
     # -- voice ----------------------------------------------------------------------------------
 
@@ -114,7 +110,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Add voice samples to a user's voiceprint (3 clips of 2-3 s each make a good one). All clips
         are checked first: if one fails, none is added. Reports progress per clip."""
         clips = [audio] if isinstance(audio, str) else audio
-        r = await voices.enroll(who(ctx), user_id, clips, ctx.report_progress)
+        r = await voices.enroll(auth.caller(ctx), user_id, clips, ctx.report_progress)
         return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
@@ -129,14 +125,14 @@ def create_server(settings: Settings) -> ServerSpec:
         """Who is speaking? Answers known / unknown / uncertain with the score, the margin to the next
         candidate and the threshold used (it depends on the seconds of speech: short clips may be
         'uncertain' rather than wrong)."""
-        r = await voices.identify(who(ctx), audio, create_if_unknown=create_if_unknown, adapt=adapt)
+        r = await voices.identify(auth.caller(ctx), audio, create_if_unknown=create_if_unknown, adapt=adapt)
         extra = f"; new provisional user {r.created_user_id}" if r.created_user_id else ""
         return rendered(r, _match_text(r, f"voice ({r.speech_seconds} s)") + extra)
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def speaker_verify(ctx: Context, user_id: UserId, audio: Audio) -> Annotated[CallToolResult, VerifyResult]:
         """Is this the voice of this user? 'known' only if it matches them and nobody else matches better."""
-        r = await voices.verify(who(ctx), user_id, audio)
+        r = await voices.verify(auth.caller(ctx), user_id, audio)
         return rendered(r, f"verify {r.claimed_user_id}: {r.decision} (score {r.score}, needs ≥ {r.threshold})")
 
     @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
@@ -147,7 +143,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, SegmentResult]:
         """Who spoke when in a recording with several voices: segments with a speaker tag each, and per
         speaker a decision (known user, unknown, uncertain) made on all of their speech."""
-        r = await voices.segment(who(ctx), audio, create_if_unknown=create_if_unknown)
+        r = await voices.segment(auth.caller(ctx), audio, create_if_unknown=create_if_unknown)
         lines = [f"{s.start:.2f}-{s.end:.2f} {s.speaker} {s.user_id or s.decision}" for s in r.segments[:50]]
         return rendered(r, "\n".join(lines) or "No speech found.")
 
@@ -159,7 +155,7 @@ def create_server(settings: Settings) -> ServerSpec:
                                                         "or the whole voiceprint.")] = True,
     ) -> Annotated[CallToolResult, ResetResult]:
         """Undo voiceprint adaptation for a user, or clear their voiceprint to enroll again."""
-        r = await voices.reset(who(ctx), user_id, only_adapted=only_adapted)
+        r = await voices.reset(auth.caller(ctx), user_id, only_adapted=only_adapted)
         return rendered(r, f"Removed {r.removed} voice sample(s) of {r.user_id}; left {r.voice_samples}.")
 
     # -- faces ----------------------------------------------------------------------------------
@@ -176,10 +172,10 @@ def create_server(settings: Settings) -> ServerSpec:
         """Add face encodings to a user. All photos are checked first (one face each, or face_index);
         if one fails, none is added."""
         values = [image] if isinstance(image, str) else image
-        r = await faces.enroll(who(ctx), user_id, values, face_index, ctx.report_progress)
+        r = await faces.enroll(auth.caller(ctx), user_id, values, face_index, ctx.report_progress)
         return rendered(r, f"Enrolled {r.added} face(s) for {r.user_id}; {r.face_samples} in all.")
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def face_identify(
         ctx: Context,
         image: Image,
@@ -188,7 +184,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, FaceResult]:
         """Every face in a photo, largest first, each with its box and a decision (known / unknown /
         uncertain) with score, margin and threshold."""
-        r = await faces.identify(who(ctx), image, upsample)
+        r = await faces.identify(auth.caller(ctx), image, upsample)
         text = "; ".join(_match_text(f, f"face {i + 1}") for i, f in enumerate(r.faces)) or "No face found."
         return rendered(r, text)
 
@@ -202,7 +198,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, IdentifyResult]:
         """Who is this, from voice and face together: the two are fused (scores on a common scale,
         a modality with nothing enrolled for someone does not vote against them)."""
-        r = await fused.identify(who(ctx), audio, image, create_if_unknown=create_if_unknown)
+        r = await fused.identify(auth.caller(ctx), audio, image, create_if_unknown=create_if_unknown)
         return rendered(r, f"{r.decision}: {r.name or r.user_id or '-'} ({r.reason})")
 
     # -- users ----------------------------------------------------------------------------------
@@ -217,16 +213,16 @@ def create_server(settings: Settings) -> ServerSpec:
         ))] = None,
     ) -> Annotated[CallToolResult, User]:
         """Create a user (then enroll their voice or face, and fill their profile)."""
-        r = await users.create(who(ctx), name, provisional=provisional, user_id=user_id)
+        r = await users.create(auth.caller(ctx), name, provisional=provisional, user_id=user_id)
         return rendered(r, f"Created {_user_text(r)}")
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def user_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, User]:
         """A user: name, provisional or not, voice and face samples held, number of profile facts."""
-        r = await users.get(who(ctx), user_id)
+        r = await users.get(auth.caller(ctx), user_id)
         return rendered(r, _user_text(r))
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def user_list(
         ctx: Context,
         provisional: Annotated[bool | None, Field(description="Only provisional (true) or named (false) users.")] = None,
@@ -234,13 +230,13 @@ def create_server(settings: Settings) -> ServerSpec:
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, UserList]:
         """Users page by page."""
-        r = await users.page(who(ctx), limit, cursor, provisional=provisional)
+        r = await users.page(auth.caller(ctx), limit, cursor, provisional=provisional)
         return rendered(r, "\n".join(_user_text(u) for u in r.users) or "No users.")
 
     @mcp.tool()
     async def user_rename(ctx: Context, user_id: UserId, name: Name) -> Annotated[CallToolResult, User]:
         """Name a user (a provisional user becomes a confirmed one)."""
-        r = await users.rename(who(ctx), user_id, name)
+        r = await users.rename(auth.caller(ctx), user_id, name)
         return rendered(r, f"Renamed: {_user_text(r)}")
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
@@ -251,7 +247,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, MergeResult]:
         """Merge one user into another (e.g. a provisional user who turns out to be a known one): voice
         samples, face encodings, profile facts and history all move; the first user ceases to exist."""
-        r = await users.merge(who(ctx), user_id, into_user_id)
+        r = await users.merge(auth.caller(ctx), user_id, into_user_id)
         return rendered(r, f"Merged {r.merged_user_id} into {r.user_id}: {r.voice_samples_moved} voice, "
                            f"{r.face_samples_moved} face samples, {r.facts_added} facts.")
 
@@ -259,16 +255,16 @@ def create_server(settings: Settings) -> ServerSpec:
     async def user_forget(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, ForgetResult]:
         """Erase a user: voiceprints, face encodings, profile and history. The store files are
         rewritten so that nothing of them remains. Cannot be undone."""
-        r = await users.forget(who(ctx), user_id)
+        r = await users.forget(auth.caller(ctx), user_id)
         return rendered(r, f"Erased {r.user_id}: {r.voice_samples} voice, {r.face_samples} face samples, "
                            f"{r.history_entries} history entries.")
 
     # -- profiles -------------------------------------------------------------------------------
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def profile_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, Profile]:
         """A user's typed profile; every value with its source, confidence, first and last seen."""
-        r = await profiles.get(who(ctx), user_id)
+        r = await profiles.get(auth.caller(ctx), user_id)
         return rendered(r, _profile_text(r))
 
     @mcp.tool()
@@ -280,7 +276,7 @@ def create_server(settings: Settings) -> ServerSpec:
         source_ref: Annotated[str | None, Field(max_length=200, description="The session id or tool name.")] = None,
     ) -> Annotated[CallToolResult, ProfileUpdateResult]:
         """Change a profile with patches: set (one-value fields), add / remove (lists)."""
-        r = await profiles.update(who(ctx), user_id, patches, source, source_ref)
+        r = await profiles.update(auth.caller(ctx), user_id, patches, source, source_ref)
         lines = [f"{c.op} {c.field}: {c.old} -> {c.new}" for c in r.changes]
         return rendered(r, "\n".join(lines) or "Nothing changed.")
 
@@ -298,12 +294,12 @@ def create_server(settings: Settings) -> ServerSpec:
             f"{m.role}: {m.content}" for m in conversation)
         if not text.strip() or len(text) > 50_000:
             raise UserError("The conversation must hold between 1 and 50,000 characters.")
-        r = await profiles.extract(who(ctx), user_id, text, session_id, apply=apply)
+        r = await profiles.extract(auth.caller(ctx), user_id, text, session_id, apply=apply)
         lines = [f"{'ok' if p.valid else 'refused'} {p.patch.op} {p.patch.field}: {p.patch.value}"
                  + (f" ({p.reason})" if p.reason else "") for p in r.proposals]
         return rendered(r, "\n".join(lines) or "Nothing to add.")
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def profile_history(
         ctx: Context,
         user_id: UserId,
@@ -312,18 +308,18 @@ def create_server(settings: Settings) -> ServerSpec:
         cursor: Cursor = None,
     ) -> Annotated[CallToolResult, HistoryResult]:
         """Every change to a user's profile, oldest first: what, from what to what, from which source."""
-        r = await profiles.history(who(ctx), user_id, field, limit, cursor)
+        r = await profiles.history(auth.caller(ctx), user_id, field, limit, cursor)
         lines = [f"{c.at} {c.op} {c.field}: {c.old} -> {c.new} [{c.source}]" for c in r.changes]
         return rendered(r, "\n".join(lines) or "No changes.")
 
-    @mcp.tool(annotations=read_only)
+    @mcp.tool(annotations=READ_ONLY)
     async def profile_search(
         ctx: Context,
         query: Annotated[str, Field(min_length=1, max_length=500, description="What we know of them, in words.")],
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find users by what their profiles say (by meaning and by words)."""
-        r = await profiles.search(who(ctx), query, limit)
+        r = await profiles.search(auth.caller(ctx), query, limit)
         lines = [f"{h.name} ({h.user_id}): {'; '.join(h.matches) or '-'}" for h in r.results]
         return rendered(r, "\n".join(lines) or "No user matches.")
 
