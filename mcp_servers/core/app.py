@@ -10,6 +10,7 @@ from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
 from .server import Server
+from .tool_errors import check_call_shape
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the preset of every tool that only reads
 
@@ -23,4 +24,5 @@ def new_server(name: str, instructions: str, owner_only: str | None = None) -> S
     """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
     Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
     return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
-                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only)])
+                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
+                              check_call_shape])

@@ -3,7 +3,8 @@
 - Tool arguments that fail validation are explained (`tool_errors.explain`), not dumped.
 - A tool that crashes answers what failed and the request id under which its traceback was
   logged on stderr, never the exception itself.
-- A tools/call whose `arguments` is not an object is told so (`tool_errors.check_call_shape`).
+- A tools/call whose `arguments` is not an object is told so (`tool_errors.check_call_shape`, which
+  `core.app.new_server` puts in the one middleware list every server gets).
 - On stdio, a line that is not a JSON-RPC message is answered with a JSON-RPC error
   (`stdio.AnsweringReader`) instead of being dropped.
 
@@ -24,15 +25,11 @@ from pydantic import ValidationError
 
 from .logs import request_id
 from .stdio import AnsweringReader
-from .tool_errors import check_call_shape, explain
+from .tool_errors import explain
 
 
 class Server(MCPServer):
     """MCPServer whose tool errors are sentences (see the module docstring)."""
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        self.middleware.append(check_call_shape)
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
