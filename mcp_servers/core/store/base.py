@@ -6,8 +6,10 @@ vector search (fusion, re-ranking) lives above the store, in plain Python, for t
 
 from __future__ import annotations
 
+import asyncio
+import functools
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -93,14 +95,42 @@ def named_vectors(item: Item, sparse: bool) -> dict[str, Any]:
     return vector
 
 
+class StoreOnLoopError(RuntimeError):
+    """A store call was made on an event loop's thread: it would stall every request the server holds."""
+
+
+def _off_loop_only(method: Callable[..., Any]) -> Callable[..., Any]:
+    @functools.wraps(method)
+    def guarded(*args: Any, **kwargs: Any) -> Any:
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return method(*args, **kwargs)
+        raise StoreOnLoopError(f"VectorStore.{method.__name__} called on the event loop; await it through "
+                               "mcp_servers.core.store.aio.off_loop (or run the whole helper there)")
+
+    return guarded
+
+
 class VectorStore(ABC):
     """A collection of points with a dense vector, an optional BM25 sparse vector, and a payload.
 
     Each write call is one atomic operation (after a crash: all of it or none) and returns only
     once it is durable, so a caller may acknowledge it right away.
+
+    One async policy: no store call runs on an event loop. A call can take milliseconds on Edge
+    and a network round trip on a Qdrant server, and the loop serves every client at once. Every
+    operation of every backend refuses to run on a loop's thread (StoreOnLoopError), so the rule
+    holds by construction; async code awaits `aio.off_loop(...)`.
     """
 
     spec: CollectionSpec
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in _OPERATIONS:
+            if name in cls.__dict__:
+                setattr(cls, name, _off_loop_only(cls.__dict__[name]))
 
     @abstractmethod
     def upsert(self, items: Sequence[Item]) -> None: ...
@@ -145,3 +175,6 @@ class VectorStore(ABC):
     @abstractmethod
     def drop(self) -> None:
         """Delete this collection and all its data, and close the store."""
+
+
+_OPERATIONS = tuple(sorted(VectorStore.__abstractmethods__))
