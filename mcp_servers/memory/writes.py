@@ -18,10 +18,12 @@ import shutil
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from mcp_servers.core.batching import GroupCommit
 from mcp_servers.core.embeddings import Embedder
@@ -54,6 +56,8 @@ class Add:
     prepared: Sequence[Prepared]
     actor: str
     source: str
+    whens: Sequence[datetime]  # when each item occurred (fixed before embedding: the date is embedded)
+    vectors: np.ndarray  # embedded before the write queue, one row per item
 
 
 @dataclass
@@ -89,7 +93,13 @@ class Writer:
 
     # the calls ------------------------------------------------------------------------------
     async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
-        result: AddResult = await self.commit.submit(Add(prepared, actor, source))
+        """Embedded first, outside the write queue: the model works on the next adds while the
+        batch before them is written, and the batch itself only plans and writes. (A duplicate is
+        embedded for nothing; that is cheaper than a second trip through the queue.)"""
+        whens = [utc(it.occurred_at) for it, _, _ in prepared]
+        vectors = await self.embedder.aembed([retrieval.embed_text(text, when)
+                                              for (_, text, _), when in zip(prepared, whens, strict=True)])
+        result: AddResult = await self.commit.submit(Add(prepared, actor, source, whens, vectors))
         return result
 
     async def update(self, memory_id: str, content: str | None, metadata: dict[str, Any] | None,
@@ -194,11 +204,11 @@ class Writer:
         async with self.lock:
             outcomes: list[Any] = [None] * len(requests)
             try:
-                points, rows = await off_loop(self._plan_upserts, requests, outcomes)
-                if points:
-                    vectors = await self.embedder.aembed([embed for _, embed, _ in points.values()])
-                    items = [Item(mid, payload, vec, index)
-                             for (mid, (payload, _, index)), vec in zip(points.items(), vectors, strict=True)]
+                items, updated, rows = await off_loop(self._plan_upserts, requests, outcomes)
+                if updated:  # an update's vector depends on the stored memory: embedded here
+                    vectors = await self.embedder.aembed([embed for embed, _ in updated])
+                    items += [replace(item, dense=vec) for (_, item), vec in zip(updated, vectors, strict=True)]
+                if items:
                     await off_loop(self._durably, rows, self.store.upsert, items)
             except Exception:
                 self._seq.clear()  # nothing was acknowledged: forget the sequence numbers handed out
@@ -218,10 +228,12 @@ class Writer:
         self.history.commit(txn)
 
     def _plan_upserts(self, requests: list[Request], outcomes: list[Any]
-                      ) -> tuple[dict[str, tuple[dict[str, Any], str, str]], list[Event]]:
-        """The points the adds and updates of a batch write (id -> payload, text to embed, BM25 text)
-        and their history events; answers duplicates and missing memories in `outcomes`."""
-        points: dict[str, tuple[dict[str, Any], str, str]] = {}
+                      ) -> tuple[list[Item], list[tuple[str, Item]], list[Event]]:
+        """What the adds and updates of a batch write: the new points, the updated ones (with the text
+        to embed for each), and their history events; answers duplicates and missing memories in
+        `outcomes`."""
+        items: list[Item] = []
+        updated: dict[str, tuple[str, Item]] = {}  # a memory updated twice in a batch is written once
         rows: list[Event] = []
         adds = [(n, r) for n, r in enumerate(requests) if isinstance(r, Add)]
         hashes = {id(r): [fingerprint(self.avatar_id, it.scope, owner, it.session_id, text) for it, text, owner in r.prepared]
@@ -231,13 +243,13 @@ class Writer:
         seen: dict[str, str] = {h.payload["hash"]: h.id for h in found}
         for n, a in adds:
             events = []
-            for (it, text, owner), h in zip(a.prepared, hashes[id(a)], strict=True):
+            for (it, text, owner), h, when, vec in zip(a.prepared, hashes[id(a)], a.whens, a.vectors, strict=True):
                 if h in seen:
                     events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
                     continue
                 mid = seen[h] = str(uuid.uuid4())
-                payload, embed, index = self._new_payload(it, text, owner, h, a.source)
-                points[mid] = (payload, embed, index)
+                payload, index = self._new_payload(it, text, owner, h, a.source, when)
+                items.append(Item(mid, payload, vec, index))
                 rows.append(Event(mid, owner or "", "ADD", None, text, a.actor, payload["updated_at"]))
                 events.append(AddEvent(id=mid, content=text, event="ADD"))
             outcomes[n] = AddResult(results=events, mode=a.source)
@@ -250,11 +262,11 @@ class Writer:
             old = current[r.memory_id]
             payload, embed, index = self._updated_payload(old, r.content, r.metadata)
             current[r.memory_id] = payload
-            points[r.memory_id] = (payload, embed, index)
+            updated[r.memory_id] = (embed, Item(r.memory_id, payload, None, index))
             rows.append(Event(r.memory_id, old.get("user_id") or "", "UPDATE", old["content"], payload["content"],
                               r.actor, payload["updated_at"]))
             outcomes[n] = (old["content"], Hit(r.memory_id, 0.0, payload))
-        return points, rows
+        return items, list(updated.values()), rows
 
     def _deletes(self, requests: list[Request], outcomes: list[Any]) -> None:
         deletes = [(n, r) for n, r in enumerate(requests) if isinstance(r, Delete)]
@@ -279,8 +291,9 @@ class Writer:
                     outcomes[n] = exc
 
     # payloads -------------------------------------------------------------------------------
-    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str) -> tuple[dict[str, Any], str, str]:
-        when = utc(it.occurred_at)
+    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str,
+                     when: datetime) -> tuple[dict[str, Any], str]:
+        """A new memory's payload and BM25 text."""
         now = now_iso()
         key = f"{it.scope}|{owner or ''}|{it.session_id or ''}"
         base = self._session_where(it.scope, owner, it.session_id)
@@ -301,7 +314,7 @@ class Writer:
             payload["tool"] = str(it.metadata["tool"])
         index = retrieval.index_text(text, when, list(ctx))
         ctx.append(text)
-        return payload, retrieval.embed_text(text, when), index
+        return payload, index
 
     def _updated_payload(self, old: dict[str, Any], content: str | None,
                          metadata: dict[str, Any] | None) -> tuple[dict[str, Any], str, str]:
