@@ -110,7 +110,7 @@ class Researcher:
                 found[f"doc:{doc_id}"] = (ps[0].title, None, doc_id,
                                           [Passage(text=p.text[:PASSAGE_CHARS], score=p.score)
                                            for p in ps[:PASSAGES_PER_SOURCE]])
-            if not hits and self.corpus.store.count() == 0:
+            if not hits and await self.corpus.empty():
                 warnings.append("The corpus is empty: add documents with corpus_add.")
             await step("searched the local corpus")
 

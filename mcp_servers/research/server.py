@@ -78,13 +78,13 @@ class Research:
 
     async def startup(self) -> None:
         self.embedder.warm()
-        await anyio.to_thread.run_sync(lambda: self.corpus.store)
+        await self.corpus.open()
 
     async def shutdown(self) -> None:
         await self.jobs.close()
         await self.web.aclose()
         await self.fetcher.aclose()
-        self.corpus.close()
+        await self.corpus.close()
 
     def who(self, ctx: Context, user_id: str | None) -> tuple[str | None, bool]:
         """(the user a call acts for, whether the caller has full access)."""
@@ -303,7 +303,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, CorpusListResult]:
         """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
         owner, _ = app.who(ctx, user_id)
-        docs, nxt, total = await anyio.to_thread.run_sync(app.corpus.list, owner, limit, cursor)
+        docs, nxt, total = await app.corpus.list(owner, limit, cursor)
         listed = CorpusListResult(documents=docs, next_cursor=nxt, total=total)
         return rendered(listed, render_documents(listed))
 
