@@ -25,6 +25,7 @@ from .fetch import Fetcher
 from .models import Passage, ResearchRequest, ResearchResult, ResearchStats, Source
 from .plan import plan
 from .rank import canonical_url, lexical_scores
+from .reading import read_pages
 from .synthesis import ANSWER_NOTE, EVIDENCE_NOTE, synthesize
 from .web import NO_KEY, SearchOptions, Tavily, WebHit
 
@@ -191,31 +192,18 @@ class Researcher:
 
     async def _read_pages(self, pages: dict[str, _Page], order: list[Hit], max_sources: int, budget: Budget,
                           stats: CallStats, warnings: list[str]) -> None:
-        """Full text of the leading pages: Tavily extract in one call, our own fetch for the rest."""
+        """Full text of the leading pages (Tavily extract, our own fetch for the rest)."""
         want = [h.id for h in order[: max_sources + 2] if pages[h.id].text is None]
         if not want:
             return
-        missing = list(want)
-        try:
-            got, _failed = await self.web.extract([pages[k].url for k in want], budget, stats)
-            by_key = {canonical_url(p.url): p.text for p in got if p.text}
-            for k in want:
-                if k in by_key:
-                    pages[k].text = by_key[k]
-            missing = [k for k in want if pages[k].text is None]
-        except UserError as exc:
-            warnings.append(f"Tavily extract failed ({exc}); fetching pages directly.")
-        gate = asyncio.Semaphore(self.settings.concurrency)
-
-        async def fetch(key: str) -> None:
-            async with gate:
-                try:
-                    pages[key].text = (await self.fetcher.fetch(pages[key].url)).text or None
-                except UserError as exc:
-                    log.debug("page fetch failed", extra={"fields": {"error": str(exc)[:200]}})
-
-        await asyncio.gather(*(fetch(k) for k in missing))
-        unread = sum(pages[k].text is None for k in missing)
+        reading = await read_pages(self.web, self.fetcher, [pages[k].url for k in want], self.settings.concurrency,
+                                   budget, stats)
+        if reading.tavily_error is not None:
+            warnings.append(f"Tavily extract failed ({reading.tavily_error}); fetching pages directly.")
+        for k in want:
+            if read := reading.pages.get(pages[k].url):
+                pages[k].text = read.text or None
+        unread = sum(pages[k].text is None for k in want)
         if unread:
             warnings.append(f"{unread} page(s) could not be read in full; their search snippets were used.")
 

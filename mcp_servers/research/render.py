@@ -10,7 +10,18 @@ from .models import (
     CorpusSearchResult,
     JobStatus,
     ResearchResult,
+    WebExtractResult,
+    WebSearchResult,
 )
+
+
+def render_web_hits(r: WebSearchResult) -> str:
+    return "\n".join(f"{h.title} — {h.url}" for h in r.results) or "No results."
+
+
+def render_extracted(r: WebExtractResult) -> str:
+    text = "\n\n".join(f"# {p.title} ({p.url})\n{p.text[:500]}" for p in r.results)
+    return text + "".join(f"\nFailed: {f.url}: {f.error}" for f in r.failed)
 
 
 def render_research(result: ResearchResult) -> str:
