@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from mcp import ClientSession
 
-from tests.support import ROOT, SHARED, call, ok, server_env, stdio_session
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import ROOT, SHARED, call, free_port, ok, server_env, stdio_session, unhelpful
 
 ARCHITECTURE = SHARED / "ARCHITECTURE.md"
 needs_architecture = pytest.mark.skipif(not ARCHITECTURE.is_file(), reason=f"{ARCHITECTURE} not found")
@@ -177,3 +178,24 @@ async def test_bad_input_is_refused_and_nothing_half_indexed(tmp_path: Path) -> 
         assert listed["total"] == 1 and listed["documents"][0]["title"] == "lighthouses"
         hits = await ok(s, "corpus_search", {"query": "lighthouses", "limit": 50})
         assert {h["title"] for h in hits["results"]} == {"lighthouses"}
+
+
+async def test_a_failing_llm_is_named_in_words_and_the_evidence_returned(tmp_path: Path) -> None:
+    """A wrong key, then an endpoint that is not there: research still answers with the evidence, and
+    each warning says what to check (one wording for every LLM failure, no exception names, no key)."""
+    with FakeOpenAI(lambda body: Reply(status=401)) as llm:
+        for base_url, expect in [(llm.base_url, "refused the API key"),
+                                 (f"http://127.0.0.1:{free_port()}/v1", "could not be reached")]:
+            env = server_env(tmp_path / expect.replace(" ", "-"), ALPHAAVATAR_LLM_MODEL="fake-model",
+                             OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-wrong-key")
+            async with stdio_session("research", env) as s:
+                await ok(s, "corpus_add", {"text": "Barn owls hunt at night and find voles by sound alone."})
+                got = await ok(s, "research", {"question": "How do barn owls find voles?", "sources": "corpus"})
+            assert got["mode"] == "evidence" and got["answer"] is None and got["sources"], got
+            planning = [w for w in got["warnings"] if w.startswith("Planning failed")]
+            writing = [w for w in got["warnings"] if w.startswith("The answer could not be written")]
+            assert planning and writing, got["warnings"]
+            for warning in planning + writing:
+                assert expect in warning and "OPENAI" in warning, warning
+                assert unhelpful(warning, "research") is None, warning
+            assert "sk-wrong-key" not in json.dumps(got)

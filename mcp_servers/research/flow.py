@@ -13,7 +13,8 @@ import numpy as np
 
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.llm import LLM
+from mcp_servers.core.llm import LLM, llm_failed
+from mcp_servers.core.params import Progress
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.store import Hit
 
@@ -31,7 +32,6 @@ from .web import NO_KEY, SearchOptions, Tavily, WebHit
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, float, str], Awaitable[None]]
 PASSAGES_PER_SOURCE = 3
 PASSAGE_CHARS = 1500
 MAX_PASSAGES_SCANNED = 40  # per web page
@@ -131,7 +131,7 @@ class Researcher:
                 removed = len(cut)
             except Exception as exc:
                 log.warning("synthesis failed; returning evidence", extra={"fields": {"error": exc.__class__.__name__}})
-                warnings.append(f"The LLM could not write the answer ({exc.__class__.__name__}); here is the evidence.")
+                warnings.append(f"The answer could not be written: {llm_failed(exc)} Here is the evidence instead.")
             await step("wrote the answer" if answer else "synthesis failed")
         if done < total:
             await progress(total, total, "done")

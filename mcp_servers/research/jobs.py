@@ -14,12 +14,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mcp_servers.core.errors import NotFound, UserError
+from mcp_servers.core.params import Progress
 
 from .models import JobResult, JobState, JobStatus, ResearchResult
 
 log = logging.getLogger(__name__)
-
-Progress = Callable[[float, float, str], Awaitable[None]]
 
 
 @dataclass

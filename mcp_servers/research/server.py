@@ -10,7 +10,7 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from mcp_servers.core import audit, auth
+from mcp_servers.core import audit, auth, params
 from mcp_servers.core.app import new_server
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -45,8 +45,7 @@ from .service import Research
 from .web import SearchOptions, TimeRange, Topic
 
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION, description="What to research.")]
-UserId = Annotated[str | None, Field(default=None, max_length=200,
-                                     description="Whose documents to include besides the shared corpus.")]
+UserId = Annotated[params.UserId, Field(description="Whose documents to include besides the shared corpus.")]
 DepthArg = Annotated[Depth, Field(description="quick: a few sub-queries over snippets; deep: more sub-queries "
                                               "and full pages.")]
 SourcesArg = Annotated[SourceKind | None, Field(

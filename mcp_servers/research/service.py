@@ -15,6 +15,7 @@ from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
+from mcp_servers.core.params import Progress
 from mcp_servers.core.settings import Settings
 
 from .calls import CallStats, ProviderCalls
@@ -22,7 +23,7 @@ from .config import ResearchSettings
 from .corpus import Corpus
 from .extract import SUFFIX_KINDS, extract
 from .fetch import Fetcher, parse_url
-from .flow import Progress, Researcher
+from .flow import Researcher
 from .jobs import Job, Jobs
 from .models import (
     CorpusAddResult,
