@@ -187,6 +187,15 @@ class Corpus:
             await off_loop(self._erase, Where(equals={"doc_id": doc_id}))
         return doc
 
-    def _erase(self, where: Where) -> None:
+    async def forget(self, user_id: str) -> int:
+        """Erase every document of this user and its passages (compacted); how many documents."""
+        mine = Where(equals={"owner": user_id})
+        async with self._lock:
+            return await off_loop(self._erase, mine, Where(equals={"kind": "doc", "owner": user_id}))
+
+    def _erase(self, where: Where, counted: Where | None = None) -> int:
+        """Delete what `where` matches and compact; the number of points `counted` matched before."""
+        n = self.store.count(counted) if counted is not None else 0
         self.store.delete_where(where)
         self.store.compact()
+        return n

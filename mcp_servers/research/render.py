@@ -9,6 +9,7 @@ from .models import (
     CorpusListResult,
     CorpusSearchResult,
     JobStatus,
+    ResearchForgetResult,
     ResearchResult,
     WebExtractResult,
     WebSearchResult,
@@ -67,3 +68,8 @@ def render_documents(r: CorpusListResult) -> str:
 
 def render_deleted(r: CorpusDeleteResult) -> str:
     return "Deleted " + _doc(r.deleted)
+
+
+def render_forgot(r: ResearchForgetResult) -> str:
+    return (f"Forgot {r.user_id} on the research server: {r.documents_deleted} document(s) erased with their "
+            f"passages (storage compacted), {r.jobs_deleted} research job(s) dropped, their activity record erased.")

@@ -11,7 +11,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import new_server
+from mcp_servers.core.app import DESTRUCTIVE, new_server
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -26,6 +26,7 @@ from .models import (
     Depth,
     JobResult,
     JobStatus,
+    ResearchForgetResult,
     ResearchResult,
     SourceKind,
     WebExtractResult,
@@ -36,6 +37,7 @@ from .render import (
     render_deleted,
     render_documents,
     render_extracted,
+    render_forgot,
     render_job,
     render_passages,
     render_research,
@@ -66,7 +68,7 @@ def create_server(settings: Settings) -> ServerSpec:
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
     )
-    audit.install(mcp, settings, "research", forget_tool=None)  # the research server has no per-user forget
+    audit.install(mcp, settings, "research", forget_tool="research_forget_user")  # forget erases the trail too
 
     @mcp.tool()
     async def web_search(
@@ -189,6 +191,15 @@ def create_server(settings: Settings) -> ServerSpec:
         """Erase a document and all its passages from the corpus (storage is compacted)."""
         deleted = await app.corpus_delete(auth.caller(ctx), doc_id, user_id)
         return rendered(deleted, render_deleted(deleted))
+
+    @mcp.tool(annotations=DESTRUCTIVE)
+    async def research_forget_user(
+        ctx: Context, user_id: Annotated[params.NamedUserId, Field(description="The user to forget.")],
+    ) -> Annotated[CallToolResult, ResearchForgetResult]:
+        """Erase every trace of a user on this server: their corpus documents (passages and vectors, storage
+        compacted), their research jobs and results, and their activity record. Cannot be undone."""
+        forgot = await app.forget_user(auth.caller(ctx), user_id)
+        return rendered(forgot, render_forgot(forgot))
 
     return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=app.health,
                       ready=lambda: app.embedder.ready)

@@ -3,6 +3,7 @@ plain arguments and returns the tool's output model, so it can be used in-proces
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -35,6 +36,7 @@ from .models import (
     FailedUrl,
     JobResult,
     JobStatus,
+    ResearchForgetResult,
     ResearchRequest,
     ResearchResult,
     SourceKind,
@@ -108,7 +110,8 @@ class Research:
         return await self.researcher.run(req, progress)
 
     def start(self, principal: Principal, req: ResearchRequest) -> JobStatus:
-        return self.jobs.start(req.question, principal.user_id, lambda progress: self.run(req, progress)).status()
+        work = functools.partial(self.run, req)
+        return self.jobs.start(req.question, principal.user_id, req.user_id, work).status()
 
     def job(self, principal: Principal, job_id: str) -> Job:
         """A job this caller may see: a user token sees only the jobs it started."""
@@ -171,3 +174,14 @@ class Research:
         owner = auth.scope_user(principal, user_id)
         full = principal.user_id is None and user_id is None  # the owner, not acting for one user
         return CorpusDeleteResult(deleted=await self.corpus.delete(doc_id, owner, full))
+
+    # erasure --------------------------------------------------------------------------------
+    async def forget_user(self, principal: Principal, user_id: str) -> ResearchForgetResult:
+        """Erase every trace of a user here: their documents (store compacted) and research jobs. A user
+        token may forget only its own user; the server's audit trail of them goes with it (audit.install)."""
+        user = auth.scope_user(principal, user_id)
+        if not user or not user.strip():
+            raise UserError("Say which user to forget.")
+        jobs = await self.jobs.forget(user)  # first: no job of theirs is still reading the corpus
+        documents = await self.corpus.forget(user)
+        return ResearchForgetResult(user_id=user, documents_deleted=documents, jobs_deleted=jobs)
