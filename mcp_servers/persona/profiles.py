@@ -49,7 +49,7 @@ class Profiles:
                       cursor: str | None) -> HistoryResult:
         user_id = await self.ctx.scoped(principal, user_id)
         await self.ctx.user(user_id)
-        hits, nxt = (await self.ctx.people()).history(user_id, field, limit, cursor)
+        hits, nxt = await (await self.ctx.people()).history(user_id, field, limit, cursor)
         return HistoryResult(user_id=user_id, changes=[_change({"id": h.id, **h.payload}) for h in hits],
                              next_cursor=nxt)
 
