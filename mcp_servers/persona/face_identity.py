@@ -63,7 +63,7 @@ class FaceIdentity:
         return FaceEnrollResult(user_id=user_id, added=len(chosen), boxes=[b for _, b in chosen], face_samples=total,
                                 model=model.name)
 
-    async def identify(self, principal: Principal, value: str, upsample: int | None) -> FaceResult:
+    async def identify(self, principal: Principal, value: str, *, upsample: int | None = None) -> FaceResult:
         model, prints = await self.ctx.face_side()
         picture, found = await WORKER.run(self._faces, model, value, upsample)
         ranked_all = await prints.rank([f.embedding for f in found], 5, principal.user_id) if found else []

@@ -26,7 +26,7 @@ class FusedIdentity:
             raise UserError("Send audio, an image, or both.")
         heard = await self.voices.hear(audio_value) if audio_value else None
         vm = await self.voices.match(principal, heard) if heard is not None else None
-        fr = await self.faces.identify(principal, image_value, None) if image_value else None
+        fr = await self.faces.identify(principal, image_value) if image_value else None
         fm = fr.faces[0] if fr and fr.faces else None
         if fr is not None and fm is None and vm is None:
             raise UserError("No face was found in the image.")

@@ -117,7 +117,7 @@ class People:
         where = Where(equals={"kind": "change", "user_id": user_id, **({"field": field} if field else {})})
         return await self._page("profile_history", where, limit, cursor)
 
-    async def page(self, limit: int, cursor: str | None, provisional: bool | None,
+    async def page(self, limit: int, cursor: str | None, *, provisional: bool | None,
                    only: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "user"})
         if provisional is not None:
@@ -131,13 +131,13 @@ class People:
         hits, nxt = await off_loop(self.store.scroll, where, limit, cursors.decode_id(listing, asked, cursor))
         return hits, cursors.encode(listing, asked, nxt)
 
-    async def count(self, provisional: bool | None = None) -> int:
+    async def count(self, *, provisional: bool | None = None) -> int:
         where = Where(equals={"kind": "user"})
         if provisional is not None:
             where.equals["status"] = "provisional" if provisional else "named"
         return await off_loop(self.store.count, where)
 
-    async def search(self, query: str, limit: int, only: str | None) -> list[Hit]:
+    async def search(self, query: str, limit: int, *, only: str | None) -> list[Hit]:
         """Users whose profile matches the query by meaning and by words (hybrid, RRF)."""
         where = Where(equals={"kind": "user", **({"user_id": only} if only else {})})
         vec = (await self.embedder.aembed([query]))[0].tolist()

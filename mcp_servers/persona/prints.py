@@ -40,7 +40,7 @@ def centroid_id(user_id: str) -> str:
 class Prints:
     """The samples of one modality (one model) for every user."""
 
-    def __init__(self, store: VectorStore, centroids: bool, max_adapted: int):
+    def __init__(self, store: VectorStore, *, centroids: bool, max_adapted: int):
         self.store = store
         self.centroids = centroids
         self.max_adapted = max_adapted

@@ -93,7 +93,7 @@ class Profiles:
         return ExtractResult(user_id=user_id, proposals=proposals, applied=applied, model=llm.model)
 
     async def search(self, principal: Principal, query: str, limit: int) -> SearchResult:
-        hits = await (await self.ctx.people()).search(query, limit, principal.user_id)
+        hits = await (await self.ctx.people()).search(query, limit, only=principal.user_id)
         words = {w for w in re.findall(r"\w+", query.casefold()) if len(w) > 2}
         results = []
         for h in hits:

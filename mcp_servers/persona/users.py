@@ -52,9 +52,9 @@ class Users:
     async def page(self, principal: Principal, limit: int, cursor: str | None, *,
                    provisional: bool | None) -> UserList:
         people = await self.ctx.people()
-        hits, nxt = await people.page(limit, cursor, provisional, principal.user_id)
+        hits, nxt = await people.page(limit, cursor, provisional=provisional, only=principal.user_id)
         users = [await self.describe(h.payload) for h in hits]
-        total = len(users) if principal.user_id else await people.count(provisional)
+        total = len(users) if principal.user_id else await people.count(provisional=provisional)
         return UserList(users=users, next_cursor=nxt, total=total)
 
     async def rename(self, principal: Principal, user_id: str, name: str) -> User:
