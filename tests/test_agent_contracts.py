@@ -5,6 +5,7 @@ the view requires is always sent. A server changing an output the agent reads fa
 
 from __future__ import annotations
 
+import ast
 import types
 import typing
 from pathlib import Path
@@ -183,3 +184,23 @@ def test_the_check_catches_a_view_that_does_not_fit(live_tools: dict[str, dict[s
     optional = {"type": "object", "properties": {"user_id": {"type": "string"}}}  # neither required nor defaulted
     assert problems(_Stricter, Schema(optional), optional, "_Stricter")[0] == \
         "_Stricter.user_id: the view needs it, the schema may leave it out"
+
+
+def test_the_agent_reads_each_tool_through_its_checked_view() -> None:
+    """Every `call_view(TOOL, args, View)` in the agent uses the view `VIEWS` names for that tool (the
+    one checked above), and no call in the agent spells a tool name out instead of using its constant."""
+    agent = Path(contracts.__file__).parent
+    used: list[tuple[str, str]] = []
+    for path in sorted(agent.glob("*.py")):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.func.attr == "call_view":
+                tool, view = node.args[0], node.args[2]
+                tool_name = tool.attr if isinstance(tool, ast.Attribute) else getattr(tool, "id", "?")
+                used.append((getattr(contracts, tool_name), getattr(view, "id", getattr(view, "attr", "?"))))
+            if isinstance(node, ast.Call) and node.args and isinstance(first := node.args[0], ast.Constant) \
+                    and first.value in contracts.TOOLS:  # hub.has("memory_search"), call_data("user_merge", …)
+                raise AssertionError(f"{path.name}:{node.lineno} spells the tool {first.value!r}: use agent.contracts")
+    assert used, "the agent reads no output through a view"
+    assert {(tool, view) for tool, view in used} <= {(t, v.__name__) for t, v in contracts.VIEWS.items()}
+    assert {tool for tool, _ in used} == set(contracts.VIEWS)
