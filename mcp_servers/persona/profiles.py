@@ -49,7 +49,7 @@ class Profiles:
                       cursor: str | None) -> HistoryResult:
         user_id = await self.ctx.scoped(principal, user_id)
         await self.ctx.user(user_id)
-        hits, nxt = (await self.ctx.people()).history(user_id, field, limit, cursor)
+        hits, nxt = await (await self.ctx.people()).history(user_id, field, limit, cursor)
         return HistoryResult(user_id=user_id, changes=[_change({"id": h.id, **h.payload}) for h in hits],
                              next_cursor=nxt)
 
@@ -93,7 +93,7 @@ class Profiles:
         return ExtractResult(user_id=user_id, proposals=proposals, applied=applied, model=llm.model)
 
     async def search(self, principal: Principal, query: str, limit: int) -> SearchResult:
-        hits = await (await self.ctx.people()).search(query, limit, principal.user_id)
+        hits = await (await self.ctx.people()).search(query, limit, only=principal.user_id)
         words = {w for w in re.findall(r"\w+", query.casefold()) if len(w) > 2}
         results = []
         for h in hits:
