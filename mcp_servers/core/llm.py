@@ -20,9 +20,9 @@ class LLMFailed(UserError):
     reach the client as a tool error."""
 
 
-def llm_unavailable(what: str) -> LLMFailed:
-    """`what` (e.g. "profile_extract") needs an LLM and none is configured."""
-    return LLMFailed(f"{what} needs an LLM and none is configured: {CONFIGURE}.")
+def llm_unavailable(what: str, instead: str = "") -> LLMFailed:
+    """`what` (e.g. "profile_extract") needs an LLM and none is configured; `instead`: what to do without one."""
+    return LLMFailed(f"{what} needs an LLM and none is configured: {CONFIGURE}." + (f" {instead}" if instead else ""))
 
 
 def llm_failed(exc: BaseException) -> LLMFailed:

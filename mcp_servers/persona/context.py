@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
@@ -34,7 +34,6 @@ from .voice import VoiceModel
 
 SERVER = "persona"
 MAX_CLIPS = 50  # clips or photos in one enrol call
-Progress = Callable[[int, int, str], Awaitable[None]]
 M = TypeVar("M", VoiceModel, FaceModel)
 
 

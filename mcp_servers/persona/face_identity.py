@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.params import Progress
 
 from . import images
-from .context import MAX_CLIPS, PersonaContext, Progress
+from .context import MAX_CLIPS, PersonaContext
 from .decisions import decide
 from .faces import WORKER, Face, FaceModel
 from .media import load_bytes

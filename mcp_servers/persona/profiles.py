@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.llm import llm_failed, llm_unavailable
 
 from . import extract, profile
 from .context import PersonaContext
@@ -58,18 +59,13 @@ class Profiles:
         user_id = await self.ctx.scoped(principal, user_id)
         llm = self.ctx.llm
         if llm is None:
-            raise UserError(
-                "profile_extract needs an LLM and none is configured: set ALPHAAVATAR_LLM_MODEL and "
-                "OPENAI_BASE_URL (or OPENAI_API_KEY). Without one, read the conversation yourself and send "
-                "the changes with profile_update."
-            )
+            raise llm_unavailable("profile_extract", "Without one, read the conversation yourself and send the "
+                                  "changes with profile_update.")
         current = profile.build(await self.ctx.user(user_id))
         try:
             raw = await extract.propose(llm, current, conversation)
-        except ValueError as exc:
-            raise UserError(f"The LLM's answer could not be used: {exc}.") from None
         except Exception as exc:  # the endpoint is the outside world: say what failed, keep serving
-            raise UserError(f"The LLM at {llm.base_url or 'the OpenAI API'} failed: {type(exc).__name__}.") from None
+            raise llm_failed(exc) from None
         proposals: list[Proposal] = []
         good: list[profile.Patch] = []
         for item in raw:

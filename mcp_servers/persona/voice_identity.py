@@ -10,9 +10,10 @@ import numpy as np
 
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.params import Progress
 
 from . import audio, segment
-from .context import MAX_CLIPS, PersonaContext, Progress
+from .context import MAX_CLIPS, PersonaContext
 from .decisions import Thresholds, decide
 from .media import load_bytes
 from .prints import ADAPTED, MAX_SAMPLES, Prints
