@@ -1,7 +1,7 @@
 """Soak and load: N concurrent HTTP clients against `alphaavatar up`, a mixed workload.
 
     python bench/soak.py [--clients 50] [--minutes 10] [--rate 50] [--sweep 10,50,100,max]
-                         [--sweep-s 30] [--warmup-s 30] [--mix mixed|add] [--json OUT] [--out bench/out]
+                         [--sweep-s 30] [--warmup-s 30] [--mix mixed|add|read] [--json OUT] [--out bench/out]
 
 Starts `alphaavatar up` on a free loopback port with a temporary ALPHAAVATAR_HOME and one
 user-scoped token per simulated user (10 users; clients share them), seeds a little data,
@@ -58,6 +58,8 @@ MIXES = {  # tool -> weight
     "mixed": {"memory_add": 20, "memory_search": 25, "profile_get": 10, "profile_update": 5, "character_express": 10,
               "character_speak": 5, "corpus_search": 20, "corpus_add": 5},
     "add": {"memory_add": 1},
+    # nothing stored grows: RSS after warm-up should stay flat (with writes, Edge's mmapped segments grow with the data)
+    "read": {"memory_search": 35, "profile_get": 15, "character_express": 15, "corpus_search": 35},
 }
 SERVER_OF = {"memory_add": "memory", "memory_search": "memory", "profile_get": "persona", "profile_update": "persona",
              "character_express": "character", "character_speak": "character", "corpus_search": "research",

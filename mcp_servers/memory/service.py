@@ -255,7 +255,7 @@ class MemoryService:
                 facts = await self.extractor.facts(text)
             except Exception as exc:  # the LLM is an optional outside service: keep the words
                 log.warning("fact extraction failed, storing verbatim", extra={"fields": {"error": str(exc)[:200]}})
-                notes.append(f"Extraction failed: {llm_failed(exc)} Stored verbatim.")
+                notes.append(f"Extraction failed: {llm_failed(exc)} The text was stored verbatim.")
                 events += (await self._add_verbatim([(it, text, owner)], actor)).results
                 continue
             if not facts:
@@ -270,7 +270,7 @@ class MemoryService:
                 decisions = await self.extractor.reconcile(list(old.values()), facts)
             except Exception as exc:
                 log.warning("reconciliation failed, adding facts", extra={"fields": {"error": str(exc)[:200]}})
-                notes.append(f"Reconciliation failed: {llm_failed(exc)} Facts added as new.")
+                notes.append(f"Reconciliation failed: {llm_failed(exc)} The facts were added as new.")
                 decisions = [("ADD", None, f) for f in facts]
             adds = [f for ev, _, f in decisions if ev == "ADD"]
             if adds:
