@@ -33,6 +33,16 @@ OWNER, ALICE, BOB, CAROL, DAN = ("owner-token-5f1c", "alice-token-93ad", "bob-to
                                  "dan-token-41e9")
 USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan"}
 BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
+CHAT_REPLY = "You drink green tea, as far as I remember."
+
+# Every text the chat's last reply showed, in order (the page's own updates, seen by a MutationObserver).
+WATCH_REPLY = """
+window.__replies = [];
+new MutationObserver(() => {
+  const shown = [...document.querySelectorAll('#chat .reply-text')].pop();
+  const last = window.__replies[window.__replies.length - 1];
+  if (shown && shown.textContent !== last) window.__replies.push(shown.textContent);
+}).observe(document.getElementById('chat'), {subtree: true, childList: true, characterData: true});"""
 
 # Every fetch() the page makes keeps its response text, so a test can read what reached the browser.
 RECORD_FETCH = """
@@ -48,7 +58,7 @@ def llm_reply(body: dict[str, Any]) -> Reply:
     """The fake LLM: the agent's chat turns get a line; the memory server's extraction, empty JSON."""
     system = str(body.get("messages", [{}])[0].get("content", ""))
     if system.startswith("You are Alpha"):
-        return Reply(content="You drink green tea, as far as I remember.")
+        return Reply(content=CHAT_REPLY, gap=0.15)  # several pieces, far enough apart to be read one by one
     return Reply(content=json.dumps({"memory": []} if "long-term memory" in system else {"facts": []}))
 
 
@@ -368,9 +378,14 @@ async def test_chat_with_the_agent_shows_why_it_said_that(up: str, llm: FakeOpen
     with browser() as driver:
         sign_in(driver, up, DAN)
         page(driver, "avatar")
+        driver.execute_script(WATCH_REPLY)
         by(driver, "#chat-text").send_keys("What do I drink in the morning?")
         by(driver, "#chat-send").click()
-        wait(driver, lambda: "You drink green tea" in by(driver, "#chat").text, within=120, what="the agent's reply")
+        wait(driver, lambda: by(driver, ".why summary"), within=120, what="the agent's whole reply")
+        shown = [t for t in driver.execute_script("return window.__replies") if t]
+        assert shown[-1] == CHAT_REPLY == by(driver, "#chat .reply-text").text
+        partial = [t for t in shown[:-1] if CHAT_REPLY.startswith(t)]
+        assert len(partial) >= 2 and partial == shown[:-1], shown  # the reply streamed in, piece by piece
         by(driver, ".why summary").click()
         assert "Dan drinks green tea every morning" in by(driver, ".why-memories").text
     sent = [json.dumps(b) for b in llm.requests if "What do I drink" in json.dumps(b)]

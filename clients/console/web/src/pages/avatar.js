@@ -34,7 +34,20 @@ export function Avatar({ session, user }) {
     const said = text.trim();
     if (!said) return;
     setText("");
-    run(async () => { const t = await chat(said, user); setTurns([...turns, { said, ...t }]); });
+    const done = turns;
+    run(async () => {
+      let partial = "";
+      try {
+        const t = await chat(said, user, (piece) => {
+          partial += piece;
+          setTurns([...done, { said, reply: partial, streaming: true }]);
+        });
+        setTurns([...done, { said, ...t }]);
+      } catch (e) {
+        setTurns(done); // a reply cut short is not shown as if it were whole
+        throw e;
+      }
+    });
   };
   if (!session.llm) {
     return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat</h2>
@@ -44,7 +57,8 @@ export function Avatar({ session, user }) {
   }
   return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat as ${user}</h2>
     <ol class="chat" id="chat" aria-live="polite">${turns.map((t) => html`<li>
-      <p class="said"><strong>You:</strong> ${t.said}</p><p class="reply"><strong>Alpha:</strong> ${t.reply}</p><${Why} turn=${t} /></li>`)}</ol>
+      <p class="said"><strong>You:</strong> ${t.said}</p><p class="reply" aria-busy=${t.streaming ? "true" : "false"}><strong>Alpha:</strong> <span class="reply-text">${t.reply}</span></p>
+      ${t.streaming ? null : html`<${Why} turn=${t} />`}</li>`)}</ol>
     <form class="inline" onSubmit=${send}>
       <${Field} label="Say something"><input id="chat-text" value=${text} onInput=${(e) => setText(e.target.value)} required maxlength="4000" /></${Field}>
       <button type="submit" id="chat-send" disabled=${state.busy}>Send</button>
