@@ -391,3 +391,49 @@ async def test_chat_with_the_agent_shows_why_it_said_that(up: str, llm: FakeOpen
     sent = [json.dumps(b) for b in llm.requests if "What do I drink" in json.dumps(b)]
     assert sent and "Dan drinks green tea every morning" in sent[0]  # the memory was in the LLM's context
     assert not any(s in "".join(sent) for s in BOB_SECRETS)  # and nobody else's
+
+
+def viewer_state(driver: Any) -> dict[str, Any]:
+    """The embedded viewer's drawing state (its <svg> data attributes), read inside its frame."""
+    driver.switch_to.frame(by(driver, "#viewer"))
+    try:
+        return dict(driver.execute_script("return {...document.getElementById('avatar').dataset}"))
+    finally:
+        driver.switch_to.default_content()
+
+
+@needs_chromium
+async def test_owner_watches_the_character_with_a_token_never_in_a_url(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "avatar")
+        assert by(driver, "#viewer").get_attribute("src") == f"{up}/character/"
+        wait(driver, lambda: viewer_state(driver)["connected"] == "true", what="the viewer connected with the token")
+        async with mcp(up, "character", OWNER) as s:
+            await ok(s, "character_express", {"emotion": "surprised"})
+        wait(driver, lambda: viewer_state(driver)["emotion"] == "surprised", what="the expression in the viewer")
+        urls = driver.execute_script("return performance.getEntries().map(e => e.name)")
+        driver.switch_to.frame(by(driver, "#viewer"))
+        urls += driver.execute_script("return [location.href, ...performance.getEntries().map(e => e.name)]")
+        driver.switch_to.default_content()
+        assert not any(OWNER in u for u in urls), urls
+
+        by(driver, "#signout").click()
+        sign_in(driver, up, DAN)  # a user token: the page says whose the character is
+        page(driver, "avatar")
+        assert "takes the owner's token" in by(driver, "#viewer-owners").text
+        assert not driver.find_elements("css selector", "#viewer")
+
+    with browser() as driver:  # the viewer on its own: it asks for the owner's token, refuses a user's
+        driver.get(f"{up}/character/")
+        wait(driver, lambda: by(driver, "#signin").is_displayed(), what="the viewer's sign-in")
+        by(driver, "#token").send_keys(DAN)
+        by(driver, "#token").submit()
+        wait(driver, lambda: "refused this token" in by(driver, "#why").text, what="a user token refused")
+        assert by(driver, "svg#avatar").get_attribute("data-connected") == "false"
+        by(driver, "#token").send_keys(OWNER)
+        by(driver, "#token").submit()
+        wait(driver, lambda: by(driver, "svg#avatar").get_attribute("data-connected") == "true", what="the owner watching")
+        assert not by(driver, "#signin").is_displayed()
+        assert driver.current_url == f"{up}/character/"
+

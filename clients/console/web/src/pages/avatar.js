@@ -24,11 +24,12 @@ export function Avatar({ session, user }) {
   const [turns, setTurns] = useState([]);
   const [text, setText] = useState("");
   const [state, run] = useAction();
-  const viewer = session.owner && !session.auth_required
-    ? html`<iframe class="viewer" src="/character/" title="The avatar's character"></iframe>`
-    : html`<p>The character viewer is at <a href="/character/">/character/</a>; ${session.owner
-        ? "with tokens configured it needs the token, which the console never puts in a URL, so open it from a host that sends one."
-        : "the character is the owner's stage, so a user token's chat goes on without it."}</p>`;
+  // The embedded viewer reads the signed-in token from this tab's sessionStorage (same origin) and
+  // offers it as a WebSocket subprotocol: never in a URL.
+  const viewer = session.owner
+    ? html`<iframe class="viewer" id="viewer" src="/character/" title="The avatar's character"></iframe>`
+    : html`<p id="viewer-owners">The character is the avatar's shared stage, seen by everyone it talks to, so watching it
+        takes the owner's token; a user token's chat goes on without it.</p>`;
   const send = (e) => {
     e.preventDefault();
     const said = text.trim();
