@@ -437,3 +437,21 @@ async def test_owner_watches_the_character_with_a_token_never_in_a_url(up: str) 
         assert not by(driver, "#signin").is_displayed()
         assert driver.current_url == f"{up}/character/"
 
+
+
+@needs_chromium
+async def test_owners_chat_makes_the_character_speak(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "avatar")
+        wait(driver, lambda: viewer_state(driver)["connected"] == "true", what="the viewer connected")
+        before = viewer_state(driver).get("utterance", "")
+        by(driver, "#chat-text").send_keys("What do I drink in the morning?")
+        by(driver, "#chat-send").click()
+        wait(driver, lambda: by(driver, ".why summary"), within=120, what="the agent's reply")
+        utterance = wait(driver, lambda: (u := viewer_state(driver).get("utterance")) != before and u,
+                         what="the character speaking the reply in the viewer")
+    async with mcp(up, "character", OWNER) as s:
+        events = (await ok(s, "character_status", {}))["last_events"]
+    spoken = [e for e in events if e["kind"] == "speech" and e.get("utterance_id") == utterance]
+    assert spoken and spoken[0]["text"] == CHAT_REPLY and spoken[0]["visemes"] > 0, events
