@@ -3,7 +3,8 @@
 
 Each change made through the pages is confirmed through an MCP client of our own; a user token
 sees only its user (another user's secrets never show in a page or in any response the page
-fetched); a voice enrolled from Chromium's fake microphone is then identified over MCP.
+fetched); a voice enrolled from Chromium's fake microphone and a face from its fake camera are then
+identified over MCP; chat replies stream in, and the owner watches the character speak them.
 The helpers here are shared with bench/console.py.
 """
 
@@ -23,7 +24,7 @@ import soundfile as sf
 from mcp import ClientSession
 from mcp.types import Implementation
 
-from tests.datasets import FACES, digits_of, file_b64, needs_fsdd, wav_b64
+from tests.datasets import FACES, digits_of, file_b64, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import call, http_server, ok, server_env
 from tests.test_character_browser import chromium, needs_chromium
@@ -455,3 +456,42 @@ async def test_owners_chat_makes_the_character_speak(up: str) -> None:
         events = (await ok(s, "character_status", {}))["last_events"]
     spoken = [e for e in events if e["kind"] == "speech" and e.get("utterance_id") == utterance]
     assert spoken and spoken[0]["text"] == CHAT_REPLY and spoken[0]["visemes"] > 0, events
+
+
+def camera_file(photo: Path, out: Path, frames: int = 5) -> Path:
+    """A Y4M clip (640x480, 4:2:0) of `photo` letterboxed, for Chromium's fake camera to loop."""
+    from PIL import Image
+
+    width, height = 640, 480
+    image = Image.open(photo).convert("RGB")
+    image.thumbnail((width, height))
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+    y, cb, cr = canvas.convert("YCbCr").split()
+    planes = y.tobytes() + cb.resize((width // 2, height // 2)).tobytes() + cr.resize((width // 2, height // 2)).tobytes()
+    out.write_bytes(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode() + (b"FRAME\n" + planes) * frames)
+    return out
+
+
+@needs_chromium
+@needs_faces
+async def test_face_enrolled_from_the_camera_is_identified(up: str, tmp_path: Path) -> None:
+    # Rose Leslie (the voice test enrolls Obama's face): the camera frame is the photo letterboxed,
+    # re-encoded by Chromium's capture and the page's canvas; identified from the original file
+    clip = camera_file(FACES / "rose_leslie" / "rose_leslie_1.jpg", tmp_path / "camera.y4m")
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-video-capture={clip}")
+    with browser(*flags) as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("Rose")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("Rose"), what="the new person's page")
+        user_id = by(driver, "article.person").get_attribute("data-user")
+        by(driver, "#camera-face").click()
+        wait(driver, lambda: by(driver, "#face-count").text == "1", within=120, what="the face enrolled from the camera")
+    async with mcp(up, "persona", OWNER) as s:
+        faces = (await ok(s, "face_identify", {"image": file_b64(FACES / "rose_leslie" / "rose_leslie_1.jpg")}))["faces"]
+        assert faces[0]["decision"] == "known" and faces[0]["user_id"] == user_id, faces
+        stranger = (await ok(s, "face_identify", {"image": file_b64(FACES / "biden" / "biden_1.jpg")}))["faces"]
+        assert stranger[0]["user_id"] != user_id, stranger
