@@ -171,13 +171,14 @@
 
   // With tokens configured the hub needs the owner's. It never goes in a URL: the page offers it as a
   // WebSocket subprotocol beside "alphaavatar.bearer" (the hub answers with that one). The token is
-  // the console's (sessionStorage, shared with this page when the console embeds it) or typed here.
-  const TOKEN_KEY = "alphaavatar.token";
+  // typed here (kept apart from the console's, so typing one here never signs the console in) or the
+  // console's (sessionStorage, shared with this page when the console embeds it).
+  const OWN_KEY = "alphaavatar.viewer-token", CONSOLE_KEY = "alphaavatar.token";
   const b64url = (text) => btoa(String.fromCharCode(...new TextEncoder().encode(text)))
     .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
   $("signin").addEventListener("submit", (e) => {
     e.preventDefault();
-    sessionStorage.setItem(TOKEN_KEY, $("token").value.trim());
+    sessionStorage.setItem(OWN_KEY, $("token").value.trim());
     $("token").value = "";
     $("signin").hidden = true;
   });
@@ -193,7 +194,7 @@
   function connect(delay) {
     const url = new URL("ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const token = sessionStorage.getItem(TOKEN_KEY);
+    const token = sessionStorage.getItem(OWN_KEY) || sessionStorage.getItem(CONSOLE_KEY);
     const ws = token ? new WebSocket(url, ["alphaavatar.bearer", b64url(token)]) : new WebSocket(url);
     let opened = false;
     ws.onopen = () => {

@@ -231,4 +231,5 @@ def create_server(settings: Settings) -> ServerSpec:
     def health() -> dict[str, object]:
         return {"renderers": hub.stats()["renderers"], "adapters": {a.name: a.connected for a in adapters}}
 
-    return ServerSpec(name="character", mcp=mcp, routes=routes(hub), public=tuple(PUBLIC.values()), startup=startup, shutdown=shutdown, health=health)
+    return ServerSpec(name="character", mcp=mcp, routes=routes(hub), public=tuple(PUBLIC.values()), startup=startup,
+                      shutdown=shutdown, health=health)
