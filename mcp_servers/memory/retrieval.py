@@ -27,6 +27,7 @@ from typing import Any
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.ranking import minmax_fusion
 from mcp_servers.core.store import DenseQuery, Hit, SparseQuery, VectorStore, Where
+from mcp_servers.core.store.aio import off_loop
 
 # How many earlier contents of the same session the server passes to `index_text`.
 CONTEXT_TURNS = 1
@@ -81,7 +82,7 @@ async def search(
     """Ranked memories for `query` under `where`, best first, `limit` from `offset`."""
     vector = (await embedder.aembed([query]))[0]
     depth = max(tuning.depth, offset + limit)
-    dense, sparse = store.search([DenseQuery(vector), SparseQuery(query)], where, depth)
+    dense, sparse = await off_loop(store.search, [DenseQuery(vector), SparseQuery(query)], where, depth)
     hits = minmax_fusion([dense, sparse], [tuning.dense, tuning.sparse])
     scores = rerank(hits, query, tuning)
     order = sorted(scores, key=scores.__getitem__, reverse=True)[offset : offset + limit]

@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
@@ -14,7 +13,6 @@ from mcp_servers.core import audit, auth, cursors
 from mcp_servers.core.app import READ_ONLY, new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.files import write_atomically
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -35,15 +33,13 @@ from .models import (
     SearchResult,
     ToolExperienceResult,
 )
-from .render import export_json, export_markdown, render_add, render_items
-from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item
+from .render import export_markdown, render_add, render_items
+from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
 about them; call memory_add with what the user tells you that is worth keeping. Scopes: 'user' (this
 user's facts and preferences, the default), 'session' (this conversation), 'avatar' (shared knowledge),
 'tool' (tool-call experience: tool_call_record / tool_experience_search)."""
-
-EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
 
 UserId = Annotated[str | None, Field(default=None, max_length=200, description="Whose memories (default 'default').")]
 SessionId = Annotated[str | None, Field(default=None, max_length=200, description="A conversation id.")]
@@ -122,7 +118,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """List memories page by page (stable order)."""
         where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
         asked = where.model_dump()
-        items, nxt, total = svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
+        items, nxt, total = await svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
         result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)
         return rendered(result, render_items(items, "No memories."))
 
@@ -150,13 +146,7 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.tool(annotations=READ_ONLY)
     async def memory_history(ctx: Context, memory_id: MemoryId) -> HistoryResult:
         """How a memory changed: ADD, UPDATE (old → new), DELETE, with times."""
-        principal = auth.caller(ctx)
-        events = svc.history.events(memory_id)
-        if not events:
-            raise UserError(f"No history for memory {memory_id}.")
-        if principal.user_id is not None:
-            await svc.get_owned(principal, memory_id)  # a scoped token sees only its user's history
-        return HistoryResult(id=memory_id, events=events)
+        return await svc.history_of(auth.caller(ctx), memory_id)
 
     @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
     async def memory_forget_user(ctx: Context, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> ForgetResult:
@@ -183,24 +173,7 @@ def create_server(settings: Settings) -> ServerSpec:
         scope: Annotated[Scope | None, Field(description="Only this scope (default: all the user's).")] = None,
     ) -> ExportResult:
         """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
-        principal = auth.caller(ctx)
-        where = svc.visible(principal, user_id, [scope] if scope else SCOPES)
-        items: list[MemoryItem] = []
-        cursor: str | None = None
-        while True:
-            page, cursor, _ = svc.list_page(where, 500, cursor)
-            items += page
-            if cursor is None:
-                break
-        items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
-        text = export_markdown(items) if format == "markdown" else export_json(items)
-        user = auth.scope_user(principal, user_id) or "default"
-        folder = svc.export_dir(user)
-        folder.mkdir(parents=True, exist_ok=True)
-        path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if format == 'markdown' else 'json'}"
-        write_atomically(path, text)
-        return ExportResult(format=format, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
-                            truncated=len(text) > EXPORT_BUDGET)
+        return await svc.export(auth.caller(ctx), user_id, format, scope)
 
     @mcp.tool()
     async def tool_call_record(
@@ -215,13 +188,7 @@ def create_server(settings: Settings) -> ServerSpec:
         session_id: SessionId = None,
     ) -> Annotated[CallToolResult, AddResult]:
         """Remember a tool call and how it went, so later calls for similar tasks can do better."""
-        args = arguments or {}
-        text = f"{task or 'call'} → {tool}({json.dumps(args, ensure_ascii=False)[:1000]}): " + (
-            ("ok: " if success else "failed: ") + outcome[:1000]
-        )
-        item = AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
-            "tool": tool, "arguments": args, "outcome": outcome or None, "success": success,
-            "latency_ms": latency_ms, "task": task or None})
+        item = tool_call_item(tool, arguments or {}, outcome, success, latency_ms, task, user_id, session_id)
         result = await svc.add([item], auth.caller(ctx))
         return rendered(result, render_add(result))
 
@@ -243,7 +210,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def user_memories(user_id: str, ctx: Context) -> str:
         """A user's memories as markdown (the most recent 500)."""
         where = svc.visible(auth.caller(ctx), user_id, SCOPES)
-        items, _, total = svc.list_page(where, 500, None)
+        items, _, total = await svc.list_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
 

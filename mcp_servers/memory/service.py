@@ -12,24 +12,35 @@ import json
 import logging
 import uuid
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
-
-import anyio
+from typing import Any, Literal
 
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
+from mcp_servers.core.files import write_atomically
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
+from mcp_servers.core.store.aio import off_loop
 
 from . import retrieval
 from .extraction import Extractor
 from .history import History
-from .models import MAX_BATCH, AddEvent, AddItem, AddResult, MemoryItem, Scope, ToolExperience
+from .models import (
+    MAX_BATCH,
+    AddEvent,
+    AddItem,
+    AddResult,
+    ExportResult,
+    HistoryResult,
+    MemoryItem,
+    Scope,
+    ToolExperience,
+)
+from .render import export_json, export_markdown
 from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
@@ -37,6 +48,7 @@ log = logging.getLogger(__name__)
 DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
 SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
+EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
 
 
 def memories_spec(dim: int) -> CollectionSpec:
@@ -67,6 +79,17 @@ def to_item(hit: Hit) -> MemoryItem:
     )
 
 
+def tool_call_item(tool: str, arguments: dict[str, Any], outcome: str, success: bool, latency_ms: float | None,
+                   task: str, user_id: str | None, session_id: str | None) -> AddItem:
+    """A tool call as a 'tool'-scope memory: a sentence to search by, the call itself in the metadata."""
+    text = f"{task or 'call'} → {tool}({json.dumps(arguments, ensure_ascii=False)[:1000]}): " + (
+        ("ok: " if success else "failed: ") + outcome[:1000]
+    )
+    return AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
+        "tool": tool, "arguments": arguments, "outcome": outcome or None, "success": success,
+        "latency_ms": latency_ms, "task": task or None})
+
+
 class MemoryService:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -82,19 +105,17 @@ class MemoryService:
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
         self.embedder.warm()
-        self._store = await anyio.to_thread.run_sync(
-            open_store, self.settings, "memory", memories_spec(self.embedder.dim)
-        )
+        self._store = await off_loop(open_store, self.settings, "memory", memories_spec(self.embedder.dim))
         self._history = History(self.dir / "history.db")
         self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
-        await anyio.to_thread.run_sync(self._writer.recover)
+        await off_loop(self._writer.recover)
 
     async def close(self) -> None:
         if self._writer is not None:
             await self._writer.commit.idle()
             self._writer = None
         if self._store is not None:
-            await anyio.to_thread.run_sync(self._store.close)
+            await off_loop(self._store.close)
             self._store = None
         if self._history is not None:
             self._history.close()
@@ -176,7 +197,7 @@ class MemoryService:
             uuid.UUID(memory_id)
         except ValueError:
             raise NotFound(f"'{memory_id}' is not a memory id (ids are UUIDs, as memory_add returns them).") from None
-        hits = self.store.retrieve([memory_id])
+        hits = await off_loop(self.store.retrieve, [memory_id])
         if not hits or not self._readable(principal, hits[0]):
             raise NotFound(f"No memory with id {memory_id}.")
         return hits[0]
@@ -312,12 +333,49 @@ class MemoryService:
     def export_dir(self, user: str) -> Path:
         return self.writer.export_dir(user)
 
+    async def export(self, principal: Principal, user_id: str | None, fmt: Literal["markdown", "json"],
+                     scope: Scope | None) -> ExportResult:
+        """Every visible memory of a user, oldest first, written atomically to the user's export folder
+        (erased with the user) and returned inline up to a budget."""
+        where = self.visible(principal, user_id, [scope] if scope else SCOPES)
+        items: list[MemoryItem] = []
+        cursor: str | None = None
+        while True:
+            page, cursor, _ = await self.list_page(where, 500, cursor)
+            items += page
+            if cursor is None:
+                break
+        items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
+        text = export_markdown(items) if fmt == "markdown" else export_json(items)
+        folder = self.export_dir(scope_user(principal, user_id) or DEFAULT_USER)
+        path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if fmt == 'markdown' else 'json'}"
+
+        def write() -> None:
+            folder.mkdir(parents=True, exist_ok=True)
+            write_atomically(path, text)
+
+        await off_loop(write)
+        return ExportResult(format=fmt, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
+                            truncated=len(text) > EXPORT_BUDGET)
+
+    async def history_of(self, principal: Principal, memory_id: str) -> HistoryResult:
+        """How a memory changed; a scoped token sees only its own user's memories' history."""
+        events = await off_loop(self.history.events, memory_id)
+        if not events:
+            raise UserError(f"No history for memory {memory_id}.")
+        if principal.user_id is not None:
+            await self.get_owned(principal, memory_id)
+        return HistoryResult(id=memory_id, events=events)
+
     # reading --------------------------------------------------------------------------------
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
         hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset)
         return [to_item(h) for h in hits]
 
-    def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+    async def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+        return await off_loop(self._list_page, where, limit, cursor)
+
+    def _list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
         hits, nxt = self.store.scroll(where, limit, cursor)
         return [to_item(h) for h in hits], nxt, self.store.count(where)
 

@@ -18,17 +18,18 @@ import shutil
 import uuid
 from collections import deque
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import anyio
+import numpy as np
 
 from mcp_servers.core.batching import GroupCommit
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.errors import NotFound
 from mcp_servers.core.store import Hit, Item, VectorStore, Where
+from mcp_servers.core.store.aio import off_loop
 
 from . import retrieval
 from .history import FORGET, REASSIGN, Event, History, now_iso
@@ -55,6 +56,8 @@ class Add:
     prepared: Sequence[Prepared]
     actor: str
     source: str
+    whens: Sequence[datetime]  # when each item occurred (fixed before embedding: the date is embedded)
+    vectors: np.ndarray  # embedded before the write queue, one row per item
 
 
 @dataclass
@@ -90,7 +93,13 @@ class Writer:
 
     # the calls ------------------------------------------------------------------------------
     async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
-        result: AddResult = await self.commit.submit(Add(prepared, actor, source))
+        """Embedded first, outside the write queue: the model works on the next adds while the
+        batch before them is written, and the batch itself only plans and writes. (A duplicate is
+        embedded for nothing; that is cheaper than a second trip through the queue.)"""
+        whens = [utc(it.occurred_at) for it, _, _ in prepared]
+        vectors = await self.embedder.aembed([retrieval.embed_text(text, when)
+                                              for (_, text, _), when in zip(prepared, whens, strict=True)])
+        result: AddResult = await self.commit.submit(Add(prepared, actor, source, whens, vectors))
         return result
 
     async def update(self, memory_id: str, content: str | None, metadata: dict[str, Any] | None,
@@ -110,14 +119,14 @@ class Writer:
         """Erase a user's memories (store compacted), exports and history; marked first, so that a
         crash half-way is finished by `recover`."""
         async with self.lock:
-            n = self.store.count(self._user_where(user))
+            n = await off_loop(self.store.count, self._user_where(user))
             # a user never stored (no memory, no history) leaves no bytes to compact away: skip the
             # whole-store rewrite, which holds the write lock for seconds
-            stored = n > 0 or await anyio.to_thread.run_sync(self.history.has_user, user)
-            await anyio.to_thread.run_sync(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
+            stored = n > 0 or await off_loop(self.history.has_user, user)
+            await off_loop(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
             exports = self.export_dir(user)
             files = len(list(exports.glob("*"))) if exports.exists() else 0
-            events = await anyio.to_thread.run_sync(self._erase, user, stored)
+            events = await off_loop(self._erase, user, stored)
             for key in [k for k in self._seq if k.split("|")[1] == user]:
                 self._seq.pop(key, None)
                 self._recent.pop(key, None)
@@ -127,27 +136,30 @@ class Writer:
         """Move every memory of `user` (all scopes) and its history to `into`, in one store write:
         all of them or, after a crash, none (`recover` settles the history either way)."""
         async with self.lock:
-            ids: list[str] = []
-            cursor: str | None = None
-            while True:
-                hits, cursor = self.store.scroll(self._user_where(user), 1000, cursor)
-                ids.extend(h.id for h in hits)
-                if cursor is None:
-                    break
+            ids = await off_loop(self._ids_of, user)
             at = now_iso()
             rows = [Event(mid, into, REASSIGN, user, into, "mcp", at) for mid in ids]
-            txn = await anyio.to_thread.run_sync(self.history.intend, rows)
+            txn = await off_loop(self.history.intend, rows)
             try:
                 if ids:
-                    await anyio.to_thread.run_sync(self.store.set_payload, ids, {"user_id": into, "updated_at": at})
+                    await off_loop(self.store.set_payload, ids, {"user_id": into, "updated_at": at})
             except Exception:
-                await anyio.to_thread.run_sync(self.history.abort, txn)
+                await off_loop(self.history.abort, txn)
                 raise
-            await anyio.to_thread.run_sync(self.history.move_user, txn, user, into)
+            await off_loop(self.history.move_user, txn, user, into)
             for key in [k for k in self._seq if k.split("|")[1] in (user, into)]:  # session positions changed
                 self._seq.pop(key, None)
                 self._recent.pop(key, None)
         return len(ids)
+
+    def _ids_of(self, user: str) -> list[str]:
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            hits, cursor = self.store.scroll(self._user_where(user), 1000, cursor)
+            ids.extend(h.id for h in hits)
+            if cursor is None:
+                return ids
 
     def _user_where(self, user: str) -> Where:
         return Where(equals={"avatar_id": self.avatar_id, "user_id": user})
@@ -192,26 +204,36 @@ class Writer:
         async with self.lock:
             outcomes: list[Any] = [None] * len(requests)
             try:
-                await self._upserts(requests, outcomes)
+                items, updated, rows = await off_loop(self._plan_upserts, requests, outcomes)
+                if updated:  # an update's vector depends on the stored memory: embedded here
+                    vectors = await self.embedder.aembed([embed for embed, _ in updated])
+                    items += [replace(item, dense=vec) for (_, item), vec in zip(updated, vectors, strict=True)]
+                if items:
+                    await off_loop(self._durably, rows, self.store.upsert, items)
             except Exception:
                 self._seq.clear()  # nothing was acknowledged: forget the sequence numbers handed out
                 self._recent.clear()
                 raise
-            await self._deletes(requests, outcomes)
+            await off_loop(self._deletes, requests, outcomes)
             return outcomes
 
-    async def _durably(self, rows: list[Event], write: Any, *args: Any) -> None:
+    def _durably(self, rows: list[Event], write: Any, *args: Any) -> None:
         """Mark the events, run the store write (which flushes), clear the mark; on error drop them."""
-        txn = await anyio.to_thread.run_sync(self.history.intend, rows)
+        txn = self.history.intend(rows)
         try:
-            await anyio.to_thread.run_sync(write, *args)
+            write(*args)
         except Exception:
-            await anyio.to_thread.run_sync(self.history.abort, txn)
+            self.history.abort(txn)
             raise
-        await anyio.to_thread.run_sync(self.history.commit, txn)
+        self.history.commit(txn)
 
-    async def _upserts(self, requests: list[Request], outcomes: list[Any]) -> None:
-        points: dict[str, tuple[dict[str, Any], str, str]] = {}  # id -> payload, text to embed, BM25 text
+    def _plan_upserts(self, requests: list[Request], outcomes: list[Any]
+                      ) -> tuple[list[Item], list[tuple[str, Item]], list[Event]]:
+        """What the adds and updates of a batch write: the new points, the updated ones (with the text
+        to embed for each), and their history events; answers duplicates and missing memories in
+        `outcomes`."""
+        items: list[Item] = []
+        updated: dict[str, tuple[str, Item]] = {}  # a memory updated twice in a batch is written once
         rows: list[Event] = []
         adds = [(n, r) for n, r in enumerate(requests) if isinstance(r, Add)]
         hashes = {id(r): [fingerprint(self.avatar_id, it.scope, owner, it.session_id, text) for it, text, owner in r.prepared]
@@ -221,18 +243,18 @@ class Writer:
         seen: dict[str, str] = {h.payload["hash"]: h.id for h in found}
         for n, a in adds:
             events = []
-            for (it, text, owner), h in zip(a.prepared, hashes[id(a)], strict=True):
+            for (it, text, owner), h, when, vec in zip(a.prepared, hashes[id(a)], a.whens, a.vectors, strict=True):
                 if h in seen:
                     events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
                     continue
                 mid = seen[h] = str(uuid.uuid4())
-                payload, embed, index = self._new_payload(it, text, owner, h, a.source)
-                points[mid] = (payload, embed, index)
+                payload, index = self._new_payload(it, text, owner, h, a.source, when)
+                items.append(Item(mid, payload, vec, index))
                 rows.append(Event(mid, owner or "", "ADD", None, text, a.actor, payload["updated_at"]))
                 events.append(AddEvent(id=mid, content=text, event="ADD"))
             outcomes[n] = AddResult(results=events, mode=a.source)
         updates = [(n, r) for n, r in enumerate(requests) if isinstance(r, Update)]
-        current = {h.id: h.payload for h in self.store.retrieve(sorted({r.memory_id for _, r in updates}))}
+        current = {h.id: h.payload for h in self.store.retrieve(sorted({r.memory_id for _, r in updates}))} if updates else {}
         for n, r in updates:
             if r.memory_id not in current:
                 outcomes[n] = NotFound(f"No memory with id {r.memory_id}.")
@@ -240,17 +262,13 @@ class Writer:
             old = current[r.memory_id]
             payload, embed, index = self._updated_payload(old, r.content, r.metadata)
             current[r.memory_id] = payload
-            points[r.memory_id] = (payload, embed, index)
+            updated[r.memory_id] = (embed, Item(r.memory_id, payload, None, index))
             rows.append(Event(r.memory_id, old.get("user_id") or "", "UPDATE", old["content"], payload["content"],
                               r.actor, payload["updated_at"]))
             outcomes[n] = (old["content"], Hit(r.memory_id, 0.0, payload))
-        if not points:
-            return
-        vectors = await self.embedder.aembed([embed for _, embed, _ in points.values()])
-        items = [Item(mid, payload, vec, index) for (mid, (payload, _, index)), vec in zip(points.items(), vectors, strict=True)]
-        await self._durably(rows, self.store.upsert, items)
+        return items, list(updated.values()), rows
 
-    async def _deletes(self, requests: list[Request], outcomes: list[Any]) -> None:
+    def _deletes(self, requests: list[Request], outcomes: list[Any]) -> None:
         deletes = [(n, r) for n, r in enumerate(requests) if isinstance(r, Delete)]
         if not deletes:
             return
@@ -267,14 +285,15 @@ class Writer:
             outcomes[n] = hit
         if ids:
             try:
-                await self._durably(rows, self.store.delete, ids)
+                self._durably(rows, self.store.delete, ids)
             except Exception as exc:
                 for n, _ in deletes:
                     outcomes[n] = exc
 
     # payloads -------------------------------------------------------------------------------
-    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str) -> tuple[dict[str, Any], str, str]:
-        when = utc(it.occurred_at)
+    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str,
+                     when: datetime) -> tuple[dict[str, Any], str]:
+        """A new memory's payload and BM25 text."""
         now = now_iso()
         key = f"{it.scope}|{owner or ''}|{it.session_id or ''}"
         base = self._session_where(it.scope, owner, it.session_id)
@@ -295,7 +314,7 @@ class Writer:
             payload["tool"] = str(it.metadata["tool"])
         index = retrieval.index_text(text, when, list(ctx))
         ctx.append(text)
-        return payload, retrieval.embed_text(text, when), index
+        return payload, index
 
     def _updated_payload(self, old: dict[str, Any], content: str | None,
                          metadata: dict[str, Any] | None) -> tuple[dict[str, Any], str, str]:
