@@ -17,6 +17,7 @@ from character_bridge.protocol import EMOTIONS
 from character_bridge.tags import TagParser
 
 from .config import CharacterConfig
+from .contracts import CHARACTER_EXPRESS, CHARACTER_SPEAK, CHARACTER_STATE
 from .hub import McpHub, ToolFailed, ToolUnavailable
 from .turn import wav_base64
 
@@ -41,7 +42,7 @@ class CharacterLink:
 
     @property
     def active(self) -> bool:
-        return self.cfg.enabled and self._hub.has("character_state")
+        return self.cfg.enabled and self._hub.has(CHARACTER_STATE)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="character")
@@ -58,10 +59,10 @@ class CharacterLink:
         state = STATES.get(agent_state)
         if state is not None and state != self._state:
             self._state = state
-            self._send("character_state", {"state": state})
+            self._send(CHARACTER_STATE, {"state": state})
 
     def express(self, emotion: str, intensity: float = 1.0) -> None:
-        self._send("character_express", {"emotion": emotion, "intensity": intensity})
+        self._send(CHARACTER_EXPRESS, {"emotion": emotion, "intensity": intensity})
 
     def speak(self, text: str, wav: bytes | None = None) -> None:
         if not text.strip() and wav is None:
@@ -69,7 +70,7 @@ class CharacterLink:
         args: dict[str, Any] = {"text": text}
         if wav is not None and self.cfg.lip_sync:
             args["audio"] = wav_base64(wav)
-        self._send("character_speak", args)
+        self._send(CHARACTER_SPEAK, args)
 
     async def _run(self) -> None:
         while True:

@@ -17,6 +17,8 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from .contracts import MEMORY_SEARCH, RESEARCH, WEB_SEARCH
+
 OUR_SERVERS = ("memory", "persona", "character", "research")
 PROVIDERS: dict[str, tuple[str, ...]] = {"llm": ("openai",), "stt": ("openai",), "tts": ("openai",),
                                          "vad": ("silero",)}
@@ -179,7 +181,7 @@ class VisionConfig(_Strict):
     max_side: int = Field(default=512, ge=64, le=2048, description="Pixels on a frame's longer side, at most.")
 
 
-DEFAULT_VISIBLE = ["research", "web_search", "memory_search"]
+DEFAULT_VISIBLE = [RESEARCH, WEB_SEARCH, MEMORY_SEARCH]
 
 
 class ToolPolicy(_Strict):

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime, tzinfo
-from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import ContextConfig
+from .contracts import Memory
 from .turn import Speaker, TurnPrep
 
 CHARS_PER_TOKEN = 4
@@ -41,9 +41,9 @@ def _who(speaker: Speaker) -> str:
     return f"{speaker.name} (user id {speaker.user_id})" if speaker.name else f"user id {speaker.user_id}"
 
 
-def _memory(m: dict[str, Any]) -> str:
-    when = f"({str(m['occurred_at'])[:10]}) " if m.get("occurred_at") else ""
-    return f"  - {when}{str(m.get('content', ''))[:MEMORY_CHARS]}"
+def _memory(m: Memory) -> str:
+    when = f"({m.occurred_at[:10]}) " if m.occurred_at else ""
+    return f"  - {when}{m.content[:MEMORY_CHARS]}"
 
 
 def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Speaker],
@@ -78,8 +78,8 @@ def render(cfg: ContextConfig, prep: TurnPrep, modality: str, present: list[Spea
         groups.append(("- Memories that may be relevant (best first):", [_memory(m) for m in recall.memories]))
     if recall is not None and recall.experience:
         groups.append(("- Past calls of tools for similar tasks:", [
-            f"  - {e.get('tool')}({json.dumps(e.get('arguments') or {}, ensure_ascii=False, default=str)[:200]}) "
-            f"{'worked' if e.get('success') else 'failed'}: {str(e.get('outcome', ''))[:160]}"
+            f"  - {e.tool}({json.dumps(e.arguments, ensure_ascii=False, default=str)[:200]}) "
+            f"{'worked' if e.success else 'failed'}: {(e.outcome or '')[:160]}"
             for e in recall.experience]))
     tail = "Use this only where it helps the reply; do not recite it."
     budget -= len(tail) + 1

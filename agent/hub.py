@@ -19,7 +19,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import mcp.types as types
@@ -28,13 +28,18 @@ from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.shared.dispatcher import ProgressFnT
 from mcp.shared.exceptions import MCPError
+from pydantic import ValidationError
 
 from .config import McpServerConfig
+from .contracts import View
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MIN, BACKOFF_MAX = 0.5, 30.0
 PING_INTERVAL = 5.0
+
+
+V = TypeVar("V", bound=View)
 
 
 class ToolUnavailable(Exception):
@@ -327,3 +332,14 @@ class McpHub:
             return result_data(await self.call(tool, arguments, time_limit=time_limit))
         finally:
             log.debug("%s took %.1f ms", tool, (time.perf_counter() - started) * 1000)
+
+    async def call_view(self, tool: str, arguments: dict[str, Any], view: type[V],
+                        time_limit: float | None = None) -> V:
+        """Call and read the output through the agent's view of it (agent.contracts); an output
+        that does not fit is a ToolFailed that names the fields, like any other failed call."""
+        data = await self.call_data(tool, arguments, time_limit=time_limit)
+        try:
+            return view.model_validate(data)
+        except ValidationError as exc:
+            where = ", ".join(".".join(map(str, e["loc"])) or "(output)" for e in exc.errors()[:5])
+            raise ToolFailed(f"{tool} answered in a shape the agent cannot read ({view.__name__}: {where})") from None

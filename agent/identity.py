@@ -20,6 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from livekit.agents.llm import RawFunctionTool, ToolError, function_tool
 
+from .contracts import (
+    MEMORY_REASSIGN_USER,
+    USER_LIST,
+    USER_MERGE,
+    USER_RENAME,
+    Identification,
+    Match,
+    UserPage,
+    UserRef,
+)
 from .hub import McpHub, ToolFailed, ToolUnavailable
 
 if TYPE_CHECKING:
@@ -38,31 +48,22 @@ CONFIRM_SCHEMA = {
 }
 
 
-def _get(data: Any, key: str) -> Any:
-    return data.get(key) if isinstance(data, dict) else None
-
-
-def face_settles(data: Any) -> tuple[str, dict[str, Any]] | None:
+def face_settles(found: Identification) -> tuple[str, Match] | None:
     """(the provisional user whose voice this is, the face match) when both are confident: the voice
     is 'known' as a provisional user and the face 'known' as an enrolled one. Persona's fused verdict
     for that disagreement is 'uncertain', so the parts decide; an uncertain part never settles."""
-    voice, face = _get(data, "voice"), _get(data, "face")
-    if _get(face, "decision") != "known" or _get(face, "provisional") or not _get(face, "user_id"):
+    voice, face = found.voice, found.face
+    if face is None or face.decision != "known" or face.provisional or not face.user_id:
         return None
-    if _get(voice, "decision") == "known" and _get(voice, "provisional") and _get(voice, "user_id") != face["user_id"]:
-        return str(voice["user_id"]), face
+    if voice is not None and voice.decision == "known" and voice.provisional and voice.user_id \
+            and voice.user_id != face.user_id:
+        return voice.user_id, face
     return None
 
 
-def resembles(data: Any) -> tuple[str, ...]:
+def resembles(found: Identification) -> tuple[str, ...]:
     """The users the voice or face came close to (a candidate above the 'unknown' level)."""
-    out: list[str] = []
-    for match in (data, _get(data, "voice"), _get(data, "face")):
-        floor = _get(match, "unknown_below")
-        for c in _get(match, "candidates") or []:
-            if floor is None or (_get(c, "score") or 0.0) >= floor:
-                out.append(str(_get(c, "user_id")))
-    return tuple(out)
+    return tuple(u for match in (found.voice, found.face) if match is not None for u in match.resembles())
 
 
 @dataclass
@@ -117,21 +118,22 @@ class Settler:
         """Persona first (the provisional user ceases to exist), then the memories; journal first of all."""
         if self.hooks.writer is not None:
             await self.hooks.writer.flush(30)  # queued writes of the provisional user land, then move with it
-        await self.hub.call_data("user_merge", {"user_id": provisional, "into_user_id": known})
-        if self.hub.has("memory_reassign_user"):
-            await self.hub.call_data("memory_reassign_user", {"user_id": provisional, "into_user_id": known})
+        await self.hub.call_data(USER_MERGE, {"user_id": provisional, "into_user_id": known})
+        if self.hub.has(MEMORY_REASSIGN_USER):
+            await self.hub.call_data(MEMORY_REASSIGN_USER, {"user_id": provisional, "into_user_id": known})
         self.hooks.merged(provisional, known)
         log.info("provisional user %s merged into %s", provisional, known)
 
-    async def _named(self, name: str) -> list[dict[str, Any]]:
-        found, cursor = [], None
+    async def _named(self, name: str) -> list[UserRef]:
+        found: list[UserRef] = []
+        cursor: str | None = None
         while True:
             args: dict[str, Any] = {"provisional": False, "limit": 100}
             if cursor:
                 args["cursor"] = cursor
-            page = await self.hub.call_data("user_list", args)
-            found += [u for u in _get(page, "users") or [] if str(u.get("name", "")).casefold() == name.casefold()]
-            if not (cursor := _get(page, "next_cursor")):
+            page = await self.hub.call_view(USER_LIST, args, UserPage)
+            found += [u for u in page.users if u.name.casefold() == name.casefold()]
+            if not (cursor := page.next_cursor):
                 return found
 
     async def _confirm(self, raw_arguments: dict[str, Any]) -> str:
@@ -154,14 +156,14 @@ class Settler:
                                 "a name said aloud does not change who they are")
             same = await self._named(name)
             if not same:
-                await self.hub.call_data("user_rename", {"user_id": speaker.user_id, "name": name})
+                await self.hub.call_data(USER_RENAME, {"user_id": speaker.user_id, "name": name})
                 self.hooks.renamed(speaker.user_id, name)
                 return f"Noted: this is {name} (user id {speaker.user_id}); I will know them by that name."
-            alike = [u for u in same if u["user_id"] in speaker.resembles]
+            alike = [u for u in same if u.user_id in speaker.resembles]
             if not alike:
                 raise ToolError(f"{CONFIRM}: someone named {name} is already known, and this voice is not like theirs, "
                                 "so nothing was merged: ask them for a surname or another name to tell them apart")
-            await self.merge(speaker.user_id, alike[0]["user_id"])
-            return f"Confirmed: this is {name} (user id {alike[0]['user_id']}); their memories are together now."
+            await self.merge(speaker.user_id, alike[0].user_id)
+            return f"Confirmed: this is {name} (user id {alike[0].user_id}); their memories are together now."
         except (ToolUnavailable, ToolFailed) as exc:
             raise ToolError(f"{CONFIRM}: {exc}") from None

@@ -20,7 +20,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from . import contracts as c
 from .config import TurnConfig
+from .contracts import Experience, ExperienceSearch, Identification, Memory, MemorySearch, Profile, VoiceMatch
 from .hub import McpHub, ToolFailed, ToolUnavailable
 from .identity import Settler, face_settles, resembles
 from .remember import MemoryWriter
@@ -31,7 +33,7 @@ log = logging.getLogger(__name__)
 PREFETCH_KEEP = 8
 STREAMED_KEEP_S = 30.0  # a turn is no longer than its audio buffer: an older streamed result is stale
 PRESENT_SECONDS = 600.0  # a user who spoke this recently counts as present
-UNRECORDED = ("tool_call_record", "tool_experience_search")  # recording these would recurse
+UNRECORDED = (c.TOOL_CALL_RECORD, c.TOOL_EXPERIENCE_SEARCH)  # recording these would recurse
 
 
 @dataclass
@@ -47,9 +49,9 @@ class Speaker:
 @dataclass
 class Recall:
     user_id: str | None
-    memories: list[dict[str, Any]] = field(default_factory=list)
-    profile: dict[str, Any] | None = None
-    experience: list[dict[str, Any]] = field(default_factory=list)  # past calls of tools for similar tasks
+    memories: list[Memory] = field(default_factory=list)
+    profile: dict[str, Any] | None = None  # the profile's values (`Profile.plain`), as the LLM reads it
+    experience: list[Experience] = field(default_factory=list)  # past calls of tools for similar tasks
     late: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     ms: float = 0.0
@@ -69,27 +71,6 @@ def wav_base64(wav: bytes) -> str:
     return base64.b64encode(wav).decode("ascii")
 
 
-def _field(data: Any, *names: str) -> Any:
-    if isinstance(data, dict):
-        for name in names:
-            if data.get(name) not in (None, ""):
-                return data[name]
-    return None
-
-
-def _compact(value: Any) -> Any:
-    """A profile without empty fields and provenance noise, for the LLM's context."""
-    if isinstance(value, dict):
-        if "value" in value and set(value) & {"source", "confidence", "first_seen", "last_seen"}:
-            return _compact(value["value"])
-        out = {k: _compact(v) for k, v in value.items()
-               if k not in ("history", "source", "confidence", "first_seen", "last_seen", "updated_at", "created_at")}
-        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
-    if isinstance(value, list):
-        return [c for c in (_compact(v) for v in value) if c not in (None, "", [], {})]
-    return value
-
-
 def _result(task: asyncio.Task[Speaker | None] | None) -> Speaker | None:
     """The speaker a finished identification found (None if unfinished, failed or nobody)."""
     if task is None or not task.done() or task.cancelled() or task.exception() is not None:
@@ -100,7 +81,7 @@ def _result(task: asyncio.Task[Speaker | None] | None) -> Speaker | None:
 class _RecallCalls:
     """Recall calls for one user and text, started when the text was known; collected within a budget."""
 
-    def __init__(self, user_id: str | None, calls: dict[str, asyncio.Task[Any]]):
+    def __init__(self, user_id: str | None, calls: dict[str, asyncio.Task[c.View]]):
         self.user_id = user_id
         self.calls = calls
         self.started = time.perf_counter()
@@ -125,12 +106,12 @@ class _RecallCalls:
                     result.failed.append(name)
                     log.info("recall: %s failed: %s", name, exc)
                     continue
-                if name == "memory_search":
-                    result.memories = list(_field(data, "results") or [])
-                elif name == "tool_experience_search":
-                    result.experience = list(_field(data, "results") or [])
-                else:
-                    result.profile = _compact(_field(data, "profile") or data) or None
+                if isinstance(data, MemorySearch):
+                    result.memories = data.results
+                elif isinstance(data, ExperienceSearch):
+                    result.experience = data.results
+                elif isinstance(data, Profile):
+                    result.profile = data.plain() or None
         result.ms = (time.perf_counter() - self.started) * 1000
         if result.late:
             log.warning("recall: %s late (budget %.0f ms), dropped for this turn", ", ".join(result.late),
@@ -166,28 +147,29 @@ class TurnHooks:
         """The speaker of this audio (and face, when a video frame is given): a known user, or a
         provisional one the persona server creates for a new voice (later turns of it match it)."""
         args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": create}
-        if image is not None and self.hub.has("identify"):
-            tool, args["image"] = "identify", base64.b64encode(image).decode("ascii")
-        elif self.hub.has("speaker_identify"):
-            tool, args["adapt"] = "speaker_identify", self.cfg.adapt_voiceprints
-        else:
-            return None
         try:
-            data = await self.hub.call_data(tool, args)
+            if image is not None and self.hub.has(c.IDENTIFY):
+                args["image"] = base64.b64encode(image).decode("ascii")
+                found = await self.hub.call_view(c.IDENTIFY, args, Identification)
+            elif self.hub.has(c.SPEAKER_IDENTIFY):
+                args["adapt"] = self.cfg.adapt_voiceprints
+                found = Identification.of_voice(await self.hub.call_view(c.SPEAKER_IDENTIFY, args, VoiceMatch))
+            else:
+                return None
         except (ToolUnavailable, ToolFailed) as exc:
             log.warning("speaker identification failed: %s", exc)
             return None
-        decision, score = str(_field(data, "decision") or "unknown"), _field(data, "score")
-        alike = resembles(data)
-        if created := _field(data, "created_user_id"):
+        decision, score = found.decision, found.score
+        alike = resembles(found)
+        if created := found.created_user_id:
             log.info("new voice: provisional user %s", created)
-            return Speaker(str(created), None, "provisional", score, resembles=alike)
-        if settles := face_settles(data):  # a provisional voice with an enrolled face: that user, to merge
+            return Speaker(created, None, "provisional", score, resembles=alike)
+        if settles := face_settles(found):  # a provisional voice with an enrolled face: that user, to merge
             provisional_voice, face = settles
-            return Speaker(str(face["user_id"]), face.get("name"), "known", score, provisional_voice, alike)
-        if decision == "known" and (user_id := _field(data, "user_id")):
-            provisional = bool(_field(data, "provisional") or _field(_field(data, "voice"), "provisional"))
-            return Speaker(str(user_id), _field(data, "name"), "provisional" if provisional else "known", score,
+            return Speaker(str(face.user_id), face.name, "known", score, provisional_voice, alike)
+        if decision == "known" and found.user_id:
+            provisional = bool(found.voice and found.voice.provisional)
+            return Speaker(found.user_id, found.name, "provisional" if provisional else "known", score,
                            resembles=alike)
         # Uncertain, or unknown from too little speech to start a new user: keep who was speaking.
         if self.speaker is not None:
@@ -196,19 +178,20 @@ class TurnHooks:
 
     # -- recall ----------------------------------------------------------------------------
     def _start_recall(self, user_id: str | None, text: str) -> _RecallCalls:
-        calls: dict[str, asyncio.Task[Any]] = {}
-        if self.hub.has("memory_search") and text.strip():
+        calls: dict[str, asyncio.Task[c.View]] = {}
+        if self.hub.has(c.MEMORY_SEARCH) and text.strip():
             args: dict[str, Any] = {"query": text[:2000], "limit": self.cfg.memory_limit}
             if user_id:
                 args["user_id"] = user_id
-            calls["memory_search"] = asyncio.create_task(self.hub.call_data("memory_search", args))
-        if self.hub.has("profile_get") and user_id:
-            calls["profile_get"] = asyncio.create_task(self.hub.call_data("profile_get", {"user_id": user_id}))
-        if self.experience_limit and self.hub.has("tool_experience_search") and text.strip():
+            calls[c.MEMORY_SEARCH] = asyncio.create_task(self.hub.call_view(c.MEMORY_SEARCH, args, MemorySearch))
+        if self.hub.has(c.PROFILE_GET) and user_id:
+            calls[c.PROFILE_GET] = asyncio.create_task(self.hub.call_view(c.PROFILE_GET, {"user_id": user_id}, Profile))
+        if self.experience_limit and self.hub.has(c.TOOL_EXPERIENCE_SEARCH) and text.strip():
             past: dict[str, Any] = {"task": text[:2000], "limit": self.experience_limit}
             if user_id:
                 past["user_id"] = user_id
-            calls["tool_experience_search"] = asyncio.create_task(self.hub.call_data("tool_experience_search", past))
+            calls[c.TOOL_EXPERIENCE_SEARCH] = asyncio.create_task(
+                self.hub.call_view(c.TOOL_EXPERIENCE_SEARCH, past, ExperienceSearch))
         return _RecallCalls(user_id, calls)
 
     async def recall(self, user_id: str | None, text: str, budget_s: float | None = None) -> Recall:
@@ -272,7 +255,7 @@ class TurnHooks:
 
     def identifies(self) -> bool:
         """Whether turns are identified by voice: a `speaker_identify` tool is there, and the user is not fixed."""
-        return self.cfg.identify_speaker and not self.fixed_user and self.hub.has("speaker_identify")
+        return self.cfg.identify_speaker and not self.fixed_user and self.hub.has(c.SPEAKER_IDENTIFY)
 
     def needs_turn_audio(self) -> bool:
         """Whether `prepare` would identify from the turn's audio (and camera frame): not when an
@@ -362,7 +345,7 @@ class TurnHooks:
     # -- remember --------------------------------------------------------------------------
     def remember(self, user_id: str | None, user_text: str, reply: str, occurred_at: datetime | None = None) -> None:
         """Queue one finished turn for the user's memory (background, journaled)."""
-        if self.writer is None or not self.cfg.remember or not self.hub.has("memory_add"):
+        if self.writer is None or not self.cfg.remember or not self.hub.has(c.MEMORY_ADD):
             return
         messages = [{"role": "user", "content": user_text}] if user_text.strip() else []
         if reply.strip():
@@ -373,13 +356,13 @@ class TurnHooks:
                                 "occurred_at": (occurred_at or datetime.now(UTC)).isoformat()}
         if user_id:
             args["user_id"] = self._merged.get(user_id, user_id)
-        self.writer.submit("memory_add", args)
+        self.writer.submit(c.MEMORY_ADD, args)
 
     def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:
         """Queue a tool call and its outcome for the tool scope."""
         if self.writer is None or not self.cfg.record_tool_calls or call.tool in UNRECORDED:
             return
-        if not self.hub.has("tool_call_record"):
+        if not self.hub.has(c.TOOL_CALL_RECORD):
             return
         args: dict[str, Any] = {"tool": call.tool, "arguments": call.arguments, "outcome": call.outcome[:4000],
                                 "success": call.success, "latency_ms": round(call.latency_ms, 2),
@@ -388,7 +371,7 @@ class TurnHooks:
             args["task"] = task[:2000]
         if self.user_id:
             args["user_id"] = self.user_id
-        self.writer.submit("tool_call_record", args)
+        self.writer.submit(c.TOOL_CALL_RECORD, args)
 
     async def aclose(self, within: float = 10.0) -> None:
         if self.writer is not None:

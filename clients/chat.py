@@ -17,6 +17,7 @@ from pathlib import Path
 
 from agent.config import ConfigError, load_config
 from agent.pipeline import agent_home, build_runtime, start_hub
+from mcp_servers.core.llm import llm_failed
 
 log = logging.getLogger(__name__)
 
@@ -85,8 +86,8 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
             try:
                 reply = await runtime.agent.text_turn(text, _write if lines.interactive else None)
             except Exception as exc:  # an LLM outage must not end the chat
-                log.warning("turn failed: %s", exc)
-                reply = f"(no reply: {exc})"
+                log.warning("turn failed: %r", exc)
+                reply = f"(no reply: {llm_failed(exc)})"
                 if lines.interactive:
                     _write(reply)
             if lines.interactive:

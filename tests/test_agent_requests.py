@@ -27,6 +27,7 @@ from PIL import Image
 from agent.character import CharacterLink
 from agent.config import CharacterConfig, ModelConfig, PipelineConfig, StatusConfig, VisionConfig
 from agent.context import render
+from agent.contracts import Memory
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.status import Status, templates
@@ -228,7 +229,7 @@ async def test_system_prompt_stays_and_the_context_block_follows_the_user(
 def test_the_block_keeps_to_its_budget() -> None:
     config = PipelineConfig.model_validate({"llm": {"provider": "openai", "model": "m"},
                                             "context": {"budget_tokens": 200, "timezone": "Europe/Lisbon"}})
-    memories = [{"content": f"Memory number {i}: " + "words " * 30, "occurred_at": "2026-11-30T10:00:00Z"}
+    memories = [Memory(id=f"m{i}", content=f"Memory number {i}: " + "words " * 30, occurred_at="2026-11-30T10:00:00Z")
                 for i in range(20)]
     prep = TurnPrep(Speaker("dora", "Dora"), Recall("dora", memories=memories, profile={"name": "Dora"}))
     block = render(config.context, prep, "voice", [Speaker("eve", "Eve"), Speaker("dora", "Dora")])

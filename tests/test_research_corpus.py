@@ -11,7 +11,19 @@ from typing import Any
 import pytest
 from mcp import ClientSession
 
-from tests.support import ROOT, SHARED, call, ok, server_env, stdio_session
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import (
+    ROOT,
+    SHARED,
+    call,
+    free_port,
+    http_server,
+    http_session,
+    ok,
+    server_env,
+    stdio_session,
+    unhelpful,
+)
 
 ARCHITECTURE = SHARED / "ARCHITECTURE.md"
 needs_architecture = pytest.mark.skipif(not ARCHITECTURE.is_file(), reason=f"{ARCHITECTURE} not found")
@@ -177,3 +189,74 @@ async def test_bad_input_is_refused_and_nothing_half_indexed(tmp_path: Path) -> 
         assert listed["total"] == 1 and listed["documents"][0]["title"] == "lighthouses"
         hits = await ok(s, "corpus_search", {"query": "lighthouses", "limit": 50})
         assert {h["title"] for h in hits["results"]} == {"lighthouses"}
+
+
+async def test_a_failing_llm_is_named_in_words_and_the_evidence_returned(tmp_path: Path) -> None:
+    """A wrong key, then an endpoint that is not there: research still answers with the evidence, and
+    each warning says what to check (one wording for every LLM failure, no exception names, no key)."""
+    with FakeOpenAI(lambda body: Reply(status=401)) as llm:
+        for base_url, expect in [(llm.base_url, "refused the API key"),
+                                 (f"http://127.0.0.1:{free_port()}/v1", "could not be reached")]:
+            env = server_env(tmp_path / expect.replace(" ", "-"), ALPHAAVATAR_LLM_MODEL="fake-model",
+                             OPENAI_BASE_URL=base_url, OPENAI_API_KEY="sk-wrong-key")
+            async with stdio_session("research", env) as s:
+                await ok(s, "corpus_add", {"text": "Barn owls hunt at night and find voles by sound alone."})
+                got = await ok(s, "research", {"question": "How do barn owls find voles?", "sources": "corpus"})
+            assert got["mode"] == "evidence" and got["answer"] is None and got["sources"], got
+            planning = [w for w in got["warnings"] if w.startswith("Planning failed")]
+            writing = [w for w in got["warnings"] if w.startswith("The answer could not be written")]
+            assert planning and writing, got["warnings"]
+            for warning in planning + writing:
+                assert expect in warning and "OPENAI" in warning, warning
+                assert unhelpful(warning, "research") is None, warning
+            assert "sk-wrong-key" not in json.dumps(got)
+
+
+async def test_forget_user_erases_their_documents_jobs_and_trail(tmp_path: Path) -> None:
+    """research_forget_user over HTTP with per-user tokens: bob cannot forget alice; alice forgets
+    herself and her documents (bytes too), her research job and her audit entries are gone; bob's
+    and the shared corpus stay."""
+    owner, alice_token, bob_token = "owner-f0rget", "alice-f0rget", "bob-f0rget"
+    env = server_env(tmp_path, ALPHAAVATAR_TOKEN=owner,
+                     ALPHAAVATAR_USER_TOKENS=json.dumps({alice_token: "alice", bob_token: "bob"}))
+    secret = "quokka-umbrella-5150"
+    with http_server(["serve", "research", "--transport", "http"], env) as base:
+        url = f"{base}/mcp"
+        async with http_session(url, alice_token) as alice:
+            mine = (await ok(alice, "corpus_add", {"text": f"Alice hides the {secret} in the attic.",
+                                                   "title": "alice attic"}))["document"]
+            await ok(alice, "corpus_add", {"text": "Alice waters the ferns every Sunday morning.", "title": "ferns"})
+            job = await ok(alice, "research_start", {"question": "where is the umbrella?", "sources": "corpus"})
+            await ok(alice, "research_result", {"job_id": job["job_id"], "wait_s": 30})
+        async with http_session(url, bob_token) as bob:
+            bobs = (await ok(bob, "corpus_add", {"text": "Bob keeps bees behind the barn.", "title": "bees"}))["document"]
+            refused = await call(bob, "research_forget_user", {"user_id": "alice"})
+            assert refused.is_error and "scoped to user 'bob'" in refused.text, refused.text
+        async with http_session(url, owner) as admin:
+            shared = (await ok(admin, "corpus_add", {"text": "The shared handbook says lunch is at noon."}))["document"]
+            await ok(admin, "corpus_list", {"user_id": "alice"})  # an owner's read of alice: in her trail
+            assert (await ok(admin, "corpus_list", {"user_id": "alice"}))["total"] == 3  # bob's refusal changed nothing
+            trail = (await ok(admin, "research_audit_list", {"user_id": "alice"}))["entries"]
+            assert {"corpus_add", "research_start", "corpus_list"} <= {e["name"] for e in trail}
+
+        async with http_session(url, alice_token) as alice:
+            forgot = await call(alice, "research_forget_user", {"user_id": "alice"})
+            assert not forgot.is_error, forgot.text
+            assert forgot.data == {"user_id": "alice", "documents_deleted": 2, "jobs_deleted": 1}
+            assert "Forgot alice" in forgot.text and "2 document(s)" in forgot.text
+            assert (await ok(alice, "research_audit_list", {}))["entries"] == []
+            listed = await ok(alice, "corpus_list", {})
+            assert [d["doc_id"] for d in listed["documents"]] == [shared["doc_id"]]
+            found = await ok(alice, "corpus_search", {"query": f"where is the {secret} umbrella attic", "limit": 50})
+            assert mine["doc_id"] not in {h["doc_id"] for h in found["results"]}
+            assert (await call(alice, "research_status", {"job_id": job["job_id"]})).is_error
+        async with http_session(url, owner) as admin:
+            after = (await ok(admin, "research_audit_list", {"user_id": "alice"}))["entries"]
+            assert [e["name"] for e in after] == ["research_status", "corpus_search", "corpus_list"]  # only since
+            bob_trail = (await ok(admin, "research_audit_list", {"user_id": "bob"}))["entries"]
+            assert [(e["name"], e["ok"]) for e in bob_trail] == [("research_forget_user", False), ("corpus_add", True)]
+            bob_listed = await ok(admin, "corpus_list", {"user_id": "bob"})
+            assert {d["doc_id"] for d in bob_listed["documents"]} == {bobs["doc_id"], shared["doc_id"]}
+    stored = b"".join(p.read_bytes() for p in (tmp_path / "research").rglob("*") if p.is_file())
+    assert secret.encode() not in stored  # erased from the files, not just hidden
+    assert b"Bob keeps bees" in stored

@@ -95,7 +95,6 @@ class Chats:
             reply, prep = task.result(), conv.runtime.agent.last_prep
         recall = prep.recall if prep is not None else None
         yield {"reply": reply, "user_id": user_id,
-               "memories": [{k: m.get(k) for k in ("id", "content", "score", "occurred_at")}
-                            for m in (recall.memories if recall else [])],
+               "memories": [m.model_dump() for m in (recall.memories if recall else [])],
                "profile": recall.profile if recall else None,
                "late": recall.late if recall else [], "failed": recall.failed if recall else []}

@@ -13,6 +13,7 @@ from .server import Server
 from .tool_errors import check_call_shape
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the preset of every tool that only reads
+DESTRUCTIVE = ToolAnnotations(destructive_hint=True)  # the preset of every tool that erases for good
 
 try:
     VERSION = version("alphaavatar")

@@ -26,6 +26,7 @@ from . import auth
 from .app import READ_ONLY
 from .errors import Forbidden, UserError
 from .settings import Settings
+from .store.aio import off_loop
 
 log = logging.getLogger(__name__)
 _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "claimed_user_id")
@@ -149,11 +150,11 @@ class AuditMiddleware:
             return result
         finally:
             try:
-                self._record(ctx, kind, name, params, ok, result)
+                await self._record(ctx, kind, name, params, ok, result)
             except Exception:  # the audit must never change an answer; say it failed, loudly
                 log.exception("audit entry not written for %s", kind)
 
-    def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
+    async def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
         try:
             principal = auth.caller(ctx)
         except Forbidden:  # refused before it ran (AccessMiddleware): nothing was accessed
@@ -167,7 +168,7 @@ class AuditMiddleware:
         if ok and isinstance(result, dict):
             _walk(result.get("structuredContent"), touched, ids)
         if ok and name == self.forget_tool and isinstance(uid := arguments.get("user_id"), str):
-            self.log.forget(uid)
+            await off_loop(self.log.forget, uid)
             return
         if principal.user_id is not None:
             users = [principal.user_id]  # a scoped token can only concern its own user
@@ -179,7 +180,7 @@ class AuditMiddleware:
         info = getattr(ctx.session, "client_params", None)
         client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
         who = "owner" if principal.user_id is None else f"user:{principal.user_id}"
-        self.log.record(users, client[:200], who, kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
+        await off_loop(self.log.record, users, client[:200], who, kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
 
 
 def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | None) -> AuditLog:
@@ -201,7 +202,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         user = auth.scope_user(auth.caller(ctx), user_id)
         if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
             raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
-        entries = log.list(user, limit, int(cursor) if cursor else None)
+        entries = await off_loop(log.list, user, limit, int(cursor) if cursor else None)
         more = len(entries) == limit and entries[-1].seq > 1
         return AuditList(entries=entries, next_cursor=str(entries[-1].seq) if more else None)
 

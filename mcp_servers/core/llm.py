@@ -6,9 +6,54 @@ import json
 import logging
 from typing import Any
 
+from .errors import UserError
 from .settings import Settings
 
 log = logging.getLogger(__name__)
+CONFIGURE = "set ALPHAAVATAR_LLM_MODEL and ALPHAAVATAR_LLM_BASE_URL / OPENAI_BASE_URL (or OPENAI_API_KEY)"
+
+
+class LLMFailed(UserError):
+    """The LLM is not configured, or it could not be reached or used; the message says what to check.
+
+    Callers that can go on without the LLM catch it and say so (a warning, a note); the others let it
+    reach the client as a tool error."""
+
+
+def llm_unavailable(what: str, instead: str = "") -> LLMFailed:
+    """`what` (e.g. "profile_extract") needs an LLM and none is configured; `instead`: what to do without one."""
+    return LLMFailed(f"{what} needs an LLM and none is configured: {CONFIGURE}." + (f" {instead}" if instead else ""))
+
+
+def llm_failed(exc: BaseException) -> LLMFailed:
+    """Any LLM client's failure as one sentence a person can act on, never echoing a key.
+
+    Reads the status code and the kind of failure, so it serves openai's exceptions, those of the
+    livekit-agents openai plugin (the agent) and httpx's alike; a ValueError is an unusable answer
+    (`LLM.complete_json`)."""
+    if isinstance(exc, LLMFailed):
+        return exc
+    status = getattr(exc, "status_code", None)
+    kind = type(exc).__name__
+    if status in (401, 403):
+        why = "refused the API key: check ALPHAAVATAR_LLM_API_KEY / OPENAI_API_KEY"
+    elif status == 404:
+        why = "does not know this model or address: check ALPHAAVATAR_LLM_MODEL and ALPHAAVATAR_LLM_BASE_URL"
+    elif status == 429:
+        why = "is rate-limiting this key: wait a little, or raise the key's limit"
+    elif isinstance(status, int) and status >= 500:
+        why = f"had an error of its own (HTTP {status}): try again later"
+    elif isinstance(status, int) and status >= 400:
+        why = f"refused the request (HTTP {status}): check that the endpoint is OpenAI-compatible and has this model"
+    elif "Timeout" in kind:
+        why = "did not answer in time: check that the endpoint is up, or try again"
+    elif "Connect" in kind:
+        why = "could not be reached: check ALPHAAVATAR_LLM_BASE_URL / OPENAI_BASE_URL and that it is running"
+    elif isinstance(exc, ValueError):
+        why = "answered with something that could not be used (not the JSON asked for)"
+    else:
+        why = "failed unexpectedly; the server log has the details"
+    return LLMFailed(f"The LLM {why}.")
 
 
 class LLM:

@@ -6,11 +6,11 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
-from mcp_servers.core import audit, auth, cursors
-from mcp_servers.core.app import READ_ONLY, new_server
+from mcp_servers.core import audit, auth, cursors, params
+from mcp_servers.core.app import DESTRUCTIVE, READ_ONLY, new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
@@ -41,7 +41,7 @@ about them; call memory_add with what the user tells you that is worth keeping. 
 user's facts and preferences, the default), 'session' (this conversation), 'avatar' (shared knowledge),
 'tool' (tool-call experience: tool_call_record / tool_experience_search)."""
 
-UserId = Annotated[str | None, Field(default=None, max_length=200, description="Whose memories (default 'default').")]
+UserId = Annotated[params.UserId, Field(description="Whose memories (default 'default').")]
 SessionId = Annotated[str | None, Field(default=None, max_length=200, description="A conversation id.")]
 # Recorded arguments are stored one level down, inside the memory's metadata, next to the outcome.
 ToolArguments = Annotated[dict[str, Any], bounded(MAX_DEPTH - 1, MAX_BYTES // 2)]
@@ -137,7 +137,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Change a memory's text and/or metadata; the old text stays in its history."""
         return await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    @mcp.tool(annotations=DESTRUCTIVE)
     async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:
         """Delete one memory (its history records the deletion)."""
         await svc.delete(auth.caller(ctx), memory_id)
@@ -148,17 +148,17 @@ def create_server(settings: Settings) -> ServerSpec:
         """How a memory changed: ADD, UPDATE (old → new), DELETE, with times."""
         return await svc.history_of(auth.caller(ctx), memory_id)
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
-    async def memory_forget_user(ctx: Context, user_id: Annotated[str, Field(min_length=1, max_length=200)]) -> ForgetResult:
+    @mcp.tool(annotations=DESTRUCTIVE)
+    async def memory_forget_user(ctx: Context, user_id: params.NamedUserId) -> ForgetResult:
         """Erase every trace of a user: memories, vectors, history and exports. Cannot be undone."""
         n, events, files = await svc.forget_user(auth.caller(ctx), user_id)
         return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True))
+    @mcp.tool(annotations=DESTRUCTIVE)
     async def memory_reassign_user(
         ctx: Context,
-        user_id: Annotated[str, Field(min_length=1, max_length=200, description="The user whose memories move.")],
-        into_user_id: Annotated[str, Field(min_length=1, max_length=200, description="The user they move to.")],
+        user_id: Annotated[params.NamedUserId, Field(description="The user whose memories move.")],
+        into_user_id: Annotated[params.NamedUserId, Field(description="The user they move to.")],
     ) -> ReassignResult:
         """Move every memory of a user (all scopes, with their history) to another user, all or none:
         a provisional user found to be a known one. Owner only."""

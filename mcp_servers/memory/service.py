@@ -21,7 +21,7 @@ from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.files import write_atomically
-from mcp_servers.core.llm import get_llm
+from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
 from mcp_servers.core.store.aio import off_loop
@@ -255,7 +255,7 @@ class MemoryService:
                 facts = await self.extractor.facts(text)
             except Exception as exc:  # the LLM is an optional outside service: keep the words
                 log.warning("fact extraction failed, storing verbatim", extra={"fields": {"error": str(exc)[:200]}})
-                notes.append(f"LLM extraction failed ({str(exc)[:120]}); stored verbatim.")
+                notes.append(f"Extraction failed: {llm_failed(exc)} Stored verbatim.")
                 events += (await self._add_verbatim([(it, text, owner)], actor)).results
                 continue
             if not facts:
@@ -270,7 +270,7 @@ class MemoryService:
                 decisions = await self.extractor.reconcile(list(old.values()), facts)
             except Exception as exc:
                 log.warning("reconciliation failed, adding facts", extra={"fields": {"error": str(exc)[:200]}})
-                notes.append(f"LLM reconciliation failed ({str(exc)[:120]}); facts added as new.")
+                notes.append(f"Reconciliation failed: {llm_failed(exc)} Facts added as new.")
                 decisions = [("ADD", None, f) for f in facts]
             adds = [f for ev, _, f in decisions if ev == "ADD"]
             if adds:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import asyncio
 import re
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
-
-import anyio
 
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.embeddings import get_embedder
@@ -23,6 +21,7 @@ from mcp_servers.core.health import load_state
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, VectorStore, open_store
+from mcp_servers.core.store.aio import off_loop
 
 from . import faces, models, profile, voice
 from .config import PersonaSettings, models_dir
@@ -35,7 +34,6 @@ from .voice import VoiceModel
 
 SERVER = "persona"
 MAX_CLIPS = 50  # clips or photos in one enrol call
-Progress = Callable[[int, int, str], Awaitable[None]]
 M = TypeVar("M", VoiceModel, FaceModel)
 
 
@@ -74,9 +72,9 @@ class PersonaContext:
 
     async def close(self) -> None:
         for prints in self.prints.values():
-            await anyio.to_thread.run_sync(prints.store.close)
+            await off_loop(prints.store.close)
         if self._people is not None:
-            await anyio.to_thread.run_sync(self._people.store.close)
+            await off_loop(self._people.store.close)
         self.prints, self._people = {}, None
 
     def health(self) -> dict[str, object]:
@@ -85,7 +83,7 @@ class PersonaContext:
     # -- stores and models --------------------------------------------------------------------
 
     async def _open(self, spec: CollectionSpec) -> VectorStore:
-        return await anyio.to_thread.run_sync(open_store, self.settings, SERVER, spec)
+        return await off_loop(open_store, self.settings, SERVER, spec)
 
     async def people(self) -> People:
         async with self._open_lock:
@@ -115,7 +113,7 @@ class PersonaContext:
     # -- who a call acts on -------------------------------------------------------------------
 
     async def user(self, user_id: str) -> dict[str, Any]:
-        found = (await self.people()).get(user_id)  # None for a malformed id as well
+        found = await (await self.people()).get(user_id)  # None for a malformed id as well
         if found is None:
             raise NotFound(f"No user {user_id!r}: user_list shows the users there are.")
         return found
@@ -124,9 +122,10 @@ class PersonaContext:
         """The user a call may act on. A user-scoped token is that user on every server: its persona
         user exists from the token's first use, so memory's 'alice' is persona's 'alice'."""
         user_id = scope_user(principal, user_id) or user_id
-        if principal.user_id is not None and (await self.people()).get(user_id) is None:
+        people = await self.people()
+        if principal.user_id is not None and await people.get(user_id) is None:
             async with self.lock:
-                if (await self.people()).get(user_id) is None:
+                if await people.get(user_id) is None:
                     await self.new_user(user_id, provisional=False, source="manual", user_id=user_id)
         return user_id
 
@@ -149,7 +148,7 @@ class PersonaContext:
 
     async def match_fields(self, d: Decision, ranked: Sequence[tuple[str, float]]) -> dict[str, Any]:
         """A decision as the fields of a `Match`: the user and the candidates, named."""
-        users = (await self.people()).names([u for u, _ in ranked])
+        users = await (await self.people()).names([u for u, _ in ranked])
         candidates = [Candidate(user_id=u, name=users.get(u, {}).get("name"), score=round(s, 4)) for u, s in ranked]
         user = users.get(d.user_id or "", {})
         return {"decision": d.verdict, "user_id": d.user_id, "name": user.get("name"),

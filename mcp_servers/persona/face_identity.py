@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import anyio
-
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.params import Progress
 
 from . import images
-from .context import MAX_CLIPS, PersonaContext, Progress
+from .context import MAX_CLIPS, PersonaContext
 from .decisions import decide
 from .faces import WORKER, Face, FaceModel
 from .media import load_bytes
@@ -58,18 +57,17 @@ class FaceIdentity:
             await progress(i + 1, len(values), f"encoded image {i + 1} of {len(values)}")
         async with self.ctx.lock:
             await self.ctx.user(user_id)
-            if prints.count(user_id) + len(chosen) > MAX_SAMPLES:
+            if await prints.count(user_id) + len(chosen) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} face samples.")
-            await anyio.to_thread.run_sync(lambda: prints.add(user_id, [f.embedding for f, _ in chosen], "enroll",
-                                                              [{} for _ in chosen]))
-            total = prints.count(user_id)
+            await prints.add(user_id, [f.embedding for f, _ in chosen], "enroll", [{} for _ in chosen])
+            total = await prints.count(user_id)
         return FaceEnrollResult(user_id=user_id, added=len(chosen), boxes=[b for _, b in chosen], face_samples=total,
                                 model=model.name)
 
-    async def identify(self, principal: Principal, value: str, upsample: int | None) -> FaceResult:
+    async def identify(self, principal: Principal, value: str, *, upsample: int | None = None) -> FaceResult:
         model, prints = await self.ctx.face_side()
         picture, found = await WORKER.run(self._faces, model, value, upsample)
-        ranked_all = prints.rank([f.embedding for f in found], 5, principal.user_id) if found else []
+        ranked_all = await prints.rank([f.embedding for f in found], 5, principal.user_id) if found else []
         th = model.thresholds.shifted(self.ctx.config.face_threshold)
         matches = []
         for face, ranked in zip(found, ranked_all, strict=True):

@@ -26,7 +26,7 @@ class FusedIdentity:
             raise UserError("Send audio, an image, or both.")
         heard = await self.voices.hear(audio_value) if audio_value else None
         vm = await self.voices.match(principal, heard) if heard is not None else None
-        fr = await self.faces.identify(principal, image_value, None) if image_value else None
+        fr = await self.faces.identify(principal, image_value) if image_value else None
         fm = fr.faces[0] if fr and fr.faces else None
         if fr is not None and fm is None and vm is None:
             raise UserError("No face was found in the image.")
@@ -37,7 +37,7 @@ class FusedIdentity:
             if m is None or held is None:
                 parts.append(None)
                 continue
-            enrolled = {u for u in involved if held.count(u)}
+            enrolled = {u for u in involved if await held.count(u)}
             th = Thresholds(m.threshold, m.unknown_below, 0.0)
             parts.append((Decision(m.decision, m.user_id, m.score, m.margin, th),
                           [(c.user_id, c.score) for c in m.candidates], enrolled))
@@ -46,7 +46,7 @@ class FusedIdentity:
         if d.verdict == "unknown" and create_if_unknown and heard is not None:
             vm = await self.voices.match(principal, heard, create_if_unknown=True)
             created = vm.created_user_id
-        users = (await self.ctx.people()).names([d.user_id] if d.user_id else [])
+        users = await (await self.ctx.people()).names([d.user_id] if d.user_id else [])
         return IdentifyResult(decision=d.verdict, user_id=d.user_id, name=users.get(d.user_id or "", {}).get("name"),
                               score=d.score, margin=d.margin, threshold=1.0, reason=why, created_user_id=created,
                               voice=vm, face=fm)

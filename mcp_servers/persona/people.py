@@ -5,6 +5,8 @@ UUID derived from it): payload = name, provisional flag, facts; BM25 text =
 the rendered profile; dense vector = its text embedding (only once the profile says more than a
 name). Each change is a payload-only point with a time-ordered id, so history pages come back in
 order. Erasure deletes both kinds by user id; the store is then compacted.
+
+Every method is async and reaches the store off the event loop (`aio.off_loop`), one hop each.
 """
 
 from __future__ import annotations
@@ -15,12 +17,11 @@ import time
 import uuid
 from typing import Any
 
-import anyio
-
 from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, Query, SparseQuery, VectorStore, Where
+from mcp_servers.core.store.aio import off_loop
 
 from .profile import render
 
@@ -73,20 +74,21 @@ class People:
         self.store = store
         self.embedder = embedder
 
-    def get(self, user_id: str) -> dict[str, Any] | None:
+    async def get(self, user_id: str) -> dict[str, Any] | None:
         if not well_formed(user_id):
             return None
-        hits = self.store.retrieve([point_id(user_id)])
+        hits = await off_loop(self.store.retrieve, [point_id(user_id)])
         found = hits[0].payload if hits else None
         return found if found and found.get("kind") == "user" and found.get("user_id") == user_id else None
 
-    def names(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
+    async def names(self, user_ids: list[str]) -> dict[str, dict[str, Any]]:
         ids = [point_id(u) for u in dict.fromkeys(user_ids) if well_formed(u)]
-        return {h.payload["user_id"]: h.payload for h in self.store.retrieve(ids) if h.payload.get("kind") == "user"}
+        hits = await off_loop(self.store.retrieve, ids)
+        return {h.payload["user_id"]: h.payload for h in hits if h.payload.get("kind") == "user"}
 
-    def delete(self, user_id: str) -> None:
+    async def delete(self, user_id: str) -> None:
         """Drop the user's own point (merge keeps their history and samples under another user)."""
-        self.store.delete([point_id(user_id)])
+        await off_loop(self.store.delete, [point_id(user_id)])
 
     async def commit(self, user: dict[str, Any], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Write a user and append its changes to the history in one store write (both or, after a
@@ -97,7 +99,7 @@ class People:
         text = render(user["facts"])
         dense = None
         if any(f["field"] != "identity.name" for f in user["facts"]):
-            old = self.store.retrieve([point_id(user["user_id"])], with_vectors=True)
+            old = await off_loop(self.store.retrieve, [point_id(user["user_id"])], with_vectors=True)
             if old and old[0].dense is not None and old[0].payload.get("text") == text:
                 dense = old[0].dense
             else:
@@ -107,41 +109,47 @@ class People:
         rows = [{"id": time_id(), "kind": "change", "user_id": user["user_id"], **c} for c in changes]
         items = [Item(point_id(user["user_id"]), {**user, "text": text, "status": status}, dense=dense, text=text)]
         items += [Item(r["id"], {k: v for k, v in r.items() if k != "id"}) for r in rows]
-        await anyio.to_thread.run_sync(self.store.upsert, items)
+        await off_loop(self.store.upsert, items)
         return rows
 
-    def history(self, user_id: str, field: str | None, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
+    async def history(self, user_id: str, field: str | None, limit: int,
+                      cursor: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "change", "user_id": user_id, **({"field": field} if field else {})})
-        return self._page("profile_history", where, limit, cursor)
+        return await self._page("profile_history", where, limit, cursor)
 
-    def page(self, limit: int, cursor: str | None, provisional: bool | None, only: str | None) -> tuple[list[Hit], str | None]:
+    async def page(self, limit: int, cursor: str | None, *, provisional: bool | None,
+                   only: str | None) -> tuple[list[Hit], str | None]:
         where = Where(equals={"kind": "user"})
         if provisional is not None:
             where.equals["status"] = "provisional" if provisional else "named"
         if only is not None:
             where.equals["user_id"] = only
-        return self._page("user_list", where, limit, cursor)
+        return await self._page("user_list", where, limit, cursor)
 
-    def _page(self, listing: str, where: Where, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
+    async def _page(self, listing: str, where: Where, limit: int, cursor: str | None) -> tuple[list[Hit], str | None]:
         asked = where.model_dump()
-        hits, nxt = self.store.scroll(where, limit, cursors.decode_id(listing, asked, cursor))
+        hits, nxt = await off_loop(self.store.scroll, where, limit, cursors.decode_id(listing, asked, cursor))
         return hits, cursors.encode(listing, asked, nxt)
 
-    def count(self, provisional: bool | None = None) -> int:
+    async def count(self, *, provisional: bool | None = None) -> int:
         where = Where(equals={"kind": "user"})
         if provisional is not None:
             where.equals["status"] = "provisional" if provisional else "named"
-        return self.store.count(where)
+        return await off_loop(self.store.count, where)
 
-    async def search(self, query: str, limit: int, only: str | None) -> list[Hit]:
+    async def search(self, query: str, limit: int, *, only: str | None) -> list[Hit]:
         """Users whose profile matches the query by meaning and by words (hybrid, RRF)."""
         where = Where(equals={"kind": "user", **({"user_id": only} if only else {})})
         vec = (await self.embedder.aembed([query]))[0].tolist()
         queries: list[Query] = [DenseQuery(vec), SparseQuery(query)]
-        dense, sparse = self.store.search(queries, where, limit * 2)
+        dense, sparse = await off_loop(self.store.search, queries, where, limit * 2)
         return rrf([dense, sparse])[:limit]
 
-    def move_history(self, source: str, target: str) -> int:
+    async def move_history(self, source: str, target: str) -> int:
+        """Give one user's history to another (merge), in pages of 500; how many entries moved."""
+        return await off_loop(self._move_history, source, target)
+
+    def _move_history(self, source: str, target: str) -> int:
         moved, offset = 0, None
         while True:
             hits, offset = self.store.scroll(Where(equals={"kind": "change", "user_id": source}), 500, offset)
@@ -151,8 +159,11 @@ class People:
             if offset is None:
                 return moved
 
-    def erase(self, user_id: str) -> int:
+    async def erase(self, user_id: str) -> int:
         """Delete the user and their whole history; how many history entries went."""
+        return await off_loop(self._erase, user_id)
+
+    def _erase(self, user_id: str) -> int:
         n = self.store.count(Where(equals={"kind": "change", "user_id": user_id}))
         self.store.delete_where(Where(equals={"user_id": user_id}))
         return n

@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.llm import llm_failed, llm_unavailable
 
 from . import extract, profile
 from .context import PersonaContext
@@ -49,7 +50,7 @@ class Profiles:
                       cursor: str | None) -> HistoryResult:
         user_id = await self.ctx.scoped(principal, user_id)
         await self.ctx.user(user_id)
-        hits, nxt = (await self.ctx.people()).history(user_id, field, limit, cursor)
+        hits, nxt = await (await self.ctx.people()).history(user_id, field, limit, cursor)
         return HistoryResult(user_id=user_id, changes=[_change({"id": h.id, **h.payload}) for h in hits],
                              next_cursor=nxt)
 
@@ -58,18 +59,13 @@ class Profiles:
         user_id = await self.ctx.scoped(principal, user_id)
         llm = self.ctx.llm
         if llm is None:
-            raise UserError(
-                "profile_extract needs an LLM and none is configured: set ALPHAAVATAR_LLM_MODEL and "
-                "OPENAI_BASE_URL (or OPENAI_API_KEY). Without one, read the conversation yourself and send "
-                "the changes with profile_update."
-            )
+            raise llm_unavailable("profile_extract", "Without one, read the conversation yourself and send the "
+                                  "changes with profile_update.")
         current = profile.build(await self.ctx.user(user_id))
         try:
             raw = await extract.propose(llm, current, conversation)
-        except ValueError as exc:
-            raise UserError(f"The LLM's answer could not be used: {exc}.") from None
         except Exception as exc:  # the endpoint is the outside world: say what failed, keep serving
-            raise UserError(f"The LLM at {llm.base_url or 'the OpenAI API'} failed: {type(exc).__name__}.") from None
+            raise llm_failed(exc) from None
         proposals: list[Proposal] = []
         good: list[profile.Patch] = []
         for item in raw:
@@ -93,7 +89,7 @@ class Profiles:
         return ExtractResult(user_id=user_id, proposals=proposals, applied=applied, model=llm.model)
 
     async def search(self, principal: Principal, query: str, limit: int) -> SearchResult:
-        hits = await (await self.ctx.people()).search(query, limit, principal.user_id)
+        hits = await (await self.ctx.people()).search(query, limit, only=principal.user_id)
         words = {w for w in re.findall(r"\w+", query.casefold()) if len(w) > 2}
         results = []
         for h in hits:

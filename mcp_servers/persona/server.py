@@ -184,7 +184,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, FaceResult]:
         """Every face in a photo, largest first, each with its box and a decision (known / unknown /
         uncertain) with score, margin and threshold."""
-        r = await faces.identify(auth.caller(ctx), image, upsample)
+        r = await faces.identify(auth.caller(ctx), image, upsample=upsample)
         text = "; ".join(_match_text(f, f"face {i + 1}") for i, f in enumerate(r.faces)) or "No face found."
         return rendered(r, text)
 

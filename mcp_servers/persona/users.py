@@ -5,11 +5,10 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-import anyio
-
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.store import CollectionSpec, Where, open_store
+from mcp_servers.core.store.aio import off_loop
 
 from . import profile
 from .context import SERVER, PersonaContext
@@ -33,7 +32,7 @@ class Users:
         if user_id is not None and not well_formed(user_id):
             raise UserError("A user id is 1 to 64 printable characters with no spaces around it.")
         async with self.ctx.lock:
-            if user_id is not None and (await self.ctx.people()).get(user_id) is not None:
+            if user_id is not None and await (await self.ctx.people()).get(user_id) is not None:
                 raise UserError(f"User {user_id!r} exists already: user_get shows it, user_rename renames it.")
             user = await self.ctx.new_user(" ".join(name.split()), provisional=provisional, source="manual",
                                            user_id=user_id)
@@ -47,15 +46,15 @@ class Users:
         _, fp = await self.ctx.face_side()
         uid = user["user_id"]
         return User(user_id=uid, name=user["name"], provisional=user.get("provisional", False),
-                    created_at=user["created_at"], updated_at=user["updated_at"], voice_samples=vp.counts(uid),
-                    face_samples=fp.count(uid), facts=len(user.get("facts", [])))
+                    created_at=user["created_at"], updated_at=user["updated_at"], voice_samples=await vp.counts(uid),
+                    face_samples=await fp.count(uid), facts=len(user.get("facts", [])))
 
     async def page(self, principal: Principal, limit: int, cursor: str | None, *,
                    provisional: bool | None) -> UserList:
         people = await self.ctx.people()
-        hits, nxt = people.page(limit, cursor, provisional, principal.user_id)
+        hits, nxt = await people.page(limit, cursor, provisional=provisional, only=principal.user_id)
         users = [await self.describe(h.payload) for h in hits]
-        total = len(users) if principal.user_id else people.count(provisional)
+        total = len(users) if principal.user_id else await people.count(provisional=provisional)
         return UserList(users=users, next_cursor=nxt, total=total)
 
     async def rename(self, principal: Principal, user_id: str, name: str) -> User:
@@ -80,11 +79,11 @@ class Users:
             source, target = await self.ctx.user(user_id), await self.ctx.user(into_user_id)
             people = await self.ctx.people()
             added = profile.merge(target, source)
-            moved_voice = vp.move(user_id, into_user_id)
-            moved_face = fp.move(user_id, into_user_id)
-            moved_history = people.move_history(user_id, into_user_id)
+            moved_voice = await vp.move(user_id, into_user_id)
+            moved_face = await fp.move(user_id, into_user_id)
+            moved_history = await people.move_history(user_id, into_user_id)
             await people.commit(target, profile.merge_changes(added, source, target))
-            await anyio.to_thread.run_sync(people.delete, user_id)
+            await people.delete(user_id)
         return MergeResult(user_id=into_user_id, merged_user_id=user_id, voice_samples_moved=moved_voice,
                            face_samples_moved=moved_face, facts_added=len(added), history_moved=moved_history)
 
@@ -97,11 +96,11 @@ class Users:
         async with self.ctx.lock:
             await self.ctx.user(user_id)
             people = await self.ctx.people()
-            n_voice, n_face = vp.erase(user_id), fp.erase(user_id)
-            n_history = people.erase(user_id)
+            n_voice, n_face = await vp.erase(user_id), await fp.erase(user_id)
+            n_history = await people.erase(user_id)
             for store in (vp.store, fp.store, people.store):
-                await anyio.to_thread.run_sync(store.compact)
-            await anyio.to_thread.run_sync(self._erase_inactive, user_id)
+                await off_loop(store.compact)
+            await off_loop(self._erase_inactive, user_id)
         log.info("user erased", extra={"fields": {"voice": n_voice, "face": n_face, "history": n_history}})
         return ForgetResult(user_id=user_id, voice_samples=n_voice, face_samples=n_face, history_entries=n_history,
                             compacted=True)

@@ -6,14 +6,14 @@ from __future__ import annotations
 import uuid
 from dataclasses import dataclass
 
-import anyio
 import numpy as np
 
 from mcp_servers.core.auth import Principal
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.params import Progress
 
 from . import audio, segment
-from .context import MAX_CLIPS, PersonaContext, Progress
+from .context import MAX_CLIPS, PersonaContext
 from .decisions import Thresholds, decide
 from .media import load_bytes
 from .prints import ADAPTED, MAX_SAMPLES, Prints
@@ -81,10 +81,10 @@ class VoiceIdentity:
             await progress(i + 1, len(clips), f"embedded clip {i + 1} of {len(clips)}")
         async with self.ctx.lock:
             await self.ctx.user(user_id)
-            if prints.count(user_id) + len(vectors) > MAX_SAMPLES:
+            if await prints.count(user_id) + len(vectors) > MAX_SAMPLES:
                 raise UserError(f"A user holds at most {MAX_SAMPLES} voice samples.")
-            await anyio.to_thread.run_sync(lambda: prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds]))
-            counts = prints.counts(user_id)
+            await prints.add(user_id, vectors, "enroll", [{"seconds": s} for s in seconds])
+            counts = await prints.counts(user_id)
         return SpeakerEnrollResult(user_id=user_id, added=len(vectors), speech_seconds=seconds, voice_samples=counts,
                                    model=model.name)
 
@@ -95,22 +95,20 @@ class VoiceIdentity:
                     adapt: bool = False) -> VoiceMatch:
         """Who `heard` is; an unknown voice may get a provisional user, a confident match may adapt."""
         model, prints, vec, seconds = heard.model, heard.prints, heard.vector, heard.seconds
-        ranked = prints.rank([vec], 5, principal.user_id)[0]
+        ranked = (await prints.rank([vec], 5, principal.user_id))[0]
         d = decide(ranked, self.thresholds(model, seconds))
         created, adapted = None, False
         # a user-scoped token is one person: it matches only its own voice and creates nobody else
         if d.verdict == "unknown" and create_if_unknown and seconds >= PROVISIONAL_MIN_SPEECH and principal.user_id is None:
             async with self.ctx.lock:
                 user = await self.ctx.new_user(f"Guest {uuid.uuid4().hex[:6]}", provisional=True, source="session")
-                await anyio.to_thread.run_sync(lambda: prints.add(user["user_id"], [vec], "provisional",
-                                                                  [{"seconds": round(seconds, 2)}]))
+                await prints.add(user["user_id"], [vec], "provisional", [{"seconds": round(seconds, 2)}])
             created = user["user_id"]
         elif (d.verdict == "known" and adapt and d.user_id and d.score is not None and seconds >= ADAPT_MIN_SPEECH
               and d.score >= d.thresholds.known + ADAPT_ABOVE and self.ctx.config.max_adapted > 0):
             async with self.ctx.lock:
-                if (await self.ctx.people()).get(d.user_id) is not None:
-                    uid = d.user_id
-                    await anyio.to_thread.run_sync(lambda: prints.add(uid, [vec], ADAPTED, [{"seconds": round(seconds, 2)}]))
+                if await (await self.ctx.people()).get(d.user_id) is not None:
+                    await prints.add(d.user_id, [vec], ADAPTED, [{"seconds": round(seconds, 2)}])
                     adapted = True
         fields = await self.ctx.match_fields(d, ranked)
         return VoiceMatch(**fields, speech_seconds=round(seconds, 2), created_user_id=created, adapted=adapted,
@@ -120,11 +118,11 @@ class VoiceIdentity:
         user_id = await self.ctx.scoped(principal, user_id)
         await self.ctx.user(user_id)
         model, prints = await self.ctx.voice_side()
-        if not prints.count(user_id):
+        if not await prints.count(user_id):
             raise UserError(f"User {user_id} has no voiceprint yet: speaker_enroll them first.")
         clip, vec = await WORKER.run(self._embed_clip, model, value)
-        claimed = prints.rank([vec], 1, user_id)[0]
-        others = [c for c in prints.rank([vec], 2, principal.user_id)[0] if c[0] != user_id][:1]
+        claimed = (await prints.rank([vec], 1, user_id))[0]
+        others = [c for c in (await prints.rank([vec], 2, principal.user_id))[0] if c[0] != user_id][:1]
         d = decide(claimed + others, self.thresholds(model, clip.speech_seconds))
         fields = await self.ctx.match_fields(d, sorted(claimed + others, key=lambda c: c[1], reverse=True))
         return VerifyResult(**fields, claimed_user_id=user_id, speech_seconds=round(clip.speech_seconds, 2),
@@ -135,8 +133,8 @@ class VoiceIdentity:
         _, prints = await self.ctx.voice_side()
         async with self.ctx.lock:
             await self.ctx.user(user_id)
-            removed = prints.drop(user_id, ADAPTED if only_adapted else None)
-            counts = prints.counts(user_id)
+            removed = await prints.drop(user_id, ADAPTED if only_adapted else None)
+            counts = await prints.counts(user_id)
         return ResetResult(user_id=user_id, removed=removed, voice_samples=counts)
 
     def _windows(self, model: VoiceModel, value: str) -> tuple[audio.Clip, np.ndarray, np.ndarray, int]:
@@ -162,7 +160,7 @@ class VoiceIdentity:
         parts, vec_list = await WORKER.run(embed_all)
         vecs = np.stack(vec_list) if vec_list else np.zeros((0, model.dim), dtype=np.float32)
         seconds = [sum(b - a for a, b in runs) for runs in parts]
-        ranked = prints.rank(list(vecs), 3, principal.user_id) if len(vecs) else []
+        ranked = await prints.rank(list(vecs), 3, principal.user_id) if len(vecs) else []
         known = [d.user_id if (d := decide(r, self.thresholds(model, sec))).verdict == "known" else None
                  for r, sec in zip(ranked, seconds, strict=True)]
         labels = segment.label_stretches(vecs, known, seconds)

@@ -32,6 +32,7 @@ from mcp_servers.core.store import (
     Where,
     open_store,
 )
+from mcp_servers.core.store.aio import off_loop
 
 from .chunking import passages
 from .config import ResearchSettings
@@ -79,6 +80,8 @@ def visible(user_id: str | None) -> list[str]:
 
 
 class Corpus:
+    """The corpus's operations. Every store call goes through `off_loop`: the store refuses the event loop."""
+
     def __init__(self, settings: Settings, research: ResearchSettings):
         self.settings = settings
         self.research = research
@@ -93,9 +96,12 @@ class Corpus:
                 "corpus", self.embedder.dim, sparse=True, keyword_fields=("kind", "owner", "doc_id", "sha")))
         return self._store
 
-    def close(self) -> None:
+    async def open(self) -> None:
+        await off_loop(lambda: self.store)
+
+    async def close(self) -> None:
         if self._store is not None:
-            self._store.close()
+            await off_loop(self._store.close)
             self._store = None
 
     async def add(self, text: str, title: str, source: str, source_type: str, owner: str | None) -> tuple[DocInfo, bool]:
@@ -112,7 +118,7 @@ class Corpus:
         def same() -> list[Hit]:
             return self.store.scroll(Where(equals={"kind": "doc", "owner": owner_key, "sha": sha}), 1)[0]
 
-        if found := await anyio.to_thread.run_sync(same):
+        if found := await off_loop(same):
             return _doc_info(found[0].payload), True
         parts = passages(text, self.research.chunk_words)
         vectors = await self.embedder.aembed(parts)
@@ -125,9 +131,9 @@ class Corpus:
                   "added_at": time.time(), "sha": sha}
         items.append(Item(doc_id, record))
         async with self._lock:  # the same text sent twice at once is still one document
-            if found := await anyio.to_thread.run_sync(same):
+            if found := await off_loop(same):
                 return _doc_info(found[0].payload), True
-            await anyio.to_thread.run_sync(self.store.upsert, items)  # durable when it returns
+            await off_loop(self.store.upsert, items)  # durable when it returns
         return _doc_info(record), False
 
     async def search(self, queries: Sequence[str], user_id: str | None, limit: int) -> list[PassageHit]:
@@ -140,36 +146,56 @@ class Corpus:
             reqs += [DenseQuery(v.tolist()), SparseQuery(q)]
             weights += [DENSE_WEIGHT * w, SPARSE_WEIGHT * w]
         where = Where(equals={"kind": "chunk"}, any_of={"owner": visible(user_id)})
-        lists = await anyio.to_thread.run_sync(self.store.search, reqs, where, max(CANDIDATES, limit))
+        lists = await off_loop(self.store.search, reqs, where, max(CANDIDATES, limit))
         return [PassageHit(doc_id=str(h.payload["doc_id"]), title=str(h.payload["title"]),
                            source=str(h.payload["source"]), chunk=int(h.payload["chunk"]),
                            text=str(h.payload["text"]), score=h.score)
                 for h in rrf(lists, weights, k=RRF_K)[:limit]]
 
-    def list(self, user_id: str | None, limit: int, cursor: str | None) -> tuple[list[DocInfo], str | None, int]:
+    async def list(self, user_id: str | None, limit: int, cursor: str | None) -> tuple[list[DocInfo], str | None, int]:
         where = Where(equals={"kind": "doc"}, any_of={"owner": visible(user_id)})
         asked = where.model_dump()
-        hits, nxt = self.store.scroll(where, limit, offset=cursors.decode_id("corpus_list", asked, cursor))
-        return [_doc_info(h.payload) for h in hits], cursors.encode("corpus_list", asked, nxt), self.store.count(where)
+        offset = cursors.decode_id("corpus_list", asked, cursor)
 
-    def get(self, doc_id: str) -> DocInfo:
+        def page() -> tuple[list[Hit], str | None, int]:
+            return *self.store.scroll(where, limit, offset=offset), self.store.count(where)
+
+        hits, nxt, total = await off_loop(page)
+        return [_doc_info(h.payload) for h in hits], cursors.encode("corpus_list", asked, nxt), total
+
+    async def empty(self) -> bool:
+        return await off_loop(self.store.count) == 0
+
+    async def get(self, doc_id: str) -> DocInfo:
         try:
             uuid.UUID(doc_id)
         except ValueError:
             raise NotFound(f"No document {doc_id!r} (document ids are UUIDs; see corpus_list).") from None
-        found = self.store.retrieve([doc_id])
+        found = await off_loop(self.store.retrieve, [doc_id])
         if not found or found[0].payload.get("kind") != "doc":
             raise NotFound(f"No document {doc_id!r} in the corpus (see corpus_list).")
         return _doc_info(found[0].payload)
 
     async def delete(self, doc_id: str, acting_for: str | None, full_access: bool) -> DocInfo:
         """Erase a document and its passages (compacted: no bytes left behind)."""
-        doc = self.get(doc_id)
+        doc = await self.get(doc_id)
         if not full_access and doc.user_id != acting_for:
             if doc.user_id is None:
                 raise Forbidden("This token is scoped to one user and cannot delete shared corpus documents.")
             raise NotFound(f"No document {doc_id!r} in the corpus (see corpus_list).")
         async with self._lock:
-            await anyio.to_thread.run_sync(self.store.delete_where, Where(equals={"doc_id": doc_id}))
-            await anyio.to_thread.run_sync(self.store.compact)
+            await off_loop(self._erase, Where(equals={"doc_id": doc_id}))
         return doc
+
+    async def forget(self, user_id: str) -> int:
+        """Erase every document of this user and its passages (compacted); how many documents."""
+        mine = Where(equals={"owner": user_id})
+        async with self._lock:
+            return await off_loop(self._erase, mine, Where(equals={"kind": "doc", "owner": user_id}))
+
+    def _erase(self, where: Where, counted: Where | None = None) -> int:
+        """Delete what `where` matches and compact; the number of points `counted` matched before."""
+        n = self.store.count(counted) if counted is not None else 0
+        self.store.delete_where(where)
+        self.store.compact()
+        return n

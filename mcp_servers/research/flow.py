@@ -13,7 +13,8 @@ import numpy as np
 
 from mcp_servers.core.embeddings import Embedder
 from mcp_servers.core.errors import UserError
-from mcp_servers.core.llm import LLM
+from mcp_servers.core.llm import LLM, llm_failed
+from mcp_servers.core.params import Progress
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.store import Hit
 
@@ -25,12 +26,12 @@ from .fetch import Fetcher
 from .models import Passage, ResearchRequest, ResearchResult, ResearchStats, Source
 from .plan import plan
 from .rank import canonical_url, lexical_scores
+from .reading import read_pages
 from .synthesis import ANSWER_NOTE, EVIDENCE_NOTE, synthesize
 from .web import NO_KEY, SearchOptions, Tavily, WebHit
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, float, str], Awaitable[None]]
 PASSAGES_PER_SOURCE = 3
 PASSAGE_CHARS = 1500
 MAX_PASSAGES_SCANNED = 40  # per web page
@@ -110,7 +111,7 @@ class Researcher:
                 found[f"doc:{doc_id}"] = (ps[0].title, None, doc_id,
                                           [Passage(text=p.text[:PASSAGE_CHARS], score=p.score)
                                            for p in ps[:PASSAGES_PER_SOURCE]])
-            if not hits and self.corpus.store.count() == 0:
+            if not hits and await self.corpus.empty():
                 warnings.append("The corpus is empty: add documents with corpus_add.")
             await step("searched the local corpus")
 
@@ -130,7 +131,7 @@ class Researcher:
                 removed = len(cut)
             except Exception as exc:
                 log.warning("synthesis failed; returning evidence", extra={"fields": {"error": exc.__class__.__name__}})
-                warnings.append(f"The LLM could not write the answer ({exc.__class__.__name__}); here is the evidence.")
+                warnings.append(f"The answer could not be written: {llm_failed(exc)} Here is the evidence instead.")
             await step("wrote the answer" if answer else "synthesis failed")
         if done < total:
             await progress(total, total, "done")
@@ -191,31 +192,18 @@ class Researcher:
 
     async def _read_pages(self, pages: dict[str, _Page], order: list[Hit], max_sources: int, budget: Budget,
                           stats: CallStats, warnings: list[str]) -> None:
-        """Full text of the leading pages: Tavily extract in one call, our own fetch for the rest."""
+        """Full text of the leading pages (Tavily extract, our own fetch for the rest)."""
         want = [h.id for h in order[: max_sources + 2] if pages[h.id].text is None]
         if not want:
             return
-        missing = list(want)
-        try:
-            got, _failed = await self.web.extract([pages[k].url for k in want], budget, stats)
-            by_key = {canonical_url(p.url): p.text for p in got if p.text}
-            for k in want:
-                if k in by_key:
-                    pages[k].text = by_key[k]
-            missing = [k for k in want if pages[k].text is None]
-        except UserError as exc:
-            warnings.append(f"Tavily extract failed ({exc}); fetching pages directly.")
-        gate = asyncio.Semaphore(self.settings.concurrency)
-
-        async def fetch(key: str) -> None:
-            async with gate:
-                try:
-                    pages[key].text = (await self.fetcher.fetch(pages[key].url)).text or None
-                except UserError as exc:
-                    log.debug("page fetch failed", extra={"fields": {"error": str(exc)[:200]}})
-
-        await asyncio.gather(*(fetch(k) for k in missing))
-        unread = sum(pages[k].text is None for k in missing)
+        reading = await read_pages(self.web, self.fetcher, [pages[k].url for k in want], self.settings.concurrency,
+                                   budget, stats)
+        if reading.tavily_error is not None:
+            warnings.append(f"Tavily extract failed ({reading.tavily_error}); fetching pages directly.")
+        for k in want:
+            if read := reading.pages.get(pages[k].url):
+                pages[k].text = read.text or None
+        unread = sum(pages[k].text is None for k in want)
         if unread:
             warnings.append(f"{unread} page(s) could not be read in full; their search snippets were used.")
 

@@ -14,18 +14,18 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 from mcp_servers.core.errors import NotFound, UserError
+from mcp_servers.core.params import Progress
 
 from .models import JobResult, JobState, JobStatus, ResearchResult
 
 log = logging.getLogger(__name__)
 
-Progress = Callable[[float, float, str], Awaitable[None]]
-
 
 @dataclass
 class Job:
     id: str
-    owner: str | None
+    owner: str | None  # the user whose token started it (None: the owner)
+    user_id: str | None  # the user whose documents it reads
     question: str
     started: float = field(default_factory=time.time)
     finished: float | None = None
@@ -65,11 +65,12 @@ class Jobs:
     def __len__(self) -> int:
         return len(self._jobs)
 
-    def start(self, question: str, owner: str | None, work: Callable[[Progress], Awaitable[ResearchResult]]) -> Job:
+    def start(self, question: str, owner: str | None, user_id: str | None,
+              work: Callable[[Progress], Awaitable[ResearchResult]]) -> Job:
         self._prune()
         if len(self._jobs) >= self.max_jobs:
             raise UserError(f"{self.max_jobs} research jobs are already running; wait for one or cancel one.")
-        job = Job(id=uuid.uuid4().hex, owner=owner, question=question[:200])
+        job = Job(id=uuid.uuid4().hex, owner=owner, user_id=user_id, question=question[:200])
 
         async def progress(done: float, total: float, message: str) -> None:
             job.progress, job.total, job.stage = done, total, message
@@ -113,6 +114,14 @@ class Jobs:
         if job.task is not None and not job.task.done():
             job.task.cancel()
             await asyncio.wait({job.task}, timeout=5)
+
+    async def forget(self, user_id: str) -> int:
+        """Cancel and drop every job a user started or that read their documents; how many."""
+        theirs = [j for j in self._jobs.values() if user_id in (j.owner, j.user_id)]
+        for job in theirs:
+            await self.cancel(job)
+            self._jobs.pop(job.id, None)
+        return len(theirs)
 
     async def close(self) -> None:
         for job in list(self._jobs.values()):

@@ -128,3 +128,10 @@ class CorpusListResult(BaseModel):
 
 class CorpusDeleteResult(BaseModel):
     deleted: DocInfo
+
+
+class ResearchForgetResult(BaseModel):
+    user_id: str
+    documents_deleted: int = Field(description="Their corpus documents erased, with every passage and vector.")
+    jobs_deleted: int = Field(description="Research jobs they started or that read their documents, cancelled "
+                                          "and dropped with their results.")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import re
 
-from mcp_servers.core.llm import LLM
+from mcp_servers.core.llm import LLM, llm_failed
 
 from .calls import normalise
 
@@ -62,7 +62,7 @@ async def plan(question: str, n: int, deep: bool, llm: LLM | None) -> tuple[list
         queries = [str(q).strip()[:300] for q in data.get("queries", []) if str(q).strip()]
     except Exception as exc:
         log.warning("LLM planning failed; using the deterministic plan", extra={"fields": {"error": exc.__class__.__name__}})
-        return decompose(question, n, deep), f"The LLM planner failed ({exc.__class__.__name__}); used a fixed plan."
+        return decompose(question, n, deep), f"Planning failed: {llm_failed(exc)} A fixed plan was used."
     out = [question]
     seen = {normalise(question)}
     for q in queries:

@@ -9,8 +9,20 @@ from .models import (
     CorpusListResult,
     CorpusSearchResult,
     JobStatus,
+    ResearchForgetResult,
     ResearchResult,
+    WebExtractResult,
+    WebSearchResult,
 )
+
+
+def render_web_hits(r: WebSearchResult) -> str:
+    return "\n".join(f"{h.title} — {h.url}" for h in r.results) or "No results."
+
+
+def render_extracted(r: WebExtractResult) -> str:
+    text = "\n\n".join(f"# {p.title} ({p.url})\n{p.text[:500]}" for p in r.results)
+    return text + "".join(f"\nFailed: {f.url}: {f.error}" for f in r.failed)
 
 
 def render_research(result: ResearchResult) -> str:
@@ -56,3 +68,8 @@ def render_documents(r: CorpusListResult) -> str:
 
 def render_deleted(r: CorpusDeleteResult) -> str:
     return "Deleted " + _doc(r.deleted)
+
+
+def render_forgot(r: ResearchForgetResult) -> str:
+    return (f"Forgot {r.user_id} on the research server: {r.documents_deleted} document(s) erased with their "
+            f"passages (storage compacted), {r.jobs_deleted} research job(s) dropped, their activity record erased.")

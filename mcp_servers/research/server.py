@@ -1,34 +1,22 @@
-"""The research MCP server: web search/extract (Tavily), a local corpus, and cited multi-step research."""
+"""The research MCP server: web search/extract (Tavily), a local corpus, and cited multi-step research.
+
+Tools are thin: they take the caller's principal, call the service (service.py) and render."""
 
 from __future__ import annotations
 
-import logging
-import time
-from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
-import anyio
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
 from pydantic import Field
 
-from mcp_servers.core import audit, auth
-from mcp_servers.core.app import new_server
-from mcp_servers.core.embeddings import get_embedder
-from mcp_servers.core.errors import UserError
-from mcp_servers.core.files import allowed_file
-from mcp_servers.core.llm import get_llm
+from mcp_servers.core import audit, auth, params
+from mcp_servers.core.app import DESTRUCTIVE, new_server
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
 
-from .calls import CallStats, ProviderCalls
 from .config import ResearchSettings
-from .corpus import Corpus
-from .extract import SUFFIX_KINDS, extract
-from .fetch import Fetcher, parse_url
-from .flow import Researcher
-from .jobs import Jobs
 from .models import (
     MAX_QUESTION,
     CorpusAddResult,
@@ -36,79 +24,36 @@ from .models import (
     CorpusListResult,
     CorpusSearchResult,
     Depth,
-    ExtractedItem,
-    FailedUrl,
     JobResult,
     JobStatus,
-    ResearchRequest,
+    ResearchForgetResult,
     ResearchResult,
     SourceKind,
     WebExtractResult,
     WebSearchResult,
 )
-from .render import render_added, render_deleted, render_documents, render_job, render_passages, render_research
-from .web import SearchOptions, Tavily, TimeRange, Topic
-
-log = logging.getLogger(__name__)
+from .render import (
+    render_added,
+    render_deleted,
+    render_documents,
+    render_extracted,
+    render_forgot,
+    render_job,
+    render_passages,
+    render_research,
+    render_web_hits,
+)
+from .service import Research
+from .web import SearchOptions, TimeRange, Topic
 
 Question = Annotated[str, Field(min_length=1, max_length=MAX_QUESTION, description="What to research.")]
-UserId = Annotated[str | None, Field(default=None, max_length=200,
-                                     description="Whose documents to include besides the shared corpus.")]
+UserId = Annotated[params.UserId, Field(description="Whose documents to include besides the shared corpus.")]
 DepthArg = Annotated[Depth, Field(description="quick: a few sub-queries over snippets; deep: more sub-queries "
                                               "and full pages.")]
 SourcesArg = Annotated[SourceKind | None, Field(
     description="web (Tavily), corpus (local documents) or both; default both with TAVILY_API_KEY, else corpus.")]
 MaxSources = Annotated[int, Field(ge=1, le=20, description="Sources in the result.")]
 BudgetArg = Annotated[int | None, Field(ge=1, le=100, description="Max provider calls (default by depth).")]
-
-
-class Research:
-    """Process-level parts, opened once for every MCP session."""
-
-    def __init__(self, settings: Settings, research: ResearchSettings):
-        self.settings = settings
-        self.research = research
-        self.embedder = get_embedder(settings)
-        self.corpus = Corpus(settings, research)
-        self.calls = ProviderCalls(research)
-        self.web = Tavily(research, self.calls)
-        self.fetcher = Fetcher(research)
-        self.researcher = Researcher(self.corpus, self.web, self.fetcher, get_llm(settings), self.embedder, research)
-        self.jobs = Jobs(research.job_ttl_s, research.max_jobs)
-
-    async def startup(self) -> None:
-        self.embedder.warm()
-        await anyio.to_thread.run_sync(lambda: self.corpus.store)
-
-    async def shutdown(self) -> None:
-        await self.jobs.close()
-        await self.web.aclose()
-        await self.fetcher.aclose()
-        self.corpus.close()
-
-    def who(self, ctx: Context, user_id: str | None) -> tuple[str | None, bool]:
-        """(the user a call acts for, whether the caller has full access)."""
-        principal = auth.caller(ctx)
-        return auth.scope_user(principal, user_id), principal.user_id is None
-
-    def request(self, ctx: Context, question: str, depth: Depth, max_sources: int, sources: SourceKind | None,
-                budget: int | None, user_id: str | None) -> ResearchRequest:
-        if not question.strip():
-            raise UserError("The question is empty: ask something to research.")
-        user, _ = self.who(ctx, user_id)
-        req = ResearchRequest(question=question, depth=depth, max_sources=max_sources, sources=sources,
-                              budget=budget, user_id=user)
-        self.researcher.searched(sources)  # no key for web: refuse now, not inside a job
-        return req
-
-    def read_file(self, path: str) -> tuple[str, str, str]:
-        """(title, text, resolved path) of a file under the allowed roots."""
-        kind = SUFFIX_KINDS.get(Path(path).suffix.lower())
-        if kind is None:
-            raise UserError(f"Unsupported file type {Path(path).suffix or '(none)'!r}: use .txt, .md, .html or .pdf.")
-        target = allowed_file(path, self.settings, self.research.max_file_bytes)
-        out = extract(target.read_bytes(), kind)
-        return out.title or target.stem, out.text, str(target)
 
 
 def _job(status: JobStatus) -> CallToolResult:
@@ -123,7 +68,7 @@ def create_server(settings: Settings) -> ServerSpec:
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
     )
-    audit.install(mcp, settings, "research", forget_tool=None)  # the research server has no per-user forget
+    audit.install(mcp, settings, "research", forget_tool="research_forget_user")  # forget erases the trail too
 
     @mcp.tool()
     async def web_search(
@@ -135,14 +80,10 @@ def create_server(settings: Settings) -> ServerSpec:
         exclude_domains: Annotated[list[str] | None, Field(max_length=50)] = None,
     ) -> Annotated[CallToolResult, WebSearchResult]:
         """Search the web with Tavily (needs TAVILY_API_KEY). Results are cached for a while."""
-        if not query.strip():
-            raise UserError("The query is empty.")
         options = SearchOptions(max_results=max_results, topic=topic, time_range=time_range,
                                 include_domains=include_domains or [], exclude_domains=exclude_domains or [])
-        stats = CallStats()
-        hits = await app.web.search(query, options, stats=stats)
-        out = WebSearchResult(results=hits, query=query, cached=stats.cache_hits > 0)
-        return rendered(out, "\n".join(f"{h.title} — {h.url}" for h in hits) or "No results.")
+        out = await app.web_search(query, options)
+        return rendered(out, render_web_hits(out))
 
     @mcp.tool()
     async def web_extract(
@@ -151,43 +92,8 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, WebExtractResult]:
         """Read web pages as text: Tavily extract when a key is set, else (and as fallback) our own fetch,
         which refuses private, loopback and metadata addresses."""
-        for url in urls:  # every URL valid before any request
-            parse_url(url, app.fetcher.policy)
-        results: dict[str, ExtractedItem] = {}
-        failed: dict[str, str] = {}
-
-        def keep(url: str, title: str, text: str, via: str) -> None:
-            results[url] = ExtractedItem(url=url, title=title, text=text[:max_chars], chars=len(text),
-                                         truncated=len(text) > max_chars, via=via)  # type: ignore[arg-type]
-
-        if app.web.available:
-            try:
-                pages, bad = await app.web.extract(urls)
-                for p in pages:
-                    if p.text:
-                        keep(p.url, p.url, p.text, "tavily")
-                failed.update(bad)
-            except UserError as exc:
-                log.info("Tavily extract failed; fetching directly", extra={"fields": {"error": exc.__class__.__name__}})
-
-        async def fetch(url: str) -> None:
-            try:
-                page = await app.fetcher.fetch(url)
-                keep(url, page.title or url, page.text, "fetch")
-                failed.pop(url, None)
-            except UserError as exc:
-                failed[url] = str(exc)
-
-        async with anyio.create_task_group() as tg:
-            for url in urls:
-                if url not in results:
-                    tg.start_soon(fetch, url)
-        out = WebExtractResult(results=[results[u] for u in urls if u in results],
-                               failed=[FailedUrl(url=u, error=e) for u, e in failed.items() if u not in results])
-        if not out.results:
-            raise UserError("No page could be read: " + " | ".join(f"{f.url}: {f.error}" for f in out.failed))
-        text = "\n\n".join(f"# {r.title} ({r.url})\n{r.text[:500]}" for r in out.results)
-        return rendered(out, text + "".join(f"\nFailed: {f.url}: {f.error}" for f in out.failed))
+        out = await app.web_extract(urls, max_chars)
+        return rendered(out, render_extracted(out))
 
     @mcp.tool()
     async def research(
@@ -202,8 +108,8 @@ def create_server(settings: Settings) -> ServerSpec:
         """Research a question: plan sub-queries, search them in parallel, rank passages, and answer with [n]
         citations (or, without an LLM, return the evidence). Sends progress notifications; for long research
         use research_start."""
-        req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
-        result = await app.researcher.run(req, ctx.report_progress)
+        req = app.request(auth.caller(ctx), question, depth, max_sources, sources, budget, user_id)
+        result = await app.run(req, ctx.report_progress)
         return rendered(result, render_research(result))
 
     @mcp.tool()
@@ -217,16 +123,13 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, JobStatus]:
         """Start a research job that outlives this call; poll research_status, then research_result."""
-        req = app.request(ctx, question, depth, max_sources, sources, budget, user_id)
-        owner, _ = app.who(ctx, None)
-        job = app.jobs.start(req.question, owner, lambda progress: app.researcher.run(req, progress))
-        return _job(job.status())
+        principal = auth.caller(ctx)
+        return _job(app.start(principal, app.request(principal, question, depth, max_sources, sources, budget, user_id)))
 
     @mcp.tool()
     async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Where a research job is: state, stage, progress."""
-        owner, full = app.who(ctx, None)
-        return _job(app.jobs.get(job_id, owner, full).status())
+        return _job(app.job(auth.caller(ctx), job_id).status())
 
     @mcp.tool()
     async def research_result(
@@ -235,19 +138,13 @@ def create_server(settings: Settings) -> ServerSpec:
         wait_s: Annotated[float, Field(ge=0, le=50, description="Wait up to this long for a running job.")] = 0,
     ) -> Annotated[CallToolResult, JobResult]:
         """The result of a research job (state 'running' with no result yet if it is not finished)."""
-        owner, full = app.who(ctx, None)
-        job = app.jobs.get(job_id, owner, full)
-        await app.jobs.wait(job, wait_s)
-        out = app.jobs.result(job)
+        out = await app.result(auth.caller(ctx), job_id, wait_s)
         return rendered(out, render_research(out.result) if out.result else out.message)
 
     @mcp.tool()
     async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Cancel a running research job (provider calls in flight are abandoned)."""
-        owner, full = app.who(ctx, None)
-        job = app.jobs.get(job_id, owner, full)
-        await app.jobs.cancel(job)
-        return _job(job.status())
+        return _job(await app.cancel(auth.caller(ctx), job_id))
 
     @mcp.tool()
     async def corpus_add(
@@ -260,22 +157,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, CorpusAddResult]:
         """Add one document to the local corpus (exactly one of text, path, url); it is split into passages
         and indexed for dense + keyword search."""
-        given = [name for name, v in (("text", text), ("path", path), ("url", url)) if v is not None]
-        if len(given) != 1:
-            raise UserError("Give exactly one of text, path or url" + (f" (got {', '.join(given)})." if given else "."))
-        owner, _ = app.who(ctx, user_id)
-        if text is not None:
-            body, found_title, source, kind = text, "", "text", "text"
-        elif path is not None:
-            found_title, body, source = await anyio.to_thread.run_sync(app.read_file, path)
-            kind = "file"
-        else:
-            assert url is not None
-            page = await app.fetcher.fetch(url)
-            body, found_title, source, kind = page.text, page.title, page.url, "url"
-        name = (title or "").strip() or found_title.strip() or body.strip().split("\n", 1)[0][:80] or "untitled"
-        doc, duplicate = await app.corpus.add(body, name[:300], source, kind, owner)
-        added = CorpusAddResult(document=doc, duplicate=duplicate)
+        added = await app.corpus_add(auth.caller(ctx), text, path, url, title, user_id)
         return rendered(added, render_added(added))
 
     @mcp.tool()
@@ -286,12 +168,7 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusSearchResult]:
         """Search the local corpus: the best passages (dense + BM25, fused), each with its document."""
-        if not query.strip():
-            raise UserError("The query is empty.")
-        owner, _ = app.who(ctx, user_id)
-        started = time.perf_counter()
-        hits = await app.corpus.search([query], owner, limit)
-        found = CorpusSearchResult(results=hits, query=query, elapsed_ms=round((time.perf_counter() - started) * 1e3, 2))
+        found = await app.corpus_search(auth.caller(ctx), query, limit, user_id)
         return rendered(found, render_passages(found))
 
     @mcp.tool()
@@ -302,9 +179,7 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusListResult]:
         """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
-        owner, _ = app.who(ctx, user_id)
-        docs, nxt, total = await anyio.to_thread.run_sync(app.corpus.list, owner, limit, cursor)
-        listed = CorpusListResult(documents=docs, next_cursor=nxt, total=total)
+        listed = await app.corpus_list(auth.caller(ctx), limit, cursor, user_id)
         return rendered(listed, render_documents(listed))
 
     @mcp.tool()
@@ -314,13 +189,17 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusDeleteResult]:
         """Erase a document and all its passages from the corpus (storage is compacted)."""
-        owner, full = app.who(ctx, user_id)
-        deleted = CorpusDeleteResult(deleted=await app.corpus.delete(doc_id, owner, full and user_id is None))
+        deleted = await app.corpus_delete(auth.caller(ctx), doc_id, user_id)
         return rendered(deleted, render_deleted(deleted))
 
-    def health() -> dict[str, Any]:
-        return {"web": app.web.available, "llm": app.researcher.llm is not None, "jobs": len(app.jobs),
-                "embeddings": app.embedder.state}
+    @mcp.tool(annotations=DESTRUCTIVE)
+    async def research_forget_user(
+        ctx: Context, user_id: Annotated[params.NamedUserId, Field(description="The user to forget.")],
+    ) -> Annotated[CallToolResult, ResearchForgetResult]:
+        """Erase every trace of a user on this server: their corpus documents (passages and vectors, storage
+        compacted), their research jobs and results, and their activity record. Cannot be undone."""
+        forgot = await app.forget_user(auth.caller(ctx), user_id)
+        return rendered(forgot, render_forgot(forgot))
 
-    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=health,
+    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=app.health,
                       ready=lambda: app.embedder.ready)

@@ -6,7 +6,7 @@ import logging
 import re
 from collections.abc import Sequence
 
-from mcp_servers.core.llm import LLM
+from mcp_servers.core.llm import CONFIGURE, LLM
 
 from .models import Source
 
@@ -14,8 +14,8 @@ log = logging.getLogger(__name__)
 
 _CITE = re.compile(r"\[(\s*\d+(?:\s*(?:[,;]|[-–])\s*\d+)*\s*)\]")
 EVIDENCE_NOTE = (
-    "No LLM is configured for this server (set ALPHAAVATAR_LLM_MODEL and an OpenAI-compatible endpoint to "
-    "get a written answer), so this is an evidence bundle: the ranked sources and their best passages. "
+    f"No LLM is configured for this server ({CONFIGURE} to get a written answer), so this is an evidence "
+    "bundle: the ranked sources and their best passages. "
     "Write the answer yourself from these passages and cite each claim with its source number as [n]."
 )
 ANSWER_NOTE = "Every [n] in the answer refers to sources[n-1]; citations to no source were removed."

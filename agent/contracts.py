@@ -1,0 +1,192 @@
+"""What the agent relies on from the servers: the names of the tools it calls, and views of the
+outputs it reads.
+
+The agent reaches the servers only through MCP and imports none of their models: these views
+are its own, with only the fields it reads (anything else in an output is ignored). A server
+that renames or retypes one of them breaks tests/test_agent_contracts.py, which checks every
+view against the live server's published outputSchema and every name against its tools/list,
+instead of silently breaking the agent.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+# -- tool names -------------------------------------------------------------------------------
+# memory
+MEMORY_SEARCH = "memory_search"
+MEMORY_ADD = "memory_add"
+MEMORY_REASSIGN_USER = "memory_reassign_user"
+TOOL_CALL_RECORD = "tool_call_record"
+TOOL_EXPERIENCE_SEARCH = "tool_experience_search"
+# persona
+SPEAKER_IDENTIFY = "speaker_identify"
+IDENTIFY = "identify"  # voice and face together
+PROFILE_GET = "profile_get"
+USER_LIST = "user_list"
+USER_RENAME = "user_rename"
+USER_MERGE = "user_merge"
+# character
+CHARACTER_STATE = "character_state"
+CHARACTER_EXPRESS = "character_express"
+CHARACTER_SPEAK = "character_speak"
+# research (shown to the LLM up front by default)
+RESEARCH = "research"
+WEB_SEARCH = "web_search"
+
+TOOLS = (MEMORY_SEARCH, MEMORY_ADD, MEMORY_REASSIGN_USER, TOOL_CALL_RECORD, TOOL_EXPERIENCE_SEARCH,
+         SPEAKER_IDENTIFY, IDENTIFY, PROFILE_GET, USER_LIST, USER_RENAME, USER_MERGE,
+         CHARACTER_STATE, CHARACTER_EXPRESS, CHARACTER_SPEAK, RESEARCH, WEB_SEARCH)
+
+Verdict = Literal["known", "uncertain", "unknown"]
+
+
+class View(BaseModel):
+    """A view of one server output: the fields the agent reads; the rest is ignored."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+# -- memory -----------------------------------------------------------------------------------
+class Memory(View):
+    id: str
+    content: str
+    occurred_at: str | None = None
+    score: float | None = None
+
+
+class MemorySearch(View):
+    """memory_search"""
+
+    results: list[Memory] = Field(default_factory=list)
+
+
+class Experience(View):
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    outcome: str | None = None
+    success: bool
+
+
+class ExperienceSearch(View):
+    """tool_experience_search"""
+
+    results: list[Experience] = Field(default_factory=list)
+
+
+# -- persona: who is speaking -----------------------------------------------------------------
+class Candidate(View):
+    user_id: str
+    score: float
+
+
+class Match(View):
+    """One modality's identification (a face in `identify`)."""
+
+    decision: Verdict
+    user_id: str | None = None
+    name: str | None = None
+    provisional: bool | None = None
+    score: float | None = None
+    unknown_below: float
+    candidates: list[Candidate] = Field(default_factory=list)
+
+    def resembles(self) -> list[str]:
+        """The users it came close to: candidates at or above the 'unknown' level."""
+        return [c.user_id for c in self.candidates if c.score >= self.unknown_below]
+
+
+class VoiceMatch(Match):
+    """speaker_identify (and the voice part of `identify`)."""
+
+    created_user_id: str | None = None
+
+
+class Identification(View):
+    """identify: the fused verdict, and each modality's own."""
+
+    decision: Verdict
+    user_id: str | None = None
+    name: str | None = None
+    score: float | None = None
+    created_user_id: str | None = None
+    voice: VoiceMatch | None = None
+    face: Match | None = None
+
+    @classmethod
+    def of_voice(cls, voice: VoiceMatch) -> Identification:
+        """A voice-only identification (speaker_identify) in the same shape."""
+        return cls(decision=voice.decision, user_id=voice.user_id, name=voice.name, score=voice.score,
+                   created_user_id=voice.created_user_id, voice=voice)
+
+
+class UserRef(View):
+    user_id: str
+    name: str
+
+
+class UserPage(View):
+    """user_list"""
+
+    users: list[UserRef]
+    next_cursor: str | None = None
+
+
+# -- persona: profiles ------------------------------------------------------------------------
+class Fact(View):
+    value: Any
+
+
+class Identity(View):
+    name: Fact | None = None
+    preferred_name: Fact | None = None
+    pronouns: Fact | None = None
+    languages: list[Fact] = Field(default_factory=list)
+    location: Fact | None = None
+    time_zone: Fact | None = None
+    occupation: Fact | None = None
+
+
+class Profile(View):
+    """profile_get: every section goes into the turn's context, values only."""
+
+    user_id: str
+    name: str
+    provisional: bool
+    identity: Identity
+    preferences: list[Fact] = Field(default_factory=list)
+    relationships: list[Fact] = Field(default_factory=list)
+    goals: list[Fact] = Field(default_factory=list)
+    routines: list[Fact] = Field(default_factory=list)
+    important_dates: list[Fact] = Field(default_factory=list)
+    communication_style: Fact | None = None
+    accessibility_notes: list[Fact] = Field(default_factory=list)
+    custom: dict[str, Fact] = Field(default_factory=dict)
+
+    def plain(self) -> dict[str, Any]:
+        """The profile for the LLM's context: each fact as its value, empty sections left out."""
+        return _plain(self.model_dump(exclude_none=True))
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        if set(value) == {"value"}:  # a Fact
+            return value["value"]
+        out = {k: _plain(v) for k, v in value.items()}
+        return {k: v for k, v in out.items() if v not in (None, "", [], {})}
+    if isinstance(value, list):
+        return [c for c in (_plain(v) for v in value) if c not in (None, "", [], {})]
+    return value
+
+
+# The output each tool is read through (tests/test_agent_contracts.py checks them all).
+VIEWS: dict[str, type[View]] = {
+    MEMORY_SEARCH: MemorySearch,
+    TOOL_EXPERIENCE_SEARCH: ExperienceSearch,
+    SPEAKER_IDENTIFY: VoiceMatch,
+    IDENTIFY: Identification,
+    USER_LIST: UserPage,
+    PROFILE_GET: Profile,
+}
