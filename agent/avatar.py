@@ -15,7 +15,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -75,6 +75,7 @@ class AvatarAgent(Agent):
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
         self._task_text: str | None = None
+        self._on_text: Callable[[str], None] | None = None  # the typed turn's reply text, as it streams
         self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
         self._filler_task: asyncio.Task[None] | None = None
         self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
@@ -249,11 +250,16 @@ class AvatarAgent(Agent):
                        identity=self.hooks.settler.note() if self.hooks.settler else None)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
-    async def text_turn(self, text: str) -> str:
-        """One typed user turn; returns the reply text."""
+    async def text_turn(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
+        """One typed user turn; returns the reply text. `on_text` gets the reply's text piece by
+        piece as the LLM produces it (emotion tags already removed), for a client that streams it."""
         message = llm.ChatMessage(role="user", content=[text])
-        handle = self.session.generate_reply(user_input=message)
-        await handle
+        self._on_text = on_text
+        try:
+            handle = self.session.generate_reply(user_input=message)
+            await handle
+        finally:
+            self._on_text = None
         if handle.exception() is not None:
             raise handle.exception()  # type: ignore[misc]
         return _reply_after(self.session.history, message.id)
@@ -269,6 +275,13 @@ class AvatarAgent(Agent):
 
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
                        model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
+        async for chunk in self._llm_chunks(chat_ctx, tools, model_settings):
+            if self._on_text is not None and (piece := _text_of(chunk)):
+                self._on_text(piece)
+            yield chunk
+
+    async def _llm_chunks(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
+                          model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
         await self._inject(chat_ctx)
         after_tools = bool(chat_ctx.items) and chat_ctx.items[-1].type == "function_call_output"
         self.status.emit("finalizing" if after_tools else "thinking")
@@ -351,6 +364,12 @@ class AvatarAgent(Agent):
     def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
         if self.character.active:  # else speak() drops it: do not resample the sentence for nothing
             self.character.speak(text, to_wav16k(frames) if self.character.cfg.lip_sync else None)
+
+
+def _text_of(chunk: llm.ChatChunk | str) -> str:
+    if isinstance(chunk, str):
+        return chunk
+    return (chunk.delta.content or "") if chunk.delta is not None else ""
 
 
 def _reply_after(history: llm.ChatContext, message_id: str) -> str:

@@ -100,9 +100,11 @@ Admit = Callable[[WebSocket], bool]  # may this connection watch the character?
 class Hub:
     """Publishes events in `seq` order to every subscriber; keeps the state a late joiner needs."""
 
-    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE, admit: Admit | None = None):
+    def __init__(self, queue_size: int = DEFAULT_QUEUE_SIZE, admit: Admit | None = None,
+                 subprotocol: str | None = None):
         self.queue_size = queue_size
         self.admit = admit
+        self.subprotocol = subprotocol  # answered when a page offers it (its token rides beside it)
         self._seq = count(1)
         self._subs: list[Subscriber] = []
         self._snapshot: dict[str, _Slot] = {}
@@ -153,7 +155,8 @@ class Hub:
         if self.admit is not None and not self.admit(websocket):
             await websocket.close(code=4403, reason="not allowed to watch this character")
             return
-        await websocket.accept()
+        offered = websocket.scope.get("subprotocols") or []
+        await websocket.accept(subprotocol=self.subprotocol if self.subprotocol in offered else None)
         client = websocket.client
         sub = self.subscribe(f"{client.host}:{client.port}" if client else "renderer", kind="websocket")
         sender = asyncio.create_task(self._send_loop(websocket, sub))

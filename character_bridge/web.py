@@ -20,6 +20,8 @@ CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' 
        "base-uri 'none'; form-action 'none'; frame-ancestors 'self'")
 ASSETS = {"index.html": "text/html; charset=utf-8", "viewer.js": "text/javascript; charset=utf-8",
           "viewer.css": "text/css; charset=utf-8"}
+# The page's own files: code, no data, so they load without a token (the hub's stream needs one).
+PUBLIC = {name: "/" if name == "index.html" else f"/{name}" for name in ASSETS}
 
 
 def _asset(name: str) -> Route:
@@ -28,7 +30,7 @@ def _asset(name: str) -> Route:
                             headers={"Cache-Control": "no-cache", "Content-Security-Policy": CSP,
                                      "X-Content-Type-Options": "nosniff"})
 
-    return Route("/" if name == "index.html" else f"/{name}", serve, methods=["GET", "HEAD"])
+    return Route(PUBLIC[name], serve, methods=["GET", "HEAD"])
 
 
 def routes(hub: Hub) -> list[BaseRoute]:

@@ -62,6 +62,10 @@ class Lines:
                 return line.strip()
 
 
+def _write(piece: str) -> None:
+    print(piece, end="", flush=True)
+
+
 async def chat(config_path: Path, user: str | None, overrides: list[str], verbose: bool) -> int:
     config = load_config(config_path, overrides)
     user_id = user or getpass.getuser()
@@ -77,13 +81,17 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
         if lines.interactive:
             print(f"{config.avatar.name} is listening as {user_id} (Ctrl-D to quit).", file=sys.stderr)
         while (text := await lines.next("you> ")) is not None:
+            if lines.interactive:  # the reply is written as the LLM produces it
+                print(f"{config.avatar.name}> ", end="", flush=True)
             try:
-                reply = await runtime.agent.text_turn(text)
+                reply = await runtime.agent.text_turn(text, _write if lines.interactive else None)
             except Exception as exc:  # an LLM outage must not end the chat
                 log.warning("turn failed: %r", exc)
                 reply = f"(no reply: {llm_failed(exc)})"
+                if lines.interactive:
+                    _write(reply)
             if lines.interactive:
-                print(f"{config.avatar.name}> {reply}", flush=True)
+                print(flush=True)
             else:
                 print(" ".join(reply.split()), flush=True)
     finally:

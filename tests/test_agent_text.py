@@ -299,3 +299,41 @@ async def test_hub_over_streamable_http_with_a_bearer_token(tmp_path: Path) -> N
             assert added["results"][0]["event"] == "ADD"
         finally:
             await hub.aclose()
+
+
+def test_chat_command_on_a_terminal_writes_the_reply_as_it_streams(tmp_path: Path) -> None:
+    """On a terminal (a pty here) `alphaavatar chat` writes the reply piece by piece, as the LLM
+    streams it: some read of the terminal holds the reply's start without its end."""
+    import pty
+    import select
+
+    reply = "You live in Lisbon, near the river, and you play the cello."
+    with FakeOpenAI(lambda body: Reply(content=reply, gap=0.2)) as llm:
+        path = tmp_path / "agent.yaml"
+        path.write_text(f'llm: {{provider: openai, model: fake, base_url: "{llm.base_url}", api_key: k}}\n'
+                        "mcp_servers: []\ncharacter: {enabled: false}\n", encoding="utf-8")
+        master, slave = pty.openpty()
+        proc = subprocess.Popen([ALPHAAVATAR, "chat", str(path), "--user", "ivy"], stdin=slave, stdout=slave,
+                                stderr=slave, env=server_env(tmp_path))  # input() prompts on stderr
+        os.close(slave)
+        seen, snapshots = "", []
+
+        def read_until(wanted: str) -> None:
+            nonlocal seen
+            while wanted not in seen:
+                ready, _, _ = select.select([master], [], [], 120)
+                assert ready, f"the terminal never showed {wanted!r}: {seen!r}"
+                seen += os.read(master, 4096).decode(errors="replace")
+                snapshots.append(seen)
+
+        try:
+            read_until("you> ")
+            os.write(master, b"Where do I live?\n")
+            read_until(reply)
+            read_until("you> ")
+            os.write(master, b"\x04")  # Ctrl-D: the chat ends
+            assert proc.wait(60) == 0
+        finally:
+            proc.kill()
+            os.close(master)
+    assert any(reply[:12] in s and reply not in s for s in snapshots), snapshots

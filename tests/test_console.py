@@ -3,7 +3,8 @@
 
 Each change made through the pages is confirmed through an MCP client of our own; a user token
 sees only its user (another user's secrets never show in a page or in any response the page
-fetched); a voice enrolled from Chromium's fake microphone is then identified over MCP.
+fetched); a voice enrolled from Chromium's fake microphone and a face from its fake camera are then
+identified over MCP; chat replies stream in, and the owner watches the character speak them.
 The helpers here are shared with bench/console.py.
 """
 
@@ -23,7 +24,7 @@ import soundfile as sf
 from mcp import ClientSession
 from mcp.types import Implementation
 
-from tests.datasets import FACES, digits_of, file_b64, needs_fsdd, wav_b64
+from tests.datasets import FACES, digits_of, file_b64, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import call, http_server, ok, server_env
 from tests.test_character_browser import chromium, needs_chromium
@@ -33,6 +34,16 @@ OWNER, ALICE, BOB, CAROL, DAN = ("owner-token-5f1c", "alice-token-93ad", "bob-to
                                  "dan-token-41e9")
 USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan"}
 BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
+CHAT_REPLY = "You drink green tea, as far as I remember."
+
+# Every text the chat's last reply showed, in order (the page's own updates, seen by a MutationObserver).
+WATCH_REPLY = """
+window.__replies = [];
+new MutationObserver(() => {
+  const shown = [...document.querySelectorAll('#chat .reply-text')].pop();
+  const last = window.__replies[window.__replies.length - 1];
+  if (shown && shown.textContent !== last) window.__replies.push(shown.textContent);
+}).observe(document.getElementById('chat'), {subtree: true, childList: true, characterData: true});"""
 
 # Every fetch() the page makes keeps its response text, so a test can read what reached the browser.
 RECORD_FETCH = """
@@ -48,7 +59,7 @@ def llm_reply(body: dict[str, Any]) -> Reply:
     """The fake LLM: the agent's chat turns get a line; the memory server's extraction, empty JSON."""
     system = str(body.get("messages", [{}])[0].get("content", ""))
     if system.startswith("You are Alpha"):
-        return Reply(content="You drink green tea, as far as I remember.")
+        return Reply(content=CHAT_REPLY, gap=0.15)  # several pieces, far enough apart to be read one by one
     return Reply(content=json.dumps({"memory": []} if "long-term memory" in system else {"facts": []}))
 
 
@@ -368,11 +379,119 @@ async def test_chat_with_the_agent_shows_why_it_said_that(up: str, llm: FakeOpen
     with browser() as driver:
         sign_in(driver, up, DAN)
         page(driver, "avatar")
+        driver.execute_script(WATCH_REPLY)
         by(driver, "#chat-text").send_keys("What do I drink in the morning?")
         by(driver, "#chat-send").click()
-        wait(driver, lambda: "You drink green tea" in by(driver, "#chat").text, within=120, what="the agent's reply")
+        wait(driver, lambda: by(driver, ".why summary"), within=120, what="the agent's whole reply")
+        shown = [t for t in driver.execute_script("return window.__replies") if t]
+        assert shown[-1] == CHAT_REPLY == by(driver, "#chat .reply-text").text
+        partial = [t for t in shown[:-1] if CHAT_REPLY.startswith(t)]
+        assert len(partial) >= 2 and partial == shown[:-1], shown  # the reply streamed in, piece by piece
         by(driver, ".why summary").click()
         assert "Dan drinks green tea every morning" in by(driver, ".why-memories").text
     sent = [json.dumps(b) for b in llm.requests if "What do I drink" in json.dumps(b)]
     assert sent and "Dan drinks green tea every morning" in sent[0]  # the memory was in the LLM's context
     assert not any(s in "".join(sent) for s in BOB_SECRETS)  # and nobody else's
+
+
+def viewer_state(driver: Any) -> dict[str, Any]:
+    """The embedded viewer's drawing state (its <svg> data attributes), read inside its frame."""
+    driver.switch_to.frame(by(driver, "#viewer"))
+    try:
+        return dict(driver.execute_script("return {...document.getElementById('avatar').dataset}"))
+    finally:
+        driver.switch_to.default_content()
+
+
+@needs_chromium
+async def test_owner_watches_the_character_with_a_token_never_in_a_url(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "avatar")
+        assert by(driver, "#viewer").get_attribute("src") == f"{up}/character/"
+        wait(driver, lambda: viewer_state(driver)["connected"] == "true", what="the viewer connected with the token")
+        async with mcp(up, "character", OWNER) as s:
+            await ok(s, "character_express", {"emotion": "surprised"})
+        wait(driver, lambda: viewer_state(driver)["emotion"] == "surprised", what="the expression in the viewer")
+        urls = driver.execute_script("return performance.getEntries().map(e => e.name)")
+        driver.switch_to.frame(by(driver, "#viewer"))
+        urls += driver.execute_script("return [location.href, ...performance.getEntries().map(e => e.name)]")
+        driver.switch_to.default_content()
+        assert not any(OWNER in u for u in urls), urls
+
+        by(driver, "#signout").click()
+        sign_in(driver, up, DAN)  # a user token: the page says whose the character is
+        page(driver, "avatar")
+        assert "takes the owner's token" in by(driver, "#viewer-owners").text
+        assert not driver.find_elements("css selector", "#viewer")
+
+    with browser() as driver:  # the viewer on its own: it asks for the owner's token, refuses a user's
+        driver.get(f"{up}/character/")
+        wait(driver, lambda: by(driver, "#signin").is_displayed(), what="the viewer's sign-in")
+        by(driver, "#token").send_keys(DAN)
+        by(driver, "#token").submit()
+        wait(driver, lambda: "refused this token" in by(driver, "#why").text, what="a user token refused")
+        assert by(driver, "svg#avatar").get_attribute("data-connected") == "false"
+        by(driver, "#token").send_keys(OWNER)
+        by(driver, "#token").submit()
+        wait(driver, lambda: by(driver, "svg#avatar").get_attribute("data-connected") == "true", what="the owner watching")
+        assert not by(driver, "#signin").is_displayed()
+        assert driver.current_url == f"{up}/character/"
+
+
+
+@needs_chromium
+async def test_owners_chat_makes_the_character_speak(up: str) -> None:
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "avatar")
+        wait(driver, lambda: viewer_state(driver)["connected"] == "true", what="the viewer connected")
+        before = viewer_state(driver).get("utterance", "")
+        by(driver, "#chat-text").send_keys("What do I drink in the morning?")
+        by(driver, "#chat-send").click()
+        wait(driver, lambda: by(driver, ".why summary"), within=120, what="the agent's reply")
+        utterance = wait(driver, lambda: (u := viewer_state(driver).get("utterance")) != before and u,
+                         what="the character speaking the reply in the viewer")
+    async with mcp(up, "character", OWNER) as s:
+        events = (await ok(s, "character_status", {}))["last_events"]
+    spoken = [e for e in events if e["kind"] == "speech" and e.get("utterance_id") == utterance]
+    assert spoken and spoken[0]["text"] == CHAT_REPLY and spoken[0]["visemes"] > 0, events
+
+
+def camera_file(photo: Path, out: Path, frames: int = 5) -> Path:
+    """A Y4M clip (640x480, 4:2:0) of `photo` letterboxed, for Chromium's fake camera to loop."""
+    from PIL import Image
+
+    width, height = 640, 480
+    image = Image.open(photo).convert("RGB")
+    image.thumbnail((width, height))
+    canvas = Image.new("RGB", (width, height), (128, 128, 128))
+    canvas.paste(image, ((width - image.width) // 2, (height - image.height) // 2))
+    y, cb, cr = canvas.convert("YCbCr").split()
+    planes = y.tobytes() + cb.resize((width // 2, height // 2)).tobytes() + cr.resize((width // 2, height // 2)).tobytes()
+    out.write_bytes(f"YUV4MPEG2 W{width} H{height} F10:1 Ip A1:1 C420jpeg\n".encode() + (b"FRAME\n" + planes) * frames)
+    return out
+
+
+@needs_chromium
+@needs_faces
+async def test_face_enrolled_from_the_camera_is_identified(up: str, tmp_path: Path) -> None:
+    # Rose Leslie (the voice test enrolls Obama's face): the camera frame is the photo letterboxed,
+    # re-encoded by Chromium's capture and the page's canvas; identified from the original file
+    clip = camera_file(FACES / "rose_leslie" / "rose_leslie_1.jpg", tmp_path / "camera.y4m")
+    flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
+             f"--use-file-for-fake-video-capture={clip}")
+    with browser(*flags) as driver:
+        sign_in(driver, up, OWNER)
+        page(driver, "people")
+        by(driver, "#new-user").send_keys("Rose")
+        by(driver, "#create-user").click()
+        wait(driver, lambda: by(driver, "#person-h").text.startswith("Rose"), what="the new person's page")
+        user_id = by(driver, "article.person").get_attribute("data-user")
+        by(driver, "#camera-face").click()
+        wait(driver, lambda: by(driver, "#face-count").text == "1", within=120, what="the face enrolled from the camera")
+    async with mcp(up, "persona", OWNER) as s:
+        faces = (await ok(s, "face_identify", {"image": file_b64(FACES / "rose_leslie" / "rose_leslie_1.jpg")}))["faces"]
+        assert faces[0]["decision"] == "known" and faces[0]["user_id"] == user_id, faces
+        stranger = (await ok(s, "face_identify", {"image": file_b64(FACES / "biden" / "biden_1.jpg")}))["faces"]
+        assert stranger[0]["user_id"] != user_id, stranger

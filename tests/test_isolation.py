@@ -10,6 +10,7 @@ here before it can ship — and is then covered without anyone adding it to a li
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -197,6 +198,12 @@ async def test_bob_sees_and_changes_nothing_of_alice_on_any_surface(tmp_path: Pa
     assert "request_id" in logged  # the log is there, at DEBUG, and holds no token
     for token in ("owner-token", *TOKENS):
         assert token not in logged, f"{token} appears in the server log"
+        assert bearer(token)[1] not in logged, f"{token} appears base64url-encoded in the server log"
+
+
+def bearer(token: str) -> list[Any]:
+    """The WebSocket subprotocols a browser page offers to carry `token` (base64url, unpadded)."""
+    return ["alphaavatar.bearer", base64.urlsafe_b64encode(token.encode()).decode().rstrip("=")]
 
 
 async def hub_answer(url: str, **kw: Any) -> str:
@@ -215,10 +222,14 @@ async def assert_hub_is_the_owners(base: str) -> None:
     ws = base.replace("http://", "ws://") + "/character/ws"
     async with http_session(f"{base}/character/mcp", "owner-token") as s:
         await ok(s, "character_express", {"emotion": "happy"})
-    assert (await hub_answer(f"{ws}?token=tokB")).startswith(("closed 4403", "http 403"))
+    assert (await hub_answer(ws, subprotocols=bearer("tokB"))).startswith(("closed 4403", "http 403"))
     assert (await hub_answer(ws)).startswith(("closed 4401", "http 403"))
-    assert '"kind"' in await hub_answer(f"{ws}?token=owner-token")
-    foreign = await hub_answer(f"{ws}?token=owner-token", origin="http://evil.example")  # type: ignore[arg-type]
+    assert (await hub_answer(f"{ws}?token=owner-token")).startswith(("closed 4401", "http 403"))  # never in a URL
+    assert (await hub_answer(ws, subprotocols=["alphaavatar.bearer", "bm9wZQ"])).startswith(("closed 4401", "http 403"))
+    async with websockets.connect(ws, subprotocols=bearer("owner-token"), open_timeout=10) as watching:
+        assert watching.subprotocol == "alphaavatar.bearer"  # the answer names the scheme, never the token
+        assert '"kind"' in str(await asyncio.wait_for(watching.recv(), 10))
+    foreign = await hub_answer(ws, subprotocols=bearer("owner-token"), origin="http://evil.example")
     assert foreign.startswith(("closed 4403", "http 403"))
     rebound = httpx.get(f"{base}/healthz", headers={"Host": "evil.example:80"})
     assert rebound.status_code == 421

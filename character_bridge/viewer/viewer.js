@@ -169,14 +169,38 @@
     requestAnimationFrame(frame);
   }
 
+  // With tokens configured the hub needs the owner's. It never goes in a URL: the page offers it as a
+  // WebSocket subprotocol beside "alphaavatar.bearer" (the hub answers with that one). The token is
+  // typed here (kept apart from the console's, so typing one here never signs the console in) or the
+  // console's (sessionStorage, shared with this page when the console embeds it).
+  const OWN_KEY = "alphaavatar.viewer-token", CONSOLE_KEY = "alphaavatar.token";
+  const b64url = (text) => btoa(String.fromCharCode(...new TextEncoder().encode(text)))
+    .replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
+  $("signin").addEventListener("submit", (e) => {
+    e.preventDefault();
+    sessionStorage.setItem(OWN_KEY, $("token").value.trim());
+    $("token").value = "";
+    $("signin").hidden = true;
+  });
+
+  function refused(token) {
+    $("why").textContent = token
+      ? "The hub refused this token. The character is the avatar's shared stage, seen by everyone it talks to: "
+        + "watching it takes the owner's token (ALPHAAVATAR_TOKEN), not a user-scoped one."
+      : "Tokens are configured: watching the character takes the owner's token (ALPHAAVATAR_TOKEN).";
+    $("signin").hidden = false;
+  }
+
   function connect(delay) {
     const url = new URL("ws", location.href);
     url.protocol = location.protocol === "https:" ? "wss:" : "ws:";
-    const token = new URLSearchParams(location.search).get("token");
-    if (token) url.search = "?token=" + encodeURIComponent(token);
-    const ws = new WebSocket(url);
+    const token = sessionStorage.getItem(OWN_KEY) || sessionStorage.getItem(CONSOLE_KEY);
+    const ws = token ? new WebSocket(url, ["alphaavatar.bearer", b64url(token)]) : new WebSocket(url);
+    let opened = false;
     ws.onopen = () => {
+      opened = true;
       hooks.connected = true; svg.dataset.connected = "true"; delay = 500;
+      $("signin").hidden = true;
       $("label").textContent = "connected";
       ws.send(JSON.stringify({ type: "hello", name: "viewer" }));
     };
@@ -192,6 +216,7 @@
     ws.onclose = () => {
       hooks.connected = false; svg.dataset.connected = "false"; hooks.reconnects++;
       $("label").textContent = "reconnecting…";
+      if (!opened) refused(token);
       setTimeout(() => connect(Math.min(delay * 2, 5000)), delay);
     };
   }

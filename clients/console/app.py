@@ -13,6 +13,7 @@ import binascii
 import hashlib
 import hmac
 import json
+import logging
 import os
 import secrets
 import uuid
@@ -32,6 +33,7 @@ from .chat import Chats
 from .export import ExportError, check, export_stream
 from .mcp_client import SERVERS, call, session
 
+log = logging.getLogger(__name__)
 STATIC = Path(__file__).with_name("static")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data: blob:; "
        "media-src 'self' blob:; connect-src 'self'; frame-src 'self'; base-uri 'none'; form-action 'none'; "
@@ -195,7 +197,10 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
         return JSONResponse(body)
 
     async def chat(request: Request) -> Response:
-        """One typed turn with the agent (needs an LLM); the reply and what was in its context."""
+        """One typed turn with the agent (needs an LLM), streamed as NDJSON: `{"delta"}` lines as the
+        LLM writes, then one line with the reply and what was in its context (or `{"error"}`).
+        NDJSON over a POST rather than an EventSource, so the token stays in a header and the CSRF
+        checks of every other change apply."""
         if not settings.llm_enabled:
             return _error(409, "Chat needs an LLM: set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY.")
         try:
@@ -207,10 +212,15 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
         user = p.user_id or (user if isinstance(user, str) and user else "default")
         if not text or len(text) > 4000:
             return _error(400, "Type between 1 and 4,000 characters.")
-        try:
-            return JSONResponse(await chats.turn(token_of(request), p.user_id is None, user, text))
-        except Exception as exc:  # an LLM outage is an answer, not a crash
-            return _error(502, f"The agent could not answer: {exc}")
+        async def lines() -> AsyncIterator[str]:
+            try:
+                async for event in chats.turn(token_of(request), p.user_id is None, user, text):
+                    yield json.dumps(event) + "\n"
+            except Exception as exc:  # an LLM outage is an answer, not a crash
+                log.warning("chat turn failed: %s", exc.__class__.__name__)
+                yield json.dumps({"error": f"The agent could not answer: {exc}"}) + "\n"
+
+        return StreamingResponse(lines(), media_type="application/x-ndjson")
 
     return [
         Route("/", guarded(index, api=False)),

@@ -1,6 +1,7 @@
 """Chat with the agent from the console: the same agent as `alphaavatar chat` (typed turns, recall,
 memory writes, the character), one conversation per signed-in token and user, reaching the servers
-of this process over MCP with that token. Each reply comes with what was put in its context."""
+of this process over MCP with that token. A reply streams as the LLM produces it, then comes what
+was put in its context."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import contextlib
 import hashlib
 import logging
 from collections import OrderedDict
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +26,7 @@ INSTRUCTIONS = ("You are Alpha, a warm and concise assistant with a long-term me
 class Conversation:
     runtime: Any  # agent.pipeline.Runtime (imported on first chat: the agent is a heavy import)
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    running: asyncio.Task[str] | None = None  # a turn whose reader left early still finishes first
 
 
 class Chats:
@@ -71,14 +74,27 @@ class Chats:
             self._open.move_to_end(key)
             return self._open[key]
 
-    async def turn(self, token: str | None, owner: bool, user_id: str, text: str) -> dict[str, Any]:
-        """One typed turn: the reply, and the memories and profile that were in its context."""
+    async def turn(self, token: str | None, owner: bool, user_id: str, text: str) -> AsyncIterator[dict[str, Any]]:
+        """One typed turn: `{"delta": text}` events as the reply streams, then the reply and the
+        memories and profile that were in its context."""
         conv = await self._conversation(token, owner, user_id)
         async with conv.lock:
-            reply = await conv.runtime.agent.text_turn(text)
-            prep = conv.runtime.agent.last_prep
+            if conv.running is not None:
+                await asyncio.wait([conv.running])
+            deltas: asyncio.Queue[str] = asyncio.Queue()
+            task = conv.running = asyncio.create_task(conv.runtime.agent.text_turn(text, deltas.put_nowait))
+            while not task.done() or not deltas.empty():
+                getter = asyncio.ensure_future(deltas.get())
+                try:
+                    await asyncio.wait([getter, task], return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    got = getter.done()
+                    getter.cancel()  # a no-op once it has its piece
+                if got:
+                    yield {"delta": getter.result()}
+            reply, prep = task.result(), conv.runtime.agent.last_prep
         recall = prep.recall if prep is not None else None
-        return {"reply": reply, "user_id": user_id,
-                "memories": [m.model_dump() for m in (recall.memories if recall else [])],
-                "profile": recall.profile if recall else None,
-                "late": recall.late if recall else [], "failed": recall.failed if recall else []}
+        yield {"reply": reply, "user_id": user_id,
+               "memories": [m.model_dump() for m in (recall.memories if recall else [])],
+               "profile": recall.profile if recall else None,
+               "late": recall.late if recall else [], "failed": recall.failed if recall else []}

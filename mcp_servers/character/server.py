@@ -33,7 +33,7 @@ from character_bridge.protocol import (
     _Event,
 )
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
-from character_bridge.web import routes
+from character_bridge.web import PUBLIC, routes
 from mcp_servers.core import auth
 from mcp_servers.core.app import READ_ONLY, new_server
 from mcp_servers.core.errors import UserError
@@ -85,7 +85,7 @@ def owner_watching(websocket: WebSocket) -> bool:
 
 def create_server(settings: Settings) -> ServerSpec:
     cfg = CharacterSettings()
-    hub = Hub(queue_size=cfg.queue_size, admit=owner_watching)
+    hub = Hub(queue_size=cfg.queue_size, admit=owner_watching, subprotocol=auth.BEARER_SUBPROTOCOL)
     performer = Performer(hub)
     adapters: list[Adapter] = []
     if cfg.airi_url:
@@ -231,4 +231,5 @@ def create_server(settings: Settings) -> ServerSpec:
     def health() -> dict[str, object]:
         return {"renderers": hub.stats()["renderers"], "adapters": {a.name: a.connected for a in adapters}}
 
-    return ServerSpec(name="character", mcp=mcp, routes=routes(hub), startup=startup, shutdown=shutdown, health=health)
+    return ServerSpec(name="character", mcp=mcp, routes=routes(hub), public=tuple(PUBLIC.values()), startup=startup,
+                      shutdown=shutdown, health=health)

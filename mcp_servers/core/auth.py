@@ -8,13 +8,14 @@ user who started the process (the runner marks the stdio task with `local_owner`
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hmac
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs
 
 from mcp.types import CallToolResult, TextContent
 from starlette.responses import JSONResponse
@@ -33,6 +34,7 @@ class Principal:
 
 FULL_ACCESS = Principal()
 SCOPE_KEY = "alphaavatar.principal"  # where the middleware leaves the verified principal
+BEARER_SUBPROTOCOL = "alphaavatar.bearer"  # a browser's WebSocket offers [this, base64url(token)]
 _local_owner: ContextVar[bool] = ContextVar("alphaavatar_local_owner", default=False)
 
 
@@ -51,6 +53,24 @@ def _bearer(headers: Any) -> str | None:
     if not value or not value.lower().startswith("bearer "):
         return None
     return str(value[7:].strip())
+
+
+def _subprotocol_bearer(headers: dict[str, str]) -> str | None:
+    """The token a browser's WebSocket carries as the subprotocol after `BEARER_SUBPROTOCOL`.
+
+    Browsers cannot set headers on a WebSocket, and a token in the URL ends up in histories and
+    access logs. So the page offers two subprotocols, `alphaavatar.bearer` and the token in
+    base64url (as Kubernetes' `base64url.bearer.authorization.k8s.io.` does), and the endpoint
+    answers with the first, non-secret one. Chosen over a single-use ticket from a POST: no state to
+    keep or expire, no second request, and the token stays in headers end to end."""
+    offered = [p.strip() for p in headers.get("sec-websocket-protocol", "").split(",")]
+    if BEARER_SUBPROTOCOL not in offered[:-1]:
+        return None
+    encoded = offered[offered.index(BEARER_SUBPROTOCOL) + 1]
+    try:
+        return base64.urlsafe_b64decode(encoded + "=" * (-len(encoded) % 4)).decode()
+    except (binascii.Error, ValueError):
+        return None
 
 
 def principal_for(token: str | None, settings: Settings) -> Principal | None:
@@ -127,12 +147,15 @@ class BearerAuthMiddleware:
     """ASGI middleware in front of every route: it decides who the request is, or refuses it.
 
     With no token configured (loopback only, see runner.check_bind) every request is the owner's;
-    otherwise a known bearer token is needed, except for `/healthz`.
+    otherwise a known bearer token is needed, except for `/healthz` and the `public` paths (static
+    pages that hold no data, such as the character viewer, which a browser loads before it can send
+    a token). A WebSocket may carry its token as a subprotocol instead (`_subprotocol_bearer`).
     """
 
-    def __init__(self, app: ASGIApp, settings: Settings):
+    def __init__(self, app: ASGIApp, settings: Settings, public: Collection[str] = ()):
         self.app = app
         self.settings = settings
+        self.public = frozenset(public)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):
@@ -142,7 +165,8 @@ class BearerAuthMiddleware:
         principal = self._principal(scope)
         if principal is not None:
             scope[SCOPE_KEY] = principal
-        elif not scope.get("path", "").rstrip("/").endswith("/healthz"):
+        elif not (scope.get("path", "").rstrip("/").endswith("/healthz")
+                  or (scope["type"] == "http" and scope.get("path") in self.public)):
             await self._refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -153,8 +177,7 @@ class BearerAuthMiddleware:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
         token = _bearer(headers)
         if token is None and scope["type"] == "websocket":
-            # Browsers cannot set headers on a WebSocket: accept ?token= there.
-            token = (parse_qs(scope.get("query_string", b"").decode("latin-1")).get("token") or [None])[0]
+            token = _subprotocol_bearer(headers)
         return principal_for(token, self.settings)
 
     @staticmethod

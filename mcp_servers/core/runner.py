@@ -46,6 +46,7 @@ class ServerSpec:
     name: str
     mcp: MCPServer
     routes: Sequence[BaseRoute] = ()
+    public: Sequence[str] = ()  # paths of `routes` served without a token: static files holding no data
     startup: Callable[[], Awaitable[None]] | None = None
     shutdown: Callable[[], Awaitable[None]] | None = None
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
@@ -121,7 +122,8 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
             async with running(specs):
                 yield
 
-    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings)]
+    public = [f"/{spec.name}{path}" if prefixed else path for spec in specs for path in spec.public]
+    middleware = [Middleware(auth.BearerAuthMiddleware, settings=settings, public=public)]
     guard = [Middleware(RebindingGuard, hosts=security.allowed_hosts, origins=security.allowed_origins)
              ] if security.enable_dns_rebinding_protection else []
     if not extra:

@@ -31,6 +31,7 @@ class Reply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     status: int = 200  # e.g. 429 to exercise retries
     delay: float = 0.0  # seconds before the first token (a slow model)
+    gap: float = 0.0  # seconds between streamed pieces (a model writing at reading pace)
 
 
 Responder = Callable[[dict[str, Any]], Reply]
@@ -140,7 +141,9 @@ class FakeOpenAI(BackgroundServer):
                 await asyncio.sleep(reply.delay)
             yield chunk({"role": "assistant", "content": ""})
             if reply.content:
-                for piece in _pieces(reply.content):
+                for i, piece in enumerate(_pieces(reply.content)):
+                    if i and reply.gap:
+                        await asyncio.sleep(reply.gap)
                     yield chunk({"content": piece})
             for i, c in enumerate(calls):
                 yield chunk({"tool_calls": [{"index": i, "id": c["id"], "type": "function",

@@ -75,9 +75,24 @@ export async function download(format, user_id) {
   return blob.size;
 }
 
-// One typed turn with the agent: {reply, memories, profile, ...} (what was in its context).
-export async function chat(text, user_id) {
-  return (await post("/api/chat", { text, user_id })).json();
+// One typed turn with the agent, read as it streams (NDJSON): onDelta(text) for each piece of the
+// reply, then resolves to {reply, memories, profile, ...} (what was in its context).
+export async function chat(text, user_id, onDelta) {
+  const reader = (await post("/api/chat", { text, user_id })).body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffered = "";
+  for (;;) {
+    const { value, done } = await reader.read();
+    buffered += value || "";
+    const lines = buffered.split("\n");
+    buffered = done ? "" : lines.pop();
+    for (const line of lines.filter((l) => l.trim())) {
+      const event = JSON.parse(line);
+      if (event.error) throw new Error(event.error);
+      if ("delta" in event) onDelta(event.delta);
+      else return event;
+    }
+    if (done) throw new Error("The chat ended without a reply.");
+  }
 }
 
 export async function upload(file, user_id) {

@@ -24,17 +24,31 @@ export function Avatar({ session, user }) {
   const [turns, setTurns] = useState([]);
   const [text, setText] = useState("");
   const [state, run] = useAction();
-  const viewer = session.owner && !session.auth_required
-    ? html`<iframe class="viewer" src="/character/" title="The avatar's character"></iframe>`
-    : html`<p>The character viewer is at <a href="/character/">/character/</a>; ${session.owner
-        ? "with tokens configured it needs the token, which the console never puts in a URL, so open it from a host that sends one."
-        : "the character is the owner's stage, so a user token's chat goes on without it."}</p>`;
+  // The embedded viewer reads the signed-in token from this tab's sessionStorage (same origin) and
+  // offers it as a WebSocket subprotocol: never in a URL.
+  const viewer = session.owner
+    ? html`<iframe class="viewer" id="viewer" src="/character/" title="The avatar's character"></iframe>`
+    : html`<p id="viewer-owners">The character is the avatar's shared stage, seen by everyone it talks to, so watching it
+        takes the owner's token; a user token's chat goes on without it.</p>`;
   const send = (e) => {
     e.preventDefault();
     const said = text.trim();
     if (!said) return;
     setText("");
-    run(async () => { const t = await chat(said, user); setTurns([...turns, { said, ...t }]); });
+    const done = turns;
+    run(async () => {
+      let partial = "";
+      try {
+        const t = await chat(said, user, (piece) => {
+          partial += piece;
+          setTurns([...done, { said, reply: partial, streaming: true }]);
+        });
+        setTurns([...done, { said, ...t }]);
+      } catch (e) {
+        setTurns(done); // a reply cut short is not shown as if it were whole
+        throw e;
+      }
+    });
   };
   if (!session.llm) {
     return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat</h2>
@@ -44,7 +58,8 @@ export function Avatar({ session, user }) {
   }
   return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat as ${user}</h2>
     <ol class="chat" id="chat" aria-live="polite">${turns.map((t) => html`<li>
-      <p class="said"><strong>You:</strong> ${t.said}</p><p class="reply"><strong>Alpha:</strong> ${t.reply}</p><${Why} turn=${t} /></li>`)}</ol>
+      <p class="said"><strong>You:</strong> ${t.said}</p><p class="reply" aria-busy=${t.streaming ? "true" : "false"}><strong>Alpha:</strong> <span class="reply-text">${t.reply}</span></p>
+      ${t.streaming ? null : html`<${Why} turn=${t} />`}</li>`)}</ol>
     <form class="inline" onSubmit=${send}>
       <${Field} label="Say something"><input id="chat-text" value=${text} onInput=${(e) => setText(e.target.value)} required maxlength="4000" /></${Field}>
       <button type="submit" id="chat-send" disabled=${state.busy}>Send</button>
