@@ -220,6 +220,8 @@ async def test_user_token_memories_activity_and_forget(up: str) -> None:
         assert (await ok(alice, "memory_list", {}))["total"] == 0
         entries = (await ok(alice, "memory_audit_list", {}))["entries"]
         assert not any(e["client"] == "other-host" for e in entries)  # forget erased the trail too
+    async with mcp(up, "research", ALICE) as alice:  # the knowledge page's reads were erased with her
+        assert (await ok(alice, "research_audit_list", {}))["entries"] == []
     async with mcp(up, "memory", BOB) as bob_s:
         assert (await ok(bob_s, "memory_list", {}))["total"] == 1  # bob's memories stay
 

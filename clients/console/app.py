@@ -27,6 +27,7 @@ from starlette.routing import BaseRoute, Route
 
 from clients import __version__
 from mcp_servers.core import auth
+from mcp_servers.core.llm import llm_failed, llm_unavailable
 from mcp_servers.core.settings import Settings
 
 from .chat import Chats
@@ -202,7 +203,7 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
         NDJSON over a POST rather than an EventSource, so the token stays in a header and the CSRF
         checks of every other change apply."""
         if not settings.llm_enabled:
-            return _error(409, "Chat needs an LLM: set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY.")
+            return _error(409, str(llm_unavailable("Chat")))
         try:
             body = await _json(request)
             text, user = str(body["text"]).strip(), body.get("user_id")
@@ -218,7 +219,7 @@ def routes(base_url: str, settings: Settings) -> list[BaseRoute]:
                     yield json.dumps(event) + "\n"
             except Exception as exc:  # an LLM outage is an answer, not a crash
                 log.warning("chat turn failed: %s", exc.__class__.__name__)
-                yield json.dumps({"error": f"The agent could not answer: {exc}"}) + "\n"
+                yield json.dumps({"error": f"The agent could not answer: {llm_failed(exc)}"}) + "\n"
 
         return StreamingResponse(lines(), media_type="application/x-ndjson")
 

@@ -37,8 +37,8 @@ export function ForgetMe({ session, user, onDone }) {
       const p = await tool("persona", "user_forget", { user_id: user });
       out.push(`${p.voice_samples} voice and ${p.face_samples} face samples, ${p.history_entries} profile history entries`);
     }
-    for (const d of plan.docs) await tool("research", "corpus_delete", { doc_id: d.doc_id, user_id: user });
-    if (plan.docs.length) out.push(`${plan.docs.length} corpus documents`);
+    const r = await tool("research", "research_forget_user", { user_id: user });
+    out.push(`${r.documents_deleted} corpus documents, ${r.jobs_deleted} research jobs`);
     setPlan(null);
     onDone();
     return out;
@@ -53,8 +53,8 @@ export function ForgetMe({ session, user, onDone }) {
         <li>Persona: ${plan.person
           ? `${Object.values(plan.person.voice_samples).reduce((a, b) => a + b, 0)} voice samples, ${plan.person.face_samples} face samples, ${plan.person.facts} profile facts with their history, and the persona server's activity record.`
           : "nothing (no persona record for this user)."}</li>
-        <li>Knowledge: ${plan.docs.length} corpus document(s) added for this user${plan.docs.length ? ": " + plan.docs.map((d) => d.title).join(", ") : ""}.</li>
-        <li>Kept: memories shared by the avatar (scope avatar), the shared corpus, and the research server's activity record (it has no per-user forget).</li>
+        <li>Knowledge: ${plan.docs.length} corpus document(s) added for this user${plan.docs.length ? ": " + plan.docs.map((d) => d.title).join(", ") : ""}, the research jobs this user started or that read them, and the research server's activity record of this user.</li>
+        <li>Kept: memories shared by the avatar (scope avatar) and the shared corpus.</li>
       </ul>
       <button class="danger" id="forget-confirm" onClick=${erase}>Erase all of this</button>
       <button id="forget-cancel" onClick=${() => setPlan(null)}>Cancel</button>
