@@ -183,3 +183,21 @@ def test_compact_erases_deleted_payload_bytes(tmp_path: Path) -> None:
     s.close()
     leftovers = [p for p in (tmp_path / "c").rglob("*") if p.is_file() and marker.encode() in p.read_bytes()]
     assert leftovers == []
+
+
+def test_edge_log_stays_bounded_under_many_writes(tmp_path: Path) -> None:
+    """Without checkpoints Edge's log keeps every write since the open (a 32 MB segment per 32 MB
+    written): on disk, in mapped memory and in the next open's replay."""
+    s = EdgeStore(tmp_path / "c", SPEC)
+    blob = "x" * 60_000
+    wal = tmp_path / "c" / "shard" / "wal"
+    most = 0
+    for batch in range(40):  # 2,000 points of 60 kB: about four segments' worth of log
+        s.upsert([Item(str(uuid.uuid4()), {"text": blob, "n": batch}, _vec(batch % len(TEXTS)), None)
+                  for _ in range(50)])
+        most = max(most, sum(p.name.startswith("closed-") for p in wal.iterdir()))
+    assert most <= 2, f"{most} closed log segments at once: the log is not being checkpointed"
+    s.close()
+    again = EdgeStore(tmp_path / "c", SPEC)
+    assert again.count() == 2000
+    again.close()

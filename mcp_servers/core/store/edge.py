@@ -5,8 +5,10 @@ log, an mmap the kernel keeps through a crash of this process (SIGKILL included)
 on the next open; we then fdatasync the log's files, so the write also survives a power cut.
 We do not call Edge's `flush()` per write: it also writes every segment and holds Python's
 GIL throughout (50-280 ms with the whole server frozen, measured on this 2-core box under
-load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close and
-before a compaction; a restart after a crash replays the log written since.
+load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close, before a
+compaction, and once per 32 MB log segment written (`_checkpoint`: the log then stays at about
+three segments instead of growing with every write); a restart after a crash replays the log
+written since.
 """
 
 from __future__ import annotations
@@ -35,6 +37,8 @@ from .base import (
     named_vectors,
 )
 from .lock import DirLock
+
+KEPT_SEGMENTS = 1  # closed log segments Edge keeps after a flush; one more means a checkpoint is due
 
 
 def _filter(where: Where | None) -> qe.Filter | None:
@@ -109,7 +113,8 @@ class EdgeStore(VectorStore):
             self._shard.update(operation)
         # outside the lock: a concurrent writer's sync then covers this update too
         wal = self._dir / "wal"
-        for path in [*wal.iterdir(), wal]:  # the log's segments, and the folder for a segment just created
+        segments = [*wal.iterdir()]
+        for path in [*segments, wal]:  # the log's segments, and the folder for a segment just created
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:  # a full segment renamed as it closed (closing syncs it)
@@ -118,6 +123,15 @@ class EdgeStore(VectorStore):
                 (os.fsync if path == wal else os.fdatasync)(fd)
             finally:
                 os.close(fd)
+        if sum(p.name.startswith("closed-") for p in segments) > KEPT_SEGMENTS:
+            self._checkpoint()
+
+    def _checkpoint(self) -> None:
+        """Write the segments out so the log can drop what they now hold: without it the log keeps
+        every write since the store was opened (on disk, in the mmapped pages counted in RSS, and
+        replayed at the next open). Once per 32 MB segment of log, so its cost (see above) is rare."""
+        with self._write:
+            self._shard.flush()
 
     def upsert(self, items: Sequence[Item]) -> None:
         points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
