@@ -135,44 +135,27 @@ class UserPage(View):
 
 
 # -- persona: profiles ------------------------------------------------------------------------
-class Fact(View):
-    value: Any
-
-
-class Identity(View):
-    name: Fact | None = None
-    preferred_name: Fact | None = None
-    pronouns: Fact | None = None
-    languages: list[Fact] = Field(default_factory=list)
-    location: Fact | None = None
-    time_zone: Fact | None = None
-    occupation: Fact | None = None
-
-
 class Profile(View):
-    """profile_get: every section goes into the turn's context, values only."""
+    """profile_get: who it is, and every section persona has (whatever they are: a new section reaches
+    the LLM without a change here) for the turn's context, values only."""
+
+    model_config = ConfigDict(extra="allow")
 
     user_id: str
     name: str
     provisional: bool
-    identity: Identity
-    preferences: list[Fact] = Field(default_factory=list)
-    relationships: list[Fact] = Field(default_factory=list)
-    goals: list[Fact] = Field(default_factory=list)
-    routines: list[Fact] = Field(default_factory=list)
-    important_dates: list[Fact] = Field(default_factory=list)
-    communication_style: Fact | None = None
-    accessibility_notes: list[Fact] = Field(default_factory=list)
-    custom: dict[str, Fact] = Field(default_factory=dict)
 
     def plain(self) -> dict[str, Any]:
         """The profile for the LLM's context: each fact as its value, empty sections left out."""
         return _plain(self.model_dump(exclude_none=True))
 
 
+FACT_KEYS = frozenset({"value", "source", "last_seen"})  # what makes a profile value a fact, not a section
+
+
 def _plain(value: Any) -> Any:
     if isinstance(value, dict):
-        if set(value) == {"value"}:  # a Fact
+        if FACT_KEYS <= set(value):
             return value["value"]
         out = {k: _plain(v) for k, v in value.items()}
         return {k: v for k, v in out.items() if v not in (None, "", [], {})}

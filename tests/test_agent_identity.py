@@ -20,7 +20,7 @@ from agent.hub import ToolFailed
 from agent.pipeline import Runtime, build_runtime
 from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.test_agent_voice import PushedAudio, Turns, chat_requests, fake, speak_turn, voice
+from tests.test_agent_voice import PushedAudio, Turns, chat_requests, fake, speak_turn, user_with_face, voice
 
 __all__ = ["fake", "voice"]  # the voice session of test_agent_voice, with this module's `turns`
 pytestmark = needs_fsdd
@@ -91,9 +91,7 @@ async def test_a_voice_that_names_itself_keeps_its_memories(
 async def test_a_known_face_merges_a_provisional_voice(
         voice: tuple[Runtime, PushedAudio, Any], turns: Turns) -> None:
     runtime, microphone, _ = voice
-    barack = (await runtime.hub.call_data("user_create", {"name": "Barack"}))["user_id"]
-    photo = base64.b64encode((FACES / "obama" / "obama_1.jpg").read_bytes()).decode()
-    await runtime.hub.call_data("face_enroll", {"user_id": barack, "image": photo}, time_limit=120)
+    barack = await user_with_face(runtime, "Barack", "obama/obama_1.jpg")
     first = await speak_turn(runtime, microphone, turns, "lucas", "13579", 1, "My cat is called Pixel.")
     assert first.speaker.decision == "provisional"
     lucas = first.speaker.user_id
@@ -144,9 +142,7 @@ async def test_ask_first_merges_only_after_the_person_says_yes(
         voice: tuple[Runtime, PushedAudio, Any], turns: Turns, fake: FakeOpenAI) -> None:
     runtime, microphone, _ = voice
     assert runtime.hooks.settler is not None
-    joe = (await runtime.hub.call_data("user_create", {"name": "Joe"}))["user_id"]
-    photo = base64.b64encode((FACES / "biden" / "biden_1.jpg").read_bytes()).decode()
-    await runtime.hub.call_data("face_enroll", {"user_id": joe, "image": photo}, time_limit=120)
+    joe = await user_with_face(runtime, "Joe", "biden/biden_1.jpg")
     first = await speak_turn(runtime, microphone, turns, "nicolas", "13579", 1, "I like green tea.")
     assert first.speaker.decision == "provisional"
     nicolas = first.speaker.user_id

@@ -120,6 +120,14 @@ async def speak_turn(runtime: Runtime, microphone: PushedAudio, turns: Turns, sp
     return prep
 
 
+async def user_with_face(runtime: Runtime, name: str, photo: str) -> str:
+    """A new persona user (through the agent's own MCP hub) with one face enrolled from FACES/photo."""
+    user = (await runtime.hub.call_data("user_create", {"name": name}))["user_id"]
+    image = base64.b64encode((FACES / photo).read_bytes()).decode()
+    await runtime.hub.call_data("face_enroll", {"user_id": user, "image": image}, time_limit=120)
+    return str(user)
+
+
 def chat_requests(fake: FakeOpenAI, transcript: str) -> list[dict[str, Any]]:
     return [b for b in fake.requests if "messages" in b and b["messages"]
             and any(m.get("role") == "user" and m.get("content") == transcript for m in b["messages"][-3:])]
@@ -181,9 +189,7 @@ async def test_a_face_on_camera_refines_who_is_speaking(
         voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns) -> None:
     """A voice never heard before, with a known face on camera: the turn is that person's."""
     runtime, microphone, _ = voice
-    barack = (await runtime.hub.call_data("user_create", {"name": "Barack"}))["user_id"]
-    photo = base64.b64encode((FACES / "obama" / "obama_1.jpg").read_bytes()).decode()
-    await runtime.hub.call_data("face_enroll", {"user_id": barack, "image": photo}, time_limit=120)
+    barack = await user_with_face(runtime, "Barack", "obama/obama_1.jpg")
 
     with Image.open(FACES / "obama" / "obama_2.jpg") as image:
         rgba = image.convert("RGBA")

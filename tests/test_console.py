@@ -267,6 +267,16 @@ async def test_user_token_adds_a_pdf_and_finds_it(up: str, tmp_path: Path) -> No
         assert (await ok(bob_s, "corpus_list", {}))["total"] == 0  # carol's document is hers
 
 
+def new_person(driver: Any, up: str, name: str) -> str:
+    """Signed in as the owner, create a person on the People page; their user id."""
+    sign_in(driver, up, OWNER)
+    page(driver, "people")
+    by(driver, "#new-user").send_keys(name)
+    by(driver, "#create-user").click()
+    wait(driver, lambda: by(driver, "#person-h").text.startswith(name), what=f"{name}'s person page")
+    return str(by(driver, "article.person").get_attribute("data-user"))
+
+
 @needs_chromium
 @needs_fsdd
 async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_path: Path) -> None:
@@ -276,12 +286,7 @@ async def test_voice_enrolled_from_the_microphone_is_identified(up: str, tmp_pat
     flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-audio-capture={mic}", "--autoplay-policy=no-user-gesture-required")
     with browser(*flags) as driver:
-        sign_in(driver, up, OWNER)
-        page(driver, "people")
-        by(driver, "#new-user").send_keys("George")
-        by(driver, "#create-user").click()
-        wait(driver, lambda: by(driver, "#person-h").text.startswith("George"), what="george's person page")
-        user_id = by(driver, "article.person").get_attribute("data-user")
+        user_id = new_person(driver, up, "George")
         for _ in range(2):
             before = int(by(driver, "#voice-count").text)
             by(driver, "#record-voice").click()
@@ -484,12 +489,7 @@ async def test_face_enrolled_from_the_camera_is_identified(up: str, tmp_path: Pa
     flags = ("--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream",
              f"--use-file-for-fake-video-capture={clip}")
     with browser(*flags) as driver:
-        sign_in(driver, up, OWNER)
-        page(driver, "people")
-        by(driver, "#new-user").send_keys("Rose")
-        by(driver, "#create-user").click()
-        wait(driver, lambda: by(driver, "#person-h").text.startswith("Rose"), what="the new person's page")
-        user_id = by(driver, "article.person").get_attribute("data-user")
+        user_id = new_person(driver, up, "Rose")
         by(driver, "#camera-face").click()
         wait(driver, lambda: by(driver, "#face-count").text == "1", within=120, what="the face enrolled from the camera")
     async with mcp(up, "persona", OWNER) as s:

@@ -113,6 +113,9 @@ async def test_isolation_search_time_filters_pagination_export(tmp_path: Path) -
 
         spring = await call(s, "memory_search", {"query": "museum", "user_id": "alice", "since": "2023-03-01T00:00:00Z"})
         assert spring.data["results"] and all(h["occurred_at"] >= "2023-03" for h in spring.data["results"])
+        february = await call(s, "memory_list", {"user_id": "alice", "since": "2023-02-01T00:00:00Z",
+                                                 "until": "2023-02-28T23:59:59Z"})
+        assert february.data["total"] == 5 and {h["occurred_at"][:7] for h in february.data["results"]} == {"2023-02"}
         in_session = await call(s, "memory_search", {"query": "museum", "user_id": "alice", "session_id": "s1"})
         assert {h["session_id"] for h in in_session.data["results"]} == {"s1"}
 

@@ -45,6 +45,8 @@ UserId = Annotated[params.UserId, Field(description="Whose memories (default 'de
 SessionId = Annotated[str | None, Field(default=None, max_length=200, description="A conversation id.")]
 # Recorded arguments are stored one level down, inside the memory's metadata, next to the outcome.
 ToolArguments = Annotated[dict[str, Any], bounded(MAX_DEPTH - 1, MAX_BYTES // 2)]
+Since = Annotated[datetime | None, Field(description="Only memories that occurred at or after this time.")]
+Until = Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")]
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
 
 
@@ -88,8 +90,8 @@ def create_server(settings: Settings) -> ServerSpec:
         scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
         user_id: UserId = None,
         session_id: SessionId = None,
-        since: Annotated[datetime | None, Field(description="Only memories that occurred at or after this time.")] = None,
-        until: Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")] = None,
+        since: Since = None,
+        until: Until = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, SearchResult]:
@@ -112,11 +114,13 @@ def create_server(settings: Settings) -> ServerSpec:
         scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
         user_id: UserId = None,
         session_id: SessionId = None,
+        since: Since = None,
+        until: Until = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
-        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id)
+        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
         asked = where.model_dump()
         items, nxt, total = await svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
         result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)

@@ -35,14 +35,14 @@ var G,C,Ae,$t,O,we,Ce,Ee,re,V,q,Pe,ie,se,ae,vt,Y={},J=[],yt=/acit|ex(?:s|g|n|p|$
     ${c?f`<ol class="history">${c.map(m=>f`<li><strong>${m.event}</strong> ${N(m.at)}
       ${m.old?f` — was “${m.old}”`:null}${m.new?f` → “${m.new}”`:null}</li>`)}</ol>`:null}
     <${I} state=${l} />
-  </li>`}function lt({session:e,user:t}){let[n,o]=$({query:"",scope:"",session_id:"",since:"",until:""}),[s,r]=$([]),[i,c]=$(null),[_,l]=$(null),[u,d]=T(),[a,h]=$({content:"",scope:"user"}),m=w=>A=>o({...n,[w]:A.target.value}),k=()=>({user_id:t,scope:n.scope,session_id:n.session_id}),b=w=>d(async()=>{let A=n.query.trim()?await g("memory","memory_search",{...k(),query:n.query,since:it(n.since),until:it(n.until),limit:at,cursor:w}):await g("memory","memory_list",{...k(),limit:at,cursor:w});r(w?[...s,...A.results]:A.results),c(A.next_cursor),l(A.total??null)});D(()=>{b(null)},[t]);let S=w=>{w.preventDefault(),b(null)},y=w=>{w.preventDefault(),d(async()=>{let A=await g("memory","memory_add",{content:a.content,scope:a.scope,user_id:t,infer:!1});return h({...a,content:""}),await b(null),A},A=>A&&`Stored: ${A.results.map(U=>U.event).join(", ")}`)},P=w=>d(()=>Xe(w,t),A=>`Downloaded ${A.toLocaleString()} bytes.`);return f`<section aria-labelledby="find-h">
+  </li>`}function lt({session:e,user:t}){let[n,o]=$({query:"",scope:"",session_id:"",since:"",until:""}),[s,r]=$([]),[i,c]=$(null),[_,l]=$(null),[u,d]=T(),[a,h]=$({content:"",scope:"user"}),m=w=>A=>o({...n,[w]:A.target.value}),k=()=>({user_id:t,scope:n.scope,session_id:n.session_id,since:it(n.since),until:it(n.until)}),b=w=>d(async()=>{let A=n.query.trim()?await g("memory","memory_search",{...k(),query:n.query,limit:at,cursor:w}):await g("memory","memory_list",{...k(),limit:at,cursor:w});r(w?[...s,...A.results]:A.results),c(A.next_cursor),l(A.total??null)});D(()=>{b(null)},[t]);let S=w=>{w.preventDefault(),b(null)},y=w=>{w.preventDefault(),d(async()=>{let A=await g("memory","memory_add",{content:a.content,scope:a.scope,user_id:t,infer:!1});return h({...a,content:""}),await b(null),A},A=>A&&`Stored: ${A.results.map(U=>U.event).join(", ")}`)},P=w=>d(()=>Xe(w,t),A=>`Downloaded ${A.toLocaleString()} bytes.`);return f`<section aria-labelledby="find-h">
     <h2 id="find-h">Find</h2>
     <form class="filters" onSubmit=${S} role="search">
       <${v} label="Search (hybrid: meaning and words)"><input id="q" type="search" value=${n.query} onInput=${m("query")} /></${v}>
       <${v} label="Scope"><select id="scope" value=${n.scope} onChange=${m("scope")}>
         <option value="">user, session and avatar</option>${st.map(w=>f`<option value=${w}>${w}</option>`)}</select></${v}>
       <${v} label="Session id"><input id="session" value=${n.session_id} onInput=${m("session_id")} /></${v}>
-      <${v} label="Since" hint="time filters apply to a search"><input id="since" type="datetime-local" value=${n.since} onInput=${m("since")} /></${v}>
+      <${v} label="Since" hint="when it occurred"><input id="since" type="datetime-local" value=${n.since} onInput=${m("since")} /></${v}>
       <${v} label="Until"><input id="until" type="datetime-local" value=${n.until} onInput=${m("until")} /></${v}>
       <button type="submit" id="search">${n.query.trim()?"Search":"List"}</button>
     </form>

@@ -53,11 +53,11 @@ export function Memories({ session, user }) {
   const [state, run] = useAction();
   const [added, setAdded] = useState({ content: "", scope: "user" });
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
-  const args = () => ({ user_id: user, scope: form.scope, session_id: form.session_id });
+  const args = () => ({ user_id: user, scope: form.scope, session_id: form.session_id, since: iso(form.since), until: iso(form.until) });
 
   const load = (cursor) => run(async () => {
     const r = form.query.trim()
-      ? await tool("memory", "memory_search", { ...args(), query: form.query, since: iso(form.since), until: iso(form.until), limit: PAGE, cursor })
+      ? await tool("memory", "memory_search", { ...args(), query: form.query, limit: PAGE, cursor })
       : await tool("memory", "memory_list", { ...args(), limit: PAGE, cursor });
     setItems(cursor ? [...items, ...r.results] : r.results);
     setNext(r.next_cursor);
@@ -84,7 +84,7 @@ export function Memories({ session, user }) {
       <${Field} label="Scope"><select id="scope" value=${form.scope} onChange=${set("scope")}>
         <option value="">user, session and avatar</option>${SCOPES.map((s) => html`<option value=${s}>${s}</option>`)}</select></${Field}>
       <${Field} label="Session id"><input id="session" value=${form.session_id} onInput=${set("session_id")} /></${Field}>
-      <${Field} label="Since" hint="time filters apply to a search"><input id="since" type="datetime-local" value=${form.since} onInput=${set("since")} /></${Field}>
+      <${Field} label="Since" hint="when it occurred"><input id="since" type="datetime-local" value=${form.since} onInput=${set("since")} /></${Field}>
       <${Field} label="Until"><input id="until" type="datetime-local" value=${form.until} onInput=${set("until")} /></${Field}>
       <button type="submit" id="search">${form.query.trim() ? "Search" : "List"}</button>
     </form>
