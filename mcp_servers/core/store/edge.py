@@ -73,6 +73,7 @@ class EdgeStore(VectorStore):
         self._lock = DirLock(directory)
         self._lock.acquire()
         self._write = threading.Lock()
+        self._synced_names: frozenset[str] = frozenset()  # the log's files at the last full sync
         self._config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else None,
@@ -114,7 +115,14 @@ class EdgeStore(VectorStore):
         # outside the lock: a concurrent writer's sync then covers this update too
         wal = self._dir / "wal"
         segments = [*wal.iterdir()]
-        for path in [*segments, wal]:  # the log's segments, and the folder for a segment just created
+        names = frozenset(p.name for p in segments)
+        if names == self._synced_names:
+            # no segment created, closed or dropped since a full sync: only the one being appended to
+            # (the lowest open-N; Edge creates the next one ahead, empty) holds anything new
+            targets = [min((p for p in segments if p.name.startswith("open-")), key=lambda p: int(p.name[5:]))]
+        else:  # every segment, and the folder for the names
+            targets = [*segments, wal]
+        for path in targets:
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:  # a full segment renamed as it closed (closing syncs it)
@@ -123,6 +131,7 @@ class EdgeStore(VectorStore):
                 (os.fsync if path == wal else os.fdatasync)(fd)
             finally:
                 os.close(fd)
+        self._synced_names = names
         if sum(p.name.startswith("closed-") for p in segments) > KEPT_SEGMENTS:
             self._checkpoint()
 
