@@ -82,14 +82,19 @@ class Candidate(View):
     score: float
 
 
-class Match(View):
-    """One modality's identification (a face in `identify`)."""
+class Identified(View):
+    """What every identification says: the decision, and who (with the score) when someone."""
 
     decision: Verdict
     user_id: str | None = None
     name: str | None = None
-    provisional: bool | None = None
     score: float | None = None
+
+
+class Match(Identified):
+    """One modality's identification (a face in `identify`)."""
+
+    provisional: bool | None = None
     unknown_below: float
     candidates: list[Candidate] = Field(default_factory=list)
 
@@ -104,13 +109,9 @@ class VoiceMatch(Match):
     created_user_id: str | None = None
 
 
-class Identification(View):
+class Identification(Identified):
     """identify: the fused verdict, and each modality's own."""
 
-    decision: Verdict
-    user_id: str | None = None
-    name: str | None = None
-    score: float | None = None
     created_user_id: str | None = None
     voice: VoiceMatch | None = None
     face: Match | None = None

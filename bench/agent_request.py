@@ -25,12 +25,12 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
 from agent.config import load_config  # noqa: E402
 from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import build_runtime, server_env  # noqa: E402
 from agent.tools import _schema_for_llm  # noqa: E402
 from agent.toolsearch import DENSE_WEIGHT, ToolDoc, ToolIndex, wait_for_model  # noqa: E402
+from bench.figures import save  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.support import server_env as clean_env  # noqa: E402
 
@@ -142,9 +142,7 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(run(args))
     show(result)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(result, indent=2))
+    save(result, args.json)
 
 
 if __name__ == "__main__":

@@ -31,7 +31,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
 
 OUT = ROOT / "bench" / "out"
@@ -309,8 +309,7 @@ def main() -> None:
     for name, value, target in rows:
         print(f"{name:<{width}}  {value:<36}  {target}")
     print(f"(machine: {os.cpu_count()} cores, load average {os.getloadavg()[0]:.1f})")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
+    save(results, args.json)
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import sys
 import tempfile
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "console"
@@ -130,9 +129,7 @@ def main() -> None:
           f"| {r['memories']:,} | {r['shown']} | {r['interactive_ms_p50']} ms | {r['interactive_ms_p95']} ms "
           f"| {r['interactive_ms_max']} ms | {r['runs']} |")
     print(f"(seeding took {r['seed_s']} s; screenshots in {OUT.relative_to(ROOT)}/)")
-    if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(r, indent=2))
+    save(r, args.json)
 
 
 if __name__ == "__main__":

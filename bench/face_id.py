@@ -14,7 +14,6 @@ import argparse
 import asyncio
 import base64
 import io
-import json
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from tests.support import call, server_env, stdio_session  # noqa: E402
 
 PHOTOS = (".jpg", ".jpeg", ".png", ".webp")
@@ -112,9 +111,7 @@ def main() -> None:
     t = res["ms_per_1mp"]
     print(f"enrolled identified {res['identified']}; not enrolled rejected {res['rejected']}; "
           f"face_identify on 1 MP photos over MCP: p50 {t['p50']} ms, p95 {t['p95']} ms (n={t['n']})")
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    save(res, args.json)
 
 
 if __name__ == "__main__":

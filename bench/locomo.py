@@ -40,7 +40,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from mcp_servers.core.embeddings import Embedder, get_embedder  # noqa: E402
 from mcp_servers.core.ranking import rrf  # noqa: E402
 from mcp_servers.core.settings import Settings  # noqa: E402
@@ -323,9 +323,7 @@ async def main() -> int:
                       f"{s['all']['all@10'] - dense['all']['all@10']:+.1f}")
         console.print(t)
         figures["ablation"] = {name: s["all"]["all@10"] for name, s in steps}
-    if a.json:
-        a.json.parent.mkdir(parents=True, exist_ok=True)
-        a.json.write_text(json.dumps(figures, indent=2))
+    save(figures, a.json)
     return 0
 
 

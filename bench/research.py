@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import json
 import os
 import random
 import re
@@ -38,7 +37,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from bench.locomo import DEFAULT_DATA, Conversation, load  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
 from tests.fakes.tavily_server import FakeTavily  # noqa: E402
@@ -210,8 +209,7 @@ def main() -> None:
     elif not a.web_only:
         table.add_row("source quality", f"skipped: no LoCoMo data at {a.corpus_locomo}", "")
     Console().print(table)
-    if a.json:
-        a.json.write_text(json.dumps(r, indent=2))
+    save(r, a.json)
 
 
 if __name__ == "__main__":

@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import json
 import statistics
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
+from bench.figures import save  # noqa: E402
 from tests.datasets import RATE, fsdd, wav_b64  # noqa: E402
 from tests.support import call, server_env, stdio_session  # noqa: E402
 
@@ -190,9 +189,7 @@ def main() -> None:
     args = ap.parse_args()
     res = asyncio.run(run(args))
     show(res)
-    if args.json:
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(res, indent=2))
+    save(res, args.json)
 
 
 if __name__ == "__main__":
