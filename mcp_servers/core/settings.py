@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
@@ -47,11 +48,22 @@ class Settings(BaseSettings):
     embedding_dim: int = 384
     embedding_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",
-        description="Local embedder arithmetic: 'auto' is bf16 where the CPU has native bf16 (AVX512-BF16/AMX), "
-        "about 3x faster at cosine 0.9999 to fp32; else fp32.",
+        description="Local embedder: 'auto' runs small batches in fp32 on ONNX Runtime and large ones in bf16 "
+        "on torch where the CPU has native bf16 (AVX512-BF16/AMX), each the faster there; 'fp32' is ONNX "
+        "Runtime only, 'bf16' torch only. All agree to cosine 0.999.",
     )
     torch_threads: int = Field(
         default=1, ge=1, description="CPU threads for local models: one is steadier when servers share cores."
+    )
+    embedding_workers: int = Field(
+        default=2, ge=1, le=16,
+        description="Embedding batches run at once (each on `torch_threads` threads); about one per core.",
+    )
+
+    cache_dir: Path = Field(
+        default_factory=lambda: Path(os.environ.get("XDG_CACHE_HOME") or "~/.cache") / "alphaavatar",
+        description="Files derived from installed models that can be rebuilt (the text model's ONNX export); "
+        "shared by every data root.",
     )
 
     # Optional OpenAI-compatible LLM: absent by default, features degrade explicitly.
@@ -66,7 +78,7 @@ class Settings(BaseSettings):
     # Files a tool may read when given a path instead of bytes.
     allowed_roots: list[Path] = Field(default_factory=list, description="Folders tools may read files from.")
 
-    @field_validator("home", mode="after")
+    @field_validator("home", "cache_dir", mode="after")
     @classmethod
     def _expand_home(cls, v: Path) -> Path:
         return v.expanduser().resolve()

