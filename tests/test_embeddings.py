@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import numpy as np
@@ -84,3 +85,18 @@ async def test_group_commit_runs_at_most_lanes_batches_at_once(lanes: int) -> No
     await gc.idle()
     assert await gc.submit(1) == 10  # idle, then usable again
 
+
+def test_a_loaded_model_is_frozen_out_of_garbage_collection(cache: Path) -> None:
+    """After a model loads, what it brought is in the permanent generation: full collections
+    (which stall every request) then walk only what requests create."""
+    import gc
+
+    gc.unfreeze()
+    e = LocalEmbedder(precision="fp32", cache_dir=cache)
+    e.embed(["load"])
+    deadline = time.monotonic() + 30
+    while gc.get_freeze_count() == 0 and time.monotonic() < deadline:  # the done-callback runs on the model's thread
+        time.sleep(0.05)
+    frozen = gc.get_freeze_count()
+    assert frozen > 10_000, frozen
+    assert sum(gc.get_count()) < frozen

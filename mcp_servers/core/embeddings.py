@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from . import text_models
+from . import heap, text_models
 from .batching import GroupCommit
 from .health import load_state
 from .settings import Settings
@@ -159,7 +159,7 @@ class LocalEmbedder(Embedder):
     def warm(self) -> None:
         with self._lock:
             if self._future is None:
-                self._future = self.executor.submit(self._load)
+                self._future = heap.settle_after(self.executor.submit(self._load))
 
     @property
     def state(self) -> str:

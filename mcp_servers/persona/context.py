@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from concurrent.futures import Future
 from typing import Any, TypeVar
 
+from mcp_servers.core import heap
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound
@@ -60,11 +61,11 @@ class PersonaContext:
     def warm(self) -> None:
         """Start loading both models on their worker threads (errors surface at first use)."""
         if self._voice_model is None:
-            self._voice_model = voice.WORKER.submit(models.load_voice_model, self.config.voice_model,
-                                                    models_dir(self.settings.home))
+            self._voice_model = heap.settle_after(voice.WORKER.submit(
+                models.load_voice_model, self.config.voice_model, models_dir(self.settings.home)))
         if self._face_model is None:
-            self._face_model = faces.WORKER.submit(models.load_face_model, self.config.face_model,
-                                                   self.config.insightface_root)
+            self._face_model = heap.settle_after(faces.WORKER.submit(
+                models.load_face_model, self.config.face_model, self.config.insightface_root))
 
     async def start(self) -> None:
         self.warm()
