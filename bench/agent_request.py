@@ -13,7 +13,6 @@ BM25 alone, MiniLM alone, and the hybrid the agent uses.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
@@ -30,7 +29,7 @@ from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import build_runtime, server_env  # noqa: E402
 from agent.tools import _schema_for_llm  # noqa: E402
 from agent.toolsearch import DENSE_WEIGHT, ToolDoc, ToolIndex, wait_for_model  # noqa: E402
-from bench.figures import save  # noqa: E402
+from bench.figures import run_benchmark  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.support import server_env as clean_env  # noqa: E402
 
@@ -138,11 +137,7 @@ def show(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=sorted(str(p) for p in (ROOT / "clients" / "examples").glob("*.yaml")))
-    parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args()
-    result = asyncio.run(run(args))
-    show(result)
-    save(result, args.json)
+    run_benchmark(parser, run, show)
 
 
 if __name__ == "__main__":
