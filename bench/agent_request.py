@@ -6,20 +6,20 @@ Each example config runs one typed turn against its real MCP servers (stdio), it
 the local recording OpenAI-compatible server; the recorded request's `tools` (JSON, as sent) is
 measured twice: with every discovered tool up front (`tools.visible=['*']`, the agent before the
 tool policy) and with the config's own policy (the default: a few tools + find_tools/call_tool).
-Then the tool search is scored on everyday requests (hit@1, hit@3 over all discovered tools):
-BM25 alone, MiniLM alone, and the hybrid the agent uses.
+Then the tool search is scored on everyday requests (bench/tool_requests.yaml; hit@1, hit@3 over
+all discovered tools): BM25 alone, MiniLM alone, and the hybrid the agent uses.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import yaml
 from rich.console import Console
 from rich.table import Table
 
@@ -30,43 +30,13 @@ from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import build_runtime, server_env  # noqa: E402
 from agent.tools import _schema_for_llm  # noqa: E402
 from agent.toolsearch import DENSE_WEIGHT, ToolDoc, ToolIndex, wait_for_model  # noqa: E402
-from bench.figures import save  # noqa: E402
+from bench.figures import run_benchmark  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
 from tests.support import server_env as clean_env  # noqa: E402
 
-# An everyday request, and the tools that would serve it.
-QUERIES: list[tuple[str, set[str]]] = [
-    ("forget everything you know about me", {"memory_forget_user", "user_forget"}),
-    ("remember that my sister lives in Porto", {"memory_add"}),
-    ("what did I tell you last week about my job", {"memory_search"}),
-    ("correct what you remembered about my address", {"memory_update"}),
-    ("delete that memory", {"memory_delete"}),
-    ("save all my memories to a file", {"memory_export"}),
-    ("who is talking right now", {"speaker_identify", "identify"}),
-    ("learn my voice", {"speaker_enroll"}),
-    ("remember my face from this photo", {"face_enroll"}),
-    ("my name is actually Robert, call me that", {"user_rename"}),
-    ("you thought I was a new person but I am Alice, combine us", {"user_merge"}),
-    ("what do you know about my preferences", {"profile_get"}),
-    ("wave at me", {"character_motion"}),
-    ("look to the left", {"character_gaze"}),
-    ("look happy", {"character_express"}),
-    ("stop talking", {"character_interrupt"}),
-    ("search the internet for today's news", {"web_search", "research"}),
-    ("read this web page for me", {"web_extract"}),
-    ("add this document to my notes", {"corpus_add"}),
-    ("find the part about invoices in my documents", {"corpus_search"}),
-    ("start a long research job in the background", {"research_start"}),
-    ("is that research job finished yet", {"research_status", "research_result"}),
-    ("which documents do I have", {"corpus_list"}),
-    ("cancel the research", {"research_cancel"}),
-    ("how did calling this tool go in the past", {"tool_experience_search"}),
-    ("which people do you know", {"user_list"}),
-    ("find people who like jazz", {"profile_search"}),
-    ("open your mouth wide", {"character_set_param"}),
-    ("how has my profile changed over time", {"profile_history"}),
-    ("who spoke when in this recording", {"speaker_segment"}),
-]
+# Everyday requests, and the tools that would serve each.
+QUERIES = [(request, set(tools)) for request, tools in
+           yaml.safe_load((ROOT / "bench" / "tool_requests.yaml").read_text()).items()]
 
 
 async def one_request(path: Path, fake: FakeOpenAI, home: Path, overrides: list[str]) -> dict[str, Any]:
@@ -138,11 +108,7 @@ def show(result: dict[str, Any]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--configs", nargs="+", default=sorted(str(p) for p in (ROOT / "clients" / "examples").glob("*.yaml")))
-    parser.add_argument("--json", help="write the figures here")
-    args = parser.parse_args()
-    result = asyncio.run(run(args))
-    show(result)
-    save(result, args.json)
+    run_benchmark(parser, run, show)
 
 
 if __name__ == "__main__":

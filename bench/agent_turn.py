@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import statistics
 import sys
 import tempfile
@@ -39,6 +38,7 @@ from agent.config import McpServerConfig, TurnConfig  # noqa: E402
 from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import SERVER_DEFAULTS  # noqa: E402
 from agent.turn import TurnHooks, wav_base64  # noqa: E402
+from bench.figures import save  # noqa: E402
 from bench.memory_latency import USERS, corpus, pct  # noqa: E402
 from tests.datasets import RATE, fsdd  # noqa: E402
 from tests.support import DATASETS, server_env  # noqa: E402
@@ -214,10 +214,7 @@ def main() -> None:
     args = parser.parse_args()
     result = asyncio.run(run(args))
     show(result)
-    if args.json:
-        out = {k: v for k, v in result.items() if k != "rows"}
-        Path(args.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.json).write_text(json.dumps(out, indent=2))
+    save({k: v for k, v in result.items() if k != "rows"}, args.json)  # the figures, not every sample
 
 
 if __name__ == "__main__":

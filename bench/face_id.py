@@ -11,7 +11,6 @@ face_identify round trips on every probe photo rescaled to 1 megapixel.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import base64
 import io
 import statistics
@@ -26,7 +25,7 @@ from PIL import Image, ImageOps
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.figures import save  # noqa: E402
+from bench.figures import run_benchmark  # noqa: E402
 from tests.support import call, server_env, stdio_session  # noqa: E402
 
 PHOTOS = (".jpg", ".jpeg", ".png", ".webp")
@@ -94,14 +93,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--enroll", required=True)
-    ap.add_argument("--probe", action="append", default=[])
-    ap.add_argument("--json")
-    ap.add_argument("--repeat", type=int, default=5, help="timed passes over the probe photos")
-    args = ap.parse_args()
-    res = asyncio.run(run(args))
+def show(res: dict[str, Any]) -> None:
     print(f"{'person':<14}{'photo':<22}{'enrolled':>9}{'faces':>7}{'decision':>10}{'who':>12}{'score':>8}{'thresh':>8}")
     for p in res["probes"]:
         print(f"{p['person']:<14}{p['photo']:<22}{p['enrolled']!s:>9}{p['faces']:>7}{p['decision']:>10}"
@@ -111,7 +103,14 @@ def main() -> None:
     t = res["ms_per_1mp"]
     print(f"enrolled identified {res['identified']}; not enrolled rejected {res['rejected']}; "
           f"face_identify on 1 MP photos over MCP: p50 {t['p50']} ms, p95 {t['p95']} ms (n={t['n']})")
-    save(res, args.json)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--enroll", required=True)
+    ap.add_argument("--probe", action="append", default=[])
+    ap.add_argument("--repeat", type=int, default=5, help="timed passes over the probe photos")
+    run_benchmark(ap, run, show)
 
 
 if __name__ == "__main__":

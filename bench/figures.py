@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+Figures = TypeVar("Figures")
 
 
 def save(figures: Any, path: str | Path | None) -> None:
@@ -12,3 +17,13 @@ def save(figures: Any, path: str | Path | None) -> None:
     if path:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
         Path(path).write_text(json.dumps(figures, indent=2))
+
+
+def run_benchmark(parser: argparse.ArgumentParser, measure: Callable[[argparse.Namespace], Awaitable[Figures]],
+                  show: Callable[[Figures], None]) -> None:
+    """A benchmark's command line: its arguments and `--json`, then measure, print, keep the figures."""
+    parser.add_argument("--json", help="write the figures here")
+    args = parser.parse_args()
+    figures = asyncio.run(measure(args))
+    show(figures)
+    save(figures, args.json)

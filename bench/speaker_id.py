@@ -13,7 +13,6 @@ mixed with another speaker's voice 10 dB below. A probe is accepted when the ser
 from __future__ import annotations
 
 import argparse
-import asyncio
 import itertools
 import statistics
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from bench.figures import save  # noqa: E402
+from bench.figures import run_benchmark  # noqa: E402
 from tests.datasets import RATE, fsdd, wav_b64  # noqa: E402
 from tests.support import call, server_env, stdio_session  # noqa: E402
 
@@ -183,13 +182,9 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "datasets" / "fsdd-dev"))
     ap.add_argument("--enroll", default="george,jackson,lucas")
-    ap.add_argument("--json", help="write the figures here")
     ap.add_argument("--latency", type=int, default=100, help="speaker_identify calls timed on 3 s audio")
     ap.add_argument("--calibration", action="store_true", help="also print score percentiles by speech length")
-    args = ap.parse_args()
-    res = asyncio.run(run(args))
-    show(res)
-    save(res, args.json)
+    run_benchmark(ap, run, show)
 
 
 if __name__ == "__main__":

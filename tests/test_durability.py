@@ -57,6 +57,14 @@ def server_pid(home: Path) -> int:
 
 
 @dataclass
+class Enrolments:
+    """Enrolment calls sent and acknowledged: the samples stored lie between the two."""
+
+    sent: int = 0
+    acked: int = 0
+
+
+@dataclass
 class Ledger:
     """What the clients sent, what was acknowledged, and what may have happened (in flight)."""
 
@@ -69,10 +77,8 @@ class Ledger:
     acked_writes: int = 0
     docs: dict[str, str] = field(default_factory=dict)  # acknowledged doc id -> its token
     prefs: set[str] = field(default_factory=set)  # acknowledged profile values
-    voice: int = 0  # acknowledged enrolment clips
-    voice_sent: int = 0
-    faces: int = 0
-    faces_sent: int = 0
+    voice: Enrolments = field(default_factory=Enrolments)  # clips
+    faces: Enrolments = field(default_factory=Enrolments)  # photos
 
 
 async def memory_writer(s: ClientSession, led: Ledger, rng: random.Random, tag: str) -> None:
@@ -222,22 +228,22 @@ def persona_writers(s: ClientSession, led: Ledger, user: str, rnd: int) -> list[
                     {"op": "add", "field": "preferences", "value": value}]})
                 led.prefs.add(value)
 
-    async def voice() -> None:
-        with until_killed():
-            for i in range(100_000):
-                led.voice_sent += 1
-                await ok(s, "speaker_enroll", {"user_id": user, "audio": clips[i % len(clips)]})
-                led.voice += 1
+    def enrol(tool: str, arg: str, samples: list[str], count: Enrolments) -> Writer:
+        async def write() -> None:
+            with until_killed():
+                for i in range(100_000):
+                    count.sent += 1
+                    await ok(s, tool, {"user_id": user, arg: samples[i % len(samples)]})
+                    count.acked += 1
 
-    async def face() -> None:
-        with until_killed():
-            for i in range(100_000):
-                led.faces_sent += 1
-                await ok(s, "face_enroll", {"user_id": user, "image": photos[i % len(photos)]})
-                led.faces += 1
+        return write
 
     out: list[Writer] = [profile]
-    return out + ([voice] if clips else []) + ([face] if photos else [])
+    if clips:
+        out.append(enrol("speaker_enroll", "audio", clips, led.voice))
+    if photos:
+        out.append(enrol("face_enroll", "image", photos, led.faces))
+    return out
 
 
 def corpus_writer(s: ClientSession, led: Ledger, rnd: int) -> Writer:
@@ -258,8 +264,8 @@ def corpus_writer(s: ClientSession, led: Ledger, rnd: int) -> Writer:
 async def check_persona(s: ClientSession, led: Ledger, user: str) -> None:
     got = await ok(s, "user_get", {"user_id": user})
     voice = sum(got["voice_samples"].values())
-    assert led.voice <= voice <= led.voice_sent, (led.voice, voice, led.voice_sent)
-    assert led.faces <= got["face_samples"] <= led.faces_sent, (led.faces, got["face_samples"], led.faces_sent)
+    assert led.voice.acked <= voice <= led.voice.sent, (led.voice, voice)
+    assert led.faces.acked <= got["face_samples"] <= led.faces.sent, (led.faces, got["face_samples"])
     prof = await ok(s, "profile_get", {"user_id": user})
     stored = {f["value"] for f in prof["preferences"]}
     assert led.prefs <= stored, f"{len(led.prefs - stored)} acknowledged profile changes lost"
@@ -307,10 +313,10 @@ async def sigkill_rounds_http(home: Path, rounds: int, seed: int) -> None:
                 out = [memory_writer(s, led, random.Random(rng.random()), f"h{rnd}w{w}") for w, s in enumerate(mem)]
                 return out + [w() for w in persona_writers(per, led, user, rnd)] + [corpus_writer(res, led, rnd)()]
 
-            start = (led.acked_writes, len(led.prefs), len(led.docs), led.voice, led.faces)
+            start = (led.acked_writes, len(led.prefs), len(led.docs), led.voice.acked, led.faces.acked)
 
             def started(start: tuple[int, ...] = start) -> bool:
-                now = (led.acked_writes, len(led.prefs), len(led.docs), led.voice, led.faces)
+                now = (led.acked_writes, len(led.prefs), len(led.docs), led.voice.acked, led.faces.acked)
                 return now[0] >= start[0] + 5 and all(b > a for a, b in zip(start[1:3], now[1:3], strict=True))
 
             await kill_during(writers, started, home, rng.uniform(0.2, 2.0))
@@ -323,7 +329,7 @@ async def sigkill_rounds_http(home: Path, rounds: int, seed: int) -> None:
                 await check_corpus(s, led)
     assert led.acked_writes >= rounds * 5 and led.prefs and led.docs
     print(f"http up: {rounds} SIGKILLs, {led.acked_writes} memory writes, {len(led.prefs)} profile changes, "
-          f"{led.voice} voice and {led.faces} face enrolments, {len(led.docs)} corpus documents acknowledged; 0 lost")
+          f"{led.voice.acked} voice and {led.faces.acked} face enrolments, {len(led.docs)} corpus documents acknowledged; 0 lost")
 
 
 @pytest.mark.parametrize("rounds", [pytest.param(1, id="1-round"),

@@ -124,17 +124,16 @@
     const eyeParam = params.eye_open ?? 1;
     const eyeOpen = clamp(shown.eye * eyeParam * (1 - blink * 0.95), 0.03, 1.4);
     svg.dataset.blink = blink > 0.5 ? "1" : "0";
-    for (const id of ["eye-l", "eye-r"]) {
-      const eye = $(id), pupil = eye.querySelector(".pupil"), lid = eye.querySelector(".lid");
-      const ry = 31 * Math.max(1, Math.min(eyeOpen, 1.25)), rx = 27 * (eyeOpen > 1 ? 1 + (eyeOpen - 1) * 0.3 : 1);
-      for (const shape of eye.querySelectorAll(".sclera, .clip, .rim")) {
-        shape.setAttribute("rx", rx.toFixed(2)); shape.setAttribute("ry", ry.toFixed(2));
-      }
-      pupil.setAttribute("transform", `translate(${(gazeShown.x * 10).toFixed(2)} ${(-gazeShown.y * 9).toFixed(2)}) scale(${shown.pupil.toFixed(3)} ${Math.min(1, eyeOpen * 1.1).toFixed(3)})`);
-      // a lid covering the top of the eye when it is less than fully open (happy squint, sleepy, blink)
-      const cover = clamp(1 - eyeOpen, 0, 1);
-      lid.setAttribute("d", cover > 0.02 ? `M-30 ${-ry - 4} L30 ${-ry - 4} L30 ${(-ry + 2 * ry * cover).toFixed(2)} Q0 ${(-ry + 2 * ry * cover + 6).toFixed(2)} -30 ${(-ry + 2 * ry * cover).toFixed(2)} Z` : "");
+    // the eyes: the left one (the right one is a <use> of it, index.html)
+    const eye = $("eye-l"), pupil = eye.querySelector(".pupil"), lid = eye.querySelector(".lid");
+    const ry = 31 * Math.max(1, Math.min(eyeOpen, 1.25)), rx = 27 * (eyeOpen > 1 ? 1 + (eyeOpen - 1) * 0.3 : 1);
+    for (const shape of eye.querySelectorAll(".sclera, .clip, .rim")) {
+      shape.setAttribute("rx", rx.toFixed(2)); shape.setAttribute("ry", ry.toFixed(2));
     }
+    pupil.setAttribute("transform", `translate(${(gazeShown.x * 10).toFixed(2)} ${(-gazeShown.y * 9).toFixed(2)}) scale(${shown.pupil.toFixed(3)} ${Math.min(1, eyeOpen * 1.1).toFixed(3)})`);
+    // a lid covering the top of the eye when it is less than fully open (happy squint, sleepy, blink)
+    const cover = clamp(1 - eyeOpen, 0, 1);
+    lid.setAttribute("d", cover > 0.02 ? `M-30 ${-ry - 4} L30 ${-ry - 4} L30 ${(-ry + 2 * ry * cover).toFixed(2)} Q0 ${(-ry + 2 * ry * cover + 6).toFixed(2)} -30 ${(-ry + 2 * ry * cover).toFixed(2)} Z` : "");
     // brows: lift and inner tilt (mirrored)
     const brow = (x0, x1, inner, side) => {
       const yi = 160 + shown.by - (side * 0 + shown.bt * 0.5), yo = 160 + shown.by + shown.bt * 0.5;

@@ -48,6 +48,8 @@ ToolArguments = Annotated[dict[str, Any], bounded(MAX_DEPTH - 1, MAX_BYTES // 2)
 Since = Annotated[datetime | None, Field(description="Only memories that occurred at or after this time.")]
 Until = Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")]
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
+ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")]
+Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 
 
 def create_server(settings: Settings) -> ServerSpec:
@@ -87,13 +89,13 @@ def create_server(settings: Settings) -> ServerSpec:
     async def memory_search(
         ctx: Context,
         query: Annotated[str, Field(min_length=1, max_length=2000, description="What to look for, in words.")],
-        scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
+        scope: ScopeFilter = None,
         user_id: UserId = None,
         session_id: SessionId = None,
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
+        cursor: Cursor = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
         if not query.strip():
@@ -111,13 +113,13 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.tool(annotations=READ_ONLY)
     async def memory_list(
         ctx: Context,
-        scope: Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")] = None,
+        scope: ScopeFilter = None,
         user_id: UserId = None,
         session_id: SessionId = None,
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Field(description="next_cursor of the previous page.")] = None,
+        cursor: Cursor = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
         where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
