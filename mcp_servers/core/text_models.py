@@ -15,6 +15,8 @@ import json
 import logging
 import os
 import tempfile
+import threading
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -52,9 +54,13 @@ def mean_pooled(model_dir: Path) -> bool:
 class TorchEncoder:
     """sentence-transformers itself, under bf16 autocast when `bf16` (fp32 accumulation and layer norms)."""
 
-    def __init__(self, model_dir: Path, bf16: bool):
+    def __init__(self, model_dir: Path, threads: int, bf16: bool):
+        import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
 
+        hf_logging.disable_progress_bar()
+        torch.set_num_threads(threads)
         self.bf16 = bf16
         self.model = SentenceTransformer(str(model_dir), device="cpu")
 
@@ -99,18 +105,19 @@ class OnnxEncoder:
 def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
     """The model's transformer as ONNX, exported on first use and kept in `cache_dir` (a few
     seconds, once per model file and library versions); written whole or not at all."""
-    import torch
-    import transformers
-
     weights = next((model_dir / n for n in ("model.safetensors", "pytorch_model.bin") if (model_dir / n).exists()),
                    model_dir)
     st = weights.stat()
-    key = hashlib.sha256(json.dumps([str(weights.resolve()), st.st_size, st.st_mtime_ns, torch.__version__,
-                                     transformers.__version__, EXPORT_FORMAT]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([str(weights.resolve()), st.st_size, st.st_mtime_ns, version("torch"),
+                                     version("transformers"), EXPORT_FORMAT]).encode()).hexdigest()[:16]
     dest = cache_dir / f"{model_dir.name}-{key}.onnx"
     if dest.exists():
         return dest
+    import torch
     from transformers import AutoModel
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
 
     # eager attention traces into a plain graph (the sdpa path bakes the trace's mask shape in)
     bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
@@ -139,3 +146,31 @@ def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
         Path(tmp).unlink(missing_ok=True)
     log.info("text model exported to ONNX", extra={"fields": {"file": str(dest)}})
     return dest
+
+
+class Runtimes:
+    """The encoder for a batch of each size. ONNX Runtime (loaded at once: it answers the first
+    search) takes small batches; torch bf16 is loaded on the first large batch, where it is faster.
+    'fp32' keeps every batch on ONNX Runtime, 'bf16' on torch, as does a model that does not mean-pool."""
+
+    def __init__(self, model_dir: Path, precision: str, threads: int, cache_dir: Path):
+        self.model_dir, self.threads = model_dir, threads
+        self._lock = threading.Lock()
+        self.large: Encoder | None = None
+        self.small: Encoder
+        if precision == "bf16" or not mean_pooled(model_dir):
+            self.small = self.large = TorchEncoder(model_dir, threads, bf16=precision == "bf16" or (
+                precision == "auto" and bf16_native()))
+        else:
+            self.small = OnnxEncoder(model_dir, onnx_export(model_dir, cache_dir), threads)
+            if precision == "fp32":
+                self.large = self.small
+
+    def encoder(self, batch: int) -> Encoder:
+        if batch <= SMALL:
+            return self.small
+        with self._lock:
+            if self.large is None:
+                self.large = TorchEncoder(self.model_dir, self.threads, bf16=True) if bf16_native() else self.small
+                log.info("large batches run on", extra={"fields": {"runtime": type(self.large).__name__}})
+            return self.large
