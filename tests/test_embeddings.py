@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from mcp_servers.core import text_models
+from mcp_servers.core import heap, text_models
 from mcp_servers.core.batching import GroupCommit
 from mcp_servers.core.embeddings import LocalEmbedder
 
@@ -100,3 +100,4 @@ def test_a_loaded_model_is_frozen_out_of_garbage_collection(cache: Path) -> None
     frozen = gc.get_freeze_count()
     assert frozen > 10_000, frozen
     assert sum(gc.get_count()) < frozen
+    assert gc.get_threshold()[2] == heap.FULL_EVERY

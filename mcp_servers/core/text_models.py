@@ -22,6 +22,8 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from . import heap
+
 log = logging.getLogger(__name__)
 
 SMALL = 8  # a batch of at most this many texts goes to ONNX Runtime
@@ -172,5 +174,6 @@ class Runtimes:
         with self._lock:
             if self.large is None:
                 self.large = TorchEncoder(self.model_dir, self.threads, bf16=True) if bf16_native() else self.small
+                heap.settle()  # torch's objects join the permanent generation, as at every model load
                 log.info("large batches run on", extra={"fields": {"runtime": type(self.large).__name__}})
             return self.large
