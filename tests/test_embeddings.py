@@ -51,6 +51,15 @@ def test_onnx_export_is_made_once_and_whole(cache: Path) -> None:
     assert sorted(cache.iterdir()) == files and files[0].stat().st_mtime_ns == before
 
 
+def test_an_unwritable_cache_folder_still_gives_a_working_embedder(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the cache folder should be")
+    e = LocalEmbedder(precision="fp32", cache_dir=blocker / "cache")
+    rows = e.embed(["still embedded", "x"])
+    assert e.state == "ready" and rows.shape == (2, 384)
+    assert blocker.read_text().startswith("a file")  # nothing written where it could not be
+
+
 async def test_two_workers_embed_concurrent_batches_exactly(cache: Path) -> None:
     """Two batches on two threads at once (one ONNX Runtime session) give each text its own vector."""
     e = LocalEmbedder(precision="fp32", workers=2, cache_dir=cache)

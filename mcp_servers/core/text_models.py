@@ -10,10 +10,12 @@ natively; elsewhere ONNX Runtime runs everything. Both give unit-norm mean-poole
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
 import logging
 import os
+import shutil
 import tempfile
 import threading
 from importlib.metadata import version
@@ -106,7 +108,9 @@ class OnnxEncoder:
 
 def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
     """The model's transformer as ONNX, exported on first use and kept in `cache_dir` (a few
-    seconds, once per model file and library versions); written whole or not at all."""
+    seconds, once per model file and library versions); written whole or not at all. Where
+    `cache_dir` cannot be written (a read-only home), it goes to a private temporary folder of
+    this process instead: exported at every start, but the server still runs."""
     weights = next((model_dir / n for n in ("model.safetensors", "pytorch_model.bin") if (model_dir / n).exists()),
                    model_dir)
     st = weights.stat()
@@ -135,8 +139,15 @@ def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
 
     sample = torch.ones((2, 8), dtype=torch.int64)
     names = ["input_ids", "attention_mask", "token_type_ids"]
-    cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
+    except OSError as exc:
+        log.warning("the cache folder cannot be written; the text model is exported for this process only",
+                    extra={"fields": {"folder": str(cache_dir), "error": exc.strerror or str(exc)}})
+        dest = Path(tempfile.mkdtemp(prefix="alphaavatar-")) / dest.name
+        atexit.register(shutil.rmtree, dest.parent, True)
+        fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".onnx.part")
     os.close(fd)
     try:
         with torch.inference_mode(False), torch.no_grad():
