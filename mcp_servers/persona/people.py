@@ -4,7 +4,8 @@ A user is a point whose id is the user id (or, for an id of the caller's own suc
 UUID derived from it): payload = name, provisional flag, facts; BM25 text =
 the rendered profile; dense vector = its text embedding (only once the profile says more than a
 name). Each change is a payload-only point with a time-ordered id, so history pages come back in
-order. Erasure deletes both kinds by user id; the store is then compacted.
+order. Erasure deletes both kinds by user id; the store is then compacted. A merge under way is a
+third kind (`MergeIntent`), written before the merge's first write and dropped with its last.
 
 Every method is async and reaches the store off the event loop (`aio.off_loop`), one hop each.
 """
@@ -16,6 +17,8 @@ import threading
 import time
 import uuid
 from typing import Any
+
+from pydantic import BaseModel
 
 from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import Embedder
@@ -69,6 +72,18 @@ def point_id(user_id: str) -> str:
     return user_id if valid_id(user_id) else str(uuid.uuid5(_ID_SPACE, user_id))
 
 
+class MergeIntent(BaseModel):
+    """A merge under way, stored before its first write: the target's new profile and history records
+    are fixed here (ids included), so finishing the merge again after a crash writes them once."""
+
+    id: str
+    from_user: str
+    into_user: str
+    user: dict[str, Any]  # the target as the merge leaves it
+    changes: list[dict[str, Any]]  # its new history records, each with its id
+    facts_added: int
+
+
 class People:
     def __init__(self, store: VectorStore, embedder: Embedder):
         self.store = store
@@ -86,13 +101,10 @@ class People:
         hits = await off_loop(self.store.retrieve, ids)
         return {h.payload["user_id"]: h.payload for h in hits if h.payload.get("kind") == "user"}
 
-    async def delete(self, user_id: str) -> None:
-        """Drop the user's own point (merge keeps their history and samples under another user)."""
-        await off_loop(self.store.delete, [point_id(user_id)])
-
     async def commit(self, user: dict[str, Any], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Write a user and append its changes to the history in one store write (both or, after a
-        crash, neither); the change records as stored (with their ids).
+        crash, neither); the change records as stored (with their ids). A change that brings its own
+        id keeps it, so writing the same changes twice stores them once.
 
         The profile text is re-embedded only when it changed (and says more than a name).
         """
@@ -158,6 +170,19 @@ class People:
                 moved += len(hits)
             if offset is None:
                 return moved
+
+    async def intend_merge(self, intent: MergeIntent) -> None:
+        """Store a merge before its first write (durably: the store syncs each write)."""
+        await off_loop(self.store.upsert, [Item(intent.id, {"kind": "merge", **intent.model_dump(exclude={"id"})})])
+
+    async def pending_merges(self) -> list[MergeIntent]:
+        """The merges a crash cut, oldest first (each one holds the write lock to its end, so at most one)."""
+        hits, _ = await off_loop(self.store.scroll, Where(equals={"kind": "merge"}), 100)
+        return [MergeIntent(id=h.id, **{k: v for k, v in h.payload.items() if k != "kind"}) for h in hits]
+
+    async def end_merge(self, intent: MergeIntent) -> None:
+        """The last step of a merge: the merged user's point and the intent go in one write."""
+        await off_loop(self.store.delete, [point_id(intent.from_user), intent.id])
 
     async def erase(self, user_id: str) -> int:
         """Delete the user and their whole history; how many history entries went."""

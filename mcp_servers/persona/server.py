@@ -323,6 +323,10 @@ def create_server(settings: Settings) -> ServerSpec:
         lines = [f"{h.name} ({h.user_id}): {'; '.join(h.matches) or '-'}" for h in r.results]
         return rendered(r, "\n".join(lines) or "No user matches.")
 
-    return ServerSpec(name="persona", mcp=mcp, startup=persona.start, shutdown=persona.close,
+    async def startup() -> None:
+        await persona.start()
+        await users.recover()
+
+    return ServerSpec(name="persona", mcp=mcp, startup=startup, shutdown=persona.close,
                       health=persona.health, ready=lambda: "loading" not in persona.health().values())
 

@@ -12,7 +12,7 @@ from mcp_servers.core.store.aio import off_loop
 
 from . import profile
 from .context import SERVER, PersonaContext
-from .people import well_formed
+from .people import MergeIntent, time_id, well_formed
 from .schemas import ForgetResult, MergeResult, User, UserList
 
 log = logging.getLogger(__name__)
@@ -70,22 +70,46 @@ class Users:
         return await self.describe(user)
 
     async def merge(self, principal: Principal, user_id: str, into_user_id: str) -> MergeResult:
+        """Join one user into another: all of it or, after a crash at any moment, none or (finished by
+        `recover` on the next start) all. The intent is stored first; every step after it can run again."""
         self.ctx.unscoped(principal, "merge users")
         if user_id == into_user_id:
             raise UserError("A user cannot be merged into themselves.")
-        _, vp = await self.ctx.voice_side()
-        _, fp = await self.ctx.face_side()
+        await self.ctx.voice_side()  # both models loaded before the first write, so `_finish` cannot wait on them
+        await self.ctx.face_side()
         async with self.ctx.lock:
             source, target = await self.ctx.user(user_id), await self.ctx.user(into_user_id)
-            people = await self.ctx.people()
             added = profile.merge(target, source)
-            moved_voice = await vp.move(user_id, into_user_id)
-            moved_face = await fp.move(user_id, into_user_id)
-            moved_history = await people.move_history(user_id, into_user_id)
-            await people.commit(target, profile.merge_changes(added, source, target))
-            await people.delete(user_id)
+            intent = MergeIntent(id=time_id(), from_user=user_id, into_user=into_user_id, user=target,
+                                 changes=[{"id": time_id(), **c} for c in profile.merge_changes(added, source, target)],
+                                 facts_added=len(added))
+            await (await self.ctx.people()).intend_merge(intent)
+            moved_voice, moved_face, moved_history = await self._finish(intent)
         return MergeResult(user_id=into_user_id, merged_user_id=user_id, voice_samples_moved=moved_voice,
-                           face_samples_moved=moved_face, facts_added=len(added), history_moved=moved_history)
+                           face_samples_moved=moved_face, facts_added=intent.facts_added, history_moved=moved_history)
+
+    async def _finish(self, intent: MergeIntent) -> tuple[int, int, int]:
+        """The writes of a merge, each idempotent (a move moves what is still on the source; the
+        profile and records are the intent's, ids fixed), so a rerun after any prefix ends the same;
+        the voice, face and history entries moved by this run."""
+        _, vp = await self.ctx.voice_side()
+        _, fp = await self.ctx.face_side()
+        people = await self.ctx.people()
+        moved_voice = await vp.move(intent.from_user, intent.into_user)
+        moved_face = await fp.move(intent.from_user, intent.into_user)
+        moved_history = await people.move_history(intent.from_user, intent.into_user)
+        await people.commit(intent.user, intent.changes)
+        await people.end_merge(intent)
+        return moved_voice, moved_face, moved_history
+
+    async def recover(self) -> None:
+        """Finish the merges a crash cut; run at startup, before any call can see half of one."""
+        async with self.ctx.lock:
+            for intent in await (await self.ctx.people()).pending_merges():
+                moved = await self._finish(intent)
+                log.warning("finished a merge cut by a crash", extra={"fields": {
+                    "from": intent.from_user, "into": intent.into_user, "voice": moved[0], "face": moved[1],
+                    "history": moved[2]}})
 
     async def forget(self, principal: Principal, user_id: str) -> ForgetResult:
         """Erase a user everywhere: voiceprints, face encodings, profile, history; then compact the
