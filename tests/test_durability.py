@@ -8,9 +8,11 @@ same data root, and account for every write.
   a document has all its passages, an update is the old text or the new;
 - the history records exactly the memories that exist: a present memory's history starts with
   ADD and its last event gives its current text, a deleted memory's history ends with DELETE;
+- a `user_merge` in flight is done in full or not at all (samples, facts, history);
 - the stores reopen without any repair.
 
-Memory runs over stdio (`serve memory`); HTTP runs `alphaavatar up` with all four servers.
+Memory and persona's merges run over stdio (`serve memory`, `serve persona`); HTTP runs
+`alphaavatar up` with all four servers.
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ import psutil
 import pytest
 from mcp import ClientSession
 
-from tests.datasets import FACES, FSDD, file_b64, fsdd, wav_b64
+from tests.datasets import FACES, FSDD, file_b64, fsdd, needs_fsdd, wav_b64
 from tests.support import call, http_server, http_session, ok, server_env, stdio_session
 
 USER = "dur"
@@ -336,3 +338,137 @@ async def sigkill_rounds_http(home: Path, rounds: int, seed: int) -> None:
                                     pytest.param(5, id="5-rounds", marks=pytest.mark.slow)])
 async def test_sigkill_http_up_loses_no_acknowledged_write(tmp_path: Path, rounds: int) -> None:
     await sigkill_rounds_http(tmp_path, rounds, seed=100 + rounds)
+
+
+# -- user_merge: all or none across a kill -----------------------------------------------------
+
+PAIRS = 5  # merges per round, sent back to back so that the kill lands inside one
+
+
+@dataclass
+class Pair:
+    """Two users made for one merge, and what each held just before it."""
+
+    source: str
+    target: str
+    before: dict[str, dict[str, Any]] = field(default_factory=dict)  # user id -> snapshot
+
+
+@dataclass
+class Merges:
+    pairs: list[Pair] = field(default_factory=list)
+    acked: set[str] = field(default_factory=set)  # source ids whose merge returned
+    merging: bool = False
+
+
+async def snapshot(s: ClientSession, user_id: str) -> dict[str, Any] | None:
+    """What a user holds (samples, preferences, history ids), or None once they are gone."""
+    got = await call(s, "user_get", {"user_id": user_id})
+    if got.is_error:
+        assert "No user" in got.text, got.text
+        return None
+    prefs = [f["value"] for f in (await ok(s, "profile_get", {"user_id": user_id}))["preferences"]]
+    history: list[str] = []
+    cursor = None
+    while True:
+        page = await ok(s, "profile_history", {"user_id": user_id, "limit": 100, **({"cursor": cursor} if cursor else {})})
+        history += [c["id"] for c in page["changes"]]
+        cursor = page["next_cursor"]
+        if not cursor:
+            break
+    return {"voice": got.data["voice_samples"], "face": got.data["face_samples"], "prefs": sorted(prefs),
+            "history": history}
+
+
+def merged(source: dict[str, Any], target: dict[str, Any]) -> dict[str, Any]:
+    """What the target holds after the merge: every sample, each preference once, both histories
+    plus the merge's two records (the one preference added, the user merged away)."""
+    voice = {k: source["voice"].get(k, 0) + target["voice"].get(k, 0) for k in source["voice"] | target["voice"]}
+    return {"voice": voice, "face": source["face"] + target["face"], "prefs": sorted({*source["prefs"], *target["prefs"]}),
+            "history": len(source["history"]) + len(target["history"]) + 2}
+
+
+async def merge_writer(s: ClientSession, m: Merges, rnd: int, clips: list[str], photo: str | None) -> None:
+    """Make PAIRS pairs of users (voices, a face, preferences: one shared, one each), then merge them
+    one after the other until the server dies."""
+    pairs = []
+    for i in range(PAIRS):
+        src = str((await ok(s, "user_create", {"name": f"From {rnd}-{i}"}))["user_id"])
+        tgt = str((await ok(s, "user_create", {"name": f"Into {rnd}-{i}"}))["user_id"])
+        await ok(s, "speaker_enroll", {"user_id": src, "audio": clips[:2]})
+        await ok(s, "speaker_enroll", {"user_id": tgt, "audio": clips[2:3]})
+        if photo:
+            await ok(s, "face_enroll", {"user_id": src, "image": photo})
+        for uid, own in ((src, "from"), (tgt, "into")):
+            await ok(s, "profile_update", {"user_id": uid, "patches": [
+                {"op": "add", "field": "preferences", "value": v} for v in (f"shared {rnd}-{i}", f"{own} {rnd}-{i}")]})
+        pair = Pair(src, tgt)
+        for uid in (src, tgt):
+            pair.before[uid] = await snapshot(s, uid) or {}
+        pairs.append(pair)
+    m.pairs += pairs
+    m.merging = True
+    with until_killed():
+        for pair in pairs:
+            r = await ok(s, "user_merge", {"user_id": pair.source, "into_user_id": pair.target})
+            assert r["facts_added"] == 1, r
+            m.acked.add(pair.source)
+
+
+async def check_merges(s: ClientSession, m: Merges) -> tuple[int, int]:
+    """Each merge is done in full or not at all; (done, not done)."""
+    done = 0
+    for pair in m.pairs:
+        src, tgt = pair.before[pair.source], pair.before[pair.target]
+        after_src, after_tgt = await snapshot(s, pair.source), await snapshot(s, pair.target)
+        assert after_tgt is not None, f"merge target {pair.target} lost"
+        if after_src is None:  # done: everything on the target, once
+            done += 1
+            want = merged(src, tgt)
+            got = {**after_tgt, "history": len(after_tgt["history"])}
+            assert got == want, f"half a merge of {pair.source}: {got} != {want}"
+            assert {*src["history"], *tgt["history"]} <= set(after_tgt["history"]), "history entries lost"
+            assert len(set(after_tgt["history"])) == len(after_tgt["history"]), "history entries doubled"
+        else:  # not done: both users exactly as they were
+            assert pair.source not in m.acked, f"acknowledged merge of {pair.source} undone"
+            assert (after_src, after_tgt) == (src, tgt), f"half a merge of {pair.source}: {after_src}, {after_tgt}"
+    return done, len(m.pairs) - done
+
+
+@needs_fsdd
+async def test_sigkill_during_user_merge_leaves_all_or_none(tmp_path: Path) -> None:
+    """Rounds of: restart, check the merges the last kill cut across, make new pairs, merge them
+    back to back, SIGKILL at a random moment (one server start per round: each costs seconds)."""
+    rng = random.Random(7)
+    env = server_env(tmp_path)
+    clips = [wav_b64(w) for w in fsdd()["george"][:3]]
+    photo = file_b64(sorted((FACES / "obama").glob("*.jpg"))[0]) if FACES.is_dir() else None
+    rounds, done, undone, unacked_done = 3, 0, 0, 0
+
+    async def check(s: ClientSession, m: Merges) -> None:
+        nonlocal done, undone, unacked_done
+        d, u = await check_merges(s, m)
+        done, undone, unacked_done = done + d, undone + u, unacked_done + d - len(m.acked)
+
+    last: Merges | None = None
+    for rnd in range(rounds):
+        m = Merges()
+
+        async def writers(stack: contextlib.AsyncExitStack, m: Merges = m, last: Merges | None = last,
+                          rnd: int = rnd) -> list[Awaitable[None]]:
+            s = await stack.enter_async_context(stdio_session("persona", env))
+            if last is not None:  # the first calls after a restart: a merge the kill cut is finished already
+                await check(s, last)
+            return [merge_writer(s, m, rnd, clips, photo)]
+
+        def merging(m: Merges = m) -> bool:
+            return m.merging
+
+        await kill_during(writers, merging, tmp_path, rng.uniform(0.0, 0.12))
+        last = m
+    assert last is not None
+    async with stdio_session("persona", env) as s:
+        await check(s, last)
+    assert undone < rounds * PAIRS  # the kills came while merges streamed in
+    print(f"user_merge: {rounds} SIGKILLs during {rounds * PAIRS} merges: {done} done in full ({unacked_done} of "
+          f"them not acknowledged), {undone} not at all, none in part")
