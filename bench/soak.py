@@ -243,6 +243,23 @@ def usage(proc: psutil.Process) -> tuple[float, int]:
     return proc.memory_info().rss / 2**20, proc.num_fds()
 
 
+def cpu(proc: psutil.Process) -> tuple[float, float]:
+    """CPU seconds the server has used: (all threads, its main thread, which runs the event loop).
+
+    Per request, this is how much work a call costs the server, whatever else the machine is doing
+    (latency on a shared 2-core machine also counts the time the server waited for a core)."""
+    times = proc.cpu_times()
+    main = next((t for t in proc.threads() if t.id == proc.pid), None)
+    return times.user + times.system, (main.user_time + main.system_time) if main else 0.0
+
+
+def stolen(before: Any, after: Any) -> float:
+    """Percent of the machine's CPU time the hypervisor gave to other guests (0 where not reported):
+    on a shared virtual machine, the latencies of two runs compare only at like steal."""
+    total = sum(after) - sum(before)
+    return 100 * (getattr(after, "steal", 0.0) - getattr(before, "steal", 0.0)) / total if total else 0.0
+
+
 def table(title: str, runs: list[Run], per_tool: bool) -> Table:
     t = Table(title=title)
     for col in ("offered req/s", "tool", "requests", "errors", "p50 ms", "p95 ms", "req/s done"):
@@ -335,7 +352,10 @@ async def main() -> None:
                     peak.append(usage(server)[0])
 
             sampler = asyncio.create_task(sample())
+            cpu_before, machine_before = cpu(server), psutil.cpu_times()
             await drive(world, a.clients, soak, mix, seed=2)
+            soak_cpu = [after - before for after, before in zip(cpu(server), cpu_before, strict=True)]
+            steal = stolen(machine_before, psutil.cpu_times())
             sampler.cancel()
             await asyncio.sleep(2)
             end_use = usage(server)
@@ -358,6 +378,10 @@ async def main() -> None:
                   f"after warm-up {warm_use[0]:.0f} MB / {warm_use[1]}, at the end {end_use[0]:.0f} MB / {end_use[1]} "
                   f"(peak RSS {max(peak):.0f} MB); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
                   f"on {os.cpu_count()} cores")
+    n = max(soak.requests, 1)
+    console.print(f"server CPU per request during the soak: {1000 * soak_cpu[0] / n:.1f} ms in all, "
+                  f"{1000 * soak_cpu[1] / n:.1f} ms of it on the event-loop thread "
+                  f"({100 * soak_cpu[1] / soak.wall:.0f}% of that thread's time); CPU stolen by the hypervisor {steal:.0f}%")
     for s in soak.error_samples:
         console.print(f"error: {s}")
     for note in world.notes:
@@ -374,7 +398,10 @@ async def main() -> None:
 
         a.json.write_text(json.dumps({"soak": summary(soak), "sweep": [summary(r) for r in sweep],
                                       "rss_mb": [start_use[0], warm_use[0], end_use[0]],
-                                      "fds": [start_use[1], warm_use[1], end_use[1]], "load": load}, indent=1))
+                                      "fds": [start_use[1], warm_use[1], end_use[1]], "load": load,
+                                      "cpu_ms_per_request": {"all": 1000 * soak_cpu[0] / n,
+                                                             "event_loop": 1000 * soak_cpu[1] / n},
+                                      "steal_percent": steal}, indent=1))
 
 
 if __name__ == "__main__":
