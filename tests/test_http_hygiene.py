@@ -12,7 +12,7 @@ from urllib.parse import urlsplit
 import httpx
 import websockets
 
-from mcp_servers.core.http_guard import HEADER_TIMEOUT_S
+from mcp_servers.core.http_guard import HEADER_TIMEOUT_S, MAX_HEADER_BYTES
 from tests.support import http_server, http_session, ok, server_env
 
 
@@ -44,3 +44,17 @@ async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
                 event = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 if event.get("emotion") == "surprised":
                     break
+
+
+def test_oversized_headers_get_431_and_others_are_served(tmp_path: Path) -> None:
+    """httptools parses without a bound of its own: headers past the limit are refused, not buffered."""
+    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
+        port = urlsplit(base).port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n")
+            answer = b""
+            while chunk := s.recv(4096):
+                answer += chunk
+        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+        assert b"exceed 16 KiB" in answer
+        assert httpx.get(f"{base}/healthz", headers={"X-Fine": "a" * 8000}, timeout=10).status_code == 200

@@ -328,5 +328,5 @@ def create_server(settings: Settings) -> ServerSpec:
         await users.recover()
 
     return ServerSpec(name="persona", mcp=mcp, startup=startup, shutdown=persona.close,
-                      health=persona.health, ready=lambda: "loading" not in persona.health().values())
+                      health=persona.health, ready=lambda: "loading" not in persona.health().values(), progress=True)
 

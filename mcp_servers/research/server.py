@@ -202,4 +202,4 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(forgot, render_forgot(forgot))
 
     return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=app.health,
-                      ready=lambda: app.embedder.ready)
+                      ready=lambda: app.embedder.ready, progress=True)
