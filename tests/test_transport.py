@@ -4,7 +4,8 @@ Stdio: garbage, oversize, non-JSON-RPC, invalid UTF-8, lone-surrogate and too-de
 lines each get a JSON-RPC error (with the request's id when it can be read) and the next valid
 request is answered. HTTP: the same bodies get 4xx answers, a 50 MB body is refused with 413,
 and clients that open many sessions and never read, or stall mid-request, do not stop a normal
-client from working.
+client from working. Streamable HTTP answers a call with one JSON body, except on servers
+whose tools stream progress (their SSE stream carries it).
 """
 
 from __future__ import annotations
@@ -149,3 +150,37 @@ async def test_http_clients_that_never_read_do_not_stop_others(http_base: str) -
     finally:
         for w in held:
             w.close()
+
+
+async def _content_type(http: httpx.AsyncClient, url: str, call: dict[str, Any]) -> str:
+    """The content type streamable HTTP answers a tools/call with (after initialize, raw)."""
+    hdr = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    r = await http.post(url, json=INIT, headers=hdr)
+    hdr |= {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
+    await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=hdr)
+    r = await http.post(url, json={"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": call}, headers=hdr)
+    assert r.status_code == 200 and '"id":2' in r.text.replace(" ", ""), r.text[:300]
+    return r.headers["content-type"]
+
+
+async def test_calls_answer_json_unless_their_server_streams_progress(tmp_path: Path) -> None:
+    """Memory answers a call with one JSON body (cheaper); research keeps SSE, and its progress arrives."""
+    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path / "m")) as base:
+        async with httpx.AsyncClient(timeout=60) as http:
+            kind = await _content_type(http, f"{base}/mcp", {"name": "memory_list", "arguments": {"user_id": "u"}})
+        assert kind.startswith("application/json"), kind
+    with http_server(["serve", "research", "--transport", "http"], server_env(tmp_path / "r")) as base:
+        async with httpx.AsyncClient(timeout=60) as http:
+            kind = await _content_type(http, f"{base}/mcp", {"name": "corpus_list", "arguments": {}})
+        assert kind.startswith("text/event-stream"), kind
+        async with http_session(f"{base}/mcp") as s:
+            await s.call_tool("corpus_add", {"text": "Zebras sleep standing up in the savanna.", "title": "Zebras"})
+            seen: list[str | None] = []
+
+            async def on_progress(done: float, total: float | None, message: str | None) -> None:
+                seen.append(message)
+
+            res = await s.call_tool("research", {"question": "How do zebras sleep?", "sources": "corpus"},
+                                    progress_callback=on_progress)
+        assert not res.is_error, res.content
+        assert seen and all(seen), seen

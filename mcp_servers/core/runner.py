@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import ipaddress
 import logging
 import os
@@ -185,7 +186,8 @@ def serve(specs: Sequence[ServerSpec], transport: Transport, host: str, port: in
     loading on a worker thread would otherwise hold the process (Python joins executor threads
     at exit) past the 2 s an MCP host waits after closing stdin before it kills the server.
     """
-    fast = {"use_uvloop": True}  # uvloop: the event loop itself costs less per call than asyncio's
+    # uvloop: the event loop itself costs less per call than asyncio's (it is not built for Windows)
+    fast = {"use_uvloop": importlib.util.find_spec("uvloop") is not None}
     if transport == "stdio":
         (spec,) = specs
         anyio.run(serve_stdio, spec, backend_options=fast)
