@@ -154,7 +154,7 @@ async def test_http_clients_that_never_read_do_not_stop_others(http_base: str) -
 
 async def _content_type(http: httpx.AsyncClient, url: str, call: dict[str, Any]) -> str:
     """The content type streamable HTTP answers a tools/call with (after initialize, raw)."""
-    hdr = {"accept": "application/json, text/event-stream", "content-type": "application/json"}
+    hdr = dict(HEADERS)
     r = await http.post(url, json=INIT, headers=hdr)
     hdr |= {"mcp-session-id": r.headers["mcp-session-id"], "mcp-protocol-version": "2025-06-18"}
     await http.post(url, json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=hdr)
