@@ -16,12 +16,33 @@ from mcp_servers.core.http_guard import HEADER_TIMEOUT_S, MAX_HEADER_BYTES
 from tests.support import http_server, http_session, ok, server_env
 
 
+def _healthz(port: int | None) -> bytes:
+    return f"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n".encode()
+
+
+def _answer(s: socket.socket) -> bytes:
+    """The head of one whole HTTP response read off a kept-alive connection (b"" if the server closed it)."""
+    data = b""
+    while b"\r\n\r\n" not in data:
+        if not (chunk := s.recv(4096)):
+            return b""
+        data += chunk
+    head, body = data.split(b"\r\n\r\n", 1)
+    length = int(next(line.split(b":")[1] for line in head.split(b"\r\n") if line.lower().startswith(b"content-length")))
+    while len(body) < length:
+        body += s.recv(4096)
+    return head
+
+
 def test_slow_headers_are_cut_off_and_others_are_served(tmp_path: Path) -> None:
     with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
         port = urlsplit(base).port
         slow = []
-        for _ in range(50):  # each sends half a request line and headers, then nothing
+        for i in range(50):  # each sends half a request line and headers, then nothing
             s = socket.create_connection(("127.0.0.1", port))
+            if i % 2:  # the connection first serves a whole request: the next one's headers have a deadline too
+                s.sendall(_healthz(port))
+                assert _answer(s).startswith(b"HTTP/1.1 200 ")
             s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
             slow.append(s)
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
@@ -31,6 +52,19 @@ def test_slow_headers_are_cut_off_and_others_are_served(tmp_path: Path) -> None:
             assert s.recv(1024) == b"", "the server kept a connection whose headers never came"
             s.close()
         assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+def test_an_idle_kept_alive_connection_outlives_the_clients_pool(tmp_path: Path) -> None:
+    """A client drops an idle pooled connection after a few seconds (httpx: 5): the server must not close it
+    first, or a request sent on it at that moment fails unanswered."""
+    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
+        port = urlsplit(base).port
+        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+            s.sendall(_healthz(port))
+            assert _answer(s).startswith(b"HTTP/1.1 200 ")
+            time.sleep((httpx.Limits().keepalive_expiry or 5) + 3)
+            s.sendall(_healthz(port))
+            assert _answer(s).startswith(b"HTTP/1.1 200 ")
 
 
 async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:

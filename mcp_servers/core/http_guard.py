@@ -16,6 +16,10 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 HEADER_TIMEOUT_S = 10.0
+# Idle keep-alive connections are closed after this long. It must outlast the idle time after which
+# clients drop a pooled connection themselves (httpx 5 s, aiohttp 15 s): were the server to close
+# first, a client reusing the connection at that moment would see its request fail unanswered.
+KEEP_ALIVE_S = 30
 MAX_HEADER_BYTES = 16 * 1024  # what uvicorn's h11 protocol allowed
 
 
@@ -54,21 +58,36 @@ class HeaderDeadline(HttpToolsProtocol):
     It is uvicorn's httptools protocol (a C parser) rather than h11 (pure Python): under load,
     parsing requests and framing responses was over a third of the event loop's time.
 
-    uvicorn times out idle keep-alive connections but not one that never finishes its headers (a
-    'slowloris' client trickling bytes holds a file descriptor forever); such a connection is closed
-    HEADER_TIMEOUT_S after it opened. A request that arrived (an upgraded WebSocket too) is untouched.
-    httptools, unlike h11, sets no bound on headers: past MAX_HEADER_BYTES the answer is 431.
+    uvicorn times out idle keep-alive connections but not one whose headers never finish (a
+    'slowloris' client trickling bytes holds a file descriptor forever): the headers of each request
+    on a connection, its first included, must be complete HEADER_TIMEOUT_S after the connection opened
+    or the request's first byte came, or the connection is closed. A request that arrived (an upgraded
+    WebSocket too) is untouched. httptools, unlike h11, sets no bound on headers: past
+    MAX_HEADER_BYTES the answer is 431.
     """
 
-    _headers_seen = False
+    _deadline: asyncio.TimerHandle | None = None
     _header_bytes = 0
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self.loop.call_later(HEADER_TIMEOUT_S, self._headers_overdue)
+        self._arm()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm()
+        super().connection_lost(exc)
+
+    def _arm(self) -> None:
+        self._disarm()
+        self._deadline = self.loop.call_later(HEADER_TIMEOUT_S, self._headers_overdue)
+
+    def _disarm(self) -> None:
+        if self._deadline is not None:
+            self._deadline.cancel()
+            self._deadline = None
 
     def _headers_overdue(self) -> None:
-        if not self._headers_seen and not self.transport.is_closing():
+        if not self.transport.is_closing():
             self.transport.close()
 
     def _count(self, n: int) -> None:
@@ -79,6 +98,7 @@ class HeaderDeadline(HttpToolsProtocol):
     def on_message_begin(self) -> None:
         super().on_message_begin()
         self._header_bytes = 0
+        self._arm()
 
     def on_url(self, url: bytes) -> None:
         self._count(len(url))
@@ -89,7 +109,7 @@ class HeaderDeadline(HttpToolsProtocol):
         super().on_header(name, value)
 
     def on_headers_complete(self) -> None:
-        self._headers_seen = True
+        self._disarm()
         super().on_headers_complete()
 
     def send_400_response(self, msg: str) -> None:

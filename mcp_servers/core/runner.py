@@ -26,7 +26,7 @@ from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
 from . import auth, health
-from .http_guard import HeaderDeadline, RebindingGuard
+from .http_guard import KEEP_ALIVE_S, HeaderDeadline, RebindingGuard
 from .settings import Settings
 from .store import lock
 
@@ -172,7 +172,7 @@ async def serve_http(specs: Sequence[ServerSpec], host: str, port: int, settings
     lock.advertised_url = f"http://{host}:{port}"
     app = build_app(specs, host, port, settings, prefixed, extra)
     config = uvicorn.Config(app, host=host, port=port, log_level="warning", lifespan="on", access_log=False,
-                            http=HeaderDeadline)
+                            http=HeaderDeadline, timeout_keep_alive=KEEP_ALIVE_S)
     server = uvicorn.Server(config)
     log.info("serving %s on http://%s:%d", ", ".join(s.name for s in specs), host, port)
     await server.serve()
