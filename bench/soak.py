@@ -1,7 +1,7 @@
 """Soak and load: N concurrent HTTP clients against `alphaavatar up`, a mixed workload.
 
     python bench/soak.py [--clients 50] [--minutes 10] [--rate 50] [--sweep 10,50,100,max]
-                         [--sweep-s 30] [--warmup-s 30] [--mix mixed|add|read] [--json OUT] [--out bench/out]
+                         [--sweep-s 30] [--warmup-s 30] [--mix mixed|add|read] [--no-restart] [--json OUT] [--out bench/out]
 
 Starts `alphaavatar up` on a free loopback port with a temporary ALPHAAVATAR_HOME and one
 user-scoped token per simulated user (10 users; clients share them), seeds a little data,
@@ -10,7 +10,9 @@ then: a warm-up, the soak (`--clients` clients offering `--rate` requests/s in a
 soon as the last one is answered: the saturation throughput). Prints requests, errors,
 p50/p95 per tool, throughput, the server's RSS and open files (before and after the warm-up
 and at the end, with no client connected) and the load average, and saves a
-latency-versus-offered-load plot as PNG.
+latency-versus-offered-load plot as PNG. Memory: the heap's growth (RSS not backed by a file)
+per write acknowledged, and the heap of a fresh server restarted on the same data after the
+same warm-up, so that memory held for the data and memory the run kept apart show.
 
 Clients speak raw JSON-RPC over httpx (initialize once per session, then `tools/call`), not
 the `mcp` client library: 50 clients x 4 sessions of the library's streams in one Python
@@ -32,6 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -58,9 +61,11 @@ MIXES = {  # tool -> weight
     "mixed": {"memory_add": 20, "memory_search": 25, "profile_get": 10, "profile_update": 5, "character_express": 10,
               "character_speak": 5, "corpus_search": 20, "corpus_add": 5},
     "add": {"memory_add": 1},
-    # nothing stored grows: RSS after warm-up should stay flat (with writes, Edge's mmapped segments grow with the data)
+    # nothing stored grows: RSS after warm-up should stay flat (with writes it grows with the data: Edge keeps
+    # its write segment's payload and sparse indexes in memory, and maps its files)
     "read": {"memory_search": 35, "profile_get": 15, "character_express": 15, "corpus_search": 35},
 }
+WRITES = {"memory_add", "profile_update", "corpus_add"}  # the tools whose calls store something
 SERVER_OF = {"memory_add": "memory", "memory_search": "memory", "profile_get": "persona", "profile_update": "persona",
              "character_express": "character", "character_speak": "character", "corpus_search": "research",
              "corpus_add": "research"}
@@ -238,9 +243,43 @@ async def drive(world: World, clients: int, run: Run, mix: dict[str, int], seed:
         run.wall = time.perf_counter() - t0
 
 
-def usage(proc: psutil.Process) -> tuple[float, int]:
-    """(RSS in MB, open files and sockets) of the server."""
-    return proc.memory_info().rss / 2**20, proc.num_fds()
+@contextlib.contextmanager
+def serving(env: dict[str, str], port: int, log: Any) -> Iterator[psutil.Process]:
+    """`alphaavatar up` on this port, once healthy; stopped (SIGTERM, then SIGKILL) on leaving."""
+    proc = subprocess.Popen([EXE, "up", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
+    try:
+        t0 = time.perf_counter()
+        while True:
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
+                    break
+            if proc.poll() is not None or time.perf_counter() - t0 > 300:
+                raise SystemExit("alphaavatar up did not become healthy")
+            time.sleep(0.3)
+        yield psutil.Process(proc.pid)
+    finally:
+        proc.terminate()
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(30)
+        if proc.poll() is None:
+            proc.kill()
+
+
+@dataclass
+class Usage:
+    rss: float  # MB
+    anon: float  # MB of RSS not backed by a file: the heap, where a leak would show
+    fds: int  # open files and sockets
+
+
+def usage(proc: psutil.Process) -> Usage:
+    mem = proc.memory_info()
+    return Usage(mem.rss / 2**20, (mem.rss - mem.shared) / 2**20, proc.num_fds())
+
+
+def data_mb(home: Path) -> float:
+    """What the servers have stored under their data root, in MB."""
+    return sum(f.stat().st_blocks * 512 for f in home.rglob("*") if f.is_file()) / 2**20  # allocated, not sparse
 
 
 def cpu(proc: psutil.Process) -> tuple[float, float]:
@@ -311,6 +350,8 @@ async def main() -> None:
     ap.add_argument("--sweep", default="10,50,100,max", help="offered loads for the plot ('' for none)")
     ap.add_argument("--sweep-s", type=float, default=30.0)
     ap.add_argument("--mix", choices=sorted(MIXES), default="mixed")
+    ap.add_argument("--no-restart", dest="restart", action="store_false",
+                    help="skip restarting the server on the same data to compare its memory")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "out")
     ap.add_argument("--json", type=Path, default=None)
     a = ap.parse_args()
@@ -323,18 +364,8 @@ async def main() -> None:
                          ALPHAAVATAR_USER_TOKENS=json.dumps({t: u for u, t in tokens.items()}))
         a.out.mkdir(parents=True, exist_ok=True)
         log = (a.out / "soak_server.log").open("w")
-        proc = subprocess.Popen([EXE, "up", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
-        try:
-            base = f"http://127.0.0.1:{port}"
-            t0 = time.perf_counter()
-            while True:
-                with contextlib.suppress(httpx.HTTPError):
-                    if httpx.get(f"{base}/healthz", timeout=1).status_code == 200:
-                        break
-                if proc.poll() is not None or time.perf_counter() - t0 > 300:
-                    raise SystemExit("alphaavatar up did not become healthy")
-                await asyncio.sleep(0.3)
-            server = psutil.Process(proc.pid)
+        base = f"http://127.0.0.1:{port}"
+        with serving(env, port, log) as server:
             world = World(base, owner, tokens)
             async with httpx.AsyncClient(timeout=120) as http:
                 await setup(world, http)
@@ -342,14 +373,14 @@ async def main() -> None:
             warm = Run(a.rate, a.warmup_s)
             await drive(world, a.clients, warm, mix, seed=1)
             await asyncio.sleep(2)
-            warm_use = usage(server)
+            warm_use, warm_data = usage(server), data_mb(Path(home))
             soak = Run(a.rate, a.minutes * 60)
-            peak = [warm_use[0]]
+            peak = [warm_use.rss]
 
             async def sample() -> None:
                 while True:
                     await asyncio.sleep(5)
-                    peak.append(usage(server)[0])
+                    peak.append(usage(server).rss)
 
             sampler = asyncio.create_task(sample())
             cpu_before, machine_before = cpu(server), psutil.cpu_times()
@@ -358,26 +389,37 @@ async def main() -> None:
             steal = stolen(machine_before, psutil.cpu_times())
             sampler.cancel()
             await asyncio.sleep(2)
-            end_use = usage(server)
+            end_use, end_data = usage(server), data_mb(Path(home))
             sweep: list[Run] = []
             for level in [x for x in a.sweep.split(",") if x]:
                 run = Run(None if level == "max" else float(level), a.sweep_s)
                 await drive(world, a.clients, run, mix, seed=3 + len(sweep))
                 sweep.append(run)
             load = os.getloadavg()
-        finally:
-            proc.terminate()
-            with contextlib.suppress(subprocess.TimeoutExpired):
-                proc.wait(30)
-            if proc.poll() is None:
-                proc.kill()
+        restart_use = None
+        if a.restart:  # the same data, a fresh process, the same warm-up: the heap it lacks is not the data's
+            with serving(env, port, log) as server:
+                await drive(world, a.clients, Run(a.rate, a.warmup_s), mix, seed=1)
+                await asyncio.sleep(2)
+                restart_use = usage(server)
 
     console.print(table(f"Soak: {a.clients} clients, {a.rate:.0f} req/s offered, {a.minutes:g} min, mix {a.mix}",
                         [soak], per_tool=True))
-    console.print(f"server RSS / open fds (no client connected): after setup {start_use[0]:.0f} MB / {start_use[1]}, "
-                  f"after warm-up {warm_use[0]:.0f} MB / {warm_use[1]}, at the end {end_use[0]:.0f} MB / {end_use[1]} "
+    console.print(f"server RSS / open fds (no client connected): after setup {start_use.rss:.0f} MB / {start_use.fds}, "
+                  f"after warm-up {warm_use.rss:.0f} MB / {warm_use.fds}, at the end {end_use.rss:.0f} MB / {end_use.fds} "
                   f"(peak RSS {max(peak):.0f} MB); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
                   f"on {os.cpu_count()} cores")
+    writes = sum(len(v) for tool, v in soak.lat.items() if tool in WRITES)
+    heap = end_use.anon - warm_use.anon
+    console.print(f"during the soak: RSS {end_use.rss - warm_use.rss:+.1f} MB, of it {heap:+.1f} MB of heap (not "
+                  f"file-backed: {warm_use.anon:.0f} -> {end_use.anon:.0f} MB), "
+                  + (f"{1024 * heap / writes:.1f} kB per write acknowledged ({writes}); " if writes else "")
+                  + f"on disk {end_data - warm_data:+.1f} MB")
+    if restart_use:
+        console.print(f"restarted on the same data, after the same warm-up: heap {restart_use.anon:.0f} MB (RSS "
+                      f"{restart_use.rss:.0f} MB); {end_use.anon - restart_use.anon:+.1f} MB at the end of the soak was "
+                      f"held beyond the data, {restart_use.anon - warm_use.anon:+.1f} MB is the data's (and the "
+                      f"second warm-up's writes)")
     n = max(soak.requests, 1)
     console.print(f"server CPU per request during the soak: {1000 * soak_cpu[0] / n:.1f} ms in all, "
                   f"{1000 * soak_cpu[1] / n:.1f} ms of it on the event-loop thread "
@@ -397,8 +439,11 @@ async def main() -> None:
                     "p50": {t: pct(v, .5) for t, v in r.lat.items()}, "p95": {t: pct(v, .95) for t, v in r.lat.items()}}
 
         a.json.write_text(json.dumps({"soak": summary(soak), "sweep": [summary(r) for r in sweep],
-                                      "rss_mb": [start_use[0], warm_use[0], end_use[0]],
-                                      "fds": [start_use[1], warm_use[1], end_use[1]], "load": load,
+                                      "rss_mb": [start_use.rss, warm_use.rss, end_use.rss],
+                                      "anon_mb": [start_use.anon, warm_use.anon, end_use.anon],
+                                      "data_mb": [warm_data, end_data],
+                                      "restart_mb": {"rss": restart_use.rss, "anon": restart_use.anon} if restart_use else None,
+                                      "fds": [start_use.fds, warm_use.fds, end_use.fds], "load": load,
                                       "cpu_ms_per_request": {"all": 1000 * soak_cpu[0] / n,
                                                              "event_loop": 1000 * soak_cpu[1] / n},
                                       "steal_percent": steal}, indent=1))
