@@ -44,7 +44,10 @@ def main(
     version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")] = False,
 ) -> None:
     """AlphaAvatar MCP."""
+    from mcp_servers.core import heap
     from mcp_servers.core.settings import get_settings
+
+    heap.limit_arenas()  # before any thread: a server's heap then stays its data's size
 
     # The agent and every server started from here share the data root that core settings resolve.
     os.environ["ALPHAAVATAR_HOME"] = str(get_settings().home)
