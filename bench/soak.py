@@ -34,7 +34,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -243,19 +243,20 @@ async def drive(world: World, clients: int, run: Run, mix: dict[str, int], seed:
         run.wall = time.perf_counter() - t0
 
 
-@contextlib.contextmanager
-def serving(env: dict[str, str], port: int, log: Any) -> Iterator[psutil.Process]:
+@contextlib.asynccontextmanager
+async def serving(env: dict[str, str], port: int, log: Any) -> AsyncIterator[psutil.Process]:
     """`alphaavatar up` on this port, once healthy; stopped (SIGTERM, then SIGKILL) on leaving."""
     proc = subprocess.Popen([EXE, "up", "--port", str(port)], env=env, stdout=subprocess.DEVNULL, stderr=log)
     try:
         t0 = time.perf_counter()
-        while True:
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=1).status_code == 200:
-                    break
-            if proc.poll() is not None or time.perf_counter() - t0 > 300:
-                raise SystemExit("alphaavatar up did not become healthy")
-            time.sleep(0.3)
+        async with httpx.AsyncClient(timeout=1) as http:
+            while True:
+                with contextlib.suppress(httpx.HTTPError):
+                    if (await http.get(f"http://127.0.0.1:{port}/healthz")).status_code == 200:
+                        break
+                if proc.poll() is not None or time.perf_counter() - t0 > 300:
+                    raise SystemExit("alphaavatar up did not become healthy")
+                await asyncio.sleep(0.3)
         yield psutil.Process(proc.pid)
     finally:
         proc.terminate()
@@ -365,7 +366,7 @@ async def main() -> None:
         a.out.mkdir(parents=True, exist_ok=True)
         log = (a.out / "soak_server.log").open("w")
         base = f"http://127.0.0.1:{port}"
-        with serving(env, port, log) as server:
+        async with serving(env, port, log) as server:
             world = World(base, owner, tokens)
             async with httpx.AsyncClient(timeout=120) as http:
                 await setup(world, http)
@@ -398,7 +399,7 @@ async def main() -> None:
             load = os.getloadavg()
         restart_use = None
         if a.restart:  # the same data, a fresh process, the same warm-up: the heap it lacks is not the data's
-            with serving(env, port, log) as server:
+            async with serving(env, port, log) as server:
                 await drive(world, a.clients, Run(a.rate, a.warmup_s), mix, seed=1)
                 await asyncio.sleep(2)
                 restart_use = usage(server)

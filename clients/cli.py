@@ -47,7 +47,7 @@ def main(
     from mcp_servers.core import heap
     from mcp_servers.core.settings import get_settings
 
-    heap.limit_arenas()  # before any thread: a server's heap then stays its data's size
+    heap.limit_arenas()  # before any thread starts: they then share two malloc arenas
 
     # The agent and every server started from here share the data root that core settings resolve.
     os.environ["ALPHAAVATAR_HOME"] = str(get_settings().home)

@@ -14,7 +14,7 @@ cyclic garbage still goes within a minute.
 Below Python, glibc gives threads their own malloc arenas (up to eight per core) and returns
 little of them: with the worker threads a server's store calls and models run on, its heap grew
 about 5 MB a minute beyond its data under the 50-client soak. `limit_arenas()` caps them at two
-(in a 2-minute soak, held beyond the data: 10.4 MB with the default, 0.4 MB with two).
+(in 2-minute soaks, held beyond the data: 10.4 MB with the default, 1.6 MB with two).
 """
 
 from __future__ import annotations
