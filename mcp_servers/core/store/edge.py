@@ -3,12 +3,15 @@
 Every write returns only once it is on disk. The update is one record in Qdrant's write-ahead
 log, an mmap the kernel keeps through a crash of this process (SIGKILL included) and replays
 on the next open; we then fdatasync the log's files, so the write also survives a power cut.
-We do not call Edge's `flush()` per write: it also writes every segment and holds Python's
-GIL throughout (50-280 ms with the whole server frozen, measured on this 2-core box under
-load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close, before a
-compaction, and once per 32 MB log segment written (`_checkpoint`: the log then stays at about
-three segments instead of growing with every write); a restart after a crash replays the log
-written since.
+We do not call Edge's `flush()` per write: it also writes every
+segment and holds Python's GIL throughout (50-280 ms with the whole server frozen, measured on this
+2-core box under load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on
+close, before a compaction, and at a checkpoint (`_checkpoint`): every `CHECKPOINT_POINTS` points
+written, and once per 32 MB log segment written. Until its flush Edge holds each written point's
+update in memory as well (about 0.9 kB a point, whatever its payload's size), so without the point
+count the heap grew by that until the log rolled (about 30 MB per store); with it, that stays under
+4 MB and a checkpoint costs 20-50 ms of GIL. The log stays at about three segments instead of
+growing with every write; a restart after a crash replays the log written since.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ from .base import (
 from .lock import DirLock
 
 KEPT_SEGMENTS = 1  # closed log segments Edge keeps after a flush; one more means a checkpoint is due
+CHECKPOINT_POINTS = 4096  # points written (upserted, changed or deleted) that make a checkpoint due
 
 
 def _filter(where: Where | None) -> qe.Filter | None:
@@ -74,6 +78,7 @@ class EdgeStore(VectorStore):
         self._lock.acquire()
         self._write = threading.Lock()
         self._synced_names: frozenset[str] = frozenset()  # the log's files at the last full sync
+        self._unflushed = 0  # points written since the last flush
         self._config = qe.EdgeConfig(
             vectors={DENSE: qe.EdgeVectorParams(size=spec.dim, distance=qe.Distance.Cosine)},
             sparse_vectors={SPARSE: qe.EdgeSparseVectorParams(modifier=qe.Modifier.Idf)} if spec.sparse else None,
@@ -108,10 +113,12 @@ class EdgeStore(VectorStore):
             shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
         return shard
 
-    def _durable(self, operation: qe.UpdateOperation) -> None:
-        """Apply one update (one WAL record: all of it or, after a crash, none) and sync it to disk."""
+    def _durable(self, operation: qe.UpdateOperation, points: int) -> None:
+        """Apply one update of `points` points (one WAL record: all of it or, after a crash, none) and
+        sync it to disk."""
         with self._write:
             self._shard.update(operation)
+            self._unflushed += points
         # outside the lock: a concurrent writer's sync then covers this update too
         wal = self._dir / "wal"
         segments = [*wal.iterdir()]
@@ -132,20 +139,22 @@ class EdgeStore(VectorStore):
             finally:
                 os.close(fd)
         self._synced_names = names
-        if sum(p.name.startswith("closed-") for p in segments) > KEPT_SEGMENTS:
+        if self._unflushed >= CHECKPOINT_POINTS or sum(p.name.startswith("closed-") for p in segments) > KEPT_SEGMENTS:
             self._checkpoint()
 
     def _checkpoint(self) -> None:
-        """Write the segments out so the log can drop what they now hold: without it the log keeps
-        every write since the store was opened (on disk, in the mmapped pages counted in RSS, and
-        replayed at the next open). Once per 32 MB segment of log, so its cost (see above) is rare."""
+        """Write the segments out, so that Edge lets go of the updates it held in memory for them and
+        the log can drop what they now hold: without it the log keeps every write since the store was
+        opened (on disk, in the mmapped pages counted in RSS, and replayed at the next open)."""
         with self._write:
-            self._shard.flush()
+            if self._unflushed:  # a concurrent writer's checkpoint may have just run
+                self._shard.flush()
+                self._unflushed = 0
 
     def upsert(self, items: Sequence[Item]) -> None:
         points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
         if points:
-            self._durable(qe.UpdateOperation.upsert_points(points))
+            self._durable(qe.UpdateOperation.upsert_points(points), len(points))
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not ids:
@@ -154,17 +163,17 @@ class EdgeStore(VectorStore):
         return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
-        self._durable(qe.UpdateOperation.set_payload(list(ids), payload))
+        self._durable(qe.UpdateOperation.set_payload(list(ids), payload), len(ids))
 
     def delete(self, ids: Sequence[str]) -> None:
         if ids:
-            self._durable(qe.UpdateOperation.delete_points(list(ids)))
+            self._durable(qe.UpdateOperation.delete_points(list(ids)), len(ids))
 
     def delete_where(self, where: Where) -> None:
         flt = _filter(where)
         if flt is None:
             raise ValueError("refusing to delete with an empty filter")
-        self._durable(qe.UpdateOperation.delete_points_by_filter(flt))
+        self._durable(qe.UpdateOperation.delete_points_by_filter(flt), 1)
 
     def _request(self, q: Query, flt: qe.Filter | None, limit: int) -> qe.QueryRequest:
         if isinstance(q, DenseQuery):
@@ -210,6 +219,7 @@ class EdgeStore(VectorStore):
         """
         with self._write:
             self._shard.flush()
+            self._unflushed = 0
             staged = self.directory / "shard.new"
             shutil.rmtree(staged, ignore_errors=True)
             fresh = self._create(staged)
