@@ -104,23 +104,35 @@ class People:
     async def commit(self, user: dict[str, Any], changes: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Write a user and append its changes to the history in one store write (both or, after a
         crash, neither); the change records as stored (with their ids). A change that brings its own
-        id keeps it, so writing the same changes twice stores them once.
+        id keeps it, so writing the same changes twice stores them once."""
+        return (await self.commit_many([(user, changes)]))[0]
 
-        The profile text is re-embedded only when it changed (and says more than a name).
+    async def commit_many(self, writes: list[tuple[dict[str, Any], list[dict[str, Any]]]]) -> list[list[dict[str, Any]]]:
+        """`commit` for several (user, changes) at once, in one store write and one embedding call; a
+        user given twice is stored as its last version, with both sets of changes.
+
+        A profile text is re-embedded only when it changed (and says more than a name).
         """
-        text = render(user["facts"])
-        dense = None
-        if any(f["field"] != "identity.name" for f in user["facts"]):
-            old = await off_loop(self.store.retrieve, [point_id(user["user_id"])], with_vectors=True)
-            if old and old[0].dense is not None and old[0].payload.get("text") == text:
-                dense = old[0].dense
-            else:
-                dense = (await self.embedder.aembed([text]))[0].tolist()
+        last = {user["user_id"]: user for user, _ in writes}
+        texts = {uid: render(user["facts"]) for uid, user in last.items()}
+        described = [uid for uid, user in last.items() if any(f["field"] != "identity.name" for f in user["facts"])]
+        dense: dict[str, list[float]] = {}
+        if described:
+            old = {h.id: h for h in await off_loop(self.store.retrieve, [point_id(u) for u in described], with_vectors=True)}
+            for uid in described:
+                kept = old.get(point_id(uid))
+                if kept is not None and kept.dense is not None and kept.payload.get("text") == texts[uid]:
+                    dense[uid] = kept.dense
+            fresh = [uid for uid in described if uid not in dense]
+            if fresh:
+                vectors = await self.embedder.aembed([texts[uid] for uid in fresh])
+                dense |= {uid: v.tolist() for uid, v in zip(fresh, vectors, strict=True)}
+        rows = [[{"id": time_id(), "kind": "change", "user_id": user["user_id"], **c} for c in changes]
+                for user, changes in writes]
         # `status` mirrors `provisional` for filtering (the Edge store matches no booleans).
-        status = "provisional" if user.get("provisional") else "named"
-        rows = [{"id": time_id(), "kind": "change", "user_id": user["user_id"], **c} for c in changes]
-        items = [Item(point_id(user["user_id"]), {**user, "text": text, "status": status}, dense=dense, text=text)]
-        items += [Item(r["id"], {k: v for k, v in r.items() if k != "id"}) for r in rows]
+        items = [Item(point_id(uid), {**user, "text": texts[uid], "status": "provisional" if user.get("provisional") else "named"},
+                      dense=dense.get(uid), text=texts[uid]) for uid, user in last.items()]
+        items += [Item(r["id"], {k: v for k, v in r.items() if k != "id"}) for user_rows in rows for r in user_rows]
         await off_loop(self.store.upsert, items)
         return rows
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import Any
 
 from mcp_servers.core.auth import Principal
+from mcp_servers.core.batching import GroupCommit
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.llm import llm_failed, llm_unavailable
 
@@ -18,32 +20,60 @@ def _change(row: dict[str, Any]) -> Change:
     return Change.model_validate({k: row.get(k) for k in Change.model_fields})
 
 
+@dataclass
+class Patching:
+    """One call's checked patches for one user: applied all together or not at all."""
+
+    user_id: str
+    patches: list[profile.Patch]
+    source: profile.Source
+    source_ref: str | None
+
+
+Applied = tuple[dict[str, Any], list[dict[str, Any]]]  # the user as written, its change records
+
+
 class Profiles:
     def __init__(self, ctx: PersonaContext):
         self.ctx = ctx
+        # concurrent patchings share one lock hold, one embedding call and one store write
+        self.writes: GroupCommit[Patching, Applied] = GroupCommit(self._write)
 
     async def get(self, principal: Principal, user_id: str) -> profile.Profile:
         return profile.build(await self.ctx.user(await self.ctx.scoped(principal, user_id)))
 
-    async def _apply(self, user_id: str, patches: list[profile.Patch], source: profile.Source,
-                     source_ref: str | None) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-        """Apply checked patches under the write lock: all of them or (on error) none."""
-        user = await self.ctx.user(user_id)
-        facts = [dict(f) for f in user["facts"]]
-        try:
-            changes = [c for p in patches if (c := profile.apply(facts, p, source, source_ref)) is not None]
-        except ValueError as exc:
-            raise UserError(f"Nothing was changed: {exc}.") from None
-        name = next((f["value"] for f in facts if f["field"] == "identity.name"), user["name"])
-        user.update(facts=facts, name=name, updated_at=profile.now())
-        return user, await (await self.ctx.people()).commit(user, changes)
+    async def _write(self, batch: list[Patching]) -> list[Applied | BaseException]:
+        """Apply a batch under the write lock, in the order the calls came (a user's later patching
+        sees the earlier ones). A patching that cannot apply changes nothing and is told why; the
+        others are written together."""
+        async with self.ctx.lock:
+            users: dict[str, dict[str, Any]] = {}
+            outcomes: list[int | BaseException] = []  # an index into writes, or the call's error
+            writes: list[Applied] = []
+            for p in batch:
+                try:
+                    user = dict(users.get(p.user_id) or await self.ctx.user(p.user_id))
+                    facts = [dict(f) for f in user["facts"]]
+                    changes = [c for patch in p.patches
+                               if (c := profile.apply(facts, patch, p.source, p.source_ref)) is not None]
+                except UserError as exc:
+                    outcomes.append(exc)
+                    continue
+                except ValueError as exc:
+                    outcomes.append(UserError(f"Nothing was changed: {exc}."))
+                    continue
+                name = next((f["value"] for f in facts if f["field"] == "identity.name"), user["name"])
+                user.update(facts=facts, name=name, updated_at=profile.now())
+                users[p.user_id] = user
+                outcomes.append(len(writes))
+                writes.append((user, changes))
+            rows = await (await self.ctx.people()).commit_many(writes) if writes else []
+        return [o if isinstance(o, BaseException) else (writes[o][0], rows[o]) for o in outcomes]
 
     async def update(self, principal: Principal, user_id: str, patches: list[profile.Patch],
                      source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:
         user_id = await self.ctx.scoped(principal, user_id)
-        checked = profile.check_all(patches)
-        async with self.ctx.lock:
-            user, rows = await self._apply(user_id, checked, source, source_ref)
+        user, rows = await self.writes.submit(Patching(user_id, profile.check_all(patches), source, source_ref))
         return ProfileUpdateResult(user_id=user_id, changes=[_change(r) for r in rows], profile=profile.build(user))
 
     async def history(self, principal: Principal, user_id: str, field: str | None, limit: int,
@@ -83,8 +113,7 @@ class Profiles:
             good.append(patch)
         applied: list[Change] = []
         if apply and good:
-            async with self.ctx.lock:
-                _, rows = await self._apply(user_id, good, "session", session_id)
+            _, rows = await self.writes.submit(Patching(user_id, good, "session", session_id))
             applied = [_change(r) for r in rows]
         return ExtractResult(user_id=user_id, proposals=proposals, applied=applied, model=llm.model)
 
