@@ -11,8 +11,9 @@ soon as the last one is answered: the saturation throughput). Prints requests, e
 p50/p95 per tool, throughput, the server's RSS and open files (before and after the warm-up
 and at the end, with no client connected) and the load average, and saves a
 latency-versus-offered-load plot as PNG. Memory: the heap's growth (RSS not backed by a file)
-per write acknowledged, and the heap of a fresh server restarted on the same data after the
-same warm-up, so that memory held for the data and memory the run kept apart show.
+per write acknowledged, its rate in each quarter of the soak (and a PNG of heap against writes),
+and the heap of a fresh server restarted on the same data after the same warm-up, so that
+memory held for the data and memory the run kept apart show.
 
 Clients speak raw JSON-RPC over httpx (initialize once per session, then `tools/call`), not
 the `mcp` client library: 50 clients x 4 sessions of the library's streams in one Python
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -204,6 +206,11 @@ class Run:
     def all(self) -> list[float]:
         return [x for v in self.lat.values() for x in v]
 
+    @property
+    def writes(self) -> int:
+        """Calls so far that stored something (acknowledged or not: a refused write stores nothing)."""
+        return sum(len(v) for tool, v in self.lat.items() if tool in WRITES)
+
 
 async def drive(world: World, clients: int, run: Run, mix: dict[str, int], seed: int) -> None:
     limits = httpx.Limits(max_connections=clients * 4, max_keepalive_connections=clients * 4)
@@ -342,6 +349,40 @@ def plot(path: Path, sweep: list[Run], clients: int) -> None:
     fig.savefig(path, dpi=120)
 
 
+def heap_table(trace: list[tuple[int, float]]) -> Table:
+    """The heap's growth per write in each quarter of the soak: a leak or slack that levels off shows as a
+    falling rate; memory the data needs grows at one rate per write throughout."""
+    t = Table(title="Heap through the soak (sampled under load every 5 s)")
+    for col in ("quarter", "writes", "heap at its end MB", "growth MB", "kB per write"):
+        t.add_column(col, justify="right")
+    q = len(trace) // 4
+    marks = [trace[0], trace[q], trace[2 * q], trace[3 * q], trace[-1]]
+    for i, ((w0, h0), (w1, h1)) in enumerate(itertools.pairwise(marks), start=1):
+        t.add_row(f"{i}", f"{w1 - w0}", f"{h1:.0f}", f"{h1 - h0:+.1f}",
+                  f"{1024 * (h1 - h0) / (w1 - w0):.1f}" if w1 > w0 else "-")
+    return t
+
+
+def plot_heap(path: Path, trace: list[tuple[int, float]], warm: float, restarted: float | None) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.5, 4))
+    ax.plot([w for w, _ in trace], [h for _, h in trace], "-", lw=1, label="heap under load")
+    ax.axhline(warm, color="grey", lw=0.8, ls=":", label="after warm-up (idle)")
+    if restarted is not None:
+        ax.plot([trace[-1][0]], [restarted], "o", label="restarted on the same data")
+    ax.set_xlabel("writes during the soak")
+    ax.set_ylabel("heap: RSS not backed by a file (MB)")
+    ax.set_title(f"alphaavatar up, heap under a soak ({os.cpu_count()} cores)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+
+
 async def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--clients", type=int, default=50)
@@ -377,11 +418,14 @@ async def main() -> None:
             warm_use, warm_data = usage(server), data_mb(Path(home))
             soak = Run(a.rate, a.minutes * 60)
             peak = [warm_use.rss]
+            trace: list[tuple[int, float]] = []  # (writes acknowledged so far, heap MB), every 5 s under load
 
             async def sample() -> None:
                 while True:
                     await asyncio.sleep(5)
-                    peak.append(usage(server).rss)
+                    now = usage(server)
+                    peak.append(now.rss)
+                    trace.append((soak.writes, now.anon))
 
             sampler = asyncio.create_task(sample())
             cpu_before, machine_before = cpu(server), psutil.cpu_times()
@@ -410,7 +454,7 @@ async def main() -> None:
                   f"after warm-up {warm_use.rss:.0f} MB / {warm_use.fds}, at the end {end_use.rss:.0f} MB / {end_use.fds} "
                   f"(peak RSS {max(peak):.0f} MB); load average {load[0]:.1f} / {load[1]:.1f} / {load[2]:.1f} "
                   f"on {os.cpu_count()} cores")
-    writes = sum(len(v) for tool, v in soak.lat.items() if tool in WRITES)
+    writes = soak.writes
     heap = end_use.anon - warm_use.anon
     console.print(f"during the soak: RSS {end_use.rss - warm_use.rss:+.1f} MB, of it {heap:+.1f} MB of heap (not "
                   f"file-backed: {warm_use.anon:.0f} -> {end_use.anon:.0f} MB), "
@@ -421,6 +465,11 @@ async def main() -> None:
                       f"{restart_use.rss:.0f} MB); {end_use.anon - restart_use.anon:+.1f} MB at the end of the soak was "
                       f"held beyond the data, {restart_use.anon - warm_use.anon:+.1f} MB is the data's (and the "
                       f"second warm-up's writes)")
+    if len(trace) >= 8:
+        console.print(heap_table(trace))
+        png = a.out / f"soak_heap_{a.mix}.png"
+        plot_heap(png, trace, warm_use.anon, restart_use.anon if restart_use else None)
+        console.print(f"plot: {png}")
     n = max(soak.requests, 1)
     console.print(f"server CPU per request during the soak: {1000 * soak_cpu[0] / n:.1f} ms in all, "
                   f"{1000 * soak_cpu[1] / n:.1f} ms of it on the event-loop thread "
@@ -443,6 +492,7 @@ async def main() -> None:
                                       "rss_mb": [start_use.rss, warm_use.rss, end_use.rss],
                                       "anon_mb": [start_use.anon, warm_use.anon, end_use.anon],
                                       "data_mb": [warm_data, end_data],
+                                      "heap_trace": trace,
                                       "restart_mb": {"rss": restart_use.rss, "anon": restart_use.anon} if restart_use else None,
                                       "fds": [start_use.fds, warm_use.fds, end_use.fds], "load": load,
                                       "cpu_ms_per_request": {"all": 1000 * soak_cpu[0] / n,
