@@ -1,11 +1,13 @@
-"""What every benchmark does with its figures besides printing them: `--json PATH` keeps them."""
+"""What every benchmark does with its figures besides printing them: `--json PATH` keeps them,
+and `png` draws them."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -27,3 +29,19 @@ def run_benchmark(parser: argparse.ArgumentParser, measure: Callable[[argparse.N
     figures = asyncio.run(measure(args))
     show(figures)
     save(figures, args.json)
+
+
+@contextlib.contextmanager
+def png(path: Path, size: tuple[float, float] = (6.5, 4)) -> Iterator[Any]:
+    """One matplotlib axes (no display needed), saved to `path` as a PNG when the block ends."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=size)
+    yield ax
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=120)
+    plt.close(fig)

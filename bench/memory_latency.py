@@ -32,6 +32,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import png  # noqa: E402
 from bench.locomo import load  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("alphaavatar"))
@@ -180,26 +181,18 @@ def mem0_baseline(sizes: list[int], turns: list[str], questions: list[str], budg
 
 
 def plot(path: Path, ours_r: dict[int, dict[str, float]], mem0_r: dict[int, dict[str, float]], floor: float) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6, 4))
-    ax.plot(list(ours_r), [v["p95_ms"] for v in ours_r.values()], "o-", label="alphaavatar memory_search (MCP stdio)")
-    if mem0_r:
-        ax.plot(list(mem0_r), [v["p95_ms"] for v in mem0_r.values()], "s-", label="mem0 Memory.search (in-process)")
-    ax.axhline(floor, color="grey", ls=":", label="echo tool floor (MCP stdio)")
-    ax.axhline(25, color="red", ls="--", lw=0.8, label="target p95 25 ms")
-    ax.set_xscale("log")
-    ax.set_yscale("log")
-    ax.set_xlabel("memories in the store (100 users)")
-    ax.set_ylabel("search p95 (ms)")
-    ax.legend(fontsize=7)
-    ax.grid(alpha=0.3)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with png(path, (6, 4)) as ax:
+        ax.plot(list(ours_r), [v["p95_ms"] for v in ours_r.values()], "o-", label="alphaavatar memory_search (MCP stdio)")
+        if mem0_r:
+            ax.plot(list(mem0_r), [v["p95_ms"] for v in mem0_r.values()], "s-", label="mem0 Memory.search (in-process)")
+        ax.axhline(floor, color="grey", ls=":", label="echo tool floor (MCP stdio)")
+        ax.axhline(25, color="red", ls="--", lw=0.8, label="target p95 25 ms")
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("memories in the store (100 users)")
+        ax.set_ylabel("search p95 (ms)")
+        ax.legend(fontsize=7)
+        ax.grid(alpha=0.3)
 
 
 def main() -> None:

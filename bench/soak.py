@@ -49,6 +49,7 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.figures import png  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
 from tests.support import free_port, server_env  # noqa: E402
 
@@ -324,29 +325,21 @@ def table(title: str, runs: list[Run], per_tool: bool) -> Table:
 
 
 def plot(path: Path, sweep: list[Run], clients: int) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    xs = [r.throughput for r in sweep]
-    ax.plot(xs, [pct(r.all(), .95) for r in sweep], "o-", label="all calls p95")
-    ax.plot(xs, [pct(r.all(), .5) for r in sweep], "o--", label="all calls p50")
-    if all("memory_add" in r.lat for r in sweep):
-        ax.plot(xs, [pct(r.lat["memory_add"], .95) for r in sweep], "s-", label="memory_add p95")
-    for r, x in zip(sweep, xs, strict=True):
-        ax.annotate(f"{r.offered:.0f}/s" if r.offered else "max", (x, pct(r.all(), .95)), textcoords="offset points",
-                    xytext=(4, 6), fontsize=8)
-    ax.axhline(100, color="grey", lw=0.8, ls=":", label="100 ms")
-    ax.set_xlabel("requests/s answered (labels: offered)")
-    ax.set_ylabel("latency (ms)")
-    ax.set_yscale("log")
-    ax.set_title(f"alphaavatar up, {clients} HTTP clients, mixed tools ({os.cpu_count()} cores)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with png(path) as ax:
+        xs = [r.throughput for r in sweep]
+        ax.plot(xs, [pct(r.all(), .95) for r in sweep], "o-", label="all calls p95")
+        ax.plot(xs, [pct(r.all(), .5) for r in sweep], "o--", label="all calls p50")
+        if all("memory_add" in r.lat for r in sweep):
+            ax.plot(xs, [pct(r.lat["memory_add"], .95) for r in sweep], "s-", label="memory_add p95")
+        for r, x in zip(sweep, xs, strict=True):
+            ax.annotate(f"{r.offered:.0f}/s" if r.offered else "max", (x, pct(r.all(), .95)), textcoords="offset points",
+                        xytext=(4, 6), fontsize=8)
+        ax.axhline(100, color="grey", lw=0.8, ls=":", label="100 ms")
+        ax.set_xlabel("requests/s answered (labels: offered)")
+        ax.set_ylabel("latency (ms)")
+        ax.set_yscale("log")
+        ax.set_title(f"alphaavatar up, {clients} HTTP clients, mixed tools ({os.cpu_count()} cores)")
+        ax.legend(fontsize=8)
 
 
 def heap_table(trace: list[tuple[int, float]]) -> Table:
@@ -364,23 +357,15 @@ def heap_table(trace: list[tuple[int, float]]) -> Table:
 
 
 def plot_heap(path: Path, trace: list[tuple[int, float]], warm: float, restarted: float | None) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.5, 4))
-    ax.plot([w for w, _ in trace], [h for _, h in trace], "-", lw=1, label="heap under load")
-    ax.axhline(warm, color="grey", lw=0.8, ls=":", label="after warm-up (idle)")
-    if restarted is not None:
-        ax.plot([trace[-1][0]], [restarted], "o", label="restarted on the same data")
-    ax.set_xlabel("writes during the soak")
-    ax.set_ylabel("heap: RSS not backed by a file (MB)")
-    ax.set_title(f"alphaavatar up, heap under a soak ({os.cpu_count()} cores)")
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=120)
+    with png(path) as ax:
+        ax.plot([w for w, _ in trace], [h for _, h in trace], "-", lw=1, label="heap under load")
+        ax.axhline(warm, color="grey", lw=0.8, ls=":", label="after warm-up (idle)")
+        if restarted is not None:
+            ax.plot([trace[-1][0]], [restarted], "o", label="restarted on the same data")
+        ax.set_xlabel("writes during the soak")
+        ax.set_ylabel("heap: RSS not backed by a file (MB)")
+        ax.set_title(f"alphaavatar up, heap under a soak ({os.cpu_count()} cores)")
+        ax.legend(fontsize=8)
 
 
 async def main() -> None:
