@@ -343,8 +343,9 @@ def plot(path: Path, sweep: list[Run], clients: int) -> None:
 
 
 def heap_table(trace: list[tuple[int, float]]) -> Table:
-    """The heap's growth per write in each quarter of the soak: a leak or slack that levels off shows as a
-    falling rate; memory the data needs grows at one rate per write throughout."""
+    """The heap's growth per write in each quarter of the soak: slack that levels off shows as a falling
+    rate; memory that grows with the data (or a leak) keeps one rate throughout, and the restart tells
+    those two apart."""
     t = Table(title="Heap through the soak (sampled under load every 5 s)")
     for col in ("quarter", "writes", "heap at its end MB", "growth MB", "kB per write"):
         t.add_column(col, justify="right")
@@ -403,7 +404,7 @@ async def main() -> None:
             warm_use, warm_data = usage(server), data_mb(Path(home))
             soak = Run(a.rate, a.minutes * 60)
             peak = [warm_use.rss]
-            trace: list[tuple[int, float]] = []  # (writes acknowledged so far, heap MB), every 5 s under load
+            trace: list[tuple[int, float]] = []  # (writes sent so far, heap MB), every 5 s under load
 
             async def sample() -> None:
                 while True:
