@@ -51,7 +51,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.figures import png  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
-from tests.support import free_port, server_env  # noqa: E402
+from tests.support import free_port, heap_mb, server_env  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("alphaavatar"))
 USERS = 10
@@ -282,8 +282,7 @@ class Usage:
 
 
 def usage(proc: psutil.Process) -> Usage:
-    mem = proc.memory_info()
-    return Usage(mem.rss / 2**20, (mem.rss - mem.shared) / 2**20, proc.num_fds())
+    return Usage(proc.memory_info().rss / 2**20, heap_mb(proc), proc.num_fds())
 
 
 def data_mb(home: Path) -> float:

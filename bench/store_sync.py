@@ -40,6 +40,8 @@ from mcp_servers.core.store import (  # noqa: E402
     Item,
     edge,
 )
+from mcp_servers.memory.service import memories_spec  # noqa: E402
+from tests.support import heap_mb  # noqa: E402
 
 
 def run(write: Callable[[], None], n: int) -> tuple[list[float], float]:
@@ -62,15 +64,9 @@ def run(write: Callable[[], None], n: int) -> tuple[list[float], float]:
     return times, gap * 1000
 
 
-def heap_mb() -> float:
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) / 1024
-
-
 def stream(home: Path, n: int, every: int) -> tuple[float, float, float]:
     """(writes/s, longest stall ms, heap growth MB) for n one-point memories written to a store in
     `home` with a checkpoint every `every` points; run in a fresh process, so heaps compare."""
-    from mcp_servers.memory.service import memories_spec
-
     edge.CHECKPOINT_POINTS = every
     store = edge.EdgeStore(home / "m", memories_spec(384))
     start, seq = heap_mb(), iter(range(n))
@@ -91,8 +87,6 @@ def stream(home: Path, n: int, every: int) -> tuple[float, float, float]:
 
 def reopen(home: Path) -> float:
     """The heap growth (MB) of opening that store in a fresh process: what its data takes in memory."""
-    from mcp_servers.memory.service import memories_spec
-
     start = heap_mb()
     store = edge.EdgeStore(home / "m", memories_spec(384))
     store.count()

@@ -22,6 +22,7 @@ from typing import Any
 
 import httpx
 import httpx2
+import psutil
 from mcp import ClientSession, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
@@ -30,6 +31,13 @@ ALPHAAVATAR = str(Path(sys.executable).with_name("alphaavatar"))
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared"
 DATASETS = Path(os.environ.get("ALPHAAVATAR_DATASETS", SHARED / "datasets"))
+
+
+def heap_mb(proc: psutil.Process | None = None) -> float:
+    """MB of a process's RSS not backed by a file (this process by default): its heap, where a leak or
+    held memory shows; mapped store files and libraries are apart."""
+    mem = (proc or psutil.Process()).memory_info()
+    return (mem.rss - mem.shared) / 2**20
 
 
 def free_port() -> int:

@@ -210,8 +210,7 @@ import sys, uuid
 from pathlib import Path
 from mcp_servers.core.store import CollectionSpec, Item
 from mcp_servers.core.store.edge import EdgeStore
-def heap():  # MB of RSS not backed by a file
-    return next(int(line.split()[1]) for line in open("/proc/self/status") if line.startswith("RssAnon")) / 1024
+from tests.support import heap_mb as heap
 spec = CollectionSpec("h", dim=32, tenant_fields=("user_id",), keyword_fields=("kind",), float_fields=("ts",), sparse=True)
 root = Path(sys.argv[1])
 store = EdgeStore(root / "h", spec)
@@ -227,7 +226,6 @@ print(written, heap() - start)
 """
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads RssAnon from /proc")
 def test_edge_heap_under_writes_is_the_datas(tmp_path: Path) -> None:
     """Edge holds every point's update in memory until a flush; checkpoints every few thousand points
     keep that bounded, so a store that has taken 30,000 writes holds what it holds reopened (without
