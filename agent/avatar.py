@@ -38,7 +38,7 @@ from .config import PipelineConfig
 from .context import render
 from .hub import McpHub
 from .status import Status
-from .tools import HubToolset, ToolCall
+from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
 from .video import Cameras
 
@@ -60,7 +60,7 @@ class _OpenTurn:
 class AvatarAgent(Agent):
     def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
                  status: Status):
-        instructions = config.avatar.instructions.strip()
+        instructions = config.avatar.instructions.strip() + "\n\n" + DATA_INSTRUCTIONS
         if character.active and character.cfg.emotions:
             instructions += "\n\n" + TAG_INSTRUCTIONS
         self.config = config
@@ -74,6 +74,7 @@ class AvatarAgent(Agent):
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._open: _OpenTurn | None = None
+        self._heard: str | None = None  # the user message whose words consent last heard
         self._task_text: str | None = None
         self._on_text: Callable[[str], None] | None = None  # the typed turn's reply text, as it streams
         self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
@@ -233,6 +234,9 @@ class AvatarAgent(Agent):
         if prep is None:
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
+        if self._heard != message.id:  # once per user turn: it may answer a question put to its speaker
+            self._heard = message.id
+            self.toolset.consent.hear(prep.speaker.user_id if prep.speaker else self.hooks.user_id, text)
         self._task_text = text
         profile = prep.recall.profile if prep.recall else None
         self.status.begin_turn(message.id, profile)

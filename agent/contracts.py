@@ -14,6 +14,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+# -- _meta keys of the delegation (mcp_servers.core.auth / .consent) -----------------------------
+ACT_AS = "alphaavatar/act_as"  # request: the user the owner's call runs as (the speaker)
+CALL_MARK = "alphaavatar/call"  # request: our mark on a call, echoed in the server's question
+OWNER_ONLY = "alphaavatar/owner_only"  # tool: no user may call it, so the LLM is never offered it
+
 # -- tool names -------------------------------------------------------------------------------
 # memory
 MEMORY_SEARCH = "memory_search"

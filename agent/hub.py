@@ -16,6 +16,7 @@ import contextlib
 import logging
 import os
 import time
+import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ from mcp.shared.exceptions import MCPError
 from pydantic import ValidationError
 
 from .config import McpServerConfig
-from .contracts import View
+from .consent import Consent
+from .contracts import ACT_AS, CALL_MARK, View
 
 log = logging.getLogger(__name__)
 
@@ -111,8 +113,9 @@ class ServerLink:
     """One configured server: a background task keeps a live `ClientSession` to it."""
 
     def __init__(self, config: McpServerConfig, env: dict[str, str], on_change: Callable[[], None],
-                 log_dir: Path | None = None):
+                 log_dir: Path | None = None, on_elicit: Any = None):
         self.config = config
+        self._on_elicit = on_elicit
         self.name = config.name
         self._env = env
         self._log_dir = log_dir
@@ -165,7 +168,7 @@ class ServerLink:
 
     async def _connect_once(self) -> None:
         async with _streams(self.config, self._env, self._log_dir) as streams, ClientSession(
-            streams[0], streams[1], message_handler=self._on_message
+            streams[0], streams[1], message_handler=self._on_message, elicitation_callback=self._on_elicit
         ) as session:
             with anyio.fail_after(self.config.connect_timeout):
                 await session.initialize()
@@ -231,10 +234,10 @@ class ServerLink:
         self._lost.set()
 
     async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None,
-                   progress: ProgressFnT | None = None) -> types.CallToolResult:
+                   progress: ProgressFnT | None = None, meta: dict[str, Any] | None = None) -> types.CallToolResult:
         """Call a tool; raises ToolUnavailable at once when the server is down, or when it does not
         answer in time (a voice turn must not wait for a reconnection). `progress` receives the
-        tool's progress notifications."""
+        tool's progress notifications; `meta` goes in the request's `_meta`."""
         timeout = time_limit or self.config.timeout
         session = self.session
         if session is None:
@@ -242,7 +245,8 @@ class ServerLink:
                                   "it is reconnecting, try again shortly")
         try:
             with anyio.fail_after(timeout):
-                return await session.call_tool(tool, arguments, read_timeout_seconds=timeout, progress_callback=progress)
+                return await session.call_tool(tool, arguments, read_timeout_seconds=timeout, progress_callback=progress,
+                                               meta=meta)  # type: ignore[arg-type]
         except TimeoutError:
             raise ToolUnavailable(f"{tool} on the {self.name} server did not answer within {timeout:g}s") from None
         except MCPError as exc:
@@ -275,9 +279,10 @@ class McpHub:
     def __init__(self, servers: list[McpServerConfig], env: dict[str, str] | None = None,
                  log_dir: Path | None = None):
         env = dict(os.environ) if env is None else env
-        self.links = {s.name: ServerLink(s, env, self._changed, log_dir) for s in servers}
+        self.links = {s.name: ServerLink(s, env, self._changed, log_dir, self._answer) for s in servers}
         self._listeners: list[Callable[[], None]] = []
         self._index: dict[str, HubTool] = {}
+        self._delegated: dict[str, tuple[str, Consent | None]] = {}  # call mark -> (speaker, their consent)
 
     def on_change(self, listener: Callable[[], None]) -> None:
         self._listeners.append(listener)
@@ -319,11 +324,39 @@ class McpHub:
         return self.links[entry.server] if entry else None
 
     async def call(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None,
-                   progress: ProgressFnT | None = None) -> types.CallToolResult:
+                   progress: ProgressFnT | None = None, act_as: str | None = None,
+                   consent: Consent | None = None) -> types.CallToolResult:
+        """Call a tool as the owner, or with `act_as` as that user (the servers enforce the user's
+        rights; a destructive call then waits for that user's yes in `consent`)."""
         link = self.server_of(tool)
         if link is None:
             raise ToolUnavailable(f"no configured MCP server offers the tool {tool}")
-        return await link.call(tool, arguments, time_limit=time_limit, progress=progress)
+        if act_as is None:
+            return await link.call(tool, arguments, time_limit=time_limit, progress=progress)
+        mark = uuid.uuid4().hex
+        self._delegated[mark] = (act_as, consent)
+        try:
+            return await link.call(tool, arguments, time_limit=time_limit, progress=progress,
+                                   meta={ACT_AS: act_as, CALL_MARK: mark})
+        finally:
+            self._delegated.pop(mark, None)
+
+    async def _answer(self, context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        """A server asks before a destructive call: the agent's own calls are its code's decision;
+        a call for a speaker is that speaker's to confirm (`Consent`), never the model's."""
+        meta = params.meta or {}
+        schema = getattr(params, "requested_schema", None) or {}
+        if (schema.get("properties") or {}).get("confirm", {}).get("type") != "boolean":
+            return types.ElicitResult(action="decline")  # a question the agent cannot answer for anyone
+        delegated = self._delegated.get(str(meta.get(CALL_MARK, "")))
+        if delegated is None:
+            own = ACT_AS not in meta
+            return types.ElicitResult(action="accept", content={"confirm": True}) if own else \
+                types.ElicitResult(action="decline")
+        user, consent = delegated
+        if consent is not None and meta.get(ACT_AS) == user and consent.answer(user, params.message):
+            return types.ElicitResult(action="accept", content={"confirm": True})
+        return types.ElicitResult(action="decline")
 
     async def call_data(self, tool: str, arguments: dict[str, Any], time_limit: float | None = None) -> Any:
         """Call and return structured data; raises ToolUnavailable or ToolFailed."""

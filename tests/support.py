@@ -116,11 +116,12 @@ def http_server(args: list[str], env: dict[str, str], port: int | None = None, t
 
 
 @contextlib.asynccontextmanager
-async def http_session(url: str, token: str | None = None) -> AsyncIterator[ClientSession]:
+async def http_session(url: str, token: str | None = None, **options: Any) -> AsyncIterator[ClientSession]:
+    """A 2025-11-25 session; `options` go to ClientSession (e.g. an elicitation_callback)."""
     headers = {"Authorization": f"Bearer {token}"} if token else None
     async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
         url, http_client=http
-    ) as streams, ClientSession(streams[0], streams[1]) as session:
+    ) as streams, ClientSession(streams[0], streams[1], **options) as session:
         await session.initialize()
         yield session
 

@@ -207,7 +207,7 @@ async def test_killed_server_reported_then_reconnected(
         again = "Search my memories again."
         fake.responder.rules[again] = Reply(tool_calls=[{"name": "memory_search", "arguments": {"query": "me"}}])  # type: ignore[attr-defined]
         reply = await rt.agent.text_turn(again)
-    assert reply.startswith('Tool said: {"results"'), reply
+    assert reply.startswith('Tool said: <data source="memory.memory_search">\n{"results"'), reply
 
 
 async def test_stalled_memory_server_does_not_delay_the_turn(

@@ -164,11 +164,16 @@ async def _content_type(http: httpx.AsyncClient, url: str, call: dict[str, Any])
 
 
 async def test_calls_answer_json_unless_their_server_streams_progress(tmp_path: Path) -> None:
-    """Memory answers a call with one JSON body (cheaper); research keeps SSE, and its progress arrives."""
+    """Character answers a call with one JSON body (cheaper); memory streams (its erasing tools ask
+    for a yes mid-call), research too, and its progress arrives."""
+    with http_server(["serve", "character", "--transport", "http"], server_env(tmp_path / "c")) as base:
+        async with httpx.AsyncClient(timeout=60) as http:
+            kind = await _content_type(http, f"{base}/mcp", {"name": "character_status", "arguments": {}})
+        assert kind.startswith("application/json"), kind
     with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path / "m")) as base:
         async with httpx.AsyncClient(timeout=60) as http:
             kind = await _content_type(http, f"{base}/mcp", {"name": "memory_list", "arguments": {"user_id": "u"}})
-        assert kind.startswith("application/json"), kind
+        assert kind.startswith("text/event-stream"), kind
     with http_server(["serve", "research", "--transport", "http"], server_env(tmp_path / "r")) as base:
         async with httpx.AsyncClient(timeout=60) as http:
             kind = await _content_type(http, f"{base}/mcp", {"name": "corpus_list", "arguments": {}})

@@ -6,6 +6,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mcp.types import ToolAnnotations
 
+from .auth import OWNER_ONLY as OWNER_ONLY_KEY
 from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
@@ -14,6 +15,7 @@ from .tool_errors import check_call_shape
 
 READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the preset of every tool that only reads
 DESTRUCTIVE = ToolAnnotations(destructive_hint=True)  # the preset of every tool that erases for good
+OWNER_ONLY = {OWNER_ONLY_KEY: True}  # the `meta` of a tool no user may call (nor the owner acting as one)
 
 try:
     VERSION = version("alphaavatar")
@@ -24,6 +26,6 @@ except PackageNotFoundError:  # a source tree that was never installed
 def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
     """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
     Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
-    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions,
+    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions, owner_only=owner_only,
                   middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
                               check_call_shape])

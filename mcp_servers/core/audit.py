@@ -42,7 +42,7 @@ class AuditEntry(BaseModel):
     seq: int
     at: str = Field(description="UTC, ISO-8601.")
     client: str = Field(description="The MCP client's name from initialize (clientInfo), or 'unknown'.")
-    principal: str = Field(description="'owner' or 'user:<id>' (the token's scope, never the token).")
+    principal: str = Field(description="'owner', 'user:<id>', or 'owner as user:<id>' for a call the owner made for that user (the token's scope, never the token).")
     kind: str = Field(description="tool, resource or prompt.")
     name: str = Field(description="The tool or prompt name, or the resource URI.")
     ok: bool
@@ -179,7 +179,7 @@ class AuditMiddleware:
                 ids = {users[0]: [i for v in ids.values() for i in v]}
         info = getattr(ctx.session, "client_params", None)
         client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
-        who = "owner" if principal.user_id is None else f"user:{principal.user_id}"
+        who = principal.label()
         await off_loop(self.log.record, users, client[:200], who, kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
 
 

@@ -4,6 +4,11 @@ The HTTP middleware verifies the token once and stores the principal it grants i
 ASGI scope; handlers read it back with `caller`. Every decision fails closed: a request that did
 not pass the middleware, or carries no principal, gets no data. Over stdio the caller is the local
 user who started the process (the runner marks the stdio task with `local_owner`), with full access.
+
+Delegation: the owner may run one request as a user by naming that user under `ACT_AS` in the
+request's `_meta` (the voice agent does, for every call its LLM asks for, so the model acts with the
+speaker's rights). `caller` then answers that user's principal, exactly what the user's own token
+would get; from any other principal the key must name the caller's own user, or nothing runs.
 """
 
 from __future__ import annotations
@@ -27,12 +32,23 @@ from .settings import Settings
 
 @dataclass(frozen=True)
 class Principal:
-    """Who is calling: `user_id` None means every user (the owner's token, or stdio)."""
+    """Who is calling: `user_id` None means every user (the owner's token, or stdio); `delegated`
+    marks the owner acting as that user for one request (same rights as the user's own token)."""
 
     user_id: str | None = None
+    delegated: bool = False
+
+    def label(self) -> str:
+        """How logs and the audit trail name the caller (never a token)."""
+        if self.user_id is None:
+            return "owner"
+        return f"owner as user:{self.user_id}" if self.delegated else f"user:{self.user_id}"
 
 
 FULL_ACCESS = Principal()
+ACT_AS = "alphaavatar/act_as"  # request `_meta` key: the user the owner's request runs as
+OWNER_ONLY = "alphaavatar/owner_only"  # tool `_meta` key: no user principal may call it
+MAX_USER_ID = 200
 SCOPE_KEY = "alphaavatar.principal"  # where the middleware leaves the verified principal
 BEARER_SUBPROTOCOL = "alphaavatar.bearer"  # a browser's WebSocket offers [this, base64url(token)]
 _local_owner: ContextVar[bool] = ContextVar("alphaavatar_local_owner", default=False)
@@ -91,8 +107,14 @@ def auth_required(settings: Settings) -> bool:
 
 def caller(ctx: Any) -> Principal:
     """The principal of the request a handler is serving (`ctx`: its MCP Context, or the request
-    context a middleware sees). Fails closed."""
-    request = getattr(getattr(ctx, "request_context", ctx), "request", None) if ctx is not None else None
+    context a middleware sees), delegation included. Fails closed."""
+    context = getattr(ctx, "request_context", ctx) if ctx is not None else None
+    return acting(connection_principal(context), getattr(context, "meta", None))
+
+
+def connection_principal(context: Any) -> Principal:
+    """Who the transport says is calling: the verified token's principal, or stdio's owner."""
+    request = getattr(context, "request", None)
     if request is None:
         if _local_owner.get():
             return FULL_ACCESS
@@ -100,6 +122,21 @@ def caller(ctx: Any) -> Principal:
     principal = getattr(request, "scope", {}).get(SCOPE_KEY)
     if not isinstance(principal, Principal):
         raise Forbidden("This request was not authenticated, so it may see no data.")
+    return principal
+
+
+def acting(principal: Principal, meta: Any) -> Principal:
+    """The principal a request runs as, given its `_meta`: the owner may act as one user."""
+    if not isinstance(meta, dict) or ACT_AS not in meta:
+        return principal
+    user_id = meta[ACT_AS]
+    if not isinstance(user_id, str) or not user_id.strip() or len(user_id) > MAX_USER_ID:
+        raise Forbidden(f"'{ACT_AS}' in _meta must be the id of the user this request acts for "
+                        f"(1-{MAX_USER_ID} characters); nothing was done.")
+    if principal.user_id is None:
+        return Principal(user_id=user_id, delegated=True)
+    if user_id != principal.user_id:
+        raise Forbidden(f"This token is scoped to user '{principal.user_id}' and cannot act for user '{user_id}'.")
     return principal
 
 

@@ -17,7 +17,6 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import anyio
-from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
@@ -27,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 
 from . import auth, health
 from .http_guard import KEEP_ALIVE_S, HeaderDeadline, RebindingGuard
+from .server import Server
 from .settings import Settings
 from .store import lock
 
@@ -45,7 +45,7 @@ class ServerSpec:
     """
 
     name: str
-    mcp: MCPServer
+    mcp: Server
     routes: Sequence[BaseRoute] = ()
     public: Sequence[str] = ()  # paths of `routes` served without a token: static files holding no data
     startup: Callable[[], Awaitable[None]] | None = None
@@ -53,8 +53,9 @@ class ServerSpec:
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
     ready: Callable[[], bool] = field(default=lambda: True)
     # Its tools send progress notifications during a call: streamable HTTP then answers every call
-    # with an SSE stream that carries them. Otherwise a call is answered with one JSON body, which
-    # costs the event loop less (no stream, no ping and disconnect tasks per call).
+    # with an SSE stream that carries them (as it does for a server whose erasing tools ask for a
+    # yes mid-call, `Server.asks`). Otherwise a call is answered with one JSON body, which costs the
+    # event loop less (no stream, no ping and disconnect tasks per call).
     progress: bool = False
 
 
@@ -101,7 +102,7 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
     managers = []
     for spec in specs:
         http_app = spec.mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
-                                                json_response=not spec.progress)
+                                                json_response=not (spec.progress or spec.mcp.asks()))
         sse_app = spec.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security, host=host)
         managers.append(spec.mcp.session_manager)
         sub_routes = [*spec.routes, *http_app.routes, *sse_app.routes]

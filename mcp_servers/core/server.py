@@ -7,6 +7,9 @@
   `core.app.new_server` puts in the one middleware list every server gets).
 - On stdio, a line that is not a JSON-RPC message is answered with a JSON-RPC error
   (`stdio.AnsweringReader`) instead of being dropped.
+- A tool marked owner-only (`auth.OWNER_ONLY` in its `_meta`; every tool of an owner-only server)
+  refuses user principals, delegated ones included, before it runs.
+- A destructive tool waits for its person's yes where the client can ask (`consent`).
 
 Both tool paths live in `call_tool`, the documented place where a tool's failures surface,
 each with its cause.
@@ -20,20 +23,54 @@ from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
 from mcp.types import CallToolResult
+from mcp.types import Tool as MCPTool
 from mcp_types import InputRequiredResult
 from pydantic import ValidationError
 
+from . import auth, consent
+from .errors import Forbidden
 from .logs import request_id
 from .stdio import AnsweringReader
 from .tool_errors import explain
 
 
 class Server(MCPServer):
-    """MCPServer whose tool errors are sentences (see the module docstring)."""
+    """MCPServer whose tool errors are sentences, owner-only tools and confirmed erasure (see the
+    module docstring)."""
+
+    def __init__(self, *args: Any, owner_only: str | None = None, **kwargs: Any):
+        super().__init__(*args, **kwargs)
+        self.owner_only = owner_only  # why every tool is the owner's, or None
+
+    def asks(self) -> bool:
+        """A tool may ask its person mid-call (it erases), so answers must be able to stream."""
+        return any(consent.destructive(t.annotations) for t in self._tool_manager.list_tools())
+
+    def is_owner_only(self, meta: dict[str, Any] | None) -> bool:
+        return self.owner_only is not None or bool((meta or {}).get(auth.OWNER_ONLY))
+
+    async def list_tools(self) -> list[MCPTool]:
+        tools = await super().list_tools()
+        if self.owner_only is None:
+            return tools
+        return [t.model_copy(update={"meta": {**(t.meta or {}), auth.OWNER_ONLY: True}}) for t in tools]
 
     async def call_tool(
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
+        tool = self._tool_manager.get_tool(name)
+        if tool is not None and context is not None and context.protocol_version is not None:  # in a request
+            principal = auth.caller(context)
+            if self.is_owner_only(tool.meta) and principal.user_id is not None:
+                raise Forbidden(f"Only the owner can call {name}; {principal.label()} cannot, so nothing was done.")
+            if consent.destructive(tool.annotations) and consent.can_ask(context) and _valid(tool, arguments):
+                asked = await consent.ask(context, consent.question(name, tool.description, arguments, principal),
+                                          name, principal)
+                if isinstance(asked, InputRequiredResult):
+                    return asked
+                if not asked:
+                    raise ToolError(f"Nothing was done: {name} needs a yes from the person it acts for, "
+                                    "and they did not give it.")
         try:
             return await super().call_tool(name, arguments, context)
         except UnexpectedToolError as exc:
@@ -53,3 +90,12 @@ class Server(MCPServer):
             lowlevel = self._lowlevel_server
             await lowlevel.run(AnsweringReader(read_stream, write_stream), write_stream,
                                lowlevel.create_initialization_options())
+
+
+def _valid(tool: Any, arguments: dict[str, Any]) -> bool:
+    """Arguments the tool would accept: a call that will fail anyway asks nobody."""
+    try:
+        tool.fn_metadata.validate_arguments(arguments)
+    except Exception:
+        return False
+    return True

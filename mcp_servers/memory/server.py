@@ -10,7 +10,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
-from mcp_servers.core.app import DESTRUCTIVE, READ_ONLY, new_server
+from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
@@ -160,7 +160,7 @@ def create_server(settings: Settings) -> ServerSpec:
         n, events, files = await svc.forget_user(auth.caller(ctx), user_id)
         return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
 
-    @mcp.tool(annotations=DESTRUCTIVE)
+    @mcp.tool(annotations=DESTRUCTIVE, meta=OWNER_ONLY)
     async def memory_reassign_user(
         ctx: Context,
         user_id: Annotated[params.NamedUserId, Field(description="The user whose memories move.")],

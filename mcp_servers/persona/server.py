@@ -10,7 +10,7 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import audit, auth
-from mcp_servers.core.app import READ_ONLY, new_server
+from mcp_servers.core.app import OWNER_ONLY, READ_ONLY, new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -239,7 +239,7 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await users.rename(auth.caller(ctx), user_id, name)
         return rendered(r, f"Renamed: {_user_text(r)}")
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False))
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False), meta=OWNER_ONLY)
     async def user_merge(
         ctx: Context,
         user_id: Annotated[str, Field(min_length=1, max_length=64, description="The user to merge away.")],
