@@ -182,7 +182,7 @@ def create_server(settings: Settings) -> ServerSpec:
         listed = await app.corpus_list(auth.caller(ctx), limit, cursor, user_id)
         return rendered(listed, render_documents(listed))
 
-    @mcp.tool()
+    @mcp.tool(annotations=DESTRUCTIVE)
     async def corpus_delete(
         doc_id: Annotated[str, Field(min_length=1, max_length=64)],
         ctx: Context,
