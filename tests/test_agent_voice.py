@@ -53,15 +53,23 @@ class PushedAudio(io.AudioInput):
 
 
 class Turns:
-    """What the fake STT hears for the turn being spoken, and what the fake LLM answers."""
+    """What the fake STT hears for the turn being spoken, and what the fake LLM answers (`calls`:
+    a transcript the model answers with a tool call, as a model that obeys would)."""
 
     def __init__(self) -> None:
         self.transcript = ""
+        self.calls: dict[str, dict[str, Any]] = {}
 
     def transcribe(self, wav: bytes) -> str:
         return self.transcript
 
     def reply(self, body: dict[str, Any]) -> Reply:
+        messages = body.get("messages", [])
+        if messages and messages[-1].get("role") == "tool":
+            return Reply(content="Tool said: " + str(messages[-1].get("content"))[:1000])
+        heard = next((m.get("content") for m in reversed(messages) if m.get("role") == "user"), None)
+        if isinstance(heard, str) and heard in self.calls:
+            return Reply(tool_calls=[self.calls[heard]])
         return Reply(content="[happy] Got it, thanks for telling me. I will remember that.")
 
 
@@ -206,3 +214,33 @@ async def test_a_face_on_camera_refines_who_is_speaking(
     finally:
         filming.cancel()
     assert prep.speaker.user_id == barack and prep.speaker.decision == "known"
+
+
+async def test_only_the_speakers_own_yes_lets_their_erasure_run(
+        voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns) -> None:
+    """george asks to be forgotten; jackson's voice says yes: nothing happens. george's own yes does."""
+    runtime, microphone, _ = voice
+    forget = {"name": "call_tool", "arguments": {"name": "memory_forget_user", "arguments": {}}}
+    ask, theirs, mine = "Please forget everything about me.", "Yes, go ahead.", "Yes, please do it."
+    turns.calls = {ask: forget, mine: forget}
+
+    def said(prep: Any) -> str:
+        last = [m for m in runtime.session.history.items if getattr(m, "role", None) == "assistant"][-1]
+        return str(last.text_content)
+
+    kite = await speak_turn(runtime, microphone, turns, "george", "24680", 3, "My kite is orange and red.")
+    george = kite.speaker.user_id
+    asked = await speak_turn(runtime, microphone, turns, "george", "13579", 4, ask)
+    assert asked.speaker.user_id == george and "Nothing was done yet" in said(asked)
+    other = await speak_turn(runtime, microphone, turns, "jackson", "97531", 3, theirs)
+    assert other.speaker.user_id != george
+    again = await speak_turn(runtime, microphone, turns, "george", "86420", 5, ask)
+    assert again.speaker.user_id == george and "Nothing was done yet" in said(again)
+    await runtime.hooks.writer.flush(60)  # type: ignore[union-attr]
+    kept = await runtime.hub.call_data("memory_list", {"user_id": george, "scope": "user"})
+    assert any("kite" in m["content"] for m in kept["results"]), "jackson's yes erased george's memories"
+
+    yes = await speak_turn(runtime, microphone, turns, "george", "11223", 6, mine)
+    assert yes.speaker.user_id == george and "memories_deleted" in said(yes), said(yes)
+    gone = await runtime.hub.call_data("memory_list", {"user_id": george, "scope": "user"})
+    assert not any("kite" in m["content"] for m in gone["results"])
