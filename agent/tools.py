@@ -187,6 +187,8 @@ class HubToolset(llm.Toolset):
             if status is not None:
                 status.emit("tool_error", tool=name, message=outcome[:300])
             if (question := self.consent.waiting(user, since=asked_from)) is not None:
+                if status is not None and status.speak is not None:  # a voice: the person hears the question itself
+                    status.speak(question)
                 outcome = (f"Nothing was done yet: {name} needs a yes from the person speaking, in their own words. "
                            f"Ask them exactly this and wait for their answer: «{question}» "
                            "If they say yes, call it again with the same arguments; otherwise leave it.")

@@ -12,6 +12,7 @@ import contextlib
 import getpass
 import logging
 import sys
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -83,8 +84,14 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
         while (text := await lines.next("you> ")) is not None:
             if lines.interactive:  # the reply is written as the LLM produces it
                 print(f"{config.avatar.name}> ", end="", flush=True)
+            asked_from = time.monotonic()
             try:
                 reply = await runtime.agent.text_turn(text, _write if lines.interactive else None)
+                question = runtime.agent.toolset.consent.waiting(user_id, since=asked_from)
+                if question is not None and question not in reply:  # the person reads it whatever the model wrote
+                    reply += f" {question}"
+                    if lines.interactive:
+                        _write(f" {question}")
             except Exception as exc:  # an LLM outage must not end the chat
                 log.warning("turn failed: %r", exc)
                 reply = f"(no reply: {llm_failed(exc)})"
