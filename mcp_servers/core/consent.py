@@ -67,7 +67,7 @@ def _request(message: str, tool: str, principal: Principal, call_meta: Any) -> E
         meta[ACT_AS] = principal.user_id
     if isinstance(call_meta, dict) and isinstance(mark := call_meta.get(CALL), str):
         meta[CALL] = mark[:100]
-    params = ElicitRequestFormParams(message=message, requested_schema=SCHEMA, _meta=meta)  # type: ignore[call-arg]
+    params = ElicitRequestFormParams.model_validate({"message": message, "requestedSchema": SCHEMA, "_meta": meta})
     return ElicitRequest(params=params)
 
 
