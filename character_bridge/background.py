@@ -1,4 +1,4 @@
-"""One long-lived asyncio task per object (adapters, the LiveKit sink): started once, cancelled on stop."""
+"""One long-lived asyncio task per object (the adapters): started once, cancelled on stop."""
 
 from __future__ import annotations
 

@@ -436,14 +436,16 @@ async def check_merges(s: ClientSession, m: Merges) -> tuple[int, int]:
 
 
 @needs_fsdd
-async def test_sigkill_during_user_merge_leaves_all_or_none(tmp_path: Path) -> None:
+@pytest.mark.parametrize("rounds", [pytest.param(2, id="2-rounds"),
+                                    pytest.param(6, id="6-rounds", marks=pytest.mark.slow)])
+async def test_sigkill_during_user_merge_leaves_all_or_none(tmp_path: Path, rounds: int) -> None:
     """Rounds of: restart, check the merges the last kill cut across, make new pairs, merge them
     back to back, SIGKILL at a random moment (one server start per round: each costs seconds)."""
     rng = random.Random(7)
     env = server_env(tmp_path)
     clips = [wav_b64(w) for w in fsdd()["george"][:3]]
     photo = file_b64(sorted((FACES / "obama").glob("*.jpg"))[0]) if FACES.is_dir() else None
-    rounds, done, undone, unacked_done = 3, 0, 0, 0
+    done, undone, unacked_done = 0, 0, 0
 
     async def check(s: ClientSession, m: Merges) -> None:
         nonlocal done, undone, unacked_done

@@ -42,7 +42,7 @@ from tests.support import call, ok, server_env, stdio_session, unhelpful
 
 pytestmark = pytest.mark.timeout(900)
 
-settings.register_profile("fuzz-default", max_examples=30, derandomize=True, database=None, deadline=None,
+settings.register_profile("fuzz-default", max_examples=15, derandomize=True, database=None, deadline=None,
                           phases=[Phase.generate], suppress_health_check=list(HealthCheck))
 settings.register_profile("fuzz-slow", max_examples=400, database=None, deadline=None,
                           phases=[Phase.generate], suppress_health_check=list(HealthCheck))

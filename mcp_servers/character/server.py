@@ -15,7 +15,7 @@ import json
 from typing import Annotated, Any
 
 import anyio
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 from starlette.websockets import WebSocket
 
@@ -35,7 +35,7 @@ from character_bridge.protocol import (
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import PUBLIC, routes
 from mcp_servers.core import auth
-from mcp_servers.core.app import READ_ONLY, new_server
+from mcp_servers.core.app import READ_ONLY, WRITE, new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -95,7 +95,6 @@ def create_server(settings: Settings) -> ServerSpec:
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
     mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
-    write = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
 
     def send(event: _Event) -> CallToolResult:
         hub.publish(event)
@@ -103,7 +102,7 @@ def create_server(settings: Settings) -> ServerSpec:
         sent = Sent(seq=event.seq, kind=data["kind"], renderers=hub.stats()["renderers"], event=data)
         return rendered(sent, render_sent(sent))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_express(
         emotion: Annotated[str, Field(max_length=64, description="One of: " + ", ".join(EMOTIONS) + ".",
                                       json_schema_extra={"enum": list(EMOTIONS)})],
@@ -119,7 +118,7 @@ def create_server(settings: Settings) -> ServerSpec:
         return send(ExpressionEvent(emotion=name, intensity=intensity, duration_ms=duration_ms,  # type: ignore[arg-type]
                                     fade_in_ms=fade_in_ms, fade_out_ms=fade_out_ms))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_motion(
         name: Annotated[str, Field(max_length=64, description="One of: " + ", ".join(cfg.motions) + ".")],
         intensity: Annotated[float, Field(ge=0.0, le=1.0)] = 1.0,
@@ -130,7 +129,7 @@ def create_server(settings: Settings) -> ServerSpec:
             raise _suggest(motion, cfg.motions, "motion")
         return send(MotionEvent(name=motion, intensity=intensity))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_gaze(
         x: Annotated[float, Field(ge=-1.0, le=1.0, description="-1 left … 1 right.")],
         y: Annotated[float, Field(ge=-1.0, le=1.0, description="-1 down … 1 up.")],
@@ -138,7 +137,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Look somewhere: (0, 0) is straight at the viewer."""
         return send(GazeEvent(x=x, y=y))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_state(
         state: Annotated[str, Field(max_length=32, description="One of: " + ", ".join(STATES) + ".",
                                     json_schema_extra={"enum": list(STATES)})],
@@ -149,7 +148,7 @@ def create_server(settings: Settings) -> ServerSpec:
             raise _suggest(value, STATES, "state")
         return send(StateEvent(state=value))  # type: ignore[arg-type]
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_speak(
         text: Annotated[str, Field(description="What the character says; [happy]-style or <|ACT {...}|> tags "
                                                "become expressions at that point.")],
@@ -182,14 +181,14 @@ def create_server(settings: Settings) -> ServerSpec:
             renderers=hub.stats()["renderers"])
         return rendered(result, render_speak(result))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_interrupt() -> Annotated[CallToolResult, InterruptResult]:
         """Stop speaking now: pending mouth and expression events are cancelled."""
         interrupted, cancelled = performer.interrupt()
         result = InterruptResult(interrupted=interrupted, cancelled=cancelled, seq=hub.published)
         return rendered(result, render_interrupt(result))
 
-    @mcp.tool(annotations=write)
+    @mcp.tool(annotations=WRITE)
     async def character_set_param(
         name: Annotated[str, Field(max_length=64, description="One of: " + ", ".join(cfg.params) + ".")],
         value: Annotated[float, Field(description="Within the parameter's range (see the error if not).")],

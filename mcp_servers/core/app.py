@@ -13,8 +13,14 @@ from .logs import RequestIdMiddleware
 from .server import Server
 from .tool_errors import check_call_shape
 
-READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # the preset of every tool that only reads
-DESTRUCTIVE = ToolAnnotations(destructive_hint=True)  # the preset of every tool that erases for good
+# The tool-annotation presets: every tool takes one, so a host knows what needs a person's yes
+# (tests/test_tools_list.py checks each live tool carries one that fits).
+READ_ONLY = ToolAnnotations(read_only_hint=True, open_world_hint=False)  # only reads our own data
+READ_ONLY_WEB = ToolAnnotations(read_only_hint=True, open_world_hint=True)  # only reads, and reaches the web
+# Adds or changes, losing nothing (what it replaces stays in a history), or only drives the character.
+WRITE = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=False)
+WRITE_WEB = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=False, open_world_hint=True)
+DESTRUCTIVE = ToolAnnotations(destructive_hint=True, open_world_hint=False)  # erases or merges away for good
 OWNER_ONLY = {OWNER_ONLY_KEY: True}  # the `meta` of a tool no user may call (nor the owner acting as one)
 
 try:

@@ -2,8 +2,8 @@
 
 Qdrant Edge 0.9 writes a payload nested about 123 levels deep but cannot read it back: the
 shard's reads fail ("recursion limit exceeded") and so does reopening its write-ahead log, so
-one such value would break every later read of the store. Measured with
-`tests/test_bounds.py::test_edge_store_depth_limit`; our bound keeps far below it, leaving room
+one such value would break every later read of the store. `tests/test_bad_input.py` finds that
+limit on each run; our bound keeps far below it, leaving room
 for the levels the servers add around a value (payload → metadata → arguments → ...).
 """
 

@@ -2,19 +2,17 @@
 
 A loaded model brings hundreds of thousands of long-lived Python objects (torch, transformers,
 pydantic schemas), and every full collection walks all of them while every request in flight
-waits: under the 50-client soak, 13 full collections in two minutes took 40–450 ms each, which
-was most of the p95. Once each model has loaded (the bulk of what a server keeps), `settle()`
+waits, and such pauses made most of the tail latency under load (docs/benchmarks.md). Once each
+model has loaded (the bulk of what a server keeps), `settle()`
 collects once and moves what is alive into the permanent generation (`gc.freeze`),
 so later collections walk only what requests create. What requests create still reaches the
-oldest generation (sessions, their streams and tasks), and a full collection of it took ~50 ms
-every ~5 s under that soak; one every 100 middle-generation collections instead of 10 makes the
-pauses ten times rarer (soak p95 memory_add 250 → 197 and 105 → 84 ms in two A/B pairs), while
-cyclic garbage still goes within a minute.
+oldest generation (sessions, their streams and tasks); one full collection every 100
+middle-generation collections instead of 10 makes those pauses ten times rarer, while cyclic
+garbage still goes within a minute.
 
 Below Python, glibc gives threads their own malloc arenas (up to eight per core) and returns
-little of them: with the worker threads a server's store calls and models run on, its heap grew
-about 5 MB a minute beyond its data under the 50-client soak. `limit_arenas()` caps them at two
-(in 2-minute soaks, held beyond the data: 10.4 MB with the default, 1.6 MB with two).
+little of them: with the worker threads a server's store calls and models run on, its heap grows
+beyond its data under load. `limit_arenas()` caps them at two.
 """
 
 from __future__ import annotations

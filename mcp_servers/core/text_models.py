@@ -1,9 +1,8 @@
 """The local sentence-transformers encoder, run where each batch is fastest.
 
-Measured on a 2-core EPYC with native bf16, one thread, texts of 10–30 words
-(`python bench/embedder.py`): for one text ONNX Runtime takes 7.6 ms, torch 20.7 (fp32) and
-16.4 (bf16 autocast); at four texts ONNX Runtime and torch bf16 are even (33 ms); at 64 torch
-bf16 is 1.7× faster (391 vs 673 ms: a bulk import). So small batches run on ONNX Runtime (fp32,
+A server mostly embeds one to a few short texts, where torch pays per-operation overhead and ONNX
+Runtime does not; a bulk import embeds dozens, where torch under bf16 autocast is faster
+(`python bench/embedder.py`, docs/benchmarks.md). So small batches run on ONNX Runtime (fp32,
 the model exported once from the same weights; within 2e-7 of torch fp32) and large ones on
 torch where the CPU computes bf16 natively; elsewhere ONNX Runtime runs everything (it beats
 torch fp32 at every size). Both give unit-norm mean-pooled rows.

@@ -1,6 +1,6 @@
 """mem0's own `Memory` on the AlphaAvatar store: Qdrant Edge embedded, or a Qdrant server alike.
 
-mem0 2.2 reaches Qdrant only through qdrant-client (whose local mode is ~1,000x slower with
+mem0 2.2 reaches Qdrant only through qdrant-client (whose local mode is far slower with
 filters than Qdrant Edge) and computes BM25 with fastembed (a model download). This adapter
 speaks our `VectorStore` contract instead: mem0's vectors, payloads and entity links live in
 our collections, and its keyword search uses the store's in-process BM25 sparse vectors.

@@ -10,7 +10,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
-from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, new_server
+from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
@@ -57,7 +57,7 @@ def create_server(settings: Settings) -> ServerSpec:
     mcp = new_server("memory", INSTRUCTIONS)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def memory_add(
         ctx: Context,
         # plain `str` (not Optional): the SDK would otherwise parse a JSON-looking text into an object
@@ -76,7 +76,7 @@ def create_server(settings: Settings) -> ServerSpec:
         result = await svc.add([item], auth.caller(ctx))
         return rendered(result, render_add(result))
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def memory_add_batch(
         ctx: Context,
         items: Annotated[list[AddItem], Field(min_length=1, max_length=1000, description="Up to 1000 memories.")],
@@ -133,7 +133,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """One memory by id."""
         return to_item(await svc.get_owned(auth.caller(ctx), memory_id))
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def memory_update(
         ctx: Context,
         memory_id: MemoryId,
@@ -171,7 +171,7 @@ def create_server(settings: Settings) -> ServerSpec:
         n = await svc.reassign_user(auth.caller(ctx), user_id, into_user_id)
         return ReassignResult(user_id=user_id, into_user_id=into_user_id, memories_moved=n)
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def memory_export(
         ctx: Context,
         user_id: UserId = None,
@@ -181,7 +181,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
         return await svc.export(auth.caller(ctx), user_id, format, scope)
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def tool_call_record(
         ctx: Context,
         tool: Annotated[str, Field(min_length=1, max_length=200, description="The tool that was called.")],

@@ -1,14 +1,11 @@
 """Known / unknown / uncertain from similarity scores, with thresholds that depend on how much speech
 there is.
 
-Calibration of the resemblyzer curve (see README "Persona", `bench/speaker_id.py`): FSDD dev split,
-4 speakers, each held out in turn as the impostor while the other 3 are enrolled from 3 five-digit
-utterances (mean of 3); probes are 1–5 concatenated digits, scored against the enrolled centroids,
-binned by seconds of speech after silence trimming. Measured (3-4 partials/s): impostor scores
-do not grow as clips shorten (max 0.756 at ≥ 2 s, 0.765 at 0.5–0.75 s) while genuine scores fall
-(2nd percentile 0.77 at ≥ 2 s, 0.68 at 0.75–1 s). So 'known' sits just above the impostor tail at
-every length, with a safety step for short clips, and the 'uncertain' band widens as clips shorten
-(short clips answer 'uncertain' rather than a wrong name). The values are round numbers between
+The resemblyzer curve is calibrated on the FSDD dev split (`bench/speaker_id.py --calibration`,
+docs/benchmarks.md): impostor scores do not grow as clips shorten while genuine scores fall, so
+'known' sits just above the impostor tail at every length, with a safety step for short clips,
+and the 'uncertain' band widens as clips shorten (short clips answer 'uncertain' rather than a
+wrong name). The values are round numbers between
 the two tails, not fitted to the last digit: the held-back evaluation uses other speakers.
 """
 

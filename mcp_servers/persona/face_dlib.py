@@ -19,8 +19,8 @@ DETECT_PIXELS = 600_000
 class DlibFaces(FaceModel):
     """dlib's HOG detector, 5-point landmarks and ResNet encoder (LFW 99.38 %).
 
-    HOG detection finds faces from about 80 px; upsampling doubles the cost (149 → 305 ms per 1 MP
-    measured here), so it is used only when a small image shows no face at first, or when asked.
+    HOG detection finds faces from about 80 px; upsampling doubles the cost, so it is used only
+    when a small image shows no face at first, or when asked.
     Landmarks and encodings use the full working image whatever size detection ran at.
     """
 

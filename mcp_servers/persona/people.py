@@ -22,6 +22,7 @@ from pydantic import BaseModel
 
 from mcp_servers.core import cursors
 from mcp_servers.core.embeddings import Embedder
+from mcp_servers.core.params import MAX_USER_ID
 from mcp_servers.core.ranking import rrf
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, Query, SparseQuery, VectorStore, Where
 from mcp_servers.core.store.aio import off_loop
@@ -62,8 +63,9 @@ def valid_id(user_id: str) -> bool:
 
 
 def well_formed(user_id: str) -> bool:
-    """A user id is a UUID we made or an id of the caller's own: 1–64 printable characters."""
-    return isinstance(user_id, str) and 0 < len(user_id) <= 64 and user_id.isprintable() and user_id.strip() == user_id
+    """A user id is a UUID we made or an id of the caller's own (the same id on every server): 1–200 printable
+    characters."""
+    return isinstance(user_id, str) and 0 < len(user_id) <= MAX_USER_ID and user_id.isprintable() and user_id.strip() == user_id
 
 
 def point_id(user_id: str) -> str:

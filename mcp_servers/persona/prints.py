@@ -1,5 +1,5 @@
 """Voiceprints and face encodings in the core store: one point per sample; for voices, one centroid
-per user too (the mean of 3 enrolment utterances was the best template measured here).
+per user too (the mean of the enrolment utterances makes the steadiest template).
 
 Samples keep their source: 'enroll' (given by a tool call), 'provisional' (the first utterance of a
 voice nobody had enrolled), 'adapted' (a confident match, kept only when asked). Adapted samples

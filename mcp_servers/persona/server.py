@@ -6,11 +6,11 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
-from mcp_servers.core import audit, auth
-from mcp_servers.core.app import OWNER_ONLY, READ_ONLY, new_server
+from mcp_servers.core import audit, auth, params
+from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
@@ -51,7 +51,7 @@ Answers are decisions: 'known' (user_id is who it is), 'unknown', or 'uncertain'
 audio: ask, or wait for more speech). Name provisional users with user_rename, join duplicates with
 user_merge. Audio: base64 WAV/FLAC/OGG (or a path under the allowed roots); images: base64 JPEG/PNG/WebP."""
 
-UserId = Annotated[str, Field(min_length=1, max_length=64, description="A user id, as user_create or an identify tool returns it.")]
+UserId = Annotated[params.NamedUserId, Field(description="A user id, as user_create or an identify tool returns it.")]
 Audio = Annotated[str, Field(min_length=1, description="Base64 WAV/FLAC/OGG (any rate, any channels, ≤ 60 s, ≤ 20 MB), "
                                                         "or a file path under the allowed roots.")]
 Image = Annotated[str, Field(min_length=1, description="Base64 JPEG/PNG/WebP (≤ 20 MB, ≤ 40 MP), or a file path under "
@@ -96,11 +96,10 @@ def create_server(settings: Settings) -> ServerSpec:
     fused, users, profiles = FusedIdentity(persona, voices, faces), Users(persona), Profiles(persona)
     mcp = new_server("persona", INSTRUCTIONS)
     audit.install(mcp, settings, "persona", forget_tool="user_forget")
-    erasing = ToolAnnotations(destructive_hint=True, open_world_hint=False)
 
     # -- voice ----------------------------------------------------------------------------------
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def speaker_enroll(
         ctx: Context,
         user_id: UserId,
@@ -113,7 +112,7 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await voices.enroll(auth.caller(ctx), user_id, clips, ctx.report_progress)
         return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")
 
-    @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
+    @mcp.tool(annotations=WRITE)
     async def speaker_identify(
         ctx: Context,
         audio: Audio,
@@ -135,7 +134,7 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await voices.verify(auth.caller(ctx), user_id, audio)
         return rendered(r, f"verify {r.claimed_user_id}: {r.decision} (score {r.score}, needs ≥ {r.threshold})")
 
-    @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
+    @mcp.tool(annotations=WRITE)
     async def speaker_segment(
         ctx: Context,
         audio: Audio,
@@ -147,7 +146,7 @@ def create_server(settings: Settings) -> ServerSpec:
         lines = [f"{s.start:.2f}-{s.end:.2f} {s.speaker} {s.user_id or s.decision}" for s in r.segments[:50]]
         return rendered(r, "\n".join(lines) or "No speech found.")
 
-    @mcp.tool(annotations=erasing)
+    @mcp.tool(annotations=DESTRUCTIVE)
     async def speaker_reset(
         ctx: Context,
         user_id: UserId,
@@ -160,7 +159,7 @@ def create_server(settings: Settings) -> ServerSpec:
 
     # -- faces ----------------------------------------------------------------------------------
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def face_enroll(
         ctx: Context,
         user_id: UserId,
@@ -188,7 +187,7 @@ def create_server(settings: Settings) -> ServerSpec:
         text = "; ".join(_match_text(f, f"face {i + 1}") for i, f in enumerate(r.faces)) or "No face found."
         return rendered(r, text)
 
-    @mcp.tool(annotations=ToolAnnotations(open_world_hint=False))
+    @mcp.tool(annotations=WRITE)
     async def identify(
         ctx: Context,
         audio: Annotated[str | None, Field(description="Base64 WAV/FLAC/OGG, or a path.")] = None,
@@ -203,12 +202,12 @@ def create_server(settings: Settings) -> ServerSpec:
 
     # -- users ----------------------------------------------------------------------------------
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def user_create(
         ctx: Context,
         name: Name,
         provisional: Annotated[bool, Field(description="Not yet confirmed who this is.")] = False,
-        user_id: Annotated[str | None, Field(default=None, min_length=1, max_length=64, description=(
+        user_id: Annotated[params.UserId, Field(min_length=1, description=(
             "An id of your own for this user, e.g. the user_id your memory server uses (default: a new UUID)."
         ))] = None,
     ) -> Annotated[CallToolResult, User]:
@@ -233,17 +232,17 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await users.page(auth.caller(ctx), limit, cursor, provisional=provisional)
         return rendered(r, "\n".join(_user_text(u) for u in r.users) or "No users.")
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def user_rename(ctx: Context, user_id: UserId, name: Name) -> Annotated[CallToolResult, User]:
         """Name a user (a provisional user becomes a confirmed one)."""
         r = await users.rename(auth.caller(ctx), user_id, name)
         return rendered(r, f"Renamed: {_user_text(r)}")
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=True, open_world_hint=False), meta=OWNER_ONLY)
+    @mcp.tool(annotations=DESTRUCTIVE, meta=OWNER_ONLY)
     async def user_merge(
         ctx: Context,
-        user_id: Annotated[str, Field(min_length=1, max_length=64, description="The user to merge away.")],
-        into_user_id: Annotated[str, Field(min_length=1, max_length=64, description="The user that remains.")],
+        user_id: Annotated[params.NamedUserId, Field(description="The user to merge away.")],
+        into_user_id: Annotated[params.NamedUserId, Field(description="The user that remains.")],
     ) -> Annotated[CallToolResult, MergeResult]:
         """Merge one user into another (e.g. a provisional user who turns out to be a known one): voice
         samples, face encodings, profile facts and history all move; the first user ceases to exist."""
@@ -251,7 +250,7 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(r, f"Merged {r.merged_user_id} into {r.user_id}: {r.voice_samples_moved} voice, "
                            f"{r.face_samples_moved} face samples, {r.facts_added} facts.")
 
-    @mcp.tool(annotations=erasing)
+    @mcp.tool(annotations=DESTRUCTIVE)
     async def user_forget(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, ForgetResult]:
         """Erase a user: voiceprints, face encodings, profile and history. The store files are
         rewritten so that nothing of them remains. Cannot be undone."""
@@ -267,7 +266,7 @@ def create_server(settings: Settings) -> ServerSpec:
         r = await profiles.get(auth.caller(ctx), user_id)
         return rendered(r, _profile_text(r))
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def profile_update(
         ctx: Context,
         user_id: UserId,
@@ -280,7 +279,7 @@ def create_server(settings: Settings) -> ServerSpec:
         lines = [f"{c.op} {c.field}: {c.old} -> {c.new}" for c in r.changes]
         return rendered(r, "\n".join(lines) or "Nothing changed.")
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def profile_extract(
         ctx: Context,
         user_id: UserId,

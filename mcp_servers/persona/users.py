@@ -7,6 +7,7 @@ from typing import Any
 
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.params import MAX_USER_ID
 from mcp_servers.core.store import CollectionSpec, Where, open_store
 from mcp_servers.core.store.aio import off_loop
 
@@ -30,7 +31,7 @@ class Users:
             raise UserError("A user needs a name.")
         user_id = scope_user(principal, user_id)
         if user_id is not None and not well_formed(user_id):
-            raise UserError("A user id is 1 to 64 printable characters with no spaces around it.")
+            raise UserError(f"A user id is 1 to {MAX_USER_ID} printable characters with no spaces around it.")
         async with self.ctx.lock:
             if user_id is not None and await (await self.ctx.people()).get(user_id) is not None:
                 raise UserError(f"User {user_id!r} exists already: user_get shows it, user_rename renames it.")

@@ -11,7 +11,7 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import DESTRUCTIVE, new_server
+from mcp_servers.core.app import DESTRUCTIVE, READ_ONLY, READ_ONLY_WEB, WRITE, WRITE_WEB, new_server
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
@@ -70,7 +70,7 @@ def create_server(settings: Settings) -> ServerSpec:
     )
     audit.install(mcp, settings, "research", forget_tool="research_forget_user")  # forget erases the trail too
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY_WEB)
     async def web_search(
         query: Annotated[str, Field(min_length=1, max_length=400, description="What to search the web for.")],
         max_results: Annotated[int, Field(ge=1, le=20)] = 5,
@@ -85,7 +85,7 @@ def create_server(settings: Settings) -> ServerSpec:
         out = await app.web_search(query, options)
         return rendered(out, render_web_hits(out))
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY_WEB)
     async def web_extract(
         urls: Annotated[list[str], Field(min_length=1, max_length=10, description="Pages to read (http/https).")],
         max_chars: Annotated[int, Field(ge=100, le=200_000, description="Text kept per page.")] = 20_000,
@@ -95,7 +95,7 @@ def create_server(settings: Settings) -> ServerSpec:
         out = await app.web_extract(urls, max_chars)
         return rendered(out, render_extracted(out))
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY_WEB)
     async def research(
         question: Question,
         ctx: Context,
@@ -112,7 +112,7 @@ def create_server(settings: Settings) -> ServerSpec:
         result = await app.run(req, ctx.report_progress)
         return rendered(result, render_research(result))
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE_WEB)
     async def research_start(
         question: Question,
         ctx: Context,
@@ -126,12 +126,12 @@ def create_server(settings: Settings) -> ServerSpec:
         principal = auth.caller(ctx)
         return _job(app.start(principal, app.request(principal, question, depth, max_sources, sources, budget, user_id)))
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY)
     async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Where a research job is: state, stage, progress."""
         return _job(app.job(auth.caller(ctx), job_id).status())
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY)
     async def research_result(
         job_id: Annotated[str, Field(min_length=1, max_length=64)],
         ctx: Context,
@@ -141,12 +141,12 @@ def create_server(settings: Settings) -> ServerSpec:
         out = await app.result(auth.caller(ctx), job_id, wait_s)
         return rendered(out, render_research(out.result) if out.result else out.message)
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE)
     async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Cancel a running research job (provider calls in flight are abandoned)."""
         return _job(await app.cancel(auth.caller(ctx), job_id))
 
-    @mcp.tool()
+    @mcp.tool(annotations=WRITE_WEB)
     async def corpus_add(
         ctx: Context,
         text: Annotated[str | None, Field(description="The document's text.")] = None,
@@ -160,7 +160,7 @@ def create_server(settings: Settings) -> ServerSpec:
         added = await app.corpus_add(auth.caller(ctx), text, path, url, title, user_id)
         return rendered(added, render_added(added))
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY)
     async def corpus_search(
         query: Annotated[str, Field(min_length=1, max_length=MAX_QUESTION)],
         ctx: Context,
@@ -171,7 +171,7 @@ def create_server(settings: Settings) -> ServerSpec:
         found = await app.corpus_search(auth.caller(ctx), query, limit, user_id)
         return rendered(found, render_passages(found))
 
-    @mcp.tool()
+    @mcp.tool(annotations=READ_ONLY)
     async def corpus_list(
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,

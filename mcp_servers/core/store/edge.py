@@ -4,13 +4,12 @@ Every write returns only once it is on disk. The update is one record in Qdrant'
 log, an mmap the kernel keeps through a crash of this process (SIGKILL included) and replays
 on the next open; we then fdatasync the log's files, so the write also survives a power cut.
 We do not call Edge's `flush()` per write: it also writes every segment and holds Python's
-GIL throughout (50-280 ms with the whole server frozen, measured on this 2-core box under
-load), while fdatasync releases it and costs 3-20 ms. Segments are flushed on close, before a
+GIL throughout, freezing the whole server, while fdatasync releases it and costs a few
+milliseconds (docs/benchmarks.md). Segments are flushed on close, before a
 compaction, and at a checkpoint (`_checkpoint`): every `CHECKPOINT_POINTS` points written, and
 once per 32 MB log segment written. Until its flush Edge also holds each written point's update
-in memory (about 0.9 kB a point, whatever its payload's size): with the log's roll alone that
-reached about 30 MB per store, with the point count it stays under 4 MB, and a checkpoint
-stalls the process about 50 ms. The log stays at about three segments instead of growing with
+in memory (about 0.9 kB a point, whatever its payload's size): the point count keeps that small,
+where the log's roll alone let it grow to tens of MB per store. The log stays at about three segments instead of growing with
 every write; a restart after a crash replays the log written since.
 """
 

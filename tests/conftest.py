@@ -1,0 +1,38 @@
+"""Fixtures shared by every test module: what is costly to start is started once per session."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+from mcp.types import Implementation, Tool
+
+from tests.support import server_env, stdio_session
+
+SERVERS = ("memory", "persona", "character", "research")
+
+
+@dataclass(frozen=True)
+class Surface:
+    """What a fresh server publishes: its serverInfo and its tools/list."""
+
+    info: Implementation
+    tools: list[Tool]
+
+
+@pytest.fixture(scope="session")
+async def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Surface]:
+    """Each of the four servers started once over stdio on fresh data, in server order."""
+    home = tmp_path_factory.mktemp("surfaces")
+    out: dict[str, Surface] = {}
+    for server in SERVERS:
+        async with stdio_session(server, server_env(home / server)) as session:
+            assert session.server_info is not None
+            out[server] = Surface(session.server_info, (await session.list_tools()).tools)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tools_lists(surfaces: dict[str, Surface]) -> dict[str, list[Tool]]:
+    """The live tools/list of each server, in server order."""
+    return {server: surface.tools for server, surface in surfaces.items()}
