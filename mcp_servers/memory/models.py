@@ -9,6 +9,8 @@ from pydantic import BaseModel, Field
 
 from mcp_servers.core.bounds import StoredObject
 
+from .visibility import People, Visibility
+
 Scope = Literal["avatar", "user", "tool", "session"]
 MAX_CONTENT = 20_000
 MAX_BATCH = 1_000
@@ -35,6 +37,12 @@ class AddItem(BaseModel):
         description="With an LLM configured, extract facts and reconcile them with what is stored; "
         "false stores the text verbatim. Without an LLM, text is always stored verbatim.",
     )
+    visibility: Visibility | None = Field(
+        default=None,
+        description="Who may hear it: 'private' (its person only), 'present' (also those present when it was "
+        "said), 'everyone'. Default: 'present' when `present` names anyone besides its person, else 'private'.",
+    )
+    present: People = Field(default_factory=list, description="User ids of the people present when it was said.")
 
 
 class MemoryItem(BaseModel):
@@ -48,6 +56,8 @@ class MemoryItem(BaseModel):
     updated_at: str
     source: str = "verbatim"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    visibility: Visibility = "private"
+    heard_by: list[str] = Field(default_factory=list, description="Who was present when it was said.")
     score: float | None = None
 
 
