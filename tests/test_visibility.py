@@ -13,7 +13,10 @@ from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Item, open_store
 from mcp_servers.core.store.aio import off_loop
 from mcp_servers.memory.service import memories_spec
+from mcp_servers.persona.profile import build
+from tests.fakes.openai_server import FakeOpenAI
 from tests.support import call, http_server, http_session, ok, server_env, stdio_session
+from tests.test_memory import _llm as scripted_llm
 
 
 async def found(s: ClientSession, present: list[str] | None, tool: str = "memory_search") -> set[str]:
@@ -157,3 +160,102 @@ async def test_a_store_written_before_visibility_reads_its_memories_as_private(t
             assert await found(s, ["alice", "bob"], tool) == {"zebra old house rule"}
         await ok(s, "memory_set_visibility", {"memory_id": mine, "visibility": "everyone"})
         assert await found(s, ["alice", "bob"]) == {"zebra alice's old secret", "zebra old house rule"}
+
+
+def facts_of(profile: dict[str, Any]) -> set[str]:
+    """Every fact value a profile shows, as text."""
+    out = set()
+    for section, value in profile.items():
+        if section in ("user_id", "name", "provisional") or value is None:
+            continue
+        groups = value.values() if section in ("identity", "custom") else [value]
+        for group in groups:
+            for fact in group if isinstance(group, list) else [group]:
+                if fact:
+                    out.add(str(fact["value"]))
+    return out
+
+
+async def test_a_profile_shows_only_the_facts_everyone_present_may_hear(tmp_path: Path) -> None:
+    async with stdio_session("persona", server_env(tmp_path)) as s:
+        ada = (await ok(s, "user_create", {"name": "Ada"}))["user_id"]
+        together = await ok(s, "profile_update", {"user_id": ada, "present": [ada, "bob"], "patches": [
+            {"op": "add", "field": "preferences", "value": "likes jazz"},
+            {"op": "set", "field": "identity.location", "value": "Lyon", "visibility": "private"},
+            {"op": "set", "field": "custom.team", "value": "OL", "visibility": "everyone"}]})
+        assert [c["visibility"] for c in together["changes"]] == ["present", "private", "everyone"]
+        assert together["profile"]["preferences"][0]["heard_by"] == sorted([ada, "bob"])
+        await ok(s, "profile_update", {"user_id": ada, "patches": [
+            {"op": "add", "field": "preferences", "value": "secret hobby"}]})
+        everything = {"Ada", "likes jazz", "Lyon", "OL", "secret hobby"}
+        cases: list[tuple[list[str] | None, set[str]]] = [
+            (None, everything), ([ada], everything),
+            ([ada, "bob"], {"Ada", "likes jazz", "OL"}),
+            (["bob"], {"Ada", "likes jazz", "OL"}),
+            ([ada, "carol"], {"Ada", "OL"}),
+            ([ada, "bob", "someone"], {"Ada", "OL"}),
+        ]
+        for present, expected in cases:
+            got = await ok(s, "profile_get", {"user_id": ada, **({"present": present} if present is not None else {})})
+            assert facts_of(got) == expected, present
+            assert got["name"] == "Ada", (present, got)
+
+        shown = await ok(s, "profile_update", {"user_id": ada, "patches": [
+            {"op": "add", "field": "preferences", "value": "Secret  hobby", "visibility": "everyone"},
+            {"op": "set", "field": "identity.name", "value": "Ada", "visibility": "private"}]})
+        assert [(c["op"], c["visibility"]) for c in shown["changes"]] == [("visibility", "everyone"),
+                                                                          ("visibility", "private")]
+        hidden = await ok(s, "profile_get", {"user_id": ada, "present": [ada, "carol"]})
+        assert facts_of(hidden) == {"OL", "secret hobby"} and hidden["name"] == "someone"
+        assert (await ok(s, "profile_get", {"user_id": ada, "present": [ada]}))["name"] == "Ada"
+        history = await ok(s, "profile_history", {"user_id": ada, "field": "preferences"})
+        assert [c["op"] for c in history["changes"]] == ["add", "add", "visibility"]
+        bad = await call(s, "profile_update", {"user_id": ada, "patches": [
+            {"op": "add", "field": "preferences", "value": "x", "visibility": "friends"}]})
+        assert bad.is_error
+
+
+def test_profile_facts_stored_before_visibility_keep_the_name_for_everyone() -> None:
+    seen = {"source": "manual", "source_ref": None, "confidence": 1.0, "first_seen": "2024-01-01T00:00:00+00:00",
+            "last_seen": "2024-01-01T00:00:00+00:00"}
+    user = {"user_id": "u1", "name": "Ada", "facts": [{"field": "identity.name", "value": "Ada", **seen},
+                                                      {"field": "preferences", "value": "likes jazz", **seen}]}
+    crowd = build(user, ["u1", "bob"])
+    assert crowd.name == "Ada" and crowd.identity.name is not None and crowd.identity.name.visibility == "everyone"
+    assert crowd.preferences == []
+    alone = build(user, ["u1"])
+    assert [f.visibility for f in alone.preferences] == ["private"]
+
+
+async def test_extracted_facts_are_heard_by_who_heard_them_said(tmp_path: Path) -> None:
+    with FakeOpenAI(scripted_llm) as llm:
+        env = server_env(tmp_path, OPENAI_BASE_URL=llm.base_url, OPENAI_API_KEY="test-key",
+                         ALPHAAVATAR_LLM_MODEL="fake-model")
+        async with stdio_session("memory", env) as s:
+            first = await ok(s, "memory_add", {"user_id": "fritz", "present": ["fritz", "bob"], "messages": [
+                {"role": "user", "content": "Hi! I live in Paris and I bake bread for a living."}]})
+            for event in first["results"]:
+                got = await ok(s, "memory_get", {"memory_id": event["id"]})
+                assert (got["visibility"], got["heard_by"]) == ("present", ["bob", "fritz"])
+            # told alone, the move replaces what bob heard: the new words are fritz's only
+            moved = await ok(s, "memory_add", {"user_id": "fritz", "content": "I moved to Berlin last month."})
+            assert [(e["event"], e["content"]) for e in moved["results"]] == [("UPDATE", "Lives in Berlin")]
+            got = await ok(s, "memory_get", {"memory_id": moved["results"][0]["id"]})
+            assert (got["visibility"], got["heard_by"]) == ("private", [])
+            heard = await ok(s, "memory_list", {"user_id": "fritz", "present": ["fritz", "bob"]})
+            assert [m["content"] for m in heard["results"]] == ["Works as a baker"]
+
+
+async def test_forgetting_a_user_takes_them_out_of_who_heard_what(tmp_path: Path) -> None:
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        said = await ok(s, "memory_add_batch", {"items": [
+            {"content": "zebra alice told bob and carol", "user_id": "alice", "present": ["alice", "u-7f3a", "carol"]},
+            {"content": "zebra alice told bob", "user_id": "alice", "present": ["alice", "u-7f3a"]},
+            {"content": "zebra alice alone", "user_id": "alice"}]})
+        await ok(s, "memory_add", {"content": "zebra bob's own", "user_id": "u-7f3a"})
+        gone = await ok(s, "memory_forget_user", {"user_id": "u-7f3a"})
+        assert gone["memories_deleted"] == 1
+        heard = [(await ok(s, "memory_get", {"memory_id": e["id"]}))["heard_by"] for e in said["results"]]
+        assert heard == [["alice", "carol"], ["alice"], []]
+        assert await found(s, ["alice", "carol"]) == {"zebra alice told bob and carol"}
+    assert b"u-7f3a" not in b"".join(p.read_bytes() for p in (tmp_path / "memory" / "memories").rglob("*") if p.is_file())

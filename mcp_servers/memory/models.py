@@ -8,8 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_servers.core.bounds import StoredObject
-
-from .visibility import People, Visibility
+from mcp_servers.core.visibility import HEARD_HELP, VISIBILITY_HELP, People, Visibility
 
 Scope = Literal["avatar", "user", "tool", "session"]
 MAX_CONTENT = 20_000
@@ -37,12 +36,8 @@ class AddItem(BaseModel):
         description="With an LLM configured, extract facts and reconcile them with what is stored; "
         "false stores the text verbatim. Without an LLM, text is always stored verbatim.",
     )
-    visibility: Visibility | None = Field(
-        default=None,
-        description="Who may hear it: 'private' (its person only), 'present' (also those present when it was "
-        "said), 'everyone'. Default: 'present' when `present` names anyone besides its person, else 'private'.",
-    )
-    present: People = Field(default_factory=list, description="User ids of the people present when it was said.")
+    visibility: Visibility | None = Field(default=None, description=VISIBILITY_HELP)
+    present: People = Field(default_factory=list, description=HEARD_HELP)
 
 
 class MemoryItem(BaseModel):
@@ -57,7 +52,7 @@ class MemoryItem(BaseModel):
     source: str = "verbatim"
     metadata: dict[str, Any] = Field(default_factory=dict)
     visibility: Visibility = "private"
-    heard_by: list[str] = Field(default_factory=list, description="Who was present when it was said.")
+    heard_by: list[str] = Field(default_factory=list, description=HEARD_HELP)
     score: float | None = None
 
 

@@ -16,6 +16,7 @@ from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, VISIBILITY_HELP, People, Visibility
 
 from .models import (
     MAX_CONTENT,
@@ -35,7 +36,6 @@ from .models import (
 )
 from .render import export_markdown, render_add, render_items, render_visibility
 from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
-from .visibility import PRESENT_HELP, People, Visibility
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
 about them; call memory_add with what the user tells you that is worth keeping. Scopes: 'user' (this
@@ -72,8 +72,8 @@ def create_server(settings: Settings) -> ServerSpec:
         occurred_at: Annotated[datetime | None, Field(description="ISO-8601: when it was said (default now).")] = None,
         metadata: Annotated[StoredObject | None, Field(description="Free JSON kept with the memory.")] = None,
         infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
-        visibility: Annotated[Visibility | None, Field(description=AddItem.model_fields["visibility"].description)] = None,
-        present: Annotated[People | None, Field(description="User ids of the people present when it was said.")] = None,
+        visibility: Annotated[Visibility | None, Field(description=VISIBILITY_HELP)] = None,
+        present: Annotated[People | None, Field(description=HEARD_HELP)] = None,
     ) -> Annotated[CallToolResult, AddResult]:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
         item = AddItem(content=content or None, messages=messages, scope=scope, user_id=user_id, session_id=session_id,

@@ -25,6 +25,7 @@ from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
 from mcp_servers.core.store.aio import off_loop
+from mcp_servers.core.visibility import Visibility
 
 from . import retrieval, visibility
 from .extraction import Extractor
@@ -316,7 +317,7 @@ class MemoryService:
         _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
         return to_item(stored)
 
-    async def set_visibility(self, principal: Principal, memory_id: str, to: visibility.Visibility) -> MemoryItem:
+    async def set_visibility(self, principal: Principal, memory_id: str, to: Visibility) -> MemoryItem:
         """Change who may hear a memory of the caller's own (or, for the owner, anyone's)."""
         hit = await self.get_owned(principal, memory_id)
         if hit.payload.get("scope") == "avatar":

@@ -167,7 +167,8 @@ class Writer:
 
     def _erase(self, user: str, compact: bool = True) -> int:
         self.store.delete_where(self._user_where(user))
-        if compact:
+        named = visibility.unhear(self.store, self.avatar_id, user)  # their id in what others said
+        if compact or named:
             self.store.compact()
         shutil.rmtree(self.export_dir(user), ignore_errors=True)
         return self.history.forget_user(user)

@@ -53,8 +53,8 @@ def _filter(where: Where | None) -> qe.Filter | None:
     must += [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, vs in where.all_of.items() for v in vs]
     if where.either:
         branches = [_filter(w) for w in where.either]
-        if all(b is not None for b in branches):  # an empty branch always holds: then so does the whole
-            must.append(qe.Filter(should=branches))
+        if None not in branches:  # an empty branch always holds: then so does the whole
+            must.append(qe.Filter(should=[b for b in branches if b is not None]))
     must += [
         qe.FieldCondition(k, range=qe.RangeFloat(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()
     ]

@@ -24,8 +24,8 @@ def _filter(where: Where | None) -> m.Filter | None:
     must += [m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, vs in where.all_of.items() for v in vs]
     if where.either:
         branches = [_filter(w) for w in where.either]
-        if all(b is not None for b in branches):  # an empty branch always holds: then so does the whole
-            must.append(m.Filter(should=branches))
+        if None not in branches:  # an empty branch always holds: then so does the whole
+            must.append(m.Filter(should=[b for b in branches if b is not None]))
     must += [m.FieldCondition(key=k, range=m.Range(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
     if where.has_ids is not None:
         must.append(m.HasIdCondition(has_id=list(where.has_ids)))
