@@ -92,7 +92,8 @@ async def run(size: int, queries: int) -> dict[str, dict[str, dict[str, float]]]
     for tool, by_mode in lat.items():
         base = pct(by_mode["no present"], 0.5)
         out[tool] = {name: {"p50_ms": pct(v, 0.5), "p95_ms": pct(v, 0.95), "p50_ratio": pct(v, 0.5) / base,
-                            "mean_results": sum(got[tool][name]) / len(got[tool][name])} for name, v in by_mode.items()}
+                            "mean_results": sum(got[tool][name]) / len(got[tool][name])}
+                     for name in modes(USERS[0], rng) if (v := by_mode[name])}
     return out
 
 
@@ -110,7 +111,7 @@ def main() -> None:
         for name, r in by_mode.items():
             table.add_row(tool, name, f"{r['p50_ms']:.1f}", f"{r['p95_ms']:.1f}", f"{r['p50_ratio']:.2f}",
                           f"{r['mean_results']:.1f}")
-    Console().print(table)
+    Console(width=120).print(table)
     if a.json:
         a.json.write_text(json.dumps(results, indent=1))
 
