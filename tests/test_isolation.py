@@ -115,6 +115,7 @@ async def seed_alice(base: str) -> dict[str, Any]:
         "patches": [{"op": "set", "field": "identity.preferred_name", "value": "Bobby"}],
         "items": [{"content": "bob's batch", "user_id": "alice"}],
         "messages": [{"role": "user", "content": "bob was here"}],
+        "visibility": "everyone", "present": ["bob"],
         "urls": ["http://127.0.0.1:9/"], "emotion": "happy", "state": "speaking", "x": 0.0, "y": 0.0,
     }
 
@@ -123,6 +124,7 @@ async def assert_alice_intact(base: str, seeded: dict[str, Any]) -> None:
     async with http_session(f"{base}/memory/mcp", "tokA") as s:
         got = await ok(s, "memory_get", {"memory_id": seeded["memory_id"]})
         assert got["content"] == f"Alice's locker code is {SECRETS[0]}"
+        assert got["visibility"] == "private"  # bob's memory_set_visibility changed nothing
         listed = await ok(s, "memory_list", {"scope": "user"})
         assert [m["content"] for m in listed["results"]] == [got["content"]]
         assert (await ok(s, "tool_experience_search", {"task": "glacier"}))["results"]

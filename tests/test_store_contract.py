@@ -101,6 +101,32 @@ def test_filters_any_not_ranges_ids(store: VectorStore) -> None:
     assert store.count(Where(has_ids=ids[:3])) == 3
 
 
+def test_filters_on_list_fields_and_alternatives(store: VectorStore) -> None:
+    heard = [["a", "b"], ["a"], ["b", "c"], ["a", "b", "c"]]
+    store.upsert([Item(str(uuid.uuid4()), {"kind": "x" if i < 2 else "y", "heard": h}, _vec(i), None)
+                  for i, h in enumerate(heard)])
+    assert store.count(Where(all_of={"heard": ["a", "b"]})) == 2
+    assert store.count(Where(all_of={"heard": ["b", "c"]}, equals={"kind": "y"})) == 2
+    either = [Where(equals={"kind": "x"}, all_of={"heard": ["b"]}), Where(all_of={"heard": ["c"]})]
+    assert store.count(Where(either=either)) == 3
+    assert store.count(Where(either=either, equals={"kind": "y"})) == 2
+    assert store.count(Where(either=[Where(), Where(equals={"kind": "x"})])) == 4  # an empty branch always holds
+    assert len(store.search([DenseQuery(_vec(0))], Where(either=either), 10)[0]) == 3
+
+
+def test_a_collection_gets_the_indexes_its_spec_gained(tmp_path: Path) -> None:
+    older = CollectionSpec("grown", dim=8, keyword_fields=("kind",))
+    s = EdgeStore(tmp_path / "grown", older)
+    s.upsert([Item(str(uuid.uuid4()), {"kind": "x", "heard": ["a"]}, _vec(0), None)])
+    s.close()
+    s = EdgeStore(tmp_path / "grown", CollectionSpec("grown", dim=8, keyword_fields=("kind", "heard")))
+    try:
+        assert set(s._shard.info().payload_schema) == {"kind", "heard"}
+        assert s.count(Where(all_of={"heard": ["a"]})) == 1
+    finally:
+        s.close()
+
+
 def test_boolean_filters_are_refused_not_silently_empty() -> None:
     with pytest.raises(ValueError, match="booleans"):
         Where(equals={"flag": True})

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 
 from mcp_servers.core.bounds import StoredObject
+from mcp_servers.core.visibility import HEARD_HELP, VISIBILITY_HELP, People, Visibility
 
 Scope = Literal["avatar", "user", "tool", "session"]
 MAX_CONTENT = 20_000
@@ -35,6 +36,8 @@ class AddItem(BaseModel):
         description="With an LLM configured, extract facts and reconcile them with what is stored; "
         "false stores the text verbatim. Without an LLM, text is always stored verbatim.",
     )
+    visibility: Visibility | None = Field(default=None, description=VISIBILITY_HELP)
+    present: People = Field(default_factory=list, description=HEARD_HELP)
 
 
 class MemoryItem(BaseModel):
@@ -48,6 +51,8 @@ class MemoryItem(BaseModel):
     updated_at: str
     source: str = "verbatim"
     metadata: dict[str, Any] = Field(default_factory=dict)
+    visibility: Visibility = "private"
+    heard_by: list[str] = Field(default_factory=list, description=HEARD_HELP)
     score: float | None = None
 
 

@@ -25,6 +25,11 @@ def render_items(items: Sequence[MemoryItem], empty: str) -> str:
     )
 
 
+def render_visibility(item: MemoryItem) -> str:
+    heard = f" (heard by {', '.join(item.heard_by)})" if item.visibility == "present" and item.heard_by else ""
+    return f"Memory {item.id} is now {item.visibility}{heard}."
+
+
 def export_markdown(items: Sequence[MemoryItem]) -> str:
     out = ["# Memories", ""]
     for scope in ("user", "session", "avatar", "tool"):

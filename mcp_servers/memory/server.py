@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
@@ -16,6 +16,7 @@ from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, VISIBILITY_HELP, People, Visibility
 
 from .models import (
     MAX_CONTENT,
@@ -33,7 +34,7 @@ from .models import (
     SearchResult,
     ToolExperienceResult,
 )
-from .render import export_markdown, render_add, render_items
+from .render import export_markdown, render_add, render_items, render_visibility
 from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
@@ -50,6 +51,8 @@ Until = Annotated[datetime | None, Field(description="Only memories that occurre
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
 ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")]
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
+Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memories all of them may hear "
+                                         "(default: no audience filter).")]
 
 
 def create_server(settings: Settings) -> ServerSpec:
@@ -69,10 +72,13 @@ def create_server(settings: Settings) -> ServerSpec:
         occurred_at: Annotated[datetime | None, Field(description="ISO-8601: when it was said (default now).")] = None,
         metadata: Annotated[StoredObject | None, Field(description="Free JSON kept with the memory.")] = None,
         infer: Annotated[bool, Field(description="With an LLM configured: extract facts (default) or keep verbatim.")] = True,
+        visibility: Annotated[Visibility | None, Field(description=VISIBILITY_HELP)] = None,
+        present: Annotated[People | None, Field(description=HEARD_HELP)] = None,
     ) -> Annotated[CallToolResult, AddResult]:
         """Remember a text or a conversation. Exact duplicates are not stored twice."""
         item = AddItem(content=content or None, messages=messages, scope=scope, user_id=user_id, session_id=session_id,
-                       occurred_at=occurred_at, metadata=metadata or {}, infer=infer)
+                       occurred_at=occurred_at, metadata=metadata or {}, infer=infer, visibility=visibility,
+                       present=present or [])
         result = await svc.add([item], auth.caller(ctx))
         return rendered(result, render_add(result))
 
@@ -96,11 +102,13 @@ def create_server(settings: Settings) -> ServerSpec:
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
         cursor: Cursor = None,
+        present: Present = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
         if not query.strip():
             raise UserError("The query is empty.")
-        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
+        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
+                            present)
         asked = [query, where.model_dump(), limit]
         offset = cursors.decode_offset("memory_search", asked, cursor)
         if offset >= 200:
@@ -120,9 +128,11 @@ def create_server(settings: Settings) -> ServerSpec:
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
         cursor: Cursor = None,
+        present: Present = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page (stable order)."""
-        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until)
+        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
+                            present)
         asked = where.model_dump()
         items, nxt, total = await svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
         result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)
@@ -142,6 +152,17 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> MemoryItem:
         """Change a memory's text and/or metadata; the old text stays in its history."""
         return await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
+
+    @mcp.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    async def memory_set_visibility(
+        ctx: Context,
+        memory_id: MemoryId,
+        visibility: Annotated[Visibility, Field(description="'private' (its person only), 'present' (also those "
+                                                "present when it was said) or 'everyone'.")],
+    ) -> Annotated[CallToolResult, MemoryItem]:
+        """Change who may hear a memory; its person (or the owner) decides."""
+        item = await svc.set_visibility(auth.caller(ctx), memory_id, visibility)
+        return rendered(item, render_visibility(item))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:

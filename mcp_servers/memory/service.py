@@ -25,8 +25,9 @@ from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
 from mcp_servers.core.store.aio import off_loop
+from mcp_servers.core.visibility import Visibility
 
-from . import retrieval
+from . import retrieval, visibility
 from .extraction import Extractor
 from .history import History
 from .models import (
@@ -57,7 +58,7 @@ def memories_spec(dim: int) -> CollectionSpec:
         dim=dim,
         sparse=True,
         tenant_fields=("avatar_id", "user_id"),
-        keyword_fields=("scope", "session_id", "hash", "tool"),
+        keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by"),
         float_fields=("occurred_ts", "created_ts", "seq"),
     )
 
@@ -75,6 +76,8 @@ def to_item(hit: Hit) -> MemoryItem:
         updated_at=p["updated_at"],
         source=p.get("source", "verbatim"),
         metadata=p.get("metadata") or {},
+        visibility=visibility.of(p),
+        heard_by=p.get("heard_by") or [],
         score=round(hit.score, 6) if hit.score else None,
     )
 
@@ -162,8 +165,10 @@ class MemoryService:
         session_id: str | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        present: Sequence[str] | None = None,
     ) -> Where:
-        """The filter of what a caller may see: their user's memories and the avatar's shared ones."""
+        """The filter of what a caller may see: their user's memories and the avatar's shared ones, and
+        of those only what everyone `present` may hear (`visibility.audible`)."""
         user = scope_user(principal, user_id) or DEFAULT_USER
         where = Where(equals={"avatar_id": self.avatar_id})
         user_scopes = [s for s in scopes if s != "avatar"]
@@ -184,7 +189,7 @@ class MemoryService:
             if lo is not None and hi is not None and lo > hi:
                 raise UserError("'since' is after 'until': nothing can match.")
             where.ranges["occurred_ts"] = (lo, hi)
-        return where
+        return visibility.audible(where, user, present)
 
     def _readable(self, principal: Principal, hit: Hit) -> bool:
         p = hit.payload
@@ -216,7 +221,11 @@ class MemoryService:
             if it.scope == "session" and not it.session_id:
                 raise UserError(f"Item {n}: scope 'session' needs a session_id.")
             json.dumps(it.metadata)  # metadata must be plain JSON
-            prepared.append((it, text, owner))
+            try:
+                heard = visibility.audience(it.visibility, it.present, owner, it.scope)
+            except UserError as exc:
+                raise UserError(f"Item {n}: {exc}") from None
+            prepared.append((it.model_copy(update={"visibility": heard["visibility"]}), text, owner))
         wants_llm = [bool(self.extractor and it.infer and it.scope != "tool") for it, _, _ in prepared]
         verbatim = [p for p, llm in zip(prepared, wants_llm, strict=True) if not llm]
         inferred = [p for p, llm in zip(prepared, wants_llm, strict=True) if llm]
@@ -277,15 +286,17 @@ class MemoryService:
                 batch = [(it.model_copy(update={"content": f, "messages": None}), f, owner) for f in adds]
                 events += (await self._add_verbatim(batch, actor, source="extracted")).results
             for ev, hit, f in decisions:
-                if ev == "UPDATE" and hit is not None:
-                    events.append(await self._update(hit, f, it.metadata or None, actor))
+                if ev == "UPDATE" and hit is not None:  # the new words are heard by who heard them said
+                    heard = visibility.audience(it.visibility, it.present, owner, it.scope)
+                    events.append(await self._update(hit, f, it.metadata or None, actor, heard))
                 elif ev == "DELETE" and hit is not None:
                     await self._delete(hit, actor)
                     events.append(AddEvent(id=hit.id, content=hit.payload["content"], event="DELETE"))
         return AddResult(results=events, mode="extracted", note=" ".join(notes) or None)
 
-    async def _update(self, hit: Hit, content: str, metadata: dict[str, Any] | None, actor: str) -> AddEvent:
-        old, _ = await self.writer.update(hit.id, content, metadata, actor)
+    async def _update(self, hit: Hit, content: str, metadata: dict[str, Any] | None, actor: str,
+                      heard: dict[str, Any]) -> AddEvent:
+        old, _ = await self.writer.update(hit.id, content, metadata, actor, heard)
         return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
 
     async def update(self, principal: Principal, memory_id: str, content: str | None,
@@ -304,6 +315,14 @@ class MemoryService:
             except ValueError as exc:
                 raise UserError(f"{exc}.") from None
         _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
+        return to_item(stored)
+
+    async def set_visibility(self, principal: Principal, memory_id: str, to: Visibility) -> MemoryItem:
+        """Change who may hear a memory of the caller's own (or, for the owner, anyone's)."""
+        hit = await self.get_owned(principal, memory_id)
+        if hit.payload.get("scope") == "avatar":
+            raise UserError("Avatar-scope memories are for everyone; their visibility does not change.")
+        _, stored = await self.writer.update(memory_id, None, None, "mcp", {"visibility": to})
         return to_item(stored)
 
     async def _delete(self, hit: Hit, actor: str) -> None:

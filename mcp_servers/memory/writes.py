@@ -31,7 +31,7 @@ from mcp_servers.core.errors import NotFound
 from mcp_servers.core.store import Hit, Item, VectorStore, Where
 from mcp_servers.core.store.aio import off_loop
 
-from . import retrieval
+from . import retrieval, visibility
 from .history import FORGET, REASSIGN, Event, History, now_iso
 from .models import AddEvent, AddItem, AddResult
 
@@ -66,6 +66,7 @@ class Update:
     content: str | None
     metadata: dict[str, Any] | None
     actor: str
+    audience: dict[str, Any] | None = None  # new visibility and heard_by (`visibility.audience`)
 
 
 @dataclass
@@ -103,9 +104,9 @@ class Writer:
         return result
 
     async def update(self, memory_id: str, content: str | None, metadata: dict[str, Any] | None,
-                     actor: str) -> tuple[str, Hit]:
+                     actor: str, audience: dict[str, Any] | None = None) -> tuple[str, Hit]:
         """(the previous content, the memory as stored now)."""
-        result: tuple[str, Hit] = await self.commit.submit(Update(memory_id, content, metadata, actor))
+        result: tuple[str, Hit] = await self.commit.submit(Update(memory_id, content, metadata, actor, audience))
         return result
 
     async def delete(self, memory_id: str, actor: str) -> Hit:
@@ -166,7 +167,8 @@ class Writer:
 
     def _erase(self, user: str, compact: bool = True) -> int:
         self.store.delete_where(self._user_where(user))
-        if compact:
+        named = visibility.unhear(self.store, self.avatar_id, user)  # their id in what others said
+        if compact or named:
             self.store.compact()
         shutil.rmtree(self.export_dir(user), ignore_errors=True)
         return self.history.forget_user(user)
@@ -261,10 +263,14 @@ class Writer:
                 continue
             old = current[r.memory_id]
             payload, embed, index = self._updated_payload(old, r.content, r.metadata)
+            payload.update(r.audience or {})
             current[r.memory_id] = payload
             updated[r.memory_id] = (embed, Item(r.memory_id, payload, None, index))
-            rows.append(Event(r.memory_id, old.get("user_id") or "", "UPDATE", old["content"], payload["content"],
-                              r.actor, payload["updated_at"]))
+            if r.content is None and r.metadata is None:  # only who may hear it changed
+                change = ("VISIBILITY", visibility.of(old), visibility.of(payload))
+            else:
+                change = ("UPDATE", old["content"], payload["content"])
+            rows.append(Event(r.memory_id, old.get("user_id") or "", *change, r.actor, payload["updated_at"]))
             outcomes[n] = (old["content"], Hit(r.memory_id, 0.0, payload))
         return items, list(updated.values()), rows
 
@@ -308,7 +314,7 @@ class Writer:
             "content": text, "scope": it.scope, "avatar_id": self.avatar_id, "user_id": owner or "",
             "session_id": it.session_id, "seq": seq, "occurred_at": when.isoformat(), "occurred_ts": when.timestamp(),
             "created_at": now, "created_ts": datetime.now(UTC).timestamp(), "updated_at": now, "source": source,
-            "hash": h, "metadata": it.metadata,
+            "hash": h, "metadata": it.metadata, **visibility.audience(it.visibility, it.present, owner, it.scope),
         }
         if it.scope == "tool" and "tool" in it.metadata:
             payload["tool"] = str(it.metadata["tool"])

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, Field
 
 from mcp_servers.core.errors import UserError
+from mcp_servers.core.visibility import HEARD_HELP, SOMEONE, Visibility, chosen, may_hear
 
 Source = Literal["session", "tool", "manual"]
 Value = str | float | bool | dict[str, str]
@@ -44,6 +45,10 @@ class Patch(BaseModel):
     value: Value | None = Field(default=None, description="The value (for remove: the value to take out of a list).")
     confidence: float = Field(default=1.0, ge=0.0, le=1.0)
     evidence: str | None = Field(default=None, max_length=1000, description="Where this comes from (a quote).")
+    visibility: Visibility | None = Field(
+        default=None, description="Who may hear this fact: 'private' (the person only), 'present' (also those "
+        "present when it was said), 'everyone'. Default: 'everyone' for identity.name; else 'present' when "
+        "others were present, else 'private'. Given for a fact already held, it changes who may hear it.")
 
 
 class Fact(BaseModel):
@@ -54,6 +59,8 @@ class Fact(BaseModel):
     first_seen: str
     last_seen: str
     evidence: str | None = None
+    visibility: Visibility = "private"
+    heard_by: list[str] = Field(default_factory=list, description=HEARD_HELP)
 
 
 class Identity(BaseModel):
@@ -168,8 +175,15 @@ def check_all(patches: Sequence[Patch]) -> list[Patch]:
     return out
 
 
-def apply(facts: list[dict[str, Any]], patch: Patch, source: Source, source_ref: str | None) -> dict[str, Any] | None:
-    """Apply one checked patch to `facts` in place; the change record, or None if nothing changed."""
+def visibility(fact: dict[str, Any]) -> Visibility:
+    """A stored fact's visibility (a fact stored before visibility: the name everyone's, the rest private)."""
+    return fact.get("visibility") or ("everyone" if fact["field"] == "identity.name" else "private")
+
+
+def apply(facts: list[dict[str, Any]], patch: Patch, source: Source, source_ref: str | None,
+          owner: str | None = None, heard_by: Sequence[str] = ()) -> dict[str, Any] | None:
+    """Apply one checked patch to `facts` in place; the change record, or None if nothing changed.
+    `heard_by`: who was present when `owner` said it."""
     at = now()
     change: dict[str, Any] = {"field": patch.field, "op": patch.op, "old": None, "new": None, "source": source,
               "source_ref": source_ref, "confidence": patch.confidence, "evidence": patch.evidence, "at": at}
@@ -186,16 +200,23 @@ def apply(facts: list[dict[str, Any]], patch: Patch, source: Source, source_ref:
     match = next((f for f in same_field if key(f["value"]) == key(patch.value)), None)
     if match is not None:  # seen again: the fact gets fresher and, if so, surer
         match.update(last_seen=at, confidence=max(match["confidence"], patch.confidence))
-        change.update(op="confirm", old=match["value"], new=match["value"])
+        shown = patch.visibility is not None and patch.visibility != visibility(match)
+        if shown:
+            match["visibility"] = patch.visibility
+        change.update(op="visibility" if shown else "confirm", old=match["value"], new=match["value"],
+                      visibility=visibility(match))
         return change
     if len(facts) >= MAX_FACTS:
         raise ValueError(f"a profile holds at most {MAX_FACTS} facts; remove some first")
     if patch.op == "set" and same_field:
         change["old"] = same_field[0]["value"]
         facts.remove(same_field[0])
+    heard = sorted(set(heard_by))
+    shown_to = patch.visibility or ("everyone" if patch.field == "identity.name" else chosen(None, heard, owner))
     facts.append({"field": patch.field, "value": patch.value, "source": source, "source_ref": source_ref,
-                  "confidence": patch.confidence, "first_seen": at, "last_seen": at, "evidence": patch.evidence})
-    change["new"] = patch.value
+                  "confidence": patch.confidence, "first_seen": at, "last_seen": at, "evidence": patch.evidence,
+                  "visibility": shown_to, "heard_by": heard})
+    change.update(new=patch.value, visibility=shown_to)
     return change
 
 
@@ -232,13 +253,19 @@ def merge_changes(added: list[dict[str, Any]], source: dict[str, Any], target: d
           "source_ref": source["user_id"], "at": at}]
 
 
-def build(user: dict[str, Any]) -> Profile:
-    """The typed profile of a stored user."""
+def build(user: dict[str, Any], present: Sequence[str] | None = None) -> Profile:
+    """The typed profile of a stored user; with `present`, only the facts everyone present may hear
+    (a hidden name shows as 'someone')."""
     identity: dict[str, Any] = {}
     sections: dict[str, Any] = {}
     custom: dict[str, Fact] = {}
+    called = user["name"]
     for f in user.get("facts", []):
-        fact = Fact(**{k: f[k] for k in Fact.model_fields if k in f})
+        if not may_hear(visibility(f), f.get("heard_by") or [], user["user_id"], present):
+            if f["field"] == "identity.name":
+                called = SOMEONE
+            continue
+        fact = Fact(**{**{k: f[k] for k in Fact.model_fields if k in f}, "visibility": visibility(f)})
         field = f["field"]
         if field.startswith("custom."):
             custom[field.removeprefix("custom.")] = fact
@@ -249,7 +276,7 @@ def build(user: dict[str, Any]) -> Profile:
             target.setdefault(attr, []).append(fact)
         else:
             target[attr] = fact
-    return Profile(user_id=user["user_id"], name=user["name"], provisional=user.get("provisional", False),
+    return Profile(user_id=user["user_id"], name=called, provisional=user.get("provisional", False),
                    identity=Identity(**identity), custom=custom, **sections)
 
 

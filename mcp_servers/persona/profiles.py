@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from mcp_servers.core.auth import Principal
@@ -28,6 +29,7 @@ class Patching:
     patches: list[profile.Patch]
     source: profile.Source
     source_ref: str | None
+    heard_by: list[str] = field(default_factory=list)  # who was present when it was said
 
 
 Applied = tuple[dict[str, Any], list[dict[str, Any]]]  # the user as written, its change records
@@ -39,8 +41,8 @@ class Profiles:
         # concurrent patchings share one lock hold, one embedding call and one store write
         self.writes: GroupCommit[Patching, Applied] = GroupCommit(self._write)
 
-    async def get(self, principal: Principal, user_id: str) -> profile.Profile:
-        return profile.build(await self.ctx.user(await self.ctx.scoped(principal, user_id)))
+    async def get(self, principal: Principal, user_id: str, present: Sequence[str] | None = None) -> profile.Profile:
+        return profile.build(await self.ctx.user(await self.ctx.scoped(principal, user_id)), present)
 
     async def _write(self, batch: list[Patching]) -> list[Applied | BaseException]:
         """Apply a batch under the write lock, in the order the calls came (a user's later patching
@@ -54,8 +56,8 @@ class Profiles:
                 try:
                     user = dict(users.get(p.user_id) or await self.ctx.user(p.user_id))
                     facts = [dict(f) for f in user["facts"]]
-                    changes = [c for patch in p.patches
-                               if (c := profile.apply(facts, patch, p.source, p.source_ref)) is not None]
+                    changes = [c for patch in p.patches if (c := profile.apply(
+                        facts, patch, p.source, p.source_ref, p.user_id, p.heard_by)) is not None]
                 except UserError as exc:
                     outcomes.append(exc)
                     continue
@@ -71,9 +73,11 @@ class Profiles:
         return [o if isinstance(o, BaseException) else (writes[o][0], rows[o]) for o in outcomes]
 
     async def update(self, principal: Principal, user_id: str, patches: list[profile.Patch],
-                     source: profile.Source, source_ref: str | None) -> ProfileUpdateResult:
+                     source: profile.Source, source_ref: str | None,
+                     heard_by: Sequence[str] = ()) -> ProfileUpdateResult:
         user_id = await self.ctx.scoped(principal, user_id)
-        user, rows = await self.writes.submit(Patching(user_id, profile.check_all(patches), source, source_ref))
+        user, rows = await self.writes.submit(Patching(user_id, profile.check_all(patches), source, source_ref,
+                                                       list(heard_by)))
         return ProfileUpdateResult(user_id=user_id, changes=[_change(r) for r in rows], profile=profile.build(user))
 
     async def history(self, principal: Principal, user_id: str, field: str | None, limit: int,

@@ -149,13 +149,15 @@ class Change(BaseModel):
     id: str
     at: str
     field: str
-    op: str = Field(description="set, add, remove, confirm (seen again), create, merge, rename")
+    op: str = Field(description="set, add, remove, confirm (seen again), visibility (who may hear it changed), "
+                    "create, merge, rename")
     old: Value | None = None
     new: Value | None = None
     source: str
     source_ref: str | None = None
     confidence: float | None = None
     evidence: str | None = None
+    visibility: str | None = Field(default=None, description="Who may hear the fact after the change.")
 
 
 class ProfileUpdateResult(BaseModel):

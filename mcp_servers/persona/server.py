@@ -15,6 +15,7 @@ from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
 from mcp_servers.core.runner import ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, People
 
 from .config import PersonaSettings
 from .context import MAX_CLIPS, PersonaContext
@@ -261,9 +262,14 @@ def create_server(settings: Settings) -> ServerSpec:
     # -- profiles -------------------------------------------------------------------------------
 
     @mcp.tool(annotations=READ_ONLY)
-    async def profile_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, Profile]:
+    async def profile_get(
+        ctx: Context,
+        user_id: UserId,
+        present: Annotated[People | None, Field(description=PRESENT_HELP + " Only the facts all of them may hear "
+                                                "(default: every fact).")] = None,
+    ) -> Annotated[CallToolResult, Profile]:
         """A user's typed profile; every value with its source, confidence, first and last seen."""
-        r = await profiles.get(auth.caller(ctx), user_id)
+        r = await profiles.get(auth.caller(ctx), user_id, present)
         return rendered(r, _profile_text(r))
 
     @mcp.tool(annotations=WRITE)
@@ -273,9 +279,11 @@ def create_server(settings: Settings) -> ServerSpec:
         patches: Annotated[list[Patch], Field(min_length=1, max_length=50, description="Applied in order, all or none.")],
         source: Annotated[Source, Field(description="Where the values come from.")] = "manual",
         source_ref: Annotated[str | None, Field(max_length=200, description="The session id or tool name.")] = None,
+        present: Annotated[People | None, Field(description=HEARD_HELP)] = None,
     ) -> Annotated[CallToolResult, ProfileUpdateResult]:
-        """Change a profile with patches: set (one-value fields), add / remove (lists)."""
-        r = await profiles.update(auth.caller(ctx), user_id, patches, source, source_ref)
+        """Change a profile with patches: set (one-value fields), add / remove (lists); each patch may say
+        who may hear its fact."""
+        r = await profiles.update(auth.caller(ctx), user_id, patches, source, source_ref, present or ())
         lines = [f"{c.op} {c.field}: {c.old} -> {c.new}" for c in r.changes]
         return rendered(r, "\n".join(lines) or "Nothing changed.")
 

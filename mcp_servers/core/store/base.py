@@ -26,11 +26,13 @@ class Where(BaseModel):
 
     equals: dict[str, str | int] = Field(default_factory=dict)
     any_of: dict[str, list[str]] = Field(default_factory=dict)
+    all_of: dict[str, list[str]] = Field(default_factory=dict, description="field (a list) -> values it holds, every one")
     not_equals: dict[str, str | int] = Field(default_factory=dict)
     ranges: dict[str, tuple[float | None, float | None]] = Field(
         default_factory=dict, description="field -> (gte, lte); either bound may be None"
     )
     has_ids: list[str] | None = None
+    either: list[Where] = Field(default_factory=list, description="at least one of these filters holds too")
 
     @field_validator("equals", "not_equals", mode="before")
     @classmethod

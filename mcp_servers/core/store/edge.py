@@ -49,6 +49,11 @@ def _filter(where: Where | None) -> qe.Filter | None:
         return None
     must: list[Any] = [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, v in where.equals.items()]
     must += [qe.FieldCondition(k, match=qe.MatchAny(list(v))) for k, v in where.any_of.items()]
+    must += [qe.FieldCondition(k, match=qe.MatchValue(v)) for k, vs in where.all_of.items() for v in vs]
+    if where.either:
+        branches = [_filter(w) for w in where.either]
+        if None not in branches:  # an empty branch always holds: then so does the whole
+            must.append(qe.Filter(should=[b for b in branches if b is not None]))
     must += [
         qe.FieldCondition(k, range=qe.RangeFloat(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()
     ]
@@ -99,17 +104,25 @@ class EdgeStore(VectorStore):
         shutil.rmtree(staged, ignore_errors=True)
         shutil.rmtree(self.directory / "shard.old", ignore_errors=True)
         if (self._dir / "edge_config.json").exists():
-            return qe.EdgeShard.load(str(self._dir))
+            return self._indexed(qe.EdgeShard.load(str(self._dir)))
         return self._create(self._dir)
 
     def _create(self, path: Path) -> qe.EdgeShard:
-        shard = qe.EdgeShard.create(str(path), self._config)
-        for name in self.spec.tenant_fields:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.KeywordIndexParams(is_tenant=True)))
-        for name in self.spec.keyword_fields:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Keyword))
-        for name in self.spec.float_fields:
-            shard.update(qe.UpdateOperation.create_field_index(name, qe.PayloadSchemaType.Float))
+        return self._indexed(qe.EdgeShard.create(str(path), self._config))
+
+    def _indexed(self, shard: qe.EdgeShard) -> qe.EdgeShard:
+        """The shard with an index on every field of the spec (a shard written before a field joined
+        the spec gets it now)."""
+        have = set(shard.info().payload_schema)
+        kinds: list[tuple[tuple[str, ...], Any]] = [
+            (self.spec.tenant_fields, qe.KeywordIndexParams(is_tenant=True)),
+            (self.spec.keyword_fields, qe.PayloadSchemaType.Keyword),
+            (self.spec.float_fields, qe.PayloadSchemaType.Float),
+        ]
+        for names, kind in kinds:
+            for name in names:
+                if name not in have:
+                    shard.update(qe.UpdateOperation.create_field_index(name, kind))
         return shard
 
     def _durable(self, operation: qe.UpdateOperation, points: int) -> None:

@@ -21,6 +21,11 @@ def _filter(where: Where | None) -> m.Filter | None:
         return None
     must: list[Any] = [m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, v in where.equals.items()]
     must += [m.FieldCondition(key=k, match=m.MatchAny(any=list(v))) for k, v in where.any_of.items()]
+    must += [m.FieldCondition(key=k, match=m.MatchValue(value=v)) for k, vs in where.all_of.items() for v in vs]
+    if where.either:
+        branches = [_filter(w) for w in where.either]
+        if None not in branches:  # an empty branch always holds: then so does the whole
+            must.append(m.Filter(should=[b for b in branches if b is not None]))
     must += [m.FieldCondition(key=k, range=m.Range(gte=lo, lte=hi)) for k, (lo, hi) in where.ranges.items()]
     if where.has_ids is not None:
         must.append(m.HasIdCondition(has_id=list(where.has_ids)))
@@ -57,14 +62,17 @@ class ServerStore(VectorStore):
                 if spec.sparse
                 else None,
             )
-            for name in spec.tenant_fields:
-                client.create_payload_index(
-                    collection, name, m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)
-                )
-            for name in spec.keyword_fields:
-                client.create_payload_index(collection, name, m.PayloadSchemaType.KEYWORD)
-            for name in spec.float_fields:
-                client.create_payload_index(collection, name, m.PayloadSchemaType.FLOAT)
+        # every field of the spec indexed, also in a collection written before the field joined it
+        have = set(client.get_collection(collection).payload_schema or {})
+        kinds: list[tuple[tuple[str, ...], Any]] = [
+            (spec.tenant_fields, m.KeywordIndexParams(type=m.KeywordIndexType.KEYWORD, is_tenant=True)),
+            (spec.keyword_fields, m.PayloadSchemaType.KEYWORD),
+            (spec.float_fields, m.PayloadSchemaType.FLOAT),
+        ]
+        for names, kind in kinds:
+            for name in names:
+                if name not in have:
+                    client.create_payload_index(collection, name, kind)
 
     def upsert(self, items: Sequence[Item]) -> None:
         points = []
