@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult, ToolAnnotations
+from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
@@ -153,7 +153,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Change a memory's text and/or metadata; the old text stays in its history."""
         return await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
 
-    @mcp.tool(annotations=ToolAnnotations(destructive_hint=False, idempotent_hint=True, open_world_hint=False))
+    @mcp.tool(annotations=WRITE)
     async def memory_set_visibility(
         ctx: Context,
         memory_id: MemoryId,
