@@ -9,7 +9,12 @@ from?" / "Sweden, four years ago."), so the ranking uses more than the words of 
   with BM25 weighted above MiniLM (exact names and nouns beat paraphrase on chat turns), then
   cheap re-ranking on the payload alone: a turn inherits part of its neighbours' score, turns
   spoken by a person the query names and turns from the time span it names get a bonus, and a
-  session's best score lifts its other turns.
+  session's best score lifts its other turns;
+- connected recall (`expand`): the names the first hits mention (`entities`, extracted at write
+  time) are followed through the keyword index to the memories that share them, so the second
+  fact of a question that joins two is found through the first;
+- time: the spans a memory mentions, resolved against when it was said (`dates`), count for the
+  span a query names, and memories that mention a time rank higher for "when" questions.
 
 Every step is measured on LoCoMo by `bench/locomo.py` (`--ablation` prints what each one adds).
 Only the store contract is used, so this runs unchanged on Qdrant Edge and Qdrant server.
@@ -29,6 +34,8 @@ from mcp_servers.core.ranking import minmax_fusion
 from mcp_servers.core.store import DenseQuery, Hit, SparseQuery, VectorStore, Where
 from mcp_servers.core.store.aio import off_loop
 
+from .entities import entities
+
 # How many earlier contents of the same session the server passes to `index_text`.
 CONTEXT_TURNS = 1
 
@@ -45,9 +52,14 @@ class Tuning:
     dense: float = 0.5  # weight of the MiniLM list
     sparse: float = 1.0  # weight of the BM25 list
     neighbour: float = 0.5  # share of the best adjacent turn's score a turn inherits
-    speaker: float = 0.2  # bonus when the turn's speaker ("Name: ...") is named in the query
+    speaker: float = 1.0  # bonus when the turn's speaker ("Name: ...") is named in the query
     temporal: float = 0.4  # bonus when the turn occurred in the span the query names
     session: float = 0.4  # share of its session's best score a turn inherits
+    when: float = 0.4  # bonus for a memory that mentions a time, when the query asks "when"
+    hop: float = 0.2  # share of a first hit's score passed to memories sharing one of its names
+    hop_from: int = 5  # how many first hits are followed
+    hop_rare: float = 0.1  # a name on more than this share of the candidates is too common to follow
+    hop_depth: int = 50  # memories fetched through the names
 
 
 TUNING = Tuning()
@@ -85,9 +97,45 @@ async def search(
     dense, sparse = await off_loop(store.search, [DenseQuery(vector), SparseQuery(query)], where, depth)
     hits = minmax_fusion([dense, sparse], [tuning.dense, tuning.sparse])
     scores = rerank(hits, query, tuning)
-    order = sorted(scores, key=scores.__getitem__, reverse=True)[offset : offset + limit]
     by_id = {h.id: h for h in hits}
+    if tuning.hop:
+        for h in await expand(store, hits, scores, query, where, tuning):
+            by_id.setdefault(h.id, h)
+    order = sorted(scores, key=scores.__getitem__, reverse=True)[offset : offset + limit]
     return [replace(by_id[i], score=scores[i]) for i in order]
+
+
+async def expand(store: VectorStore, hits: Sequence[Hit], scores: dict[str, float], query: str, where: Where,
+                 tuning: Tuning = TUNING) -> list[Hit]:
+    """Follow the rare names of the first hits to the memories that share them (one keyword-filtered
+    scroll); each gains `hop` times the best score of a first hit it shares a name with. Updates
+    `scores` in place and returns the memories that were not candidates yet."""
+    first = sorted(scores, key=scores.__getitem__, reverse=True)[: tuning.hop_from]
+    by_id = {h.id: h for h in hits}
+    named = set(entities(query))
+    common: dict[str, int] = {}
+    for h in hits:
+        for e in h.payload.get("entities") or ():
+            common[e] = common.get(e, 0) + 1
+    links: dict[str, float] = {}
+    for i in first:
+        for e in by_id[i].payload.get("entities") or ():
+            if e not in named and common.get(e, 0) <= tuning.hop_rare * len(hits):
+                links[e] = max(links.get(e, 0.0), scores[i])
+    if not links:
+        return []
+    linked = where.model_copy(deep=True)
+    linked.any_of["entities"] = sorted(links)
+    found, _ = await off_loop(store.scroll, linked, tuning.hop_depth)
+    new = []
+    for h in found:
+        if h.id in first:
+            continue
+        if h.id not in scores:
+            scores[h.id] = 0.0
+            new.append(h)
+        scores[h.id] += tuning.hop * max(links.get(e, 0.0) for e in h.payload.get("entities") or ())
+    return new
 
 
 def rerank(hits: Sequence[Hit], query: str, tuning: Tuning = TUNING) -> dict[str, float]:
@@ -111,8 +159,13 @@ def rerank(hits: Sequence[Hit], query: str, tuning: Tuning = TUNING) -> dict[str
     if tuning.temporal and (span := query_span(query)):
         for h in hits:
             ts = h.payload.get("occurred_ts")
-            if isinstance(ts, int | float) and span[0] <= ts < span[1]:
+            told = isinstance(ts, int | float) and span[0] <= ts < span[1]
+            if told or any(a < span[1] and span[0] < b for a, b in h.payload.get("mentions") or ()):
                 scores[h.id] += tuning.temporal
+    if tuning.when and _WHEN.search(query):
+        for h in hits:
+            if h.payload.get("mentions"):
+                scores[h.id] += tuning.when
     if tuning.session:
         best: dict[tuple[Any, ...], float] = {}
         for h in hits:
@@ -139,6 +192,7 @@ def _speaker(content: str) -> str | None:
     return m.group(1).strip().lower() if m else None
 
 
+_WHEN = re.compile(r"\b(?:when|how long ago|what (?:year|month|day|date|time))\b", re.IGNORECASE)
 _MONTHS = "january february march april may june july august september october november december".split()
 _MONTH = "|".join(_MONTHS + [m[:3] for m in _MONTHS if m != "may"] + ["sept"])
 _DATE = re.compile(

@@ -58,7 +58,7 @@ def memories_spec(dim: int) -> CollectionSpec:
         dim=dim,
         sparse=True,
         tenant_fields=("avatar_id", "user_id"),
-        keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by"),
+        keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by", "entities"),
         float_fields=("occurred_ts", "created_ts", "seq"),
     )
 

@@ -32,6 +32,8 @@ from mcp_servers.core.store import Hit, Item, VectorStore, Where
 from mcp_servers.core.store.aio import off_loop
 
 from . import retrieval, visibility
+from .dates import mentions
+from .entities import entities
 from .history import FORGET, REASSIGN, Event, History, now_iso
 from .models import AddEvent, AddItem, AddResult
 
@@ -44,6 +46,12 @@ def utc(dt: datetime | None) -> datetime:
     if dt is None:
         return datetime.now(UTC)
     return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
+
+
+def links(text: str, when: datetime) -> dict[str, Any]:
+    """What a memory is connected by: the names it mentions and the times it mentions, resolved
+    against when it occurred (payload fields `entities` and `mentions`)."""
+    return {"entities": entities(text), "mentions": [list(span) for span in mentions(text, when)]}
 
 
 def fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
@@ -315,6 +323,7 @@ class Writer:
             "session_id": it.session_id, "seq": seq, "occurred_at": when.isoformat(), "occurred_ts": when.timestamp(),
             "created_at": now, "created_ts": datetime.now(UTC).timestamp(), "updated_at": now, "source": source,
             "hash": h, "metadata": it.metadata, **visibility.audience(it.visibility, it.present, owner, it.scope),
+            **links(text, when),
         }
         if it.scope == "tool" and "tool" in it.metadata:
             payload["tool"] = str(it.metadata["tool"])
@@ -326,11 +335,11 @@ class Writer:
                          metadata: dict[str, Any] | None) -> tuple[dict[str, Any], str, str]:
         p = dict(old)
         text = content if content is not None else p["content"]
-        p.update(content=text, updated_at=now_iso())
+        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
+        p.update(content=text, updated_at=now_iso(), **links(text, when or datetime.now(UTC)))
         if metadata is not None:
             p["metadata"] = {**(p.get("metadata") or {}), **metadata}
         p["hash"] = fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), text)
-        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
         where = self._session_where(p["scope"], p.get("user_id") or None, p.get("session_id"))
         index = retrieval.index_text(text, when, self._earlier(where, int(p.get("seq", 0))))
         return p, retrieval.embed_text(text, when), index

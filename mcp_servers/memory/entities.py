@@ -1,0 +1,45 @@
+"""Names a memory mentions (people, places, things), extracted at write time without a model.
+
+A name is a run of capitalised words that does not merely open a sentence ("Sweden", "New
+York", "Charlotte's Web", "LGBTQ"); the speaker prefix of a chat turn ("Caroline: ...") is not
+a mention. Keys are lower case with possessives dropped, so "Sarah's" and "Sarah" link. They are
+stored on the memory (`entities`, a keyword-indexed payload field) and followed at search time
+(`retrieval.expand`): a memory that shares a rare name with the first hits is pulled in.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .dates import DATE_WORDS
+
+_STOP = frozenset(
+    "i i'm i've i'd i'll you you're he she it it's we we're they me him her us them my your his its our their "
+    "this that these those there here a an the and or but if so yes yeah yep nope no hey hi hello wow thanks "
+    "thank oh ok okay sure well what who when where why how which lol haha omg congrats cool great nice "
+    "in on at for to from with by after before since during last next this".split()
+)
+_RUN = re.compile(r"[A-Z][\w'’&.-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'’&.-]*)*")
+_OPENS = re.compile(r"(?:^|[.!?;\"“(\[]|\n)\s*$")
+_SPEAKER = re.compile(r"^\s*[^\W\d_][\w .'-]{0,39}:\s")
+MAX_ENTITIES = 32
+
+
+def entities(text: str) -> list[str]:
+    """The names `text` mentions, lower case, in order of first mention."""
+    body = _SPEAKER.sub(lambda m: " " * len(m.group(0)), text, count=1)
+    out: list[str] = []
+    for m in _RUN.finditer(body):
+        words = [re.sub(r"['’]s$", "", w.rstrip(".-'’,")) for w in m.group(0).split()]
+        opens = bool(_OPENS.search(body[: m.start()]))
+        while words and (words[0].lower() in _STOP or words[0].lower() in DATE_WORDS):
+            words.pop(0)
+            opens = False
+        if not words or (opens and len(words) == 1):
+            continue  # a capital that only starts a sentence
+        key = " ".join(words).lower()
+        if len(key) > 1 and key not in DATE_WORDS and key not in out:
+            out.append(key)
+            if len(out) == MAX_ENTITIES:
+                break
+    return out
