@@ -36,6 +36,9 @@ from mcp_servers.core.store.aio import off_loop
 
 from .entities import entities
 
+# A name on this few candidates is followed however few the candidates are.
+HOP_FEW = 3
+
 # How many earlier contents of the same session the server passes to `index_text`.
 CONTEXT_TURNS = 1
 
@@ -120,7 +123,7 @@ async def expand(store: VectorStore, hits: Sequence[Hit], scores: dict[str, floa
     links: dict[str, float] = {}
     for i in first:
         for e in by_id[i].payload.get("entities") or ():
-            if e not in named and common.get(e, 0) <= tuning.hop_rare * len(hits):
+            if e not in named and common.get(e, 0) <= max(tuning.hop_rare * len(hits), HOP_FEW):
                 links[e] = max(links.get(e, 0.0), scores[i])
     if not links:
         return []
