@@ -182,6 +182,8 @@ async def memory_target(s: ClientSession) -> Target:
     await ok(s, "memory_add", {"content": "a throwaway memory", "user_id": throwaway})
     added = await ok(s, "memory_add", {"content": "a scratch memory", "user_id": scratch})
     memory_id = added["results"][0]["id"]  # memory_update, _get, _history aim here
+    await ok(s, "memory_add", {"content": "Remind me to call the scratch tomorrow at six", "user_id": scratch})
+    followup_id = (await ok(s, "followup_list", {"user_id": scratch}))["results"][0]["id"]  # followup_update aims here
 
     async def count() -> Any:
         changed = await ok(s, "memory_get", {"memory_id": memory_id})
@@ -193,7 +195,7 @@ async def memory_target(s: ClientSession) -> Target:
         return [(m["id"], m["content"], m["metadata"]) for scope in ({}, {"scope": "tool"})
                 for m in (await ok(s, "memory_list", {"user_id": keeper, **scope}))["results"]]
 
-    return Target(s, probe, throwaway, count, kept, {"memory_id": memory_id})
+    return Target(s, probe, throwaway, count, kept, {"memory_id": memory_id, "followup_id": followup_id})
 
 
 async def persona_target(s: ClientSession) -> Target:

@@ -94,6 +94,9 @@ async def seed_alice(base: str) -> dict[str, Any]:
                                    "session_id": "alice-s1"})
         await ok(s, "tool_call_record", {"tool": "web_search", "arguments": {"q": SECRETS[1]},
                                          "outcome": SECRETS[1], "task": "find the glacier"})
+        await ok(s, "memory_add", {"content": f"Remind me tomorrow at six to check the {SECRETS[0]}",
+                                   "scope": "session", "session_id": "alice-s1"})
+        followup = (await ok(s, "followup_list", {}))["results"][0]
         await ok(s, "memory_export", {"format": "markdown"})
     async with http_session(f"{base}/persona/mcp", "tokA") as s:
         await ok(s, "speaker_enroll", {"user_id": "alice", "audio": [wav_b64(c) for c in voice[:2]]})
@@ -107,6 +110,7 @@ async def seed_alice(base: str) -> dict[str, Any]:
         await ok(s, "research_result", {"job_id": job["job_id"], "wait_s": 30})
     return {
         "user_id": "alice", "into_user_id": "bob", "memory_id": mem["results"][0]["id"], "session_id": "alice-s1",
+        "followup_id": followup["id"],
         "doc_id": doc["document"]["doc_id"], "job_id": job["job_id"],
         "query": WORDS, "task": WORDS, "topic": WORDS, "question": f"Where is the {WORDS}?",
         "audio": wav_b64(voice[2]), "image": face,
@@ -128,6 +132,8 @@ async def assert_alice_intact(base: str, seeded: dict[str, Any]) -> None:
         listed = await ok(s, "memory_list", {"scope": "user"})
         assert [m["content"] for m in listed["results"]] == [got["content"]]
         assert (await ok(s, "tool_experience_search", {"task": "glacier"}))["results"]
+        followups = (await ok(s, "followup_list", {}))["results"]
+        assert [(f["id"], f["status"]) for f in followups] == [(seeded["followup_id"], "open")]
     async with http_session(f"{base}/persona/mcp", "tokA") as s:
         user = await ok(s, "user_get", {"user_id": "alice"})
         assert user["voice_samples"] and user["face_samples"] == 1 and user["name"] == "alice"

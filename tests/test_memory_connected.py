@@ -82,7 +82,7 @@ CONVERSATION = [
     turn("s3", "2023-07-12T18:00:00", "Caroline: Two days ago I ran my first marathon!"),
     turn("s3", "2023-07-12T18:00:00", "Caroline: I ate a huge bowl of pasta today."),
     turn("s3", "2023-07-12T18:00:00", "Melanie: The marathon crowd must have been loud."),
-    turn("s4", "2023-06-20T09:00:00", "Caroline: Beatrix says everyone should read Piranesi."),
+    turn("s4", "2023-06-20T09:00:00", "Caroline: Beatrix, a friend, says everyone should read Piranesi."),
     turn("s5", "2023-06-21T09:00:00", "Caroline: Aurelio says everyone should read Braiding Sweetgrass."),
 ]
 LINKED, UNLINKED, MARATHON = CONVERSATION[9], CONVERSATION[8], CONVERSATION[5]
@@ -114,3 +114,11 @@ async def test_connected_recall_over_stdio(tmp_path: Path) -> None:
         hits = await contents(s, "When did Caroline run a marathon?", limit=1)
         assert hits == [MARATHON["content"]]
 
+
+        # the links follow an edit: the name gone from the first fact, the second is no longer lifted
+        listed = await call(s, "memory_list", {"user_id": USER, "limit": 20})
+        first = next(m for m in listed.data["results"] if m["content"] == CONVERSATION[0]["content"])
+        res = await call(s, "memory_update", {"memory_id": first["id"], "content": "Caroline: The support group was lovely."})
+        assert not res.is_error, res.text
+        hits = await contents(s, question, limit=10)
+        assert hits.index(LINKED["content"]) > hits.index(UNLINKED["content"])

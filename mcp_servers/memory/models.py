@@ -133,3 +133,24 @@ class ToolExperience(BaseModel):
 
 class ToolExperienceResult(BaseModel):
     results: list[ToolExperience]
+
+
+FollowupStatus = Literal["open", "done", "cancelled"]
+
+
+class Followup(BaseModel):
+    id: str
+    user_id: str
+    memory_id: str = Field(description="The memory it was found in.")
+    text: str = Field(description="What was said.")
+    kind: str = Field(description="'reminder' (remind me ...) or 'event' (a plan or a fixed date).")
+    due_at: str = Field(description="When to come back to it, ISO-8601 in the person's time zone.")
+    status: FollowupStatus
+    created_at: str
+    updated_at: str
+
+
+class FollowupList(BaseModel):
+    results: list[Followup]
+    next_cursor: str | None = None
+    total: int

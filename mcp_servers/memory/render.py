@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .models import AddResult, MemoryItem
+from .models import AddResult, Followup, MemoryItem
 
 
 def render_add(result: AddResult) -> str:
@@ -44,3 +44,9 @@ def export_markdown(items: Sequence[MemoryItem]) -> str:
 
 def export_json(items: Sequence[MemoryItem]) -> str:
     return json.dumps([m.model_dump(mode="json") for m in items], ensure_ascii=False, indent=1)
+
+
+def render_followups(items: Sequence[Followup]) -> str:
+    if not items:
+        return "No follow-ups."
+    return "\n".join(f"- {f.due_at[:16]} [{f.status}] {f.text}  (id {f.id}, from memory {f.memory_id})" for f in items)

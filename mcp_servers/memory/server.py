@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from mcp.server.mcpserver import Context
-from mcp.types import CallToolResult
+from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
@@ -24,6 +24,9 @@ from .models import (
     AddResult,
     DeleteResult,
     ExportResult,
+    Followup,
+    FollowupList,
+    FollowupStatus,
     ForgetResult,
     HistoryResult,
     ListResult,
@@ -34,7 +37,7 @@ from .models import (
     SearchResult,
     ToolExperienceResult,
 )
-from .render import export_markdown, render_add, render_items, render_visibility
+from .render import export_markdown, render_add, render_followups, render_items, render_visibility
 from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
@@ -53,6 +56,8 @@ ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (defaul
 Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memories all of them may hear "
                                          "(default: no audience filter).")]
+# setting a follow-up's status or due time twice leaves it as once; nothing is erased
+RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
 def create_server(settings: Settings) -> ServerSpec:
@@ -232,6 +237,36 @@ def create_server(settings: Settings) -> ServerSpec:
         if tool:
             where.equals["tool"] = tool
         return ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
+
+    @mcp.tool(annotations=READ_ONLY)
+    async def followup_list(
+        ctx: Context,
+        user_id: UserId = None,
+        due_before: Annotated[datetime | None, Field(description="Only follow-ups due before this time.")] = None,
+        include_done: Annotated[bool, Field(description="Also those marked done or cancelled.")] = False,
+        limit: Annotated[int, Field(ge=1, le=200)] = 50,
+        cursor: Cursor = None,
+    ) -> Annotated[CallToolResult, FollowupList]:
+        """What a person said will happen or they will do, soonest due first, each with its source memory."""
+        principal = auth.caller(ctx)
+        asked = [user_id if principal.user_id is None else principal.user_id,
+                 due_before.isoformat() if due_before else None, include_done]
+        offset = cursors.decode_offset("followup_list", asked, cursor)
+        items, total = await svc.list_followups(principal, user_id, due_before, include_done, limit, offset)
+        more = offset + len(items) < total
+        result = FollowupList(results=items, total=total,
+                              next_cursor=cursors.encode("followup_list", asked, offset + limit) if more else None)
+        return rendered(result, render_followups(items))
+
+    @mcp.tool(annotations=RESETS)
+    async def followup_update(
+        ctx: Context,
+        followup_id: Annotated[str, Field(max_length=64, description="A follow-up id, as followup_list returns it.")],
+        status: Annotated[FollowupStatus | None, Field(description="'done', 'cancelled', or 'open' again.")] = None,
+        due_at: Annotated[datetime | None, Field(description="A new due time (ISO-8601, with its zone).")] = None,
+    ) -> Followup:
+        """Mark a follow-up done or cancelled, or move it to a new due time."""
+        return await svc.update_followup(auth.caller(ctx), followup_id, status, due_at)
 
     @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")
     async def user_memories(user_id: str, ctx: Context) -> str:

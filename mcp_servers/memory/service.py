@@ -29,6 +29,7 @@ from mcp_servers.core.visibility import Visibility
 
 from . import retrieval, visibility
 from .extraction import Extractor
+from .followups import Followups, detect
 from .history import History
 from .models import (
     MAX_BATCH,
@@ -36,6 +37,8 @@ from .models import (
     AddItem,
     AddResult,
     ExportResult,
+    Followup,
+    FollowupStatus,
     HistoryResult,
     MemoryItem,
     Scope,
@@ -102,6 +105,7 @@ class MemoryService:
         self._store: VectorStore | None = None
         self._history: History | None = None
         self._writer: Writer | None = None
+        self._followups: Followups | None = None
         llm = get_llm(settings)
         self.extractor = Extractor(llm) if llm else None
 
@@ -112,6 +116,7 @@ class MemoryService:
         self._history = History(self.dir / "history.db")
         self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
         await off_loop(self._writer.recover)
+        self._followups = Followups(self.dir / "followups.db")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -123,6 +128,9 @@ class MemoryService:
         if self._history is not None:
             self._history.close()
             self._history = None
+        if self._followups is not None:
+            self._followups.close()
+            self._followups = None
 
     @property
     def ready(self) -> bool:
@@ -139,6 +147,12 @@ class MemoryService:
     def history(self) -> History:
         assert self._history is not None
         return self._history
+
+    @property
+    def followups(self) -> Followups:
+        if self._followups is None:
+            raise RuntimeError("memory store is not open")
+        return self._followups
 
     @property
     def writer(self) -> Writer:
@@ -251,7 +265,16 @@ class MemoryService:
         return text
 
     async def _add_verbatim(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
-        return await self.writer.add(prepared, actor, source)
+        result = await self.writer.add(prepared, actor, source)
+        for (it, text, owner), ev in zip(prepared, result.results, strict=True):
+            if ev.event == "ADD":
+                await self._follow_up(it.scope, owner, ev.id, text, utc(it.occurred_at))
+        return result
+
+    async def _follow_up(self, scope: str, owner: str | None, memory_id: str, text: str, when: datetime) -> None:
+        """Record what a person's memory says will happen, due when they said it would."""
+        if owner and scope in ("user", "session") and (found := detect(text, when)):
+            await off_loop(self.followups.add, owner, memory_id, found)
 
     async def _add_extracted(
         self, prepared: Sequence[tuple[AddItem, str, str | None]], principal: Principal, actor: str
@@ -296,8 +319,16 @@ class MemoryService:
 
     async def _update(self, hit: Hit, content: str, metadata: dict[str, Any] | None, actor: str,
                       heard: dict[str, Any]) -> AddEvent:
-        old, _ = await self.writer.update(hit.id, content, metadata, actor, heard)
+        old, stored = await self.writer.update(hit.id, content, metadata, actor, heard)
+        await self._refollow(stored)
         return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
+
+    async def _refollow(self, stored: Hit) -> None:
+        """A memory's text changed: its follow-ups are found again in the new text."""
+        p = stored.payload
+        await off_loop(self.followups.drop_memories, [stored.id])
+        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else datetime.now(UTC)
+        await self._follow_up(p["scope"], p.get("user_id") or None, stored.id, p["content"], when)
 
     async def update(self, principal: Principal, memory_id: str, content: str | None,
                      metadata: dict[str, Any] | None) -> MemoryItem:
@@ -315,6 +346,8 @@ class MemoryService:
             except ValueError as exc:
                 raise UserError(f"{exc}.") from None
         _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
+        if text is not None:
+            await self._refollow(stored)
         return to_item(stored)
 
     async def set_visibility(self, principal: Principal, memory_id: str, to: Visibility) -> MemoryItem:
@@ -327,6 +360,7 @@ class MemoryService:
 
     async def _delete(self, hit: Hit, actor: str) -> None:
         await self.writer.delete(hit.id, actor)
+        await off_loop(self.followups.drop_memories, [hit.id])
 
     async def delete(self, principal: Principal, memory_id: str) -> None:
         hit = await self.get_owned(principal, memory_id)
@@ -339,7 +373,9 @@ class MemoryService:
         user = scope_user(principal, user_id)
         if not user:
             raise UserError("Say which user to forget.")
-        return await self.writer.forget(user)
+        erased = await self.writer.forget(user)
+        await off_loop(self.followups.forget_user, user)
+        return erased
 
     async def reassign_user(self, principal: Principal, user_id: str, into_user_id: str) -> int:
         """Move a user's memories to another user (a provisional user who turned out to be a known one)."""
@@ -347,7 +383,9 @@ class MemoryService:
             raise Forbidden("Only the owner can move memories between users; a user-scoped token cannot.")
         if user_id == into_user_id:
             raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
-        return await self.writer.reassign(user_id, into_user_id)
+        moved = await self.writer.reassign(user_id, into_user_id)
+        await off_loop(self.followups.reassign, user_id, into_user_id)
+        return moved
 
     def export_dir(self, user: str) -> Path:
         return self.writer.export_dir(user)
@@ -385,6 +423,24 @@ class MemoryService:
         if principal.user_id is not None:
             await self.get_owned(principal, memory_id)
         return HistoryResult(id=memory_id, events=events)
+
+    # follow-ups -----------------------------------------------------------------------------
+    async def list_followups(self, principal: Principal, user_id: str | None, due_before: datetime | None,
+                             include_done: bool, limit: int, offset: int) -> tuple[list[Followup], int]:
+        user = scope_user(principal, user_id) or DEFAULT_USER
+        return await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
+
+    async def update_followup(self, principal: Principal, followup_id: str, status: FollowupStatus | None,
+                              due_at: datetime | None) -> Followup:
+        found = await off_loop(self.followups.get, followup_id)
+        if found is None or (principal.user_id is not None and found.user_id != principal.user_id):
+            raise NotFound(f"No follow-up with id {followup_id}.")
+        if status is None and due_at is None:
+            raise UserError("Nothing to change: give 'status' and/or 'due_at'.")
+        updated = await off_loop(self.followups.update, followup_id, status, due_at)
+        if updated is None:
+            raise NotFound(f"No follow-up with id {followup_id}.")
+        return updated
 
     # reading --------------------------------------------------------------------------------
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
