@@ -16,6 +16,7 @@ import pytest
 from mcp_servers.memory.dates import mentions
 from mcp_servers.memory.entities import entities
 from tests.support import call, server_env, stdio_session
+from tests.test_memory_retrieval import contents as retrieval_contents
 
 SAID = datetime(2023, 5, 8, 13, 56, tzinfo=UTC)  # a Monday
 
@@ -67,31 +68,25 @@ def test_entities(text: str, expected: list[str]) -> None:
 
 
 USER = "connected"
-
-
-def turn(session: str, when: str, text: str) -> dict[str, Any]:
-    return {"content": text, "user_id": USER, "session_id": session, "occurred_at": when, "infer": False}
-
-
-CONVERSATION = [
-    turn("s1", "2023-05-08T13:56:00", "Caroline: The support group was lovely, I met Aurelio there."),
-    turn("s1", "2023-05-08T13:56:00", "Melanie: I'm glad the support group went well for you."),
-    turn("s1", "2023-05-08T13:56:00", "Caroline: The support group helps me a lot, I keep going back."),
-    turn("s2", "2023-06-20T09:00:00", "Melanie: Did the group leader recommend anything for the kids?"),
-    turn("s2", "2023-06-20T09:00:00", "Caroline: My friend from work recommended a pottery class."),
-    turn("s3", "2023-07-12T18:00:00", "Caroline: Two days ago I ran my first marathon!"),
-    turn("s3", "2023-07-12T18:00:00", "Caroline: I ate a huge bowl of pasta today."),
-    turn("s3", "2023-07-12T18:00:00", "Melanie: The marathon crowd must have been loud."),
-    turn("s4", "2023-06-20T09:00:00", "Caroline: Beatrix, a friend, says everyone should read Piranesi."),
-    turn("s5", "2023-06-21T09:00:00", "Caroline: Aurelio says everyone should read Braiding Sweetgrass."),
+TURNS = [  # (session, when said, text)
+    ("s1", "2023-05-08T13:56:00", "Caroline: The support group was lovely, I met Aurelio there."),
+    ("s1", "2023-05-08T13:56:00", "Melanie: I'm glad the support group went well for you."),
+    ("s1", "2023-05-08T13:56:00", "Caroline: The support group helps me a lot, I keep going back."),
+    ("s2", "2023-06-20T09:00:00", "Melanie: Did the group leader recommend anything for the kids?"),
+    ("s2", "2023-06-20T09:00:00", "Caroline: My friend from work recommended a pottery class."),
+    ("s3", "2023-07-12T18:00:00", "Caroline: Two days ago I ran my first marathon!"),
+    ("s3", "2023-07-12T18:00:00", "Caroline: I ate a huge bowl of pasta today."),
+    ("s3", "2023-07-12T18:00:00", "Melanie: The marathon crowd must have been loud."),
+    ("s4", "2023-06-20T09:00:00", "Caroline: Beatrix, a friend, says everyone should read Piranesi."),
+    ("s5", "2023-06-21T09:00:00", "Caroline: Aurelio says everyone should read Braiding Sweetgrass."),
 ]
+CONVERSATION = [{"content": text, "user_id": USER, "session_id": session, "occurred_at": when, "infer": False}
+                for session, when, text in TURNS]
 LINKED, UNLINKED, MARATHON = CONVERSATION[9], CONVERSATION[8], CONVERSATION[5]
 
 
 async def contents(session: Any, query: str, **args: Any) -> list[str]:
-    res = await call(session, "memory_search", {"query": query, "user_id": USER, **args})
-    assert not res.is_error, res.text
-    return [h["content"] for h in res.data["results"]]
+    return await retrieval_contents(session, query, USER, **args)
 
 
 async def test_connected_recall_over_stdio(tmp_path: Path) -> None:

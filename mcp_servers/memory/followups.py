@@ -12,7 +12,6 @@ removes its follow-ups, forgetting a user removes all of theirs.
 from __future__ import annotations
 
 import re
-import sqlite3
 import threading
 import uuid
 from dataclasses import dataclass
@@ -20,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from .dates import mentions
-from .history import now_iso
+from .history import now_iso, open_db
 from .models import Followup, FollowupStatus
 
 _SENTENCES = re.compile(r"(?<=[.!?])\s+|\n")
@@ -113,13 +112,8 @@ class Followups:
     """The follow-ups of one memory server (SQLite, one file)."""
 
     def __init__(self, path: Path):
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()
-        with self._lock:
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")
-            self._db.executescript(SCHEMA)
 
     def close(self) -> None:
         with self._lock:

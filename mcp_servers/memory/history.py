@@ -57,15 +57,21 @@ class Event:
     at: str
 
 
+def open_db(path: Path, schema: str) -> sqlite3.Connection:
+    """A SQLite file of the memory server: erased bytes overwritten, a commit on disk when it returns."""
+    db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+    db.execute("PRAGMA secure_delete=ON")
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("PRAGMA synchronous=FULL")
+    db.executescript(schema)
+    return db
+
+
 class History:
     def __init__(self, path: Path):
-        self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self._db = open_db(path, SCHEMA)
         self._lock = threading.Lock()
         with self._lock:
-            self._db.execute("PRAGMA secure_delete=ON")
-            self._db.execute("PRAGMA journal_mode=WAL")
-            self._db.execute("PRAGMA synchronous=FULL")  # a commit is on disk when it returns
-            self._db.executescript(SCHEMA)
             columns = {row[1] for row in self._db.execute("PRAGMA table_info(events)")}
             if "txn" not in columns:  # a history written before writes were marked
                 self._db.execute("ALTER TABLE events ADD COLUMN txn TEXT")
