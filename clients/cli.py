@@ -167,7 +167,13 @@ def call(
         raise typer.BadParameter(f"arguments are not JSON: {exc}") from exc
 
     async def action(session: object) -> bool:
-        res = await session.call_tool(tool, args)  # type: ignore[attr-defined]
+        from mcp.shared.exceptions import MCPError
+
+        try:
+            res = await session.call_tool(tool, args)  # type: ignore[attr-defined]
+        except MCPError as exc:  # an unknown tool, or arguments the protocol refuses
+            typer.echo(exc.error.message, err=True)
+            return True
         if res.structured_content is not None and not res.is_error:
             typer.echo(json.dumps(res.structured_content, indent=2, ensure_ascii=False))
         else:

@@ -56,3 +56,5 @@ def test_tools_and_call_drive_a_server(tmp_path: Path) -> None:
     assert bad.returncode == 1 and "not a memory id" in bad.stdout
     not_json = run(["call", "memory", "memory_get", "{nope"], tmp_path)
     assert not_json.returncode == 2 and "not JSON" in not_json.stderr
+    unknown = run(["call", "memory", "memory_teleport"], tmp_path)
+    assert unknown.returncode == 1 and "Unknown tool 'memory_teleport'" in unknown.stderr, unknown.stderr[-2000:]

@@ -10,6 +10,7 @@ from typing import Any
 import httpx2
 from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
+from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
 
 from clients import __version__
@@ -33,6 +34,9 @@ async def session(base_url: str, server: str, token: str | None) -> AsyncIterato
 
 async def call(s: ClientSession, tool: str, arguments: dict[str, Any]) -> dict[str, Any]:
     """{ok, data, text}: a tool error is an answer (its text says why), not an exception."""
-    res = await s.call_tool(tool, arguments)
+    try:
+        res = await s.call_tool(tool, arguments)
+    except MCPError as exc:  # an unknown tool is a protocol error
+        return {"ok": False, "data": None, "text": exc.error.message}
     text = "\n".join(getattr(c, "text", "") for c in res.content)
     return {"ok": not res.is_error, "data": None if res.is_error else res.structured_content, "text": text}

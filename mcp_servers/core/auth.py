@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from .errors import Forbidden
+from .protected_resource import WELL_KNOWN, metadata_url
 from .settings import Settings
 
 
@@ -184,9 +185,9 @@ class BearerAuthMiddleware:
     """ASGI middleware in front of every route: it decides who the request is, or refuses it.
 
     With no token configured (loopback only, see runner.check_bind) every request is the owner's;
-    otherwise a known bearer token is needed, except for `/healthz` and the `public` paths (static
+    otherwise a known bearer token is needed, except for `/healthz`, the `public` paths (static
     pages that hold no data, such as the character viewer, which a browser loads before it can send
-    a token). A WebSocket may carry its token as a subprotocol instead (`_subprotocol_bearer`).
+    a token) and the RFC 9728 metadata its 401 points to (`protected_resource`). A WebSocket may carry its token as a subprotocol instead (`_subprotocol_bearer`).
     """
 
     def __init__(self, app: ASGIApp, settings: Settings, public: Collection[str] = ()):
@@ -203,7 +204,8 @@ class BearerAuthMiddleware:
         if principal is not None:
             scope[SCOPE_KEY] = principal
         elif not (scope.get("path", "").rstrip("/").endswith("/healthz")
-                  or (scope["type"] == "http" and scope.get("path") in self.public)):
+                  or (scope["type"] == "http" and (scope.get("path") in self.public
+                                                   or scope.get("path", "").startswith(WELL_KNOWN)))):
             await self._refuse(scope, receive, send)
             return
         await self.app(scope, receive, send)
@@ -225,6 +227,6 @@ class BearerAuthMiddleware:
         response = JSONResponse(
             {"error": "unauthorized", "detail": "Send 'Authorization: Bearer <ALPHAAVATAR_TOKEN>'."},
             status_code=401,
-            headers={"WWW-Authenticate": "Bearer"},
+            headers={"WWW-Authenticate": f'Bearer resource_metadata="{metadata_url(scope)}"'},
         )
         await response(scope, receive, send)

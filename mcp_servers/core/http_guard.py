@@ -63,7 +63,9 @@ class HeaderDeadline(HttpToolsProtocol):
     on a connection, its first included, must be complete HEADER_TIMEOUT_S after the connection opened
     or the request's first byte came, or the connection is closed. A request that arrived (an upgraded
     WebSocket too) is untouched. httptools, unlike h11, sets no bound on headers: past
-    MAX_HEADER_BYTES the answer is 431.
+    MAX_HEADER_BYTES the answer is 431. A header's value reaches the app without the spaces and tabs
+    around it (RFC 9110 §5.5: they are not part of the value; llhttp keeps trailing ones), so
+    `Mcp-Name: memory_list ` names the tool `memory_list`.
     """
 
     _deadline: asyncio.TimerHandle | None = None
@@ -106,7 +108,7 @@ class HeaderDeadline(HttpToolsProtocol):
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self._count(len(name) + len(value) + 4)
-        super().on_header(name, value)
+        super().on_header(name, value.strip(b" \t"))
 
     def on_headers_complete(self) -> None:
         self._disarm()

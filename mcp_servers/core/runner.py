@@ -24,10 +24,11 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import BaseRoute, Mount, Route
 
-from . import auth, health
+from . import auth, health, protected_resource
 from .http_guard import KEEP_ALIVE_S, HeaderDeadline, RebindingGuard
 from .server import Server
 from .settings import Settings
+from .sse_events import RETRY_MS, EventIds
 from .store import lock
 
 log = logging.getLogger(__name__)
@@ -102,7 +103,8 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
     managers = []
     for spec in specs:
         http_app = spec.mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
-                                                json_response=not (spec.progress or spec.mcp.asks()))
+                                                json_response=not (spec.progress or spec.mcp.asks()),
+                                                event_store=EventIds(), retry_interval=RETRY_MS)
         sse_app = spec.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security, host=host)
         managers.append(spec.mcp.session_manager)
         sub_routes = [*spec.routes, *http_app.routes, *sse_app.routes]
@@ -119,7 +121,7 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
         worst = "failed" if "failed" in states else "starting" if "starting" in states else "ok"
         return JSONResponse({"status": worst, "servers": servers}, status_code=200 if worst == "ok" else 503)
 
-    routes.insert(0, Route("/healthz", healthz))
+    routes[:0] = [Route("/healthz", healthz), *protected_resource.routes([s.name for s in specs])]
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:

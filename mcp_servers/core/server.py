@@ -10,6 +10,9 @@
 - A tool marked owner-only (`auth.OWNER_ONLY` in its `_meta`; every tool of an owner-only server)
   refuses user principals, delegated ones included, before it runs.
 - A destructive tool waits for its person's yes where the client can ask (`consent`).
+- A tool or prompt that does not exist, or a prompt called without a required argument, is a
+  protocol error (-32602, invalid params) naming what exists or what is missing, as the spec asks;
+  the SDK would answer an `isError` result, or -32603 with a traceback in the log.
 
 Both tool paths live in `call_tool`, the documented place where a tool's failures surface,
 each with its cause.
@@ -22,9 +25,10 @@ from typing import Any
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ToolError, UnexpectedToolError
 from mcp.server.stdio import stdio_server
-from mcp.types import CallToolResult
+from mcp.shared.exceptions import MCPError
+from mcp.types import CallToolResult, GetPromptResult
 from mcp.types import Tool as MCPTool
-from mcp_types import InputRequiredResult
+from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import ValidationError
 
 from . import auth, consent
@@ -59,7 +63,10 @@ class Server(MCPServer):
         self, name: str, arguments: dict[str, Any], context: Context[Any, Any] | None = None
     ) -> CallToolResult | InputRequiredResult:
         tool = self._tool_manager.get_tool(name)
-        if tool is not None and context is not None and context.protocol_version is not None:  # in a request
+        if tool is None:
+            raise MCPError(INVALID_PARAMS, f"Unknown tool {name!r}: this server has no such tool; "
+                                           "tools/list names the ones it has.")
+        if context is not None and context.protocol_version is not None:  # in a request
             principal = auth.caller(context)
             if self.is_owner_only(tool.meta) and principal.user_id is not None:
                 raise Forbidden(f"Only the owner can call {name}; {principal.label()} cannot, so nothing was done.")
@@ -84,6 +91,19 @@ class Server(MCPServer):
             if isinstance(exc.__cause__, ValidationError):
                 raise ToolError(f"Error executing tool {name}: {explain(exc.__cause__, name)}") from exc.__cause__
             raise
+
+    async def get_prompt(
+        self, name: str, arguments: dict[str, Any] | None = None, context: Context[Any, Any] | None = None
+    ) -> GetPromptResult | InputRequiredResult:
+        prompt = self._prompt_manager.get_prompt(name)
+        if prompt is None:
+            known = ", ".join(sorted(p.name for p in self._prompt_manager.list_prompts())) or "none"
+            raise MCPError(INVALID_PARAMS, f"Unknown prompt {name!r}; this server's prompts: {known}.")
+        missing = sorted({a.name for a in prompt.arguments or () if a.required} - set(arguments or {}))
+        if missing:
+            raise MCPError(INVALID_PARAMS, f"The prompt {name!r} needs the argument(s) {', '.join(missing)}; "
+                                           "prompts/list shows each argument with its description.")
+        return await super().get_prompt(name, arguments, context)
 
     async def run_stdio_async(self) -> None:
         async with stdio_server() as (read_stream, write_stream):
