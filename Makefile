@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SYSTEM_PACKAGES := chromium chromium-driver
 
-.PHONY: up test lint typecheck bench install system clean console-assets
+.PHONY: up test lint typecheck bench install system clean console-assets conformance
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -46,7 +46,12 @@ lint: install
 	$(BIN)/ruff check .
 	$(BIN)/mypy mcp_servers character_bridge agent clients
 
-test: lint system
+# The official MCP conformance suite (Node 22 and the suite from npm, into tests/conformance/node_modules)
+# against the four servers; what it may fail is in tests/conformance/expected-failures.yaml, with why.
+conformance: install
+	BIN=$(CURDIR)/$(BIN) bash tests/conformance/run
+
+test: lint system conformance
 	$(BIN)/python -m pytest -q
 
 bench: install
