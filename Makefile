@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SYSTEM_PACKAGES := chromium chromium-driver
 
-.PHONY: up test lint typecheck bench install system clean console-assets conformance
+.PHONY: up test lint typecheck bench install system clean console-assets conformance test-memory-only
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -53,6 +53,19 @@ conformance: install
 
 test: lint system conformance
 	$(BIN)/python -m pytest -q
+
+# The memory server installed on its own: a fresh virtualenv with only alphaavatar[memory] (and the test
+# runner) runs the memory tests; a test that needs another extra skips, saying which.
+MEMORY_ONLY ?= /tmp/alphaavatar-memory-only
+MEMORY_TESTS := tests/test_memory.py tests/test_memory_retrieval.py tests/test_mem0_store.py tests/test_embeddings.py \
+	tests/test_store_contract.py
+test-memory-only:
+	rm -rf $(MEMORY_ONLY) && $(PYTHON) -m venv $(MEMORY_ONLY)
+	$(MEMORY_ONLY)/bin/pip install -q --disable-pip-version-check ".[memory,test]"
+	$(MEMORY_ONLY)/bin/python -c "import importlib.util as u; extra = [m for m in ('livekit', 'resemblyzer', \
+	'trafilatura', 'espeakng_loader') if u.find_spec(m)]; assert not extra, f'not memory: {extra}'"
+	cd $(MEMORY_ONLY) && $(MEMORY_ONLY)/bin/alphaavatar doctor >/dev/null
+	$(MEMORY_ONLY)/bin/python -m pytest -q -p no:cacheprovider $(MEMORY_TESTS)
 
 bench: install
 	$(BIN)/python bench/memory_latency.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import json
 import os
 import subprocess
@@ -24,11 +25,16 @@ TEXTS = [
 ] + [f"[1 May 2023] turn {i} about the garden and the bees" for i in range(12)]
 
 
+needs_torch = pytest.mark.skipif(importlib.util.find_spec("sentence_transformers") is None,
+                                 reason="compares with sentence-transformers on torch, which this install does not have")
+
+
 @pytest.fixture(scope="module")
 def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("cache")
 
 
+@needs_torch
 def test_onnx_runtime_matches_torch(cache: Path) -> None:
     """fp32 runs on ONNX Runtime, bf16 on torch, auto on both (by batch size): one vector space."""
     fp32 = LocalEmbedder(precision="fp32", cache_dir=cache).embed(TEXTS)
@@ -47,6 +53,7 @@ def test_onnx_runtime_matches_torch(cache: Path) -> None:
     assert np.allclose(np.linalg.norm(fp32, axis=1), 1.0, atol=1e-5)
 
 
+@needs_torch
 def test_without_torch_the_same_graph_is_written_and_every_batch_runs_on_onnx(tmp_path: Path) -> None:
     """An install without torch (here: torch, transformers and sentence-transformers made unimportable
     in a fresh interpreter) writes the graph and embeds exactly what a torch install embeds."""
