@@ -441,3 +441,15 @@ async def test_user_token_is_the_same_person_on_every_server(tmp_path: Path) -> 
         async with http_session(f"{base}/memory/mcp", "tokA") as s:
             await ok(s, "memory_add", {"content": "Alice plays the oboe"})
             assert (await ok(s, "memory_search", {"query": "oboe"}))["results"][0]["user_id"] == "alice"
+
+
+async def test_profile_search_answers_user_ids_that_user_get_takes(tmp_path: Path) -> None:
+    """A user created with an id of the caller's own ('alice') is found as 'alice', not as the store's
+    point id derived from it."""
+    async with stdio_session("persona", server_env(tmp_path)) as s:
+        await ok(s, "user_create", {"name": "Alice", "user_id": "alice"})
+        await ok(s, "profile_update", {"user_id": "alice", "patches": [
+            {"op": "add", "field": "preferences", "value": "birdwatching at dawn"}]})
+        found = (await ok(s, "profile_search", {"query": "birdwatching"}))["results"]
+        assert [h["user_id"] for h in found] == ["alice"]
+        assert (await ok(s, "user_get", {"user_id": found[0]["user_id"]}))["name"] == "Alice"

@@ -128,6 +128,6 @@ class Profiles:
         for h in hits:
             lines = [line for line in str(h.payload.get("text", "")).splitlines()
                      if words & set(re.findall(r"\w+", line.casefold()))]
-            results.append(SearchHit(user_id=h.id, name=h.payload["name"], provisional=h.payload.get("provisional", False),
+            results.append(SearchHit(user_id=h.payload["user_id"], name=h.payload["name"], provisional=h.payload.get("provisional", False),
                                      score=round(h.score, 5), matches=lines[:5]))
         return SearchResult(results=results)
