@@ -16,7 +16,7 @@ from mcp import ClientSession
 from mcp.shared.exceptions import MCPError
 
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import ALPHAAVATAR, call, http_server, http_session, server_env, stdio_session
+from tests.support import ALPHAAVATAR, call, http_server, http_session, ok, server_env, stdio_session
 
 
 async def count_all(s: ClientSession, user: str) -> int:
@@ -131,14 +131,17 @@ async def test_isolation_search_time_filters_pagination_export(tmp_path: Path) -
         assert len(seen) == len(set(seen)) == 15
 
         listed: list[str] = []
+        times: list[str] = []
         cursor = None
         while True:
             page = await call(s, "memory_list", {"user_id": "alice", "limit": 6, **({"cursor": cursor} if cursor else {})})
             listed += [h["id"] for h in page.data["results"]]
+            times += [h["occurred_at"] for h in page.data["results"]]
             cursor = page.data["next_cursor"]
             if not cursor:
                 break
         assert sorted(listed) == sorted(seen)
+        assert times == sorted(times, reverse=True)  # newest first, across pages
 
         export = await call(s, "memory_export", {"user_id": "alice", "format": "json"})
         assert export.data["count"] == 15
@@ -395,3 +398,22 @@ async def test_json_looking_text_is_kept_as_text(tmp_path: Path) -> None:
         assert r.data["results"][0]["content"] == '{"wifi": "hunter2"}'
         t = await call(s, "tool_call_record", {"tool": "http_get", "outcome": '{"status": 200}', "task": "ping"})
         assert not t.is_error, t.text
+
+
+async def test_list_is_newest_first_and_pages_through_memories_of_the_same_time(tmp_path: Path) -> None:
+    """A memory just added heads the list; memories said at one moment page over several pages, each once."""
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        same = [{"content": f"Same moment note {i}", "user_id": "ivy", "occurred_at": "2024-05-01T10:00:00Z",
+                 "infer": False} for i in range(7)]
+        await ok(s, "memory_add_batch", {"items": [*same, {"content": "An older note", "user_id": "ivy",
+                                                           "occurred_at": "2020-01-01T00:00:00Z", "infer": False}]})
+        await ok(s, "memory_add", {"content": "The newest note", "user_id": "ivy", "infer": False})
+        pages, cursor = [], None
+        while True:
+            page = await ok(s, "memory_list", {"user_id": "ivy", "limit": 3, **({"cursor": cursor} if cursor else {})})
+            pages.append([m["content"] for m in page["results"]])
+            if not (cursor := page["next_cursor"]):
+                break
+        shown = [c for p in pages for c in p]
+        assert shown[0] == "The newest note" and shown[-1] == "An older note"
+        assert sorted(shown[1:-1]) == sorted(m["content"] for m in same), pages

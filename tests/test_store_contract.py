@@ -144,6 +144,12 @@ def test_scroll_pages_cover_everything_once(store: VectorStore) -> None:
     assert sorted(seen) == sorted(ids)
 
 
+def test_highest_comes_highest_first_and_pages_by_range(store: VectorStore) -> None:
+    ids = _fill(store)
+    assert [h.id for h in store.highest(Where(equals={"user_id": "a"}), "ts", 3)] == [ids[6], ids[4], ids[2]]
+    assert [h.payload["ts"] for h in store.highest(Where(ranges={"ts": (None, 4.0)}), "ts", 2)] == [4.0, 3.0]
+
+
 def test_set_payload_delete_and_delete_where(store: VectorStore) -> None:
     ids = _fill(store)
     store.set_payload([ids[0]], {"flag": True})

@@ -2,7 +2,8 @@
 
 A cursor is `<fingerprint>.<position>`: the fingerprint hashes the tool and what it was asked
 (filters, user, query), so a cursor handed to another list, search or user is a clear error
-instead of a wrong page; the position is a store point id or a result offset. An empty cursor
+instead of a wrong page; the position is a store point id, a result offset, or a mark (the last value of a list ordered by
+a value, and the last id among the results that share it). An empty cursor
 means the first page, as if none were given.
 """
 
@@ -15,6 +16,7 @@ import re
 from .errors import UserError
 
 _OFFSET = re.compile(r"\d{1,9}")
+_MARK = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?(e-?[0-9]{1,3})?_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _POINT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # our stores' ids: UUIDs
 
 
@@ -50,3 +52,18 @@ def decode_id(listing: str, scope: object, cursor: str | None) -> str | None:
 def decode_offset(listing: str, scope: object, cursor: str | None) -> int:
     """How many results come before the page (0: the first page)."""
     return int(_position(listing, scope, cursor, _OFFSET) or 0)
+
+
+def mark(value: float, point_id: str) -> str:
+    """The position after a page ordered by a value: its last value and the last point id shown
+    among those with that value (repr round-trips the float exactly)."""
+    return f"{value!r}_{point_id}"
+
+
+def decode_mark(listing: str, scope: object, cursor: str | None) -> tuple[float, str] | None:
+    """The (value, point id) a page ordered by a value starts after (None: the first page)."""
+    position = _position(listing, scope, cursor, _MARK)
+    if position is None:
+        return None
+    value, _, point_id = position.partition("_")
+    return float(value), point_id

@@ -135,12 +135,13 @@ def create_server(settings: Settings) -> ServerSpec:
         cursor: Cursor = None,
         present: Present = None,
     ) -> Annotated[CallToolResult, ListResult]:
-        """List memories page by page (stable order)."""
+        """List memories page by page, the most recently occurred first."""
         where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
                             present)
         asked = where.model_dump()
-        items, nxt, total = await svc.list_page(where, limit, cursors.decode_id("memory_list", asked, cursor))
-        result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt), total=total)
+        items, nxt, total = await svc.newest_page(where, limit, cursors.decode_mark("memory_list", asked, cursor))
+        result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt and cursors.mark(*nxt)),
+                            total=total)
         return rendered(result, render_items(items, "No memories."))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -272,7 +273,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def user_memories(user_id: str, ctx: Context) -> str:
         """A user's memories as markdown (the most recent 500)."""
         where = svc.visible(auth.caller(ctx), user_id, SCOPES)
-        items, _, total = await svc.list_page(where, 500, None)
+        items, _, total = await svc.newest_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -453,6 +454,38 @@ class MemoryService:
     def _list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
         hits, nxt = self.store.scroll(where, limit, cursor)
         return [to_item(h) for h in hits], nxt, self.store.count(where)
+
+    async def newest_page(self, where: Where, limit: int,
+                          after: tuple[float, str] | None) -> tuple[list[MemoryItem], tuple[float, str] | None, int]:
+        return await off_loop(self._newest_page, where, limit, after)
+
+    def _newest_page(self, where: Where, limit: int,
+                     after: tuple[float, str] | None) -> tuple[list[MemoryItem], tuple[float, str] | None, int]:
+        """Most recently occurred first. Memories of the same moment come in id order (the store's
+        order among equal values is not stable), so a page that ends among them says where to go on."""
+        hits: list[Hit] = []
+        below = None
+        if after is not None:
+            hits = self._same_time(where, after[0], limit + 1, after[1])
+            below = math.nextafter(after[0], -math.inf)
+        if len(hits) <= limit:
+            low, high = where.ranges.get("occurred_ts", (None, None))
+            top = high if below is None else below if high is None else min(high, below)
+            narrowed = where.model_copy(update={"ranges": {**where.ranges, "occurred_ts": (low, top)}})
+            more = self.store.highest(narrowed, "occurred_ts", limit + 1 - len(hits))
+            if more:
+                last = more[-1].payload["occurred_ts"]
+                head = [h for h in more if h.payload["occurred_ts"] != last]
+                hits += head + self._same_time(where, last, len(more) - len(head), None)
+        page = hits[:limit]
+        nxt = (float(page[-1].payload["occurred_ts"]), page[-1].id) if len(hits) > limit else None
+        return [to_item(h) for h in page], nxt, self.store.count(where)
+
+    def _same_time(self, where: Where, at: float, n: int, after_id: str | None) -> list[Hit]:
+        """Up to `n` memories that occurred exactly at `at`, in id order, after `after_id`."""
+        same = where.model_copy(update={"ranges": {**where.ranges, "occurred_ts": (at, at)}})
+        hits, _ = self.store.scroll(same, n + 1, after_id)
+        return [h for h in hits if h.id != after_id][:n]
 
     async def tool_experiences(self, where: Where, task: str, limit: int) -> list[ToolExperience]:
         hits = await retrieval.search(self.store, self.embedder, task, where, limit)

@@ -161,6 +161,11 @@ class VectorStore(ABC):
         """Points in id order, `limit` at a time; the second value is the next page's offset."""
 
     @abstractmethod
+    def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        """The `limit` points with the highest value of the float field `key` (indexed: one of the
+        spec's float_fields), highest first; page on by narrowing `where.ranges[key]`."""
+
+    @abstractmethod
     def count(self, where: Where | None = None) -> int: ...
 
     @abstractmethod

@@ -220,6 +220,11 @@ class EdgeStore(VectorStore):
         hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
         return hits, (str(nxt) if nxt is not None else None)
 
+    def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        recs, _ = self._shard.scroll(qe.ScrollRequest(limit=limit, filter=_filter(where), with_payload=True,
+                                                      order_by=qe.OrderBy(key, direction=qe.Direction.Desc)))
+        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+
     def count(self, where: Where | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(filter=_filter(where), exact=True)))
 

@@ -137,6 +137,11 @@ class ServerStore(VectorStore):
         hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
         return hits, (str(nxt) if nxt is not None else None)
 
+    def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        recs, _ = self.client.scroll(self.collection, scroll_filter=_filter(where), limit=limit, with_payload=True,
+                                     order_by=m.OrderBy(key=key, direction=m.Direction.DESC))
+        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+
     def count(self, where: Where | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=_filter(where), exact=True).count)
 
