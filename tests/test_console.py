@@ -79,13 +79,13 @@ def up(tmp_path_factory: pytest.TempPathFactory, llm: FakeOpenAI) -> Iterator[st
 
 
 @contextlib.asynccontextmanager
-async def mcp(base: str, server: str, token: str, client: str = "console-test") -> Any:
-    """An MCP client of our own (named `client` in initialize), to confirm what the pages did;
-    `server` "" for a server served alone."""
+async def mcp(base: str, server: str, token: str, client: str = "console-test", headers: dict[str, str] | None = None) -> Any:
+    """An MCP client of our own (named `client` in initialize, sending `headers` too), to confirm what
+    the pages did; `server` "" for a server served alone."""
     import httpx2
     from mcp.client.streamable_http import streamable_http_client
 
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}"}, timeout=120) as http, \
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {token}", **(headers or {})}, timeout=120) as http, \
             streamable_http_client(f"{base}/{server}/mcp" if server else f"{base}/mcp", http_client=http) as streams, \
             ClientSession(streams[0], streams[1], client_info=Implementation(name=client, version="1")) as s:
         await s.initialize()

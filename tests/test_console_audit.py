@@ -1,6 +1,8 @@
 """The audit trail behind the console's Activity page (mcp_servers/core/audit.py), over real HTTP:
 who read what is recorded per user with the MCP client's name and the token's principal, a user
-token reads only its own entries, and the server's forget erases them from the file itself."""
+reads the attempts other users made on their data (refused, with who tried, nothing they did not
+get), a user token reads only its own entries, the console's relay mark cannot be claimed by a
+client, and the server's forget erases the entries from the file itself."""
 
 from __future__ import annotations
 
@@ -67,3 +69,29 @@ async def test_persona_accesses_are_audited_and_user_forget_erases_them(tmp_path
             assert all(e["client"] == "host-y" and e["user_ids"] == [user] for e in entries)
             await ok(owner, "user_forget", {"user_id": user})
             assert (await ok(owner, "persona_audit_list", {"user_id": user}))["entries"] == []
+
+
+async def test_a_user_reads_who_tried_to_reach_their_data(tmp_path: Path) -> None:
+    with http_server(["serve", "memory", "--transport", "http"], env(tmp_path)) as base:
+        async with mcp(base, "", ALICE, client="alice-app") as alice:
+            added = await ok(alice, "memory_add", {"content": "Alice's PIN is TRAIL-5521", "infer": False})
+        memory_id = added["results"][0]["id"]
+        forged = {"x-alphaavatar-via": "console.0123456789abcdef"}
+        async with mcp(base, "", BOB, client="alphaavatar-console", headers=forged) as bob:
+            for tool, args in (("memory_get", {"memory_id": memory_id}), ("memory_list", {"user_id": "alice"}),
+                               ("memory_delete", {"memory_id": memory_id}),
+                               ("memory_update", {"memory_id": memory_id, "content": "changed"})):
+                assert (await call(bob, tool, args)).is_error, tool
+            await ok(bob, "memory_add", {"content": "Bob's own note", "infer": False})
+            bob_entries = (await ok(bob, "memory_audit_list", {}))["entries"]
+        async with mcp(base, "", ALICE, client="alice-app") as alice:
+            entries = (await ok(alice, "memory_audit_list", {}))["entries"]
+        tried = [e for e in entries if e["principal"] == "user:bob"]
+        assert sorted(e["name"] for e in tried) == ["memory_delete", "memory_get", "memory_list", "memory_update"]
+        assert all(not e["ok"] and e["ids"] == [] and "alice" in e["user_ids"] for e in tried)
+        assert "Bob's own note" not in json.dumps(entries) and not any(e["name"] == "memory_add" and
+                                                                      e["principal"] == "user:bob" for e in entries)
+        # a client may call itself the console, and send a made-up relay mark: neither makes it the console
+        assert all(e["client"] == "alphaavatar-console" and e["via"] is None for e in tried + bob_entries)
+        assert {e["name"] for e in bob_entries} >= {"memory_get", "memory_add"}
+        assert memory_id not in json.dumps([e["ids"] for e in bob_entries])

@@ -1,5 +1,7 @@
 """The console's only way to the data: an MCP client session over streamable HTTP to this
-process's own servers, carrying the signed-in token, so each server's own checks decide."""
+process's own servers, carrying the signed-in token, so each server's own checks decide. Its
+requests carry the relay header only this process can make (`audit.relay_headers`), so the
+activity trail knows them as the console's without trusting the client name."""
 
 from __future__ import annotations
 
@@ -14,8 +16,10 @@ from mcp.shared.exceptions import MCPError
 from mcp.types import Implementation
 
 from clients import __version__
+from mcp_servers.core import audit
 
 CLIENT = Implementation(name="alphaavatar-console", version=__version__)
+RELAY = "console"  # the trail's `via` for the console's calls
 SERVERS = ("memory", "persona", "character", "research")
 
 
@@ -24,7 +28,7 @@ async def session(base_url: str, server: str, token: str | None) -> AsyncIterato
     """A session with `server` at `base_url/<server>/mcp` as the holder of `token`."""
     if server not in SERVERS:
         raise ValueError(f"unknown server {server!r}")
-    headers = {"Authorization": f"Bearer {token}"} if token else None
+    headers = audit.relay_headers(RELAY) | ({"Authorization": f"Bearer {token}"} if token else {})
     async with httpx2.AsyncClient(headers=headers, timeout=120) as http, streamable_http_client(
         f"{base_url}/{server}/mcp", http_client=http
     ) as streams, ClientSession(streams[0], streams[1], client_info=CLIENT) as s:

@@ -1,21 +1,28 @@
 """Who read or wrote what, per user: an MCP server middleware records every tool call, resource
 read and prompt, and one `<server>_audit_list` tool shows a user their own entries.
 
-An entry names the MCP client (its `initialize` clientInfo), the caller's principal (never the
-token), the tool, the users it touched and the ids it returned. Entries are filed under each user
-they concern, so a user-scoped token reads only its own; the server's forget tool erases them
-(SQLite `secure_delete`, so the bytes are overwritten).
+An entry names the MCP client (its `initialize` clientInfo, which a client says of itself), the
+relay that vouched for it (`via`: only an in-process relay holding this process's secret can), the
+caller's principal (never the token), the tool, the users it touched and the ids it returned.
+Entries are filed under each user they concern, refused attempts included (`filed_under`), so a
+user reads who read, changed or tried to reach their data, and a user-scoped token reads only its
+own user's entries; the server's forget tool erases them (SQLite `secure_delete`, so the bytes are
+overwritten).
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import logging
 import re
+import secrets
 import sqlite3
 import threading
 import time
 from collections.abc import Iterable
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -36,13 +43,19 @@ MAX_IDS = 50
 MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every 1,000 writes)
 _KINDS = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
 OWNER = ""  # entries that concern no particular user; only the owner reads them
+VIA_HEADER = "x-alphaavatar-via"
+_RELAY_SECRET = secrets.token_bytes(32)  # never leaves this process
+_concerned: ContextVar[set[str] | None] = ContextVar("alphaavatar_audit_concerned", default=None)
 
 
 class AuditEntry(BaseModel):
     seq: int
     at: str = Field(description="UTC, ISO-8601.")
-    client: str = Field(description="The MCP client's name from initialize (clientInfo), or 'unknown'.")
-    principal: str = Field(description="'owner', 'user:<id>', or 'owner as user:<id>' for a call the owner made for that user (the token's scope, never the token).")
+    client: str = Field(description="The MCP client's name from initialize (clientInfo, as the client says), or 'unknown'.")
+    via: str | None = Field(default=None, description="The relay of this process that made the call for a person "
+                            "('console': the browser console), vouched for with a secret no client can present.")
+    principal: str = Field(description="Who called: 'owner', 'user:<id>', or 'owner as user:<id>' for a call the owner "
+                           "made for that user (the token's scope, never the token).")
     kind: str = Field(description="tool, resource or prompt.")
     name: str = Field(description="The tool or prompt name, or the resource URI.")
     ok: bool
@@ -71,25 +84,28 @@ class AuditLog:
                 CREATE TABLE IF NOT EXISTS audit (seq INTEGER PRIMARY KEY AUTOINCREMENT, at TEXT, user_id TEXT,
                   client TEXT, principal TEXT, kind TEXT, name TEXT, ok INTEGER, user_ids TEXT, ids TEXT);
                 CREATE INDEX IF NOT EXISTS audit_user ON audit(user_id, seq);""")
+            if "via" not in {row[1] for row in db.execute("PRAGMA table_info(audit)")}:
+                db.execute("ALTER TABLE audit ADD COLUMN via TEXT")
             self._db = db
         return self._db
 
-    def record(self, users: Iterable[str], client: str, principal: str, kind: str, name: str, ok: bool,
-               touched: list[str], ids: dict[str, list[str]]) -> None:
+    def record(self, users: Iterable[str], client: str, via: str | None, principal: str, kind: str, name: str,
+               ok: bool, touched: list[str], ids: dict[str, list[str]]) -> None:
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        rows = [(at, _text(u), _text(client), principal, kind, _text(name), int(ok), json.dumps([_text(t) for t in touched]),
-                 json.dumps([_text(i) for i in ids.get(u, [])[:MAX_IDS]])) for u in users]
+        rows = [(at, _text(u), _text(client), via, _text(principal), kind, _text(name), int(ok),
+                 json.dumps([_text(t) for t in touched]), json.dumps([_text(i) for i in ids.get(u, [])[:MAX_IDS]]))
+                for u in users]
         with self._lock:
             db = self._conn()
-            db.executemany("INSERT INTO audit (at, user_id, client, principal, kind, name, ok, user_ids, ids)"
-                           " VALUES (?,?,?,?,?,?,?,?,?)", rows)
+            db.executemany("INSERT INTO audit (at, user_id, client, via, principal, kind, name, ok, user_ids, ids)"
+                           " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             last = db.execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
             if last // 1000 != (last - len(rows)) // 1000:
                 db.execute("DELETE FROM audit WHERE seq <= ?", (last - MAX_ENTRIES,))
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
         """Newest first; `user_id` None means every entry (the owner)."""
-        sql = "SELECT seq, at, client, principal, kind, name, ok, user_ids, ids FROM audit WHERE 1=1"
+        sql = "SELECT seq, at, client, via, principal, kind, name, ok, user_ids, ids FROM audit WHERE 1=1"
         args: list[str | int] = []
         if user_id is not None:
             sql += " AND user_id = ?"
@@ -99,8 +115,8 @@ class AuditLog:
             args.append(before)
         with self._lock:
             rows = self._conn().execute(sql + " ORDER BY seq DESC LIMIT ?", [*args, limit]).fetchall()
-        return [AuditEntry(seq=r[0], at=r[1], client=r[2], principal=r[3], kind=r[4], name=r[5], ok=bool(r[6]),
-                           user_ids=json.loads(r[7]), ids=json.loads(r[8])) for r in rows]
+        return [AuditEntry(seq=r[0], at=r[1], client=r[2], via=r[3], principal=r[4], kind=r[5], name=r[6], ok=bool(r[7]),
+                           user_ids=json.loads(r[8]), ids=json.loads(r[9])) for r in rows]
 
     def forget(self, user_id: str) -> int:
         with self._lock:
@@ -130,6 +146,47 @@ def _walk(value: Any, users: set[str], ids: dict[str, list[str]], owner: str | N
             _walk(v, users, ids, owner)
 
 
+def concerns(user_id: str | None) -> None:
+    """Said by a service when a call reaches for a user's data by an id that names no user (a memory
+    or a document of theirs) and is refused: the trail files the attempt under that user too."""
+    found = _concerned.get()
+    if found is not None and user_id:
+        found.add(user_id)
+
+
+def relay_headers(relay: str) -> dict[str, str]:
+    """The header an in-process relay (the console) sends with its MCP requests so the trail can
+    tell its calls apart: keyed with this process's secret, so no other program can claim it."""
+    return {VIA_HEADER: f"{relay}.{_relay_mac(relay)}"}
+
+
+def _relay_mac(relay: str) -> str:
+    return hmac.new(_RELAY_SECRET, relay.encode(), hashlib.sha256).hexdigest()
+
+
+def _via(ctx: Any) -> str | None:
+    """The relay that vouched for this request, if its header carries this process's key."""
+    request = getattr(getattr(ctx, "request_context", ctx), "request", None)
+    value = str(getattr(request, "headers", {}).get(VIA_HEADER, ""))
+    relay, _, mac = value.partition(".")
+    return relay if relay and hmac.compare_digest(mac.encode(), _relay_mac(relay).encode()) else None
+
+
+def filed_under(principal: auth.Principal, touched: set[str],
+                ids: dict[str, list[str]]) -> tuple[list[str], dict[str, list[str]]]:
+    """Whose trails an access goes to, and the ids each may see. Every user it concerned: for a
+    user-scoped token its own user (with what was returned) and each other user it reached for —
+    refused, so with no ids — so people see who tried to reach their data."""
+    if principal.user_id is not None:
+        own = principal.user_id
+        others = sorted(touched - {own})[:MAX_IDS]
+        return [own, *others], {own: [i for v in ids.values() for i in v]}
+    users = sorted(touched) or [OWNER]
+    if len(users) == 1:  # ids that name no user are that one user's
+        ids = {users[0]: [i for v in ids.values() for i in v]}
+    return users, ids
+
+
 class AuditMiddleware:
     """MCP server middleware: records tool calls, resource reads and prompts (not the audit read
     itself), and erases a user's entries once a call of `forget_tool` for them succeeds."""
@@ -144,17 +201,21 @@ class AuditMiddleware:
         if kind is None or name == self.list_tool:
             return await call_next(ctx)
         ok, result = False, None
+        concerned: set[str] = set()
+        mark = _concerned.set(concerned)
         try:
             result = await call_next(ctx)
             ok = not (isinstance(result, dict) and result.get("isError"))
             return result
         finally:
+            _concerned.reset(mark)
             try:
-                await self._record(ctx, kind, name, params, ok, result)
+                await self._record(ctx, kind, name, params, ok, result, concerned)
             except Exception:  # the audit must never change an answer; say it failed, loudly
                 log.exception("audit entry not written for %s", kind)
 
-    async def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any) -> None:
+    async def _record(self, ctx: Any, kind: str, name: str, params: dict[str, Any], ok: bool, result: Any,
+                      concerned: set[str]) -> None:
         try:
             principal = auth.caller(ctx)
         except Forbidden:  # refused before it ran (AccessMiddleware): nothing was accessed
@@ -165,22 +226,17 @@ class AuditMiddleware:
         ids: dict[str, list[str]] = {}
         _walk(arguments, touched, {})
         touched.update(_URI_USER.findall(name))
+        touched.update(concerned)
         if ok and isinstance(result, dict):
             _walk(result.get("structuredContent"), touched, ids)
         if ok and name == self.forget_tool and isinstance(uid := arguments.get("user_id"), str):
             await off_loop(self.log.forget, uid)
             return
-        if principal.user_id is not None:
-            users = [principal.user_id]  # a scoped token can only concern its own user
-            ids = {principal.user_id: [i for v in ids.values() for i in v]}
-        else:
-            users = sorted(touched) or [OWNER]
-            if len(users) == 1:  # ids that name no user are that one user's
-                ids = {users[0]: [i for v in ids.values() for i in v]}
+        users, ids = filed_under(principal, touched, ids)
         info = getattr(ctx.session, "client_params", None)
         client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
-        who = principal.label()
-        await off_loop(self.log.record, users, client[:200], who, kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
+        await off_loop(self.log.record, users, client[:200], _via(ctx), principal.label(), kind, name[:300],
+                       ok, sorted(touched)[:MAX_IDS], ids)
 
 
 def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | None) -> AuditLog:
@@ -197,8 +253,9 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
         cursor: Annotated[str | None, Field(max_length=20, description="next_cursor of the previous page.")] = None,
     ) -> AuditList:
-        """Who read or wrote this user's data on this server, newest first: the MCP client, the
-        token's principal, the tool, the users and the ids involved. A user token sees only its own."""
+        """Who read, changed or tried to reach this user's data on this server, newest first (refused
+        attempts too): the MCP client, the relay, who called, the tool, the users and the ids involved.
+        A user token sees only its own."""
         user = auth.scope_user(auth.caller(ctx), user_id)
         if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
             raise UserError("This cursor is not one audit_list returned; start again without a cursor.")

@@ -17,6 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
+from mcp_servers.core import audit
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
@@ -219,6 +220,8 @@ class MemoryService:
             raise NotFound(f"'{memory_id}' is not a memory id (ids are UUIDs, as memory_add returns them).") from None
         hits = await off_loop(self.store.retrieve, [memory_id])
         if not hits or not self._readable(principal, hits[0]):
+            if hits and hits[0].payload.get("avatar_id") == self.avatar_id:
+                audit.concerns(hits[0].payload.get("user_id"))  # another user's memory: on their trail
             raise NotFound(f"No memory with id {memory_id}.")
         return hits[0]
 

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import anyio
 from pydantic import BaseModel, Field
 
-from mcp_servers.core import cursors
+from mcp_servers.core import audit, cursors
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
 from mcp_servers.core.ranking import rrf
@@ -180,6 +180,7 @@ class Corpus:
         """Erase a document and its passages (compacted: no bytes left behind)."""
         doc = await self.get(doc_id)
         if not full_access and doc.user_id != acting_for:
+            audit.concerns(doc.user_id)  # another user's document: the attempt goes on their trail
             if doc.user_id is None:
                 raise Forbidden("This token is scoped to one user and cannot delete shared corpus documents.")
             raise NotFound(f"No document {doc_id!r} in the corpus (see corpus_list).")

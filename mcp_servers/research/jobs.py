@@ -13,6 +13,7 @@ import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from mcp_servers.core import audit
 from mcp_servers.core.errors import NotFound, UserError
 from mcp_servers.core.params import Progress
 
@@ -96,6 +97,8 @@ class Jobs:
     def get(self, job_id: str, owner: str | None, full_access: bool) -> Job:
         job = self._jobs.get(job_id.strip())
         if job is None or (not full_access and job.owner != owner):
+            if job is not None:
+                audit.concerns(job.owner)  # another user's job: the attempt goes on their trail
             raise NotFound(f"No research job {job_id!r} (jobs are kept {self.ttl_s:g} s after they finish, "
                            "in the server process that started them).")
         return job
