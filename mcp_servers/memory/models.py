@@ -54,6 +54,9 @@ class MemoryItem(BaseModel):
     visibility: Visibility = "private"
     heard_by: list[str] = Field(default_factory=list, description=HEARD_HELP)
     score: float | None = None
+    relevant: bool | None = Field(default=None, description="memory_search only: it shares a word with the query "
+                                  "or is closer in meaning than unrelated memories come; false: only the nearest "
+                                  "of what there is.")
 
 
 class AddEvent(BaseModel):

@@ -20,7 +20,8 @@ def render_add(result: AddResult) -> str:
 def render_items(items: Sequence[MemoryItem], empty: str) -> str:
     if not items:
         return empty
-    return "\n".join(
+    weak = "" if any(m.relevant is not False for m in items) else "Nothing matches well; the nearest:\n"
+    return weak + "\n".join(
         f"- {m.content}" + (f"  [{m.occurred_at[:10]}]" if m.occurred_at else "") + f"  (id {m.id})" for m in items
     )
 

@@ -42,6 +42,11 @@ HOP_FEW = 3
 # How many earlier contents of the same session the server passes to `index_text`.
 CONTEXT_TURNS = 1
 
+# The MiniLM cosine an unrelated memory reaches one time in a hundred (the 99th percentile of
+# LoCoMo questions against other conversations' turns: bench/relevance_floor.py). A result above
+# it, or one sharing a word with the query, is `relevant`; the others are the nearest of nothing.
+MEANING_FLOOR = 0.41
+
 
 @dataclass(frozen=True)
 class Tuning:
@@ -93,11 +98,15 @@ async def search(
     limit: int,
     offset: int = 0,
     tuning: Tuning = TUNING,
+    relevant: set[str] | None = None,
 ) -> list[Hit]:
-    """Ranked memories for `query` under `where`, best first, `limit` from `offset`."""
+    """Ranked memories for `query` under `where`, best first, `limit` from `offset`; the ids that
+    match at all (see `matching`) are added to `relevant` when it is given."""
     vector = (await embedder.aembed([query]))[0]
     depth = max(tuning.depth, offset + limit)
     dense, sparse = await off_loop(store.search, [DenseQuery(vector), SparseQuery(query)], where, depth)
+    if relevant is not None:
+        relevant |= matching(dense, sparse)
     hits = minmax_fusion([dense, sparse], [tuning.dense, tuning.sparse])
     scores = rerank(hits, query, tuning)
     by_id = {h.id: h for h in hits}
@@ -139,6 +148,12 @@ async def expand(store: VectorStore, hits: Sequence[Hit], scores: dict[str, floa
             new.append(h)
         scores[h.id] += tuning.hop * max(links.get(e, 0.0) for e in h.payload.get("entities") or ())
     return new
+
+
+def matching(dense: Sequence[Hit], sparse: Sequence[Hit]) -> set[str]:
+    """Candidates with evidence of a match: a word shared with the query (any BM25 hit: the
+    tokenizer drops stop words and stems) or a meaning closer than unrelated text comes."""
+    return {h.id for h in sparse if h.score > 0} | {h.id for h in dense if h.score > MEANING_FLOOR}
 
 
 def rerank(hits: Sequence[Hit], query: str, tuning: Tuning = TUNING) -> dict[str, float]:

@@ -448,8 +448,9 @@ class MemoryService:
 
     # reading --------------------------------------------------------------------------------
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
-        hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset)
-        return [to_item(h) for h in hits]
+        relevant: set[str] = set()
+        hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset, relevant=relevant)
+        return [to_item(h).model_copy(update={"relevant": h.id in relevant}) for h in hits]
 
     async def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
         return await off_loop(self._list_page, where, limit, cursor)
