@@ -226,13 +226,14 @@ class AuditMiddleware:
         ids: dict[str, list[str]] = {}
         _walk(arguments, touched, {})
         touched.update(_URI_USER.findall(name))
-        touched.update(concerned)
         if ok and isinstance(result, dict):
             _walk(result.get("structuredContent"), touched, ids)
         if ok and name == self.forget_tool and isinstance(uid := arguments.get("user_id"), str):
             await off_loop(self.log.forget, uid)
             return
-        users, ids = filed_under(principal, touched, ids)
+        users, ids = filed_under(principal, touched | concerned, ids)
+        if principal.user_id is None:  # the users column of a user token's entry says only what it named or got:
+            touched |= concerned  # never whose the id it was refused was (NotFound hides that on purpose)
         info = getattr(ctx.session, "client_params", None)
         client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
         await off_loop(self.log.record, users, client[:200], _via(ctx), principal.label(), kind, name[:300],
