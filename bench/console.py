@@ -4,8 +4,9 @@
 added over MCP (memory_add_batch), plus a person with a profile, a corpus document and reads by
 another MCP host; a fake OpenAI-compatible LLM (tests/fakes) for the chat. Then in headless Chromium (signed in as the owner, showing Sam): page reloads
 timed from navigation start to the Memories list rendered with its total (the first screen a
-person can use), p50/p95 over `--runs`; and a PNG of each page in bench/out/console/ (the Avatar
-page after one chat turn, with "why it said that" open).
+person can use), p50/p95 over `--runs`; and a PNG of each page in bench/out/console/ at desktop
+width and at a phone's 390 px (`<page>-phone.png`; the Avatar page after one chat turn, with "why it
+said that" open).
 
 Usage: .venv/bin/python bench/console.py [--memories 10000] [--runs 10] [--json OUT]
 """
@@ -66,10 +67,22 @@ async def seed(base: str, n: int) -> str:
     return str(sam["user_id"])
 
 
+def shoot(driver: Any, name: str, suffix: str) -> None:
+    """A PNG of one page once its data is drawn (People: the subject's profile)."""
+    from tests.test_console import by, idle, page, wait
+
+    page(driver, name)
+    idle(driver)
+    if name == "people":
+        wait(driver, lambda: by(driver, "table.profile"), what="the profile")
+    time.sleep(0.3)
+    driver.save_screenshot(str(OUT / f"{name}{suffix}.png"))
+
+
 def run(n: int, runs: int) -> dict[str, Any]:
     from tests.fakes.openai_server import FakeOpenAI
     from tests.support import http_server, server_env
-    from tests.test_console import browser, by, idle, llm_reply, page, sign_in, wait
+    from tests.test_console import browser, by, llm_reply, page, sign_in, wait
 
     with tempfile.TemporaryDirectory() as home, FakeOpenAI(llm_reply) as llm:
         env = server_env(Path(home), ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_LLM_MODEL="fake-llm",
@@ -94,15 +107,7 @@ def run(n: int, runs: int) -> dict[str, Any]:
                     times.append(wait(driver, lambda: driver.execute_script("return window.__ready"), what="the list"))
                 total = by(driver, "#list-h").text
                 for name in PAGES:
-                    page(driver, name)
-                    idle(driver)
-                    time.sleep(0.3)
-                    driver.save_screenshot(str(OUT / f"{name}.png"))
-                page(driver, "people")
-                wait(driver, lambda: by(driver, "#users button"), what="the users").click()
-                wait(driver, lambda: by(driver, "table.profile"), what="the profile")
-                time.sleep(0.3)
-                driver.save_screenshot(str(OUT / "people.png"))
+                    shoot(driver, name, "")
                 page(driver, "avatar")
                 by(driver, "#chat-text").send_keys("What do I like to drink?")
                 by(driver, "#chat-send").click()
@@ -110,9 +115,8 @@ def run(n: int, runs: int) -> dict[str, Any]:
                 time.sleep(0.3)
                 driver.save_screenshot(str(OUT / "avatar.png"))
                 driver.set_window_size(390, 844)  # a phone's width
-                page(driver, "memories")
-                idle(driver)
-                driver.save_screenshot(str(OUT / "memories-phone.png"))
+                for name in PAGES:
+                    shoot(driver, name, "-phone")
     return {"memories": n, "seed_s": round(seeded, 1), "runs": runs, "shown": total,
             "interactive_ms_p50": round(pct(times, 0.5), 1), "interactive_ms_p95": round(pct(times, 0.95), 1),
             "interactive_ms_max": round(max(times), 1)}

@@ -39,6 +39,7 @@ def chromium(*extra_flags: str) -> Iterator[Any]:
     with tempfile.TemporaryDirectory() as profile:
         options = webdriver.ChromeOptions()
         options.binary_location = CHROMIUM
+        options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # driver.get_log("browser") reads it
         for flag in [*FLAGS, *extra_flags, f"--user-data-dir={profile}"]:
             options.add_argument(flag)
         driver = webdriver.Chrome(options=options, service=webdriver.ChromeService(executable_path=CHROMEDRIVER))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -30,9 +31,11 @@ from tests.support import call, http_server, ok, server_env
 from tests.test_character_browser import chromium, needs_chromium
 from tests.test_research_corpus import tiny_pdf
 
-OWNER, ALICE, BOB, CAROL, DAN = ("owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4",
-                                 "dan-token-41e9")
-USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan"}
+OWNER, ALICE, BOB, CAROL, DAN, EVE = ("owner-token-5f1c", "alice-token-93ad", "bob-token-27be", "carol-token-c0d4",
+                                      "dan-token-41e9", "eve-token-6a2f")
+USER_TOKENS = {ALICE: "alice", BOB: "bob", CAROL: "carol", DAN: "dan", EVE: "eve"}
+PAGES = ("memories", "people", "knowledge", "activity", "status", "avatar")
+PHONE = (390, 844)
 BOB_SECRETS = ("BOB-SECRET-MEMORY-4417", "BOB-SECRET-PROFILE-8830")
 CHAT_REPLY = "You drink green tea, as far as I remember."
 
@@ -145,6 +148,34 @@ def responses(driver: Any) -> str:
     return "\n".join(driver.execute_script("return window.__responses"))
 
 
+def choose(select: Any, value: str) -> None:
+    from selenium.webdriver.support.select import Select
+
+    Select(select).select_by_value(value)
+
+
+def script_errors(driver: Any) -> list[str]:
+    """What the page's scripts logged as errors (uncaught exceptions included) since the last call; not
+    the network's (the first visit asks /api/session without a token, and a 401 is the answer)."""
+    return [e["message"] for e in driver.get_log("browser") if e["level"] == "SEVERE" and e.get("source") != "network"]
+
+
+def sideways(driver: Any) -> int:
+    """How far the page scrolls sideways, in CSS pixels (0: it fits the window's width)."""
+    return int(driver.execute_script("return document.documentElement.scrollWidth - document.documentElement.clientWidth"))
+
+
+def past_the_edge(driver: Any) -> list[str]:
+    """The innermost elements reaching past the window's right edge (what makes a page scroll sideways)."""
+    return list(driver.execute_script("""
+        const w = document.documentElement.clientWidth;
+        return [...document.querySelectorAll('body *')].filter((e) => e.getBoundingClientRect().right > w + 0.5
+            && ![...e.children].some((c) => c.getBoundingClientRect().right > w + 0.5))
+          .slice(0, 3).map((e) => { const path = []; for (let a = e; a && a !== document.body; a = a.parentElement)
+            path.push(`${a.tagName.toLowerCase()}${a.id ? '#' + a.id : ''}${a.className ? '.' + a.className : ''}:${Math.round(a.getBoundingClientRect().right)}`);
+            return path.join(' < '); });"""))
+
+
 def accept(driver: Any) -> None:
     wait(driver, lambda: driver.switch_to.alert, what="the confirmation").accept()
 
@@ -234,8 +265,7 @@ async def test_user_token_creates_and_edits_its_own_profile(up: str) -> None:
         by(driver, "#new-user").send_keys("Carol")
         by(driver, "#create-user").click()
         wait(driver, lambda: by(driver, "#person-h").text.startswith("Carol"), what="carol's person page")
-        by(driver, "#patch-field").clear()
-        by(driver, "#patch-field").send_keys("identity.location")
+        choose(by(driver, "#patch-field"), "identity.location")
         by(driver, "#patch-value").send_keys("Lisbon")
         by(driver, "#patch-value").submit()
         wait(driver, lambda: "Lisbon" in by(driver, "table.profile").text, what="the profile value")
@@ -497,3 +527,155 @@ async def test_face_enrolled_from_the_camera_is_identified(up: str, tmp_path: Pa
         assert faces[0]["decision"] == "known" and faces[0]["user_id"] == user_id, faces
         stranger = (await ok(s, "face_identify", {"image": file_b64(FACES / "biden" / "biden_1.jpg")}))["faces"]
         assert stranger[0]["user_id"] != user_id, stranger
+
+
+@needs_chromium
+async def test_activity_shows_a_user_who_tried_to_reach_their_data(up: str) -> None:
+    """Broken: attempts against you were hidden from you, and a program naming itself the console was hidden."""
+    async with mcp(up, "memory", EVE) as eve:
+        mine = (await ok(eve, "memory_add", {"content": "Eve's door code is 4471", "infer": False}))["results"][0]["id"]
+    async with mcp(up, "research", OWNER) as owner:
+        doc = (await ok(owner, "corpus_add", {"text": "Eve's tax notes for 2025.", "title": "Eve's taxes",
+                                              "user_id": "eve"}))["document"]["doc_id"]
+    async with mcp(up, "memory", DAN, client="dan-script") as dan:
+        for tool, args in (("memory_get", {"memory_id": mine}), ("memory_list", {"user_id": "eve"}),
+                           ("memory_delete", {"memory_id": mine})):
+            assert (await call(dan, tool, args)).is_error
+    async with mcp(up, "research", DAN, client="dan-script") as dan:
+        assert (await call(dan, "corpus_delete", {"doc_id": doc})).is_error
+    async with mcp(up, "memory", OWNER, client="alphaavatar-console") as impostor:
+        await ok(impostor, "memory_list", {"user_id": "eve"})
+
+    with browser() as driver:
+        sign_in(driver, up, EVE)
+        page(driver, "activity")
+        wait(driver, lambda: "dan-script" in by(driver, "#audit").text, what="dan's attempts")
+        rows = by(driver, "#audit").text.splitlines()
+        tried = [r for r in rows if "dan-script" in r]
+        assert len(tried) == 4 and all("user dan" in r and "refused or failed" in r for r in tried), tried
+        assert {n for r in tried for n in ("memory_get", "memory_list", "memory_delete", "corpus_delete") if n in r} == {
+            "memory_get", "memory_list", "memory_delete", "corpus_delete"}
+        assert "4 refused attempts by others" in by(driver, "#attempts").text
+        impostor_row = next(r for r in rows if "alphaavatar-console" in r)  # a claimed name hides nothing
+        assert "the owner" in impostor_row and "memory_list" in impostor_row
+        assert "this console" not in by(driver, "#audit").text  # eve's own page views, hidden by default
+        by(driver, "#show-console").click()
+        wait(driver, lambda: "this console" in by(driver, "#audit").text, what="eve's own views through the console")
+        assert script_errors(driver) == []
+
+
+@needs_chromium
+async def test_owner_sees_and_deletes_a_users_own_documents(up: str) -> None:
+    """Broken: Knowledge, with a user selected, listed the corpus without that user's documents."""
+    async with mcp(up, "research", OWNER) as owner:
+        await ok(owner, "corpus_add", {"text": "Gina's allotment plan: beans by the fence.", "title": "Gina's allotment",
+                                       "user_id": "gina"})
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        subject = by(driver, "#subject")
+        subject.clear()
+        subject.send_keys("gina\n")
+        page(driver, "knowledge")
+        wait(driver, lambda: "Gina's allotment" in by(driver, "#docs").text, what="gina's own document")
+        row = next(r for r in by(driver, "#docs").text.splitlines() if "Gina's allotment" in r)
+        assert "gina" in row
+        by(driver, "button[aria-label=\"Delete Gina's allotment\"]").click()
+        accept(driver)
+        wait(driver, lambda: "Deleted" in text(driver), what="the deletion")
+        assert script_errors(driver) == []
+    async with mcp(up, "research", OWNER) as owner:
+        docs = (await ok(owner, "corpus_list", {"user_id": "gina"}))["documents"]
+    assert not any(d["user_id"] == "gina" for d in docs)
+
+
+@needs_chromium
+async def test_every_page_fits_a_phone_and_logs_no_script_error(up: str) -> None:
+    """Broken: People threw on every visit (the person drawn before the profile); Rough: at 390 px People
+    and Activity scrolled sideways. Every page, as the owner showing a person with a profile, memories,
+    documents and a trail, at desktop and phone width: no script error, no sideways scroll. Also
+    profile_search's ids are the user ids the Activity page shows (Broken)."""
+    async with mcp(up, "persona", OWNER) as owner:
+        await ok(owner, "user_create", {"name": "Hana Kowalczyk-Wiśniewska", "user_id": "hana"})
+        await ok(owner, "profile_update", {"user_id": "hana", "patches": [
+            {"op": "set", "field": "identity.location", "value": "Kraków, Lesser Poland Voivodeship, Poland"},
+            {"op": "add", "field": "preferences", "value": "long walks along the Vistula at dawn with a thermos of tea"},
+            {"op": "add", "field": "relationships", "value": {"name": "Tomasz", "relation": "brother"}}]})
+        found = (await ok(owner, "profile_search", {"query": "Vistula walks"}))["results"]
+        assert [h["user_id"] for h in found] == ["hana"]
+        assert (await ok(owner, "user_get", {"user_id": found[0]["user_id"]}))["name"].startswith("Hana")
+    async with mcp(up, "memory", OWNER) as owner:
+        await ok(owner, "memory_add", {"content": "Hana mentioned a very-long-unbreakable-identifier-" + "x" * 60,
+                                       "user_id": "hana", "infer": False})
+    from selenium.webdriver.common.by import By
+
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        subject = by(driver, "#subject")
+        subject.clear()
+        subject.send_keys("hana\n")
+        for size in ((1200, 900), PHONE):
+            driver.set_window_size(*size)
+            for name in PAGES:
+                page(driver, name)
+                idle(driver)
+                if name == "people":
+                    wait(driver, lambda: by(driver, "table.profile"), what="hana's profile")
+                    assert "Vistula" in by(driver, "table.profile").text
+                if name == "activity":
+                    wait(driver, lambda: "profile_search" in by(driver, "#audit").text, what="the search in the trail")
+                    row = next(r.text for r in driver.find_elements(By.CSS_SELECTOR, "#audit tbody tr")
+                               if "profile_search" in r.text)
+                    assert "hana" in row and not re.search(r"[0-9a-f]{8}-[0-9a-f]{4}", row), row
+                time.sleep(0.2)
+                assert sideways(driver) == 0, f"{name} scrolls sideways at {size}: {past_the_edge(driver)}"
+                assert script_errors(driver) == [], name
+
+
+@needs_chromium
+def test_skip_link_stays_on_the_page(up: str) -> None:
+    """Broken: 'Skip to content' pointed at #main, which the hash routes read as a page: it left for Memories."""
+    from selenium.webdriver.common.keys import Keys
+
+    with browser() as driver:
+        sign_in(driver, up, CAROL)
+        page(driver, "knowledge")
+        by(driver, "body").send_keys(Keys.TAB)
+        assert driver.switch_to.active_element.get_attribute("id") == "skip"
+        driver.switch_to.active_element.send_keys(Keys.ENTER)
+        time.sleep(0.3)
+        assert by(driver, "main").get_attribute("data-page") == "knowledge"
+        assert by(driver, "#nav-knowledge").get_attribute("aria-current") == "page"
+        assert driver.switch_to.active_element.get_attribute("id") == "main"
+        assert driver.current_url.endswith("#/knowledge")
+
+
+@needs_chromium
+async def test_newest_memory_first_and_an_honest_empty_search(up: str) -> None:
+    """Rough: a new memory landed anywhere in id order; a search always came back with 'results'."""
+    async with mcp(up, "memory", OWNER) as owner:
+        await ok(owner, "memory_add_batch", {"items": [
+            {"content": f"Ivan's note {i} about the garden shed", "user_id": "ivan", "infer": False,
+             "occurred_at": f"2024-01-{1 + i % 28:02d}T09:00:00Z"} for i in range(60)]})
+    with browser() as driver:
+        sign_in(driver, up, OWNER)
+        subject = by(driver, "#subject")
+        subject.clear()
+        subject.send_keys("ivan\n")
+        wait(driver, lambda: by(driver, "#list-h").text == "60 memories", what="ivan's 60 memories")
+        by(driver, "#new-memory").send_keys("Ivan bought a red kayak today")
+        by(driver, "#add").click()
+        wait(driver, lambda: by(driver, "#list-h").text == "61 memories", what="the added memory")
+        assert "red kayak" in by(driver, "#memories li.memory .content").text  # the first card
+
+        by(driver, "#q").send_keys("ALICE-SECRET-7781")
+        by(driver, "#search").click()
+        wait(driver, lambda: "No memory matches" in by(driver, "#list-h").text, what="an honest empty search")
+        assert by(driver, "#memories").text == "" and "weak match" not in text(driver)
+        by(driver, "#show-nearest").click()
+        wait(driver, lambda: "weak match" in by(driver, "#memories").text, what="the nearest, marked weak")
+
+        by(driver, "#q").clear()
+        by(driver, "#q").send_keys("kayak")
+        by(driver, "#search").click()
+        wait(driver, lambda: "red kayak" in by(driver, "#memories li.memory .content").text, what="the match first")
+        assert script_errors(driver) == []

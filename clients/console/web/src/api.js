@@ -50,9 +50,12 @@ async function post(path, body) {
 export async function tool(server, name, args = {}) {
   const clean = Object.fromEntries(Object.entries(args).filter(([, v]) => v !== undefined && v !== null && v !== ""));
   const r = await (await post("/api/call", { server, tool: name, arguments: clean })).json();
-  if (!r.ok) throw new Error(r.text || `${name} failed`);
+  if (!r.ok) throw new Error(plain(r.text) || `${name} failed`);
   return r.data;
 }
+
+// A tool error as a person reads it: without the MCP SDK's "Error executing tool x:" prefix.
+const plain = (text) => String(text || "").replace(/^Error executing tool [\w.-]+: /, "");
 
 export async function getJSON(path) {
   const r = await fetch(path, { headers: headers() });

@@ -44,22 +44,27 @@ function SignIn({ onIn }) {
   </main>`;
 }
 
-// Whose data the pages show: a user token is pinned to its user; the owner picks one.
+// Whose data the pages show: a user token is pinned to its user; the owner picks one (here or on People).
 function Subject({ session, subject, setSubject }) {
   const [users, setUsers] = useState([]);
   useEffect(() => {
     if (session.owner) tool("persona", "user_list", { limit: 100 }).then((r) => setUsers(r.users)).catch(() => {});
-  }, [session]);
+  }, [session, subject]);
   if (!session.owner) return html`<p class="subject">Signed in as user <strong id="whoami">${session.user_id}</strong></p>`;
+  const named = users.find((u) => u.user_id === subject);
   return html`<div class="subject">
     <label for="subject">Owner — showing user</label>
-    <input id="subject" list="subject-users" value=${subject} onChange=${(e) => setSubject(e.target.value.trim() || "default")} />
+    <input id="subject" list="subject-users" value=${subject} size="14" onChange=${(e) => setSubject(e.target.value.trim() || "default")} />
+    ${named ? html`<span id="subject-name">${named.name}</span>` : null}
     <datalist id="subject-users">
-      <option value="default" />
+      <option value="default">memories tied to no person</option>
       ${users.map((u) => html`<option value=${u.user_id}>${u.name}</option>`)}
     </datalist>
   </div>`;
 }
+
+// Moves focus to the page's content without touching the hash (the hash is the page's route).
+const skip = (e) => { e.preventDefault(); document.getElementById("main")?.focus(); };
 
 function App() {
   const [session, setSession] = useState(undefined);
@@ -78,7 +83,7 @@ function App() {
   const user = session.owner ? subject : session.user_id;
   const [, title, Page] = PAGES.find(([id]) => id === page) || PAGES[0];
   return html`<div class="shell">
-    <a class="skip" href="#main">Skip to content</a>
+    <a class="skip" id="skip" href=${`#/${page}`} onClick=${skip}>Skip to content</a>
     <header>
       <span class="brand">AlphaAvatar</span>
       <nav aria-label="Pages"><ul>
@@ -90,7 +95,7 @@ function App() {
     </header>
     <main id="main" tabindex="-1" data-page=${page}>
       <h1>${title}</h1>
-      <${Page} session=${session} user=${user} />
+      <${Page} session=${session} user=${user} setSubject=${session.owner ? setSubject : null} />
     </main>
   </div>`;
 }

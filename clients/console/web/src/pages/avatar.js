@@ -53,7 +53,7 @@ export function Avatar({ session, user }) {
   if (!session.llm) {
     return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat</h2>
       <p id="chat-missing">Chat with the agent needs an LLM. Set <code>ALPHAAVATAR_LLM_MODEL</code> (e.g. gpt-4o-mini)
-        and <code>OPENAI_BASE_URL</code> and/or <code>OPENAI_API_KEY</code> for an OpenAI-compatible endpoint, then restart
+        and <code>OPENAI_BASE_URL</code> and/or <code>OPENAI_API_KEY</code> for an OpenAI-compatible endpoint, then restart${" "}
         <code>alphaavatar up</code>.</p></section></div>`;
   }
   return html`<div class="split">${viewer}<section aria-labelledby="chat-h"><h2 id="chat-h">Chat as ${user}</h2>

@@ -1,5 +1,5 @@
 // "Forget me": first count exactly what each server holds for the user, then erase it on confirmation.
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import { tool } from "../api.js";
 import { html, useAction, Notice } from "../ui.js";
 
@@ -28,6 +28,8 @@ async function inventory(session, user) {
 export function ForgetMe({ session, user, onDone }) {
   const [plan, setPlan] = useState(null);
   const [state, run] = useAction();
+  const opener = useRef(null);
+  const close = () => { setPlan(null); opener.current?.focus(); };  // focus goes back where it came from
   const ask = () => run(async () => setPlan(await inventory(session, user)));
   const erase = () => run(async () => {
     const out = [];
@@ -45,7 +47,7 @@ export function ForgetMe({ session, user, onDone }) {
   }, (out) => `Erased ${out.join("; ")}.`);
   const total = plan ? Object.values(plan.memories).reduce((a, b) => a + b, 0) : 0;
   return html`<div class="forget">
-    <button class="danger" id="forget" onClick=${ask}>Forget me…</button>
+    <button class="danger" id="forget" ref=${opener} onClick=${ask}>${session.owner ? `Forget user “${user}”…` : "Forget me…"}</button>
     ${plan ? html`<div class="confirm" role="alertdialog" aria-labelledby="forget-h" aria-describedby="forget-list">
       <h3 id="forget-h">Erase everything about user “${user}”? This cannot be undone.</h3>
       <ul id="forget-list">
@@ -57,7 +59,7 @@ export function ForgetMe({ session, user, onDone }) {
         <li>Kept: memories shared by the avatar (scope avatar) and the shared corpus.</li>
       </ul>
       <button class="danger" id="forget-confirm" onClick=${erase}>Erase all of this</button>
-      <button id="forget-cancel" onClick=${() => setPlan(null)}>Cancel</button>
+      <button id="forget-cancel" onClick=${close}>Cancel</button>
     </div>` : null}
     <${Notice} state=${state} />
   </div>`;

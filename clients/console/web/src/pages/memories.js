@@ -33,6 +33,7 @@ function Memory({ m, user, onChanged }) {
       ${m.session_id ? html`<span>session ${m.session_id}</span>` : null}
       <span>occurred ${when(m.occurred_at)}</span> <span>updated ${when(m.updated_at)}</span>
       ${m.score != null ? html`<span>score ${m.score.toFixed(3)}</span>` : null}
+      ${m.relevant === false ? html`<span class="tag">weak match</span>` : null}
     </p>
     <div class="actions">
       <button onClick=${() => setEditing(true)} aria-label=${`Edit memory ${m.id}`}>Edit</button>
@@ -50,6 +51,8 @@ export function Memories({ session, user }) {
   const [items, setItems] = useState([]);
   const [next, setNext] = useState(null);
   const [total, setTotal] = useState(null);
+  const [searched, setSearched] = useState(null);  // the query the list answers (null: a listing)
+  const [nearest, setNearest] = useState(false);  // show results that match nothing well
   const [state, run] = useAction();
   const [added, setAdded] = useState({ content: "", scope: "user" });
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
@@ -62,6 +65,8 @@ export function Memories({ session, user }) {
     setItems(cursor ? [...items, ...r.results] : r.results);
     setNext(r.next_cursor);
     setTotal(r.total ?? null);
+    setSearched(form.query.trim() || null);
+    if (!cursor) setNearest(false);
   });
   useEffect(() => { load(null); }, [user]);
 
@@ -75,6 +80,12 @@ export function Memories({ session, user }) {
       return r;
     }, (r) => r && `Stored: ${r.results.map((x) => x.event).join(", ")}`);
   };
+  // A search shows what matches (a word in common, or closer in meaning than unrelated memories come);
+  // the nearest of the rest only on request, so an unrelated query is answered "nothing matches".
+  const weak = searched ? items.filter((m) => m.relevant === false) : [];
+  const shown = nearest ? items : items.filter((m) => !weak.includes(m));
+  const heading = total != null ? `${total.toLocaleString()} memories`
+    : shown.length ? `${shown.length} ${shown.length === 1 ? "result" : "results"}` : `No memory matches “${searched}” well`;
   const exportAs = (format) => run(() => download(format, user), (n) => `Downloaded ${n.toLocaleString()} bytes.`);
 
   return html`<section aria-labelledby="find-h">
@@ -101,8 +112,15 @@ export function Memories({ session, user }) {
   </section>
   <${Notice} state=${state} />
   <section aria-labelledby="list-h">
-    <h2 id="list-h">${total != null ? `${total.toLocaleString()} memories` : `${items.length} results`}</h2>
-    <ul class="cards" id="memories">${items.map((m) => html`<${Memory} key=${m.id} m=${m} user=${user} onChanged=${() => load(null)} />`)}</ul>
+    <h2 id="list-h">${heading}</h2>
+    ${session.owner && user === "default" && total === 0 ? html`<p class="empty" id="pick-hint">User “default” holds the
+      memories tied to no person, and has none. Pick a person under “Owner — showing user” above, or on the
+      <a href="#/people">People</a> page.</p>` : null}
+    ${total === 0 && !(session.owner && user === "default") ? html`<p class="empty">No memories yet: add one above, or talk to the avatar.</p>` : null}
+    <ul class="cards" id="memories">${shown.map((m) => html`<${Memory} key=${m.id} m=${m} user=${user} onChanged=${() => load(null)} />`)}</ul>
+    ${weak.length && !nearest ? html`<p id="weak">${weak.length} ${weak.length === 1 ? "memory comes" : "memories come"} nearest but
+      ${weak.length === 1 ? "shares" : "share"} no word with the search and ${weak.length === 1 ? "is" : "are"} no closer in meaning than unrelated ones.
+      <button class="link" id="show-nearest" onClick=${() => setNearest(true)}>Show ${weak.length === 1 ? "it" : "them"} anyway</button></p>` : null}
     ${next ? html`<button id="more" onClick=${() => load(next)}>More</button>` : null}
   </section>
   <section aria-labelledby="export-h">

@@ -3,7 +3,17 @@ import { useEffect, useState } from "preact/hooks";
 import { getJSON } from "../api.js";
 import { html, useAction, Notice } from "../ui.js";
 
-const show = (v) => (typeof v === "object" && v !== null ? JSON.stringify(v) : String(v));
+// A health value as words: yes/no for flags, "none" for an empty record, "key: value" for the rest.
+const show = (v) => {
+  if (typeof v === "boolean") return v ? "yes" : "no";
+  if (v === null || v === undefined) return "—";
+  if (Array.isArray(v)) return v.length ? v.map(show).join(", ") : "none";
+  if (typeof v === "object") {
+    const parts = Object.entries(v);
+    return parts.length ? parts.map(([k, x]) => `${k}: ${show(x)}`).join("; ") : "none";
+  }
+  return String(v);
+};
 
 export function Status() {
   const [health, setHealth] = useState(null);
@@ -17,9 +27,10 @@ export function Status() {
   }, []);
   return html`<${Notice} state=${state} />
     ${health ? html`<h2>Servers: <span id="health">${health.status}</span></h2>
-      <table id="servers"><thead><tr><th scope="col">Server</th><th scope="col">Part</th><th scope="col">State</th></tr></thead>
-      <tbody>${Object.entries(health.servers).flatMap(([name, parts]) => Object.entries(parts).map(([k, v]) =>
-        html`<tr><td>${name}</td><td>${k}</td><td>${show(v)}</td></tr>`))}</tbody></table>` : null}
+      <table id="servers" class="stack"><thead><tr><th scope="col">Server</th><th scope="col">Part</th><th scope="col">State</th></tr></thead>
+      <tbody>${Object.entries(health.servers).flatMap(([name, parts]) => Object.entries(
+        Object.keys(parts).length ? parts : { server: "running (nothing to load)" }).map(([k, v]) =>
+        html`<tr><td data-label="Server">${name}</td><td data-label="Part">${k.replaceAll("_", " ")}</td><td data-label="State">${show(v)}</td></tr>`))}</tbody></table>` : null}
     ${conf ? html`<h2>Configuration</h2><dl class="conf">
       <dt>LLM</dt><dd>${conf.llm || "none — set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY for fact extraction, profile_extract and research answers"}</dd>
       <dt>Tavily</dt><dd>${conf.tavily ? "TAVILY_API_KEY set" : "none — web search off (the local corpus still works): set TAVILY_API_KEY"}</dd>
