@@ -6,8 +6,9 @@ import { html, useAction, Notice, when } from "../ui.js";
 
 const SERVERS = ["memory", "persona", "research"];
 
-// Who called, as a person reads it (the trail says "owner" or "user:<id>").
-const who = (principal, me) => (principal === me ? "you" : principal === "owner" ? "the owner" : principal.replace(/^user:/, "user "));
+// Who called, as a person reads it (the trail says "owner", "user:<id>" or "owner as user:<id>").
+const who = (principal, me) => (principal === me ? "you" : principal === "owner" ? "the owner"
+  : principal.replace(/^owner as user:/, "the owner, acting as user ").replace(/^user:/, "user "));
 
 export function Activity({ session, user }) {
   const [rows, setRows] = useState([]);
