@@ -403,8 +403,8 @@ async def test_json_looking_text_is_kept_as_text(tmp_path: Path) -> None:
 async def test_list_is_newest_first_and_pages_through_memories_of_the_same_time(tmp_path: Path) -> None:
     """A memory just added heads the list; memories said at one moment page over several pages, each once."""
     async with stdio_session("memory", server_env(tmp_path)) as s:
-        same = [{"content": f"Same moment note {i}", "user_id": "ivy", "occurred_at": "2024-05-01T10:00:00Z",
-                 "infer": False} for i in range(7)]
+        same = [{"content": f"Same moment note {i}", "user_id": "ivy", "occurred_at": f"2024-05-0{1 + i % 2}T10:00:00Z",
+                 "infer": False} for i in range(13)]  # two moments, 7 and 6 memories each
         await ok(s, "memory_add_batch", {"items": [*same, {"content": "An older note", "user_id": "ivy",
                                                            "occurred_at": "2020-01-01T00:00:00Z", "infer": False}]})
         await ok(s, "memory_add", {"content": "The newest note", "user_id": "ivy", "infer": False})
@@ -416,4 +416,5 @@ async def test_list_is_newest_first_and_pages_through_memories_of_the_same_time(
                 break
         shown = [c for p in pages for c in p]
         assert shown[0] == "The newest note" and shown[-1] == "An older note"
-        assert sorted(shown[1:-1]) == sorted(m["content"] for m in same), pages
+        assert sorted(shown[1:-1]) == sorted(m["content"] for m in same), pages  # each once
+        assert all(c.endswith(("1", "3", "5", "7", "9", "11")) for c in shown[1:7]), pages  # the later moment first

@@ -477,9 +477,10 @@ class MemoryService:
             top = high if below is None else below if high is None else min(high, below)
             narrowed = where.model_copy(update={"ranges": {**where.ranges, "occurred_ts": (low, top)}})
             more = self.store.highest(narrowed, "occurred_ts", limit + 1 - len(hits))
-            if more:
+            if more:  # every time above the last one is there whole: put each in id order
                 last = more[-1].payload["occurred_ts"]
-                head = [h for h in more if h.payload["occurred_ts"] != last]
+                head = sorted((h for h in more if h.payload["occurred_ts"] != last),
+                              key=lambda h: (-h.payload["occurred_ts"], h.id))
                 hits += head + self._same_time(where, last, len(more) - len(head), None)
         page = hits[:limit]
         nxt = (float(page[-1].payload["occurred_ts"]), page[-1].id) if len(hits) > limit else None
