@@ -7,6 +7,7 @@ mono WAV — what the persona server identifies — and starts the next turn afr
 
 from __future__ import annotations
 
+import base64
 from collections import deque
 
 import numpy as np
@@ -63,3 +64,7 @@ def to_wav16k(frames: list[rtc.AudioFrame]) -> bytes:
         out = [*resampler.push(merged), *resampler.flush()]
         merged = rtc.combine_audio_frames(out)
     return merged.to_wav_bytes()
+
+
+def wav_base64(wav: bytes) -> str:
+    return base64.b64encode(wav).decode("ascii")

@@ -4,25 +4,22 @@
 - `on_user_turn_completed`: identify + recall within budget for a spoken turn.
 - LLM node: the turn's recalled context goes into this request only (typed turns are prepared
   here); emotion tags are stripped from the stream and become character expressions.
-- TTS node: each sentence's audio goes to the character for lip-sync as soon as it exists.
-- Session events: every finished turn is remembered (background), agent states drive the
-  character, and every tool call the LLM makes is recorded in tool memory.
+- TTS node: each sentence's audio goes to the character for lip-sync (`character.LipSync`).
+- Session events: the speech events drive identification (`speaking`), every finished turn is
+  remembered (`conversation`), agent states drive the character, and every tool call the LLM
+  makes is recorded in tool memory. Fillers (`waiting`) and what the room says about the
+  person (`participant`) live apart.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 import logging
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from livekit import rtc
 from livekit.agents import Agent, AgentSession, ModelSettings, llm
-from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -32,30 +29,19 @@ from livekit.agents.voice.events import (
 
 from character_bridge.tags import TagParser
 
-from .audio import TurnAudio, to_wav16k
-from .character import TAG_INSTRUCTIONS, CharacterLink
+from .audio import TurnAudio
+from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
 from .context import render
+from .conversation import Conversation
 from .hub import McpHub
+from .participant import ParticipantView
 from .status import Status
 from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
-from .video import Cameras
+from .waiting import Fillers
 
 log = logging.getLogger(__name__)
-
-MIN_LIPSYNC_SECONDS = 1.0  # a lip-sync call covers at least this much speech (sentences, not words)
-
-
-@dataclass
-class _OpenTurn:
-    """The user turn waiting for its reply, to be remembered together."""
-
-    user_id: str | None
-    text: str
-    at: datetime
-    remembered: bool = False
-
 
 class AvatarAgent(Agent):
     def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
@@ -68,17 +54,15 @@ class AvatarAgent(Agent):
         self.character = character
         self.status = status
         self.turn_audio = TurnAudio()
-        self.camera = Cameras()
-        self.sight = config.vision.enabled  # the per-session switch
+        self.view = ParticipantView(config.vision, self._participant)
+        self.conversation = Conversation(hooks)
+        self.fillers = Fillers(status, config.status.filler_after)
         self._images: dict[str, list[str]] = {}
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
-        self._open: _OpenTurn | None = None
         self._heard: str | None = None  # the user message whose words consent last heard
         self._task_text: str | None = None
         self._on_text: Callable[[str], None] | None = None  # the typed turn's reply text, as it streams
-        self._filler_spoken = False  # a slow-model filler is under way (it is then left to finish)
-        self._filler_task: asyncio.Task[None] | None = None
         self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
         self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
         tools: list[Any] = [self.toolset]
@@ -101,7 +85,7 @@ class AvatarAgent(Agent):
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
             self.turn_audio.mark_speech()
-            self.hooks.forget_early()
+            self.hooks.speakers.hear("speech_started")
             self.character.state("listening")
             if self.hooks.identifies() and self.hooks.cfg.stream_identify_s > 0:
                 self._streaming = asyncio.create_task(self._identify_while_speaking())
@@ -109,11 +93,11 @@ class AvatarAgent(Agent):
             if self._streaming is not None:
                 self._streaming.cancel()  # shorter than the streaming window: identify it whole
             if self.hooks.identifies():
-                self.hooks.identify_early(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+                self.hooks.speakers.hear("speech_stopped", self.turn_audio.peek(), self.view.jpeg())
 
     async def _identify_while_speaking(self) -> None:
         await asyncio.sleep(self.hooks.cfg.stream_identify_s)
-        self.hooks.identify_streaming(self.turn_audio.peek(), self.camera.jpeg(self._listening_to()))
+        self.hooks.speakers.hear("first_seconds", self.turn_audio.peek(), self.view.jpeg())
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)
@@ -124,23 +108,14 @@ class AvatarAgent(Agent):
             return
         text = item.text_content or ""
         if item.role == "user":
-            self.close_turn()
-            self._open = _OpenTurn(self.hooks.user_id, text, datetime.now(UTC))
+            self.conversation.user_said(text)
         elif item.role == "assistant" and text.strip():
-            turn = self._open
-            if turn is not None and not turn.remembered:
-                self.hooks.remember(turn.user_id, turn.text, text, turn.at)
-                turn.remembered = True
-            else:
-                self.hooks.remember(turn.user_id if turn else self.hooks.user_id, "", text)
+            self.conversation.avatar_said(text)
             if not self._speaks():
                 self.character.speak(text)
 
     def close_turn(self) -> None:
-        """A user turn that never got a reply is still remembered."""
-        turn, self._open = self._open, None
-        if turn is not None and not turn.remembered and turn.text.strip():
-            self.hooks.remember(turn.user_id, turn.text, "", turn.at)
+        self.conversation.close_turn()
 
     def _speaks(self) -> bool:
         try:
@@ -153,11 +128,7 @@ class AvatarAgent(Agent):
 
     async def on_enter(self) -> None:
         if self._speaks():  # fillers are spoken, never written: only a session with a voice has them
-            self.status.speak = self._say_filler
-
-    def _say_filler(self, text: str) -> None:
-        """Speak while a tool runs: interruptible, and not part of the conversation."""
-        self.session.say(text, add_to_chat_ctx=False, allow_interruptions=True)
+            self.fillers.enable(self.session)
 
     async def on_exit(self) -> None:
         self.close_turn()
@@ -167,11 +138,11 @@ class AvatarAgent(Agent):
         """A spoken turn ended: identify the voice (and face, with a camera) and recall."""
         wav, image = None, None
         if self.hooks.needs_turn_audio():  # else identified early (or not at all): encoding would be wasted
-            wav, image = self.turn_audio.take(), self.camera.jpeg(self._listening_to())
+            wav, image = self.turn_audio.take(), self.view.jpeg()
         else:
             self.turn_audio.clear()
         prep = await self.hooks.prepare((new_message.text_content or "").strip(), wav, image)
-        prep.modality = "video" if self.camera.fresh(self._listening_to()) else "voice"
+        prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
         self._remember_prep(new_message.id, prep)
 
     def _participant(self) -> rtc.RemoteParticipant | None:
@@ -180,39 +151,6 @@ class AvatarAgent(Agent):
             return self.session.room_io.linked_participant
         except RuntimeError:
             return None
-
-    def _listening_to(self) -> str | None:
-        participant = self._participant()
-        return participant.identity if participant is not None else None
-
-    def _sees(self) -> bool:
-        """Sight is on: in the config, for this session (`sight`), and not switched off by the
-        participant (attribute `alphaavatar.sight` = `off`)."""
-        if not self.config.vision.enabled or not self.sight:
-            return False
-        participant = self._participant()
-        return participant is None or participant.attributes.get("alphaavatar.sight", "on") != "off"
-
-    def _sight_line(self, frames: int) -> str | None:
-        """What the context says about sight, so the avatar answers truthfully when asked."""
-        if not self.config.vision.enabled:
-            return None
-        if not self._sees():
-            return "off: you cannot see the user now; say so if asked what you see"
-        if frames:
-            return f"on: {frames} camera frames of this moment are attached to the user's message"
-        return "on, but no camera frame arrived this turn: you cannot see anything now"
-
-    def _timezone(self) -> str | None:
-        """The participant's timezone: attribute `timezone`, or `timezone` in JSON metadata."""
-        participant = self._participant()
-        if participant is None:
-            return None
-        if tz := participant.attributes.get("timezone"):
-            return tz
-        with contextlib.suppress(ValueError, TypeError, AttributeError):
-            return json.loads(participant.metadata or "{}").get("timezone") or None
-        return None
 
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered
@@ -243,14 +181,13 @@ class AvatarAgent(Agent):
         known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
         images = self._images.get(message.id)
         if images is None:  # sampled once per turn; the turn's follow-up requests carry the same frames
-            vision = self.config.vision
-            images = self.camera.sample(self._listening_to(), vision.frames, vision.max_side) if self._sees() else []
+            images = self.view.frames()
             self._images = {message.id: images}  # this turn's only: earlier turns' frames are never resent
         if images:
             chat_ctx.items[index] = message.model_copy(update={
                 "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
-        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self._timezone() or known_zone,
-                       sight=self._sight_line(len(images)),
+        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self.view.timezone() or known_zone,
+                       sight=self.view.sight_line(len(images)),
                        identity=self.hooks.settler.note() if self.hooks.settler else None)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
 
@@ -290,15 +227,12 @@ class AvatarAgent(Agent):
         after_tools = bool(chat_ctx.items) and chat_ctx.items[-1].type == "function_call_output"
         self.status.emit("finalizing" if after_tools else "thinking")
         parser = self.character.parser()
-        filler = asyncio.create_task(self._filler_if_slow()) if self.status.speak is not None else None
-        self._filler_task = filler  # held: a task nobody references may vanish mid-filler
+        self.fillers.start()
         async for chunk in Agent.default.llm_node(self, chat_ctx, tools, model_settings):
-            if filler is not None and (isinstance(chunk, str) or (
+            if self.fillers.waiting and (isinstance(chunk, str) or (
                     isinstance(chunk, llm.ChatChunk) and chunk.delta is not None
                     and (chunk.delta.content or chunk.delta.tool_calls))):
-                if not self._filler_spoken:
-                    filler.cancel()
-                filler = None  # the first token: nobody waits any more
+                self.fillers.first_token()
             if parser is None:
                 yield chunk  # type: ignore[misc]
                 continue
@@ -309,8 +243,7 @@ class AvatarAgent(Agent):
                 yield chunk
             else:
                 yield chunk  # type: ignore[misc]
-        if filler is not None and not self._filler_spoken:
-            filler.cancel()  # no token at all (an error): nothing to announce
+        self.fillers.first_token()  # no token at all (an error): nothing to announce
         if parser is not None and (rest := self._clean(parser, None)):
             yield rest
 
@@ -321,8 +254,7 @@ class AvatarAgent(Agent):
         return str(parsed.text)
 
     async def tts_node(self, text: AsyncIterable[str], model_settings: ModelSettings) -> AsyncIterable[rtc.AudioFrame]:
-        """Speak, and send the character each sentence's text and audio as soon as it is synthesized
-        (a sentence starts at a frame that carries its timed transcript)."""
+        """Speak, and send the character each sentence's text and audio as soon as it is synthesized."""
         spoken: list[str] = []
 
         async def tee_text() -> AsyncIterable[str]:
@@ -330,44 +262,11 @@ class AvatarAgent(Agent):
                 spoken.append(piece)
                 yield piece
 
-        words, frames, seconds = "", list[rtc.AudioFrame](), 0.0
+        lips = LipSync(self.character)
         async for frame in Agent.default.tts_node(self, tee_text(), model_settings):
-            starts = "".join(str(t) for t in frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []))
-            if starts.strip() and seconds >= MIN_LIPSYNC_SECONDS:
-                self._lip_sync(words, frames)
-                words, frames, seconds = "", [], 0.0
-            words += starts
-            frames.append(frame)
-            seconds += frame.duration
+            lips.frame(frame)
             yield frame
-        if frames:
-            self._lip_sync(words if words.strip() else "".join(spoken), frames)
-
-    async def _filler_if_slow(self) -> None:
-        """No first token after `status.filler_after` seconds: speak a filler. The reply has no audio
-        yet (its synthesis starts with its first text), so the filler goes straight to the audio
-        output as a segment of its own — interrupted like any speech, never in the chat history."""
-        await asyncio.sleep(self.config.status.filler_after)
-        tts, audio = self.session.tts, self.session.output.audio
-        if tts is None or audio is None or (filler := self.status.filler("thinking")) is None:
-            return
-        self._filler_spoken = True
-        try:
-            await self._play(filler, tts, audio)
-        finally:
-            self._filler_spoken = False
-
-    async def _play(self, filler: str, tts: Any, audio: Any) -> None:
-        self.status.emit("thinking", message="waiting for the first token", filler=filler)
-        async with tts.synthesize(filler) as stream:
-            frames = [synthesized.frame async for synthesized in stream]
-        for frame in frames:  # whole, so that the reply's first frame cannot land inside it
-            await audio.capture_frame(frame)
-        audio.flush()
-
-    def _lip_sync(self, text: str, frames: list[rtc.AudioFrame]) -> None:
-        if self.character.active:  # else speak() drops it: do not resample the sentence for nothing
-            self.character.speak(text, to_wav16k(frames) if self.character.cfg.lip_sync else None)
+        lips.end("".join(spoken))
 
 
 def _text_of(chunk: llm.ChatChunk | str) -> str:

@@ -13,15 +13,20 @@ import contextlib
 import logging
 from typing import Any
 
+from livekit import rtc
+from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
+
 from character_bridge.protocol import EMOTIONS
 from character_bridge.tags import TagParser
 
+from .audio import to_wav16k, wav_base64
 from .config import CharacterConfig
 from .contracts import CHARACTER_EXPRESS, CHARACTER_SPEAK, CHARACTER_STATE
 from .hub import McpHub, ToolFailed, ToolUnavailable
-from .turn import wav_base64
 
 log = logging.getLogger(__name__)
+
+MIN_LIPSYNC_SECONDS = 1.0  # a lip-sync call covers at least this much speech (sentences, not words)
 
 STATES = {"listening": "listening", "thinking": "thinking", "speaking": "speaking", "idle": "idle",
           "initializing": "idle", "away": "idle"}
@@ -92,3 +97,31 @@ class CharacterLink:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+
+
+class LipSync:
+    """One reply's TTS audio, cut at sentence starts into pieces of at least `MIN_LIPSYNC_SECONDS`,
+    each sent to the character with its text as soon as it is synthesized (a sentence starts at
+    a frame that carries its timed transcript)."""
+
+    def __init__(self, character: CharacterLink):
+        self.character = character
+        self._words, self._frames, self._seconds = "", list[rtc.AudioFrame](), 0.0
+
+    def frame(self, frame: rtc.AudioFrame) -> None:
+        starts = "".join(str(t) for t in frame.userdata.get(USERDATA_TIMED_TRANSCRIPT, []))
+        if starts.strip() and self._seconds >= MIN_LIPSYNC_SECONDS:
+            self._send(self._words)
+        self._words += starts
+        self._frames.append(frame)
+        self._seconds += frame.duration
+
+    def end(self, spoken: str) -> None:
+        """The reply is synthesized; `spoken` is its whole text (for audio that carried no transcript)."""
+        if self._frames:
+            self._send(self._words if self._words.strip() else spoken)
+
+    def _send(self, text: str) -> None:
+        if self.character.active:  # else speak() drops it: do not resample the sentence for nothing
+            self.character.speak(text, to_wav16k(self._frames) if self.character.cfg.lip_sync else None)
+        self._words, self._frames, self._seconds = "", [], 0.0

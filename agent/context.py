@@ -15,7 +15,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from .config import ContextConfig
 from .contracts import Memory
-from .turn import Speaker, TurnPrep
+from .speaker import Speaker
+from .turn import TurnPrep
 
 CHARS_PER_TOKEN = 4
 MEMORY_CHARS = 400

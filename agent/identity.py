@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from livekit.agents.llm import RawFunctionTool, ToolError, function_tool
 
@@ -25,15 +25,13 @@ from .contracts import (
     USER_LIST,
     USER_MERGE,
     USER_RENAME,
-    Identification,
-    Match,
     UserPage,
     UserRef,
 )
 from .hub import McpHub, ToolFailed, ToolUnavailable
-
-if TYPE_CHECKING:
-    from .turn import Speaker, TurnHooks
+from .remember import MemoryWriter
+from .speaker import Speaker
+from .speaking import SpeakerTracker
 
 log = logging.getLogger(__name__)
 
@@ -48,24 +46,6 @@ CONFIRM_SCHEMA = {
 }
 
 
-def face_settles(found: Identification) -> tuple[str, Match] | None:
-    """(the provisional user whose voice this is, the face match) when both are confident: the voice
-    is 'known' as a provisional user and the face 'known' as an enrolled one. Persona's fused verdict
-    for that disagreement is 'uncertain', so the parts decide; an uncertain part never settles."""
-    voice, face = found.voice, found.face
-    if face is None or face.decision != "known" or face.provisional or not face.user_id:
-        return None
-    if voice is not None and voice.decision == "known" and voice.provisional and voice.user_id \
-            and voice.user_id != face.user_id:
-        return voice.user_id, face
-    return None
-
-
-def resembles(found: Identification) -> tuple[str, ...]:
-    """The users the voice or face came close to (a candidate above the 'unknown' level)."""
-    return tuple(u for match in (found.voice, found.face) if match is not None for u in match.resembles())
-
-
 @dataclass
 class Suggestion:
     """A face says the provisional user is this known one; waiting for the person's yes."""
@@ -78,8 +58,8 @@ class Suggestion:
 class Settler:
     """Renames and merges for one conversation; `confirm_identity` is its tool."""
 
-    def __init__(self, hub: McpHub, hooks: TurnHooks, mode: str):
-        self.hub, self.hooks, self.mode = hub, hooks, mode
+    def __init__(self, hub: McpHub, speakers: SpeakerTracker, writer: MemoryWriter | None, mode: str):
+        self.hub, self.speakers, self.writer, self.mode = hub, speakers, writer, mode
         self.suggested: Suggestion | None = None
         self.tasks: set[asyncio.Task[None]] = set()
         self.tool: RawFunctionTool = function_tool(self._confirm, raw_schema=CONFIRM_SCHEMA)
@@ -116,12 +96,12 @@ class Settler:
 
     async def merge(self, provisional: str, known: str) -> None:
         """Persona first (the provisional user ceases to exist), then the memories; journal first of all."""
-        if self.hooks.writer is not None:
-            await self.hooks.writer.flush(30)  # queued writes of the provisional user land, then move with it
+        if self.writer is not None:
+            await self.writer.flush(30)  # queued writes of the provisional user land, then move with it
         await self.hub.call_data(USER_MERGE, {"user_id": provisional, "into_user_id": known})
         if self.hub.has(MEMORY_REASSIGN_USER):
             await self.hub.call_data(MEMORY_REASSIGN_USER, {"user_id": provisional, "into_user_id": known})
-        self.hooks.merged(provisional, known)
+        self.speakers.merged(provisional, known)
         log.info("provisional user %s merged into %s", provisional, known)
 
     async def _named(self, name: str) -> list[UserRef]:
@@ -138,10 +118,10 @@ class Settler:
 
     async def _confirm(self, raw_arguments: dict[str, Any]) -> str:
         name = " ".join(str(raw_arguments.get("name") or "").split())
-        speaker = self.hooks.speaker
+        speaker = self.speakers.speaker
         if not name:
             raise ToolError(f"{CONFIRM}: give the name the person said, e.g. {{\"name\": \"Alice\"}}")
-        if speaker is None or self.hooks.fixed_user:
+        if speaker is None or self.speakers.fixed_user:
             raise ToolError(f"{CONFIRM}: this conversation's user is fixed; there is nobody to identify")
         try:
             s = self.suggested
@@ -157,7 +137,7 @@ class Settler:
             same = await self._named(name)
             if not same:
                 await self.hub.call_data(USER_RENAME, {"user_id": speaker.user_id, "name": name})
-                self.hooks.renamed(speaker.user_id, name)
+                self.speakers.renamed(speaker.user_id, name)
                 return f"Noted: this is {name} (user id {speaker.user_id}); I will know them by that name."
             alike = [u for u in same if u.user_id in speaker.resembles]
             if not alike:

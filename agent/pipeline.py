@@ -137,7 +137,7 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
                       experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
     character = CharacterLink(hub, config.character)
     status = Status(config.status, character)
-    hooks.settler = Settler(hub, hooks, config.turn.merge_provisional)
+    hooks.settler = Settler(hub, hooks.speakers, writer, config.turn.merge_provisional)
     agent = AvatarAgent(config, hub, hooks, character, status)
     kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
                               "turn_handling": {"turn_detection": "manual"}}

@@ -20,11 +20,12 @@ import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal, Protocol
+from typing import Any, Literal, Protocol
 
 import yaml
 from pydantic import BaseModel
 
+from .character import CharacterLink
 from .config import StatusConfig
 
 
@@ -33,10 +34,6 @@ class DataPublisher(Protocol):
 
     async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
                            destination_identities: list[str] = ..., topic: str = "") -> None: ...
-
-
-if TYPE_CHECKING:  # agent.character imports agent.turn, which imports this module through agent.tools
-    from .character import CharacterLink
 
 log = logging.getLogger(__name__)
 

@@ -59,7 +59,7 @@ def _watch_video(track: rtc.Track, participant: rtc.RemoteParticipant, runtime: 
 
     async def watch() -> None:
         async for event in rtc.VideoStream(track):
-            runtime.agent.camera.see(event.frame, participant.identity)
+            runtime.agent.view.camera.see(event.frame, participant.identity)
 
     task = asyncio.create_task(watch(), name=f"video:{track.sid}")
     _VIDEO_TASKS.add(task)

@@ -33,11 +33,11 @@ from rich.table import Table
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from agent.audio import to_wav16k  # noqa: E402
+from agent.audio import to_wav16k, wav_base64  # noqa: E402
 from agent.config import McpServerConfig, TurnConfig  # noqa: E402
 from agent.hub import McpHub  # noqa: E402
 from agent.pipeline import SERVER_DEFAULTS  # noqa: E402
-from agent.turn import TurnHooks, wav_base64  # noqa: E402
+from agent.turn import TurnHooks  # noqa: E402
 from bench.figures import save  # noqa: E402
 from bench.memory_latency import USERS, corpus, pct  # noqa: E402
 from tests.datasets import RATE, fsdd  # noqa: E402
@@ -109,7 +109,7 @@ async def alone(hooks: TurnHooks, text: str, wav: bytes, user: str) -> dict[str,
 
 async def voice_turn(hooks: TurnHooks, text: str, wav: bytes) -> float:
     """What a spoken turn still waits for at its end, when the work started as speech stopped."""
-    hooks.identify_early(wav)
+    hooks.speakers.hear("speech_stopped", wav)
     await asyncio.sleep(TRANSCRIPT_S)
     hooks.prefetch(text)
     await asyncio.sleep(SILENCE_S - TRANSCRIPT_S)
@@ -119,9 +119,9 @@ async def voice_turn(hooks: TurnHooks, text: str, wav: bytes) -> float:
 async def streaming_turn(hooks: TurnHooks, text: str, wav: bytes, head: bytes, seconds: float) -> float:
     """The voice turn with streaming identification: it starts on the first 1.5 s of speech while
     the person goes on talking; then speech stops, the transcript arrives, the turn ends."""
-    hooks.identify_streaming(head)
+    hooks.speakers.hear("first_seconds", head)
     await asyncio.sleep(max(0.0, seconds - STREAM_S))
-    hooks.identify_early(wav)  # speech stopped: the streamed identification stands
+    hooks.speakers.hear("speech_stopped", wav)  # speech stopped: the streamed identification stands
     await asyncio.sleep(TRANSCRIPT_S)
     hooks.prefetch(text)
     await asyncio.sleep(SILENCE_S - TRANSCRIPT_S)

@@ -103,7 +103,7 @@ async def test_a_known_face_merges_a_provisional_voice(
 
     async def camera() -> None:
         while True:
-            runtime.agent.camera.see(frame)
+            runtime.agent.view.camera.see(frame)
             await asyncio.sleep(0.2)
 
     filming = asyncio.create_task(camera())
@@ -153,7 +153,7 @@ async def test_ask_first_merges_only_after_the_person_says_yes(
 
     async def camera() -> None:
         while True:
-            runtime.agent.camera.see(frame)
+            runtime.agent.view.camera.see(frame)
             await asyncio.sleep(0.2)
 
     filming = asyncio.create_task(camera())

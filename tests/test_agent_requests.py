@@ -30,8 +30,10 @@ from agent.context import render
 from agent.contracts import Memory
 from agent.hub import McpHub
 from agent.pipeline import Runtime, build_runtime
+from agent.recall import Recall
+from agent.speaker import Speaker
 from agent.status import Status, templates
-from agent.turn import Recall, Speaker, TurnPrep
+from agent.turn import TurnPrep
 from tests.fakes.audio_io import CapturedAudio
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.tavily_server import FakeTavily
@@ -320,9 +322,9 @@ async def test_sight_frames_of_this_turn_only_downscaled_and_switchable(
         for line, colour in zip(lines, ("red", "blue", "green"), strict=True):
             picture = Image.new("RGBA", (1280, 720), colour)
             for _ in range(8):  # a webcam: several frames during the turn
-                rt.agent.camera.see(rtc.VideoFrame(1280, 720, rtc.VideoBufferType.RGBA, picture.tobytes()))
+                rt.agent.view.camera.see(rtc.VideoFrame(1280, 720, rtc.VideoBufferType.RGBA, picture.tobytes()))
             if line == lines[2]:
-                rt.agent.sight = False  # the session's switch
+                rt.agent.view.sight = False  # the session's switch
             await rt.agent.text_turn(line)
     first, second, third = (turn_requests(fake, line)[-1]["messages"] for line in lines)
     users = [[m for m in messages if m["role"] == "user"] for messages in (first, second, third)]

@@ -205,7 +205,7 @@ async def test_a_face_on_camera_refines_who_is_speaking(
 
     async def camera() -> None:  # a webcam at 5 frames per second
         while True:
-            runtime.agent.camera.see(frame)
+            runtime.agent.view.camera.see(frame)
             await asyncio.sleep(0.2)
 
     filming = asyncio.create_task(camera())

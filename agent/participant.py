@@ -1,0 +1,63 @@
+"""What the room tells about the person we hear: their camera, whether sight is on, their time zone."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Callable
+
+from livekit import rtc
+
+from .config import VisionConfig
+from .video import Cameras
+
+
+class ParticipantView:
+    """The participant whose microphone we hear (None outside a room), and their camera."""
+
+    def __init__(self, vision: VisionConfig, participant: Callable[[], rtc.RemoteParticipant | None]):
+        self.vision = vision
+        self.camera = Cameras()
+        self.sight = vision.enabled  # the per-session switch
+        self._participant = participant
+
+    def identity(self) -> str | None:
+        participant = self._participant()
+        return participant.identity if participant is not None else None
+
+    def jpeg(self) -> bytes | None:
+        """The latest frame of their camera (for identification by face)."""
+        return self.camera.jpeg(self.identity())
+
+    def sees(self) -> bool:
+        """Sight is on: in the config, for this session (`sight`), and not switched off by the
+        participant (attribute `alphaavatar.sight` = `off`)."""
+        if not self.vision.enabled or not self.sight:
+            return False
+        participant = self._participant()
+        return participant is None or participant.attributes.get("alphaavatar.sight", "on") != "off"
+
+    def sight_line(self, frames: int) -> str | None:
+        """What the context says about sight, so the avatar answers truthfully when asked."""
+        if not self.vision.enabled:
+            return None
+        if not self.sees():
+            return "off: you cannot see the user now; say so if asked what you see"
+        if frames:
+            return f"on: {frames} camera frames of this moment are attached to the user's message"
+        return "on, but no camera frame arrived this turn: you cannot see anything now"
+
+    def frames(self) -> list[str]:
+        """A few frames of this moment for the LLM (none when sight is off)."""
+        return self.camera.sample(self.identity(), self.vision.frames, self.vision.max_side) if self.sees() else []
+
+    def timezone(self) -> str | None:
+        """The participant's timezone: attribute `timezone`, or `timezone` in JSON metadata."""
+        participant = self._participant()
+        if participant is None:
+            return None
+        if tz := participant.attributes.get("timezone"):
+            return tz
+        with contextlib.suppress(ValueError, TypeError, AttributeError):
+            return json.loads(participant.metadata or "{}").get("timezone") or None
+        return None

@@ -1,0 +1,139 @@
+"""Who is speaking now: the speaker-identification state machine of one conversation.
+
+A voice turn is identified as early as the audio allows. After `stream_identify_s` seconds of
+speech the first seconds are identified while the person goes on talking (never creating a new
+user); a confident match stands for the whole turn. When speech stops, anything else is decided
+again on the whole turn's audio, during the silence that ends it. The turn then takes whatever is
+under way (`take`). Events come in through one entry, `hear`; `state` says where it stands:
+
+  idle       nothing under way
+  streaming  identifying the first seconds of speech
+  matched    the first seconds matched a known or provisional user: it stands for the turn
+  ending     speech stopped: identifying the whole turn's audio
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Literal
+
+from .config import TurnConfig
+from .contracts import SPEAKER_IDENTIFY
+from .hub import McpHub
+from .presence import Presence
+from .speaker import Speaker, identify
+
+STREAMED_KEEP_S = 30.0  # a turn is no longer than its audio buffer: an older streamed result is stale
+Event = Literal["speech_started", "first_seconds", "speech_stopped"]
+State = Literal["idle", "streaming", "matched", "ending"]
+
+
+def result(task: asyncio.Task[Speaker | None] | None) -> Speaker | None:
+    """The speaker a finished identification found (None if unfinished, failed or nobody)."""
+    if task is None or not task.done() or task.cancelled() or task.exception() is not None:
+        return None
+    return task.result()
+
+
+class SpeakerTracker:
+    """The speaker of one conversation and the identification under way for the current turn."""
+
+    def __init__(self, hub: McpHub, cfg: TurnConfig, user_id: str | None = None):
+        self.hub, self.cfg = hub, cfg
+        self.speaker: Speaker | None = Speaker(user_id, decision="given") if user_id else None
+        self.fixed_user = user_id is not None
+        self._task: asyncio.Task[Speaker | None] | None = None
+        self._phase: Literal["idle", "streaming", "ending"] = "idle"
+        self._streamed_at = 0.0
+        self.presence = Presence()
+        self._merged: dict[str, str] = {}  # provisional user -> the user it was merged into
+
+    @property
+    def state(self) -> State:
+        if self._task is None:
+            return "idle"
+        if self._phase != "streaming":
+            return self._phase
+        if time.monotonic() - self._streamed_at >= STREAMED_KEEP_S:
+            return "idle"  # stale: it belongs to no turn any more
+        if not self._task.done():
+            return "streaming"
+        found = result(self._task)
+        return "matched" if found is not None and found.decision in ("known", "provisional") else "idle"
+
+    def __repr__(self) -> str:
+        who = f"{self.speaker.user_id} ({self.speaker.decision})" if self.speaker else "nobody"
+        return f"<SpeakerTracker {self.state}, speaking: {who}>"
+
+    def identifies(self) -> bool:
+        """Whether turns are identified by voice: a `speaker_identify` tool is there, and the user is not fixed."""
+        return self.cfg.identify_speaker and not self.fixed_user and self.hub.has(SPEAKER_IDENTIFY)
+
+    def hear(self, event: Event, wav: bytes | None = None, image: bytes | None = None) -> None:
+        """The one entry: speech started (a turn goes on), its first seconds are in, or it stopped;
+        `wav` (and `image`) is the turn's audio (and camera frame) so far."""
+        state = self.state
+        if event == "speech_started":
+            if state not in ("streaming", "matched"):  # an identification from streaming speech stands
+                self._drop()
+        elif event == "first_seconds":
+            self._drop()
+            self._start(wav, image, create=False, phase="streaming")
+        elif event == "speech_stopped" and state != "matched":  # else identified while they spoke
+            self._drop()
+            self._start(wav, image, create=True, phase="ending")
+
+    def guess(self) -> Speaker | None:
+        """Who is most likely speaking in this turn: what identification found already, else the last speaker."""
+        return result(self._task) or self.speaker
+
+    def busy(self) -> bool:
+        """An identification was started for this turn (it may have finished)."""
+        return self._task is not None
+
+    def needs_turn_audio(self) -> bool:
+        """Whether the turn's end would identify from its audio: nothing under way, and turns are identified."""
+        return self._task is None and self.identifies()
+
+    def take(self, wav: bytes | None = None, image: bytes | None = None) -> asyncio.Task[Speaker | None] | None:
+        """The turn ended: the identification under way (or one started now on `wav`); back to idle."""
+        task, self._task, self._phase = self._task, None, "idle"
+        if task is None and wav is not None and self.identifies():
+            task = asyncio.create_task(self.identify(wav, image))
+        return task
+
+    def decided(self, found: Speaker | None) -> None:
+        """The turn's identification finished: `found` speaks now (None keeps who was speaking)."""
+        if found is not None:
+            self.speaker = found
+
+    def renamed(self, user_id: str, name: str) -> None:
+        """A provisional speaker named themselves: they are that named user from now on."""
+        if self.speaker is not None and self.speaker.user_id == user_id:
+            self.speaker.name, self.speaker.decision = name, "known"
+        self.presence.renamed(user_id, name)
+
+    def merged(self, provisional: str, known: str) -> None:
+        """A provisional user was merged away: whoever spoke as them is the known user now."""
+        self._merged[provisional] = known  # a turn still open under the old id is remembered for the new
+        self.presence.merged(provisional, known)
+        if self.speaker is not None and self.speaker.user_id == provisional:
+            self.speaker = Speaker(known, self.speaker.name, "known", self.speaker.score)
+
+    def current_id(self, user_id: str) -> str:
+        """The user id that stands for `user_id` now (the known user a provisional one was merged into)."""
+        return self._merged.get(user_id, user_id)
+
+    async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True) -> Speaker | None:
+        return await identify(self.hub, self.cfg, wav, image, create, self.speaker)
+
+    def _start(self, wav: bytes | None, image: bytes | None, create: bool, phase: Literal["streaming", "ending"]) -> None:
+        if wav is not None and self.identifies():
+            self._task = asyncio.create_task(self.identify(wav, image, create=create))
+            self._phase, self._streamed_at = phase, time.monotonic()
+
+    def _drop(self) -> None:
+        if self._task is not None and not self._task.done():
+            self._task.cancel()
+        self._task, self._phase = None, "idle"
