@@ -1,7 +1,7 @@
 """Audio of the current user turn, kept for speaker identification.
 
 The STT node tees every input frame here; when voice activity starts a turn, the start is
-marked (with a little pre-roll); at the end of the turn `take()` returns that span as 16 kHz
+marked (with a pre-roll that covers a VAD running late); at the end of the turn `take()` returns that span as 16 kHz
 mono WAV — what the persona server identifies — and starts the next turn afresh.
 """
 
@@ -17,7 +17,7 @@ ID_RATE = 16_000
 
 
 class TurnAudio:
-    def __init__(self, max_seconds: float = 30.0, preroll_seconds: float = 0.3):
+    def __init__(self, max_seconds: float = 30.0, preroll_seconds: float = 1.0):
         self._frames: deque[rtc.AudioFrame] = deque()
         self._seconds = 0.0
         self._max = max_seconds

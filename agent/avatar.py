@@ -16,10 +16,11 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, ModelSettings, llm
+from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -29,6 +30,7 @@ from livekit.agents.voice.events import (
 
 from character_bridge.tags import TagParser
 
+from .addressing import Addressed, Addressing
 from .audio import TurnAudio
 from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
@@ -36,6 +38,7 @@ from .context import render
 from .conversation import Conversation
 from .hub import McpHub
 from .participant import ParticipantView
+from .presence import KNOWN
 from .status import Status
 from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
@@ -43,9 +46,19 @@ from .waiting import Fillers
 
 log = logging.getLogger(__name__)
 
+
+@dataclass
+class Heard:
+    """One utterance the avatar heard: who said it, in front of whom, whether it was for the avatar."""
+
+    text: str
+    prep: TurnPrep
+    addressed: Addressed
+    reply: str | None = None
+
 class AvatarAgent(Agent):
     def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
-                 status: Status):
+                 status: Status, addressing: Addressing):
         instructions = config.avatar.instructions.strip() + "\n\n" + DATA_INSTRUCTIONS
         if character.active and character.cfg.emotions:
             instructions += "\n\n" + TAG_INSTRUCTIONS
@@ -57,6 +70,10 @@ class AvatarAgent(Agent):
         self.view = ParticipantView(config.vision, self._participant)
         self.conversation = Conversation(hooks)
         self.fillers = Fillers(status, config.status.filler_after)
+        self.addressing = addressing
+        self.on_heard: Callable[[Heard], None] | None = None  # every utterance heard, as it is decided
+        self._utterance: Heard | None = None  # the last one, waiting for its reply
+        self._heard_by: dict[str, frozenset[str]] = {}  # chat message id -> who was present when it was said
         self._images: dict[str, list[str]] = {}
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
@@ -107,10 +124,14 @@ class AvatarAgent(Agent):
         if not isinstance(item, llm.ChatMessage):
             return
         text = item.text_content or ""
+        prep = self._preps.get(item.id)
         if item.role == "user":
-            self.conversation.user_said(text)
+            self.conversation.user_said(text, prep)
+            self._heard_by[item.id] = frozenset(prep.audience if prep else self.hooks.audience(self.hooks.user_id))
         elif item.role == "assistant" and text.strip():
             self.conversation.avatar_said(text)
+            if self.last_prep is not None:
+                self._heard_by[item.id] = frozenset(self.last_prep.audience)
             if not self._speaks():
                 self.character.speak(text)
 
@@ -141,9 +162,27 @@ class AvatarAgent(Agent):
             wav, image = self.turn_audio.take(), self.view.jpeg()
         else:
             self.turn_audio.clear()
-        prep = await self.hooks.prepare((new_message.text_content or "").strip(), wav, image)
+        text = (new_message.text_content or "").strip()
+        prep = await self.hooks.prepare(text, wav, image)
         prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
+        presence = self.hooks.speakers.presence
+        if (identity := self.view.identity()) is not None and prep.speaker_id:
+            presence.link(identity, prep.speaker_id)
+        people = presence.people()
+        who = next((p for p in people if prep.speaker_id and p.user_id == prep.speaker_id), None)
+        facing = prep.speaker is not None and prep.speaker.face is not None and prep.speaker.face == prep.speaker_id
+        addressed = await self.addressing.decide(text, who, people, facing)
+        self._utterance = Heard(text, prep, addressed)
+        log.info("heard %s (%s), present: %s; addressed: %s (%s)", prep.speaker_id or "someone",
+                 prep.speaker.decision if prep.speaker else "unknown", presence.describe(), addressed.yes, addressed.why)
+        if self.on_heard is not None:
+            self.on_heard(self._utterance)
+        if not addressed.yes:  # people talking to each other: listen, remember, stay quiet
+            self.conversation.unanswered(text, prep)
+            raise StopResponse()
         self._remember_prep(new_message.id, prep)
+        self.addressing.answered(prep.speaker_id)
+        self.character.look_at(prep.speaker_id or "someone")
 
     def _participant(self) -> rtc.RemoteParticipant | None:
         """The room participant whose microphone we hear (None outside a room)."""
@@ -169,13 +208,17 @@ class AvatarAgent(Agent):
         index, message = found
         text = (message.text_content or "").strip()
         prep = self._preps.get(message.id)
-        if prep is None:
+        if prep is None:  # a typed turn
+            self._utterance = None
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
         if self._heard != message.id:  # once per user turn: it may answer a question put to its speaker
             self._heard = message.id
-            self.toolset.consent.hear(prep.speaker.user_id if prep.speaker else self.hooks.user_id, text)
+            sure = prep.speaker is None or prep.speaker.decision in KNOWN  # an unsure voice's yes grants nothing
+            self.toolset.consent.hear((prep.speaker.user_id if prep.speaker else self.hooks.user_id) if sure else None, text)
         self._task_text = text
+        self._heard_by[message.id] = frozenset(prep.audience)
+        index = self._only_for(chat_ctx, frozenset(prep.audience), index)
         profile = prep.recall.profile if prep.recall else None
         self.status.begin_turn(message.id, profile)
         known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
@@ -190,6 +233,17 @@ class AvatarAgent(Agent):
                        sight=self.view.sight_line(len(images)),
                        identity=self.hooks.settler.note() if self.hooks.settler else None)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
+
+    def _only_for(self, chat_ctx: llm.ChatContext, audience: frozenset[str], index: int) -> int:
+        """Leave out of this request what was said before someone present now was there to hear it
+        (the rule for memories 'present' at the time, applied to the conversation's own history);
+        returns the new index of the user message at `index`."""
+        keep = [(i, it) for i, it in enumerate(chat_ctx.items)
+                if it.id not in self._heard_by or audience <= self._heard_by[it.id]]
+        if len(keep) == len(chat_ctx.items):
+            return index
+        chat_ctx.items[:] = [it for _, it in keep]
+        return next(n for n, (i, _) in enumerate(keep) if i == index)
 
     async def text_turn(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """One typed user turn; returns the reply text. `on_text` gets the reply's text piece by
@@ -217,8 +271,11 @@ class AvatarAgent(Agent):
     async def llm_node(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],
                        model_settings: ModelSettings) -> AsyncIterable[llm.ChatChunk | str]:
         async for chunk in self._llm_chunks(chat_ctx, tools, model_settings):
-            if self._on_text is not None and (piece := _text_of(chunk)):
-                self._on_text(piece)
+            if piece := _text_of(chunk):
+                if self._on_text is not None:
+                    self._on_text(piece)
+                if (heard := self._utterance) is not None and heard.addressed.yes:
+                    heard.reply = (heard.reply or "") + piece  # what the LLM answered, even if cut off while spoken
             yield chunk
 
     async def _llm_chunks(self, chat_ctx: llm.ChatContext, tools: list[llm.Tool],

@@ -11,21 +11,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from livekit import rtc
 from livekit.agents.types import USERDATA_TIMED_TRANSCRIPT
 
-from character_bridge.protocol import EMOTIONS
+from character_bridge.protocol import EMOTIONS, ExpressionEvent, GazeEvent, SpeechEvent, StateEvent
 from character_bridge.tags import TagParser
 
 from .audio import to_wav16k, wav_base64
 from .config import CharacterConfig
-from .contracts import CHARACTER_EXPRESS, CHARACTER_SPEAK, CHARACTER_STATE
+from .contracts import CHARACTER_EXPRESS, CHARACTER_GAZE, CHARACTER_SPEAK, CHARACTER_STATE
 from .hub import McpHub, ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
 
+SEATS = (0.0, -0.45, 0.45, -0.8, 0.8)  # where the n-th person met sits, as the character's gaze x
 MIN_LIPSYNC_SECONDS = 1.0  # a lip-sync call covers at least this much speech (sentences, not words)
 
 STATES = {"listening": "listening", "thinking": "thinking", "speaking": "speaking", "idle": "idle",
@@ -37,6 +38,17 @@ TAG_INSTRUCTIONS = (
 )
 
 
+class DataPublisher(Protocol):
+    """What a LiveKit local participant offers for data messages (livekit.rtc.LocalParticipant)."""
+
+    async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
+                           destination_identities: list[str] = ..., topic: str = "") -> None: ...
+
+
+EVENTS: dict[str, Any] = {CHARACTER_STATE: StateEvent, CHARACTER_EXPRESS: ExpressionEvent,
+                          CHARACTER_SPEAK: SpeechEvent, CHARACTER_GAZE: GazeEvent}
+
+
 class CharacterLink:
     def __init__(self, hub: McpHub, cfg: CharacterConfig):
         self._hub = hub
@@ -44,6 +56,9 @@ class CharacterLink:
         self._queue: asyncio.Queue[tuple[str, dict[str, Any]]] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._state: str | None = None
+        self._seats: dict[str, float] = {}
+        self._room: asyncio.Queue[bytes] | None = None  # events for the room's data channel
+        self._room_task: asyncio.Task[None] | None = None
 
     @property
     def active(self) -> bool:
@@ -56,9 +71,34 @@ class CharacterLink:
         """A tag parser for one LLM stream, or None when emotion tags are off."""
         return TagParser() if self.cfg.emotions else None
 
+    def publish_to(self, participant: DataPublisher, topic: str) -> None:
+        """Also publish every event on the room's data channel (`topic`), in the character
+        protocol, so a front end in the room renders the character without a second connection."""
+        self._room = asyncio.Queue()
+        self._room_task = asyncio.create_task(self._publish(participant, topic), name="character-publish")
+
+    async def _publish(self, participant: DataPublisher, topic: str) -> None:
+        assert self._room is not None
+        while True:
+            payload = await self._room.get()
+            try:
+                await participant.publish_data(payload, reliable=True, topic=topic)
+            except Exception as exc:  # a room that fails to send must not stop the conversation
+                log.warning("character: publish failed: %r", exc)
+            finally:
+                self._room.task_done()
+
     def _send(self, tool: str, args: dict[str, Any]) -> None:
+        if self._room is not None and self.cfg.enabled:
+            event = EVENTS[tool](**{k: v for k, v in args.items() if k != "audio"})
+            self._room.put_nowait(event.model_dump_json(exclude_none=True).encode())
         if self.active and self._hub.has(tool):
             self._queue.put_nowait((tool, args))
+
+    def look_at(self, person: str) -> None:
+        """Turn to the person the avatar answers: each one met keeps their own place."""
+        x = self._seats.setdefault(person, SEATS[len(self._seats) % len(SEATS)])
+        self._send(CHARACTER_GAZE, {"x": x, "y": 0.0})
 
     def state(self, agent_state: str) -> None:
         state = STATES.get(agent_state)
@@ -90,13 +130,16 @@ class CharacterLink:
     async def drain(self, within: float = 5.0) -> None:
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._queue.join(), within)
+            if self._room is not None:
+                await asyncio.wait_for(self._room.join(), within)
 
     async def aclose(self) -> None:
         await self.drain()
-        if self._task:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        for task in (self._task, self._room_task):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
 
 class LipSync:

@@ -196,6 +196,26 @@ class ToolPolicy(_Strict):
     find_limit: int = Field(default=5, ge=1, le=20, description="Tools one find_tools call returns at most.")
 
 
+class GroupConfig(_Strict):
+    """Several people, one avatar: who is present and when the avatar is spoken to (agent.presence,
+    agent.addressing)."""
+
+    addressing: bool = Field(default=True, description="Reply only when spoken to (its name, a question right "
+                             "after it answered that person, a face to the camera, alone); off: reply to everything.")
+    names: list[str] = Field(default_factory=list, description="Other names the avatar answers to.")
+    follow_up_s: float = Field(default=20, ge=0, le=600, description="A question this soon after the avatar "
+                               "answered that person is for the avatar.")
+    identify_wait_ms: float = Field(default=2500, gt=0, le=10_000, description="In company (or before anyone is "
+                                    "known) a turn waits this long for who is speaking, rather than guess.")
+    llm_judge: bool = Field(default=True, description="In unclear cases (in company, no cue) ask the LLM.")
+    llm_budget_ms: float = Field(default=800, gt=0, le=10_000, description="The LLM's decision never takes longer.")
+    voice_present_s: float = Field(default=600, gt=0, description="A voice heard this recently is present.")
+    face_present_s: float = Field(default=10, gt=0, description="A face seen this recently is present.")
+    unknown_present_s: float = Field(default=120, gt=0, description="An unrecognised voice counts as 'someone' "
+                                     "present this long (nobody's private data is said meanwhile).")
+    topic: str = Field(default="alphaavatar.character", description="LiveKit data topic of the character events.")
+
+
 class PipelineConfig(_Strict):
     avatar: Avatar = Field(default_factory=Avatar)
     llm: ModelConfig
@@ -209,6 +229,7 @@ class PipelineConfig(_Strict):
     context: ContextConfig = Field(default_factory=ContextConfig)
     status: StatusConfig = Field(default_factory=StatusConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
+    group: GroupConfig = Field(default_factory=GroupConfig)
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 
 from livekit.agents import AgentSession
 
+from .addressing import Addressing, llm_judge
 from .avatar import AvatarAgent
 from .character import CharacterLink
 from .config import ConfigError, ModelConfig, PipelineConfig
@@ -106,7 +107,8 @@ class Runtime:
 
     async def warm(self, within: float = 120.0) -> None:
         """Before the first turn: the servers load their models, the agent its tool search model."""
-        await asyncio.gather(self.hooks.warm(within), self.agent.toolset.warm(within))
+        await asyncio.gather(self.hooks.warm(within), self.agent.toolset.warm(within),
+                             self.agent.addressing.learn_names(self.hub))
 
     async def aclose(self, flush_within: float = 30.0) -> None:
         try:
@@ -134,12 +136,15 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
     session_id = session_id or uuid.uuid4().hex[:12]
     writer = MemoryWriter(hub, new_journal((home or agent_home()) / "journal", session_id))
     hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id,
-                      experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0)
+                      experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0,
+                      group=config.group)
     character = CharacterLink(hub, config.character)
     status = Status(config.status, character)
     hooks.settler = Settler(hub, hooks.speakers, writer, config.turn.merge_provisional)
-    agent = AvatarAgent(config, hub, hooks, character, status)
-    kwargs: dict[str, Any] = {"llm": build_llm(config.llm), "vad": None,
+    model = build_llm(config.llm)
+    addressing = Addressing(config.avatar.name, config.group, llm_judge(model, config.avatar.name))
+    agent = AvatarAgent(config, hub, hooks, character, status, addressing)
+    kwargs: dict[str, Any] = {"llm": model, "vad": None,
                               "turn_handling": {"turn_detection": "manual"}}
     if voice:
         if config.stt is None or config.tts is None:

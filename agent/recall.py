@@ -33,8 +33,9 @@ class Recall:
 class RecallCalls:
     """Recall calls for one user and text, started when the text was known; collected within a budget."""
 
-    def __init__(self, user_id: str | None, calls: dict[str, asyncio.Task[c.View]]):
+    def __init__(self, user_id: str | None, calls: dict[str, asyncio.Task[c.View]], audience: tuple[str, ...] = ()):
         self.user_id = user_id
+        self.audience = audience  # who was present: what was recalled is what they all may hear
         self.calls = calls
         self.started = time.perf_counter()
 

@@ -24,6 +24,7 @@ class Speaker:
     score: float | None = None
     provisional_voice: str | None = None  # a provisional user whose voice this is, by a confident face match
     resembles: tuple[str, ...] = ()  # users the voice or face came close to
+    face: str | None = None  # the user a confident face match in this turn's camera frame found
 
 
 def face_settles(found: Identification) -> tuple[str, Match] | None:
@@ -64,16 +65,21 @@ async def identify(hub: McpHub, cfg: TurnConfig, wav: bytes, image: bytes | None
         return None
     decision, score = found.decision, found.score
     alike = resembles(found)
+    seen = found.face.user_id if found.face is not None and found.face.decision == "known" else None
     if created := found.created_user_id:
         log.info("new voice: provisional user %s", created)
-        return Speaker(created, None, "provisional", score, resembles=alike)
+        return Speaker(created, None, "provisional", score, resembles=alike, face=seen)
     if settles := face_settles(found):  # a provisional voice with an enrolled face: that user, to merge
         provisional_voice, face = settles
-        return Speaker(str(face.user_id), face.name, "known", score, provisional_voice, alike)
+        return Speaker(str(face.user_id), face.name, "known", score, provisional_voice, alike, seen)
     if decision == "known" and found.user_id:
         provisional = bool(found.voice and found.voice.provisional)
         return Speaker(found.user_id, found.name, "provisional" if provisional else "known", score,
-                       resembles=alike)
+                       resembles=alike, face=seen)
+    log.info("voice %s (score %s, create %s)", decision, score, create)
+    if decision == "uncertain" and found.voice is not None and found.voice.candidates:
+        best = max(found.voice.candidates, key=lambda c: c.score)  # the closest voice, never a confident attribution
+        return Speaker(best.user_id, None, decision, score, resembles=alike, face=seen)
     if current is not None:
-        return Speaker(current.user_id, current.name, decision, score, resembles=alike)
+        return Speaker(current.user_id, current.name, decision, score, resembles=alike, face=seen)
     return None

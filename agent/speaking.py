@@ -15,12 +15,17 @@ under way (`take`). Events come in through one entry, `hear`; `state` says where
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Literal
 
-from .config import TurnConfig
+import numpy as np
+from livekit import rtc
+
+from .audio import ID_RATE, wav_base64
+from .config import GroupConfig, TurnConfig
 from .contracts import SPEAKER_IDENTIFY
-from .hub import McpHub
+from .hub import McpHub, ToolFailed, ToolUnavailable
 from .presence import Presence
 from .speaker import Speaker, identify
 
@@ -39,14 +44,14 @@ def result(task: asyncio.Task[Speaker | None] | None) -> Speaker | None:
 class SpeakerTracker:
     """The speaker of one conversation and the identification under way for the current turn."""
 
-    def __init__(self, hub: McpHub, cfg: TurnConfig, user_id: str | None = None):
+    def __init__(self, hub: McpHub, cfg: TurnConfig, user_id: str | None = None, group: GroupConfig | None = None):
         self.hub, self.cfg = hub, cfg
         self.speaker: Speaker | None = Speaker(user_id, decision="given") if user_id else None
         self.fixed_user = user_id is not None
         self._task: asyncio.Task[Speaker | None] | None = None
         self._phase: Literal["idle", "streaming", "ending"] = "idle"
         self._streamed_at = 0.0
-        self.presence = Presence()
+        self.presence = Presence(group)
         self._merged: dict[str, str] = {}  # provisional user -> the user it was merged into
 
     @property
@@ -124,6 +129,17 @@ class SpeakerTracker:
     def current_id(self, user_id: str) -> str:
         """The user id that stands for `user_id` now (the known user a provisional one was merged into)."""
         return self._merged.get(user_id, user_id)
+
+    async def warm(self, within: float) -> None:
+        """Have the persona server load its voice model before the first turn: a second of quiet
+        noise, matched against nobody (never a new user, never adapting a voiceprint); its answer
+        (no speech found) does not matter."""
+        if self.identifies():
+            noise = np.random.default_rng(0).normal(0, 30, ID_RATE).astype(np.int16)
+            wav = rtc.AudioFrame(noise.tobytes(), ID_RATE, 1, len(noise)).to_wav_bytes()
+            with contextlib.suppress(ToolFailed, ToolUnavailable, TimeoutError):
+                await self.hub.call(SPEAKER_IDENTIFY, {"audio": wav_base64(wav), "create_if_unknown": False,
+                                                       "adapt": False}, time_limit=within)
 
     async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True) -> Speaker | None:
         return await identify(self.hub, self.cfg, wav, image, create, self.speaker)

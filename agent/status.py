@@ -20,20 +20,13 @@ import time
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel
 
-from .character import CharacterLink
+from .character import CharacterLink, DataPublisher
 from .config import StatusConfig
-
-
-class DataPublisher(Protocol):
-    """What a LiveKit local participant offers for data messages (livekit.rtc.LocalParticipant)."""
-
-    async def publish_data(self, payload: bytes | str, *, reliable: bool = True,
-                           destination_identities: list[str] = ..., topic: str = "") -> None: ...
 
 log = logging.getLogger(__name__)
 

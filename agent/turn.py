@@ -15,15 +15,16 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from . import contracts as c
-from .config import TurnConfig
+from .config import GroupConfig, TurnConfig
 from .contracts import ExperienceSearch, MemorySearch, Profile
 from .hub import McpHub
 from .identity import Settler
+from .presence import KNOWN
 from .recall import Recall, RecallCalls
 from .remember import MemoryWriter
 from .speaker import Speaker
@@ -44,20 +45,32 @@ class TurnPrep:
     total_ms: float = 0.0
     identified_early: bool = False  # identification started during the end-of-turn silence
     modality: str = "text"  # text | voice | video, set by the agent that heard the turn
+    audience: list[str] = field(default_factory=list)  # everyone present (user ids, `someone`), the speaker first
+    owner: str | None = None  # whose memory the turn goes to: None when we cannot tell in company
+
+    @property
+    def speaker_id(self) -> str | None:
+        """Who spoke, as the voice says: known, provisional, or the closest voice when uncertain
+        (None: nobody we can name). Whose memory the turn goes to is `owner`."""
+        if self.speaker is not None and (self.speaker.decision in KNOWN or self.speaker.decision == "uncertain"):
+            return self.speaker.user_id
+        return self.owner
 
 
 class TurnHooks:
     """State and hooks of one conversation (one agent session)."""
 
     def __init__(self, hub: McpHub, turn: TurnConfig, session_id: str, writer: MemoryWriter | None = None,
-                 user_id: str | None = None, experience_limit: int = 0):
+                 user_id: str | None = None, experience_limit: int = 0, group: GroupConfig | None = None):
         self.hub = hub
         self.experience_limit = experience_limit  # past tool calls recalled per turn (0: none)
         self.cfg = turn
         self.session_id = session_id
         self.writer = writer
-        self.speakers = SpeakerTracker(hub, turn, user_id)
-        self._prefetched: dict[tuple[str | None, str], RecallCalls] = {}
+        self.group = group or GroupConfig()
+        self.speakers = SpeakerTracker(hub, turn, user_id, self.group)
+        self._prefetched: dict[tuple[str | None, tuple[str, ...], str], RecallCalls] = {}
+        self._warned_unfiltered = False
         self.settler: Settler | None = None  # renames and merges provisional users (agent.identity)
 
     @property
@@ -85,22 +98,46 @@ class TurnHooks:
         return await self.speakers.identify(wav, image, create)
 
     # -- recall ----------------------------------------------------------------------------
-    def _start_recall(self, user_id: str | None, text: str) -> RecallCalls:
+    def accepts(self, tool: str, argument: str) -> bool:
+        """Whether the connected server's `tool` takes `argument` (servers may predate it)."""
+        found = next((t.tool for t in self.hub.tools() if t.tool.name == tool), None)
+        return found is not None and argument in (found.input_schema.get("properties") or {})
+
+    def audience(self, user_id: str | None) -> list[str]:
+        """Who hears this turn's reply: everyone present, `user_id` (the speaker) first."""
+        return self.speakers.presence.audience(user_id)
+
+    def _start_recall(self, user_id: str | None, text: str, audience: list[str] | None = None) -> RecallCalls:
+        """Recall for `user_id`, of what everyone in `audience` may hear. A server that cannot filter
+        by audience gets no personal recall while anyone else is present: it fails closed."""
+        audience = audience if audience is not None else self.audience(user_id)
+        company = any(a != user_id for a in audience)
+        personal = True
+        extra: dict[str, Any] = {}
+        if company:
+            if self.accepts(c.MEMORY_SEARCH, "present"):
+                extra["present"] = audience
+            else:
+                personal = False
+                if not self._warned_unfiltered:
+                    log.warning("memory_search cannot filter by who is present: no personal recall in company")
+                    self._warned_unfiltered = True
         calls: dict[str, asyncio.Task[c.View]] = {}
-        if self.hub.has(c.MEMORY_SEARCH) and text.strip():
-            args: dict[str, Any] = {"query": text[:2000], "limit": self.cfg.memory_limit}
+        if self.hub.has(c.MEMORY_SEARCH) and text.strip() and (personal or not user_id):
+            args: dict[str, Any] = {"query": text[:2000], "limit": self.cfg.memory_limit, **extra}
             if user_id:
                 args["user_id"] = user_id
             calls[c.MEMORY_SEARCH] = asyncio.create_task(self.hub.call_view(c.MEMORY_SEARCH, args, MemorySearch))
-        if self.hub.has(c.PROFILE_GET) and user_id:
-            calls[c.PROFILE_GET] = asyncio.create_task(self.hub.call_view(c.PROFILE_GET, {"user_id": user_id}, Profile))
+        if self.hub.has(c.PROFILE_GET) and user_id and (not company or self.accepts(c.PROFILE_GET, "present")):
+            profile: dict[str, Any] = {"user_id": user_id, **({"present": audience} if company else {})}
+            calls[c.PROFILE_GET] = asyncio.create_task(self.hub.call_view(c.PROFILE_GET, profile, Profile))
         if self.experience_limit and self.hub.has(c.TOOL_EXPERIENCE_SEARCH) and text.strip():
             past: dict[str, Any] = {"task": text[:2000], "limit": self.experience_limit}
             if user_id:
                 past["user_id"] = user_id
             calls[c.TOOL_EXPERIENCE_SEARCH] = asyncio.create_task(
                 self.hub.call_view(c.TOOL_EXPERIENCE_SEARCH, past, ExperienceSearch))
-        return RecallCalls(user_id, calls)
+        return RecallCalls(user_id, calls, tuple(audience))
 
     async def recall(self, user_id: str | None, text: str, budget_s: float | None = None) -> Recall:
         """memory_search + profile_get in parallel; whatever is not back within the budget is dropped."""
@@ -113,8 +150,9 @@ class TurnHooks:
         still missing. The recall is for the voice identified early, if that is done already."""
         guess = self.speakers.guess()
         user = guess.user_id if guess is not None else None
-        if self.cfg.recall and (user, text) not in self._prefetched:
-            self._prefetched[(user, text)] = self._start_recall(user, text)
+        key = (user, tuple(self.audience(user)), text)
+        if self.cfg.recall and key not in self._prefetched:
+            self._prefetched[key] = self._start_recall(user, text, list(key[1]))
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
 
@@ -122,6 +160,7 @@ class TurnHooks:
         """Make the servers load their models before the first turn, so its budget is not spent
         on a cold start; recalls prefetched meanwhile finish too. Runs at session start, never
         inside a turn."""
+        await self.speakers.warm(within)
         if self.cfg.recall:
             await self.recall(self.user_id, "hello", budget_s=within)
             tasks = [t for calls in self._prefetched.values() for t in calls.calls.values()]
@@ -139,35 +178,53 @@ class TurnHooks:
             self.speakers.decided(early)
             identify = None
         guess = self.user_id
+        heard = self.speaker
+        if identify is None and heard is not None:
+            self.speakers.presence.heard(heard)  # who speaks is known already: present now
+        guessed = tuple(self.audience(guess))
         # Recall for the likely speaker while identifying; a first voice turn has no one to guess.
-        speculative: RecallCalls | None = self._prefetched.pop((guess, text), None)
+        speculative: RecallCalls | None = self._prefetched.pop((guess, guessed, text), None)
         if speculative is None and self.cfg.recall and (guess is not None or identify is None):
-            speculative = self._start_recall(guess, text)
+            speculative = self._start_recall(guess, text, list(guessed))
+        late = False
+        company = guess is None or any(a != guess for a in guessed)
+        wait_ms = max(self.cfg.identify_budget_ms, self.group.identify_wait_ms) if company else self.cfg.identify_budget_ms
         if identify is not None:
             try:
-                found = await asyncio.wait_for(asyncio.shield(identify), self.cfg.identify_budget_ms / 1000)
+                found = await asyncio.wait_for(asyncio.shield(identify), wait_ms / 1000)
             except TimeoutError:
-                found = None
+                found, late = None, True
                 log.warning("speaker identification late (budget %.0f ms): keeping %s for this turn",
-                            self.cfg.identify_budget_ms, guess)
+                            wait_ms, guess)
                 identify.add_done_callback(self._adopt_late)
             self.speakers.decided(found)
         identify_ms = (time.perf_counter() - started) * 1000
+        if identify is not None and not late:  # a late one says who was here when it comes (_adopt_late)
+            self.speakers.presence.heard(self.speaker if self.speaker is not heard else None)
+        if self.speaker is not None and self.speaker.face is not None:
+            self.speakers.presence.seen_face(self.speaker.face, self.speaker.name)
+        audience = self.audience(self.user_id)
         recall: Recall | None = None
-        if speculative is not None and self.user_id == guess:
+        if speculative is not None and self.user_id == guess and speculative.audience == tuple(audience):
             recall = await speculative.collect(budget - (time.perf_counter() - started))
         elif self.cfg.recall and self.user_id is not None:
             # The speaker changed (or was unknown): what we recalled belongs to someone else.
             if speculative is not None:
                 speculative.cancel()
             remaining = max(budget - (time.perf_counter() - started), budget / 2)
-            calls = self._prefetched.pop((self.user_id, text), None) or self._start_recall(self.user_id, text)
+            calls = (self._prefetched.pop((self.user_id, tuple(audience), text), None)
+                     or self._start_recall(self.user_id, text, audience))
             recall = await calls.collect(remaining)
         if self.speaker is not None:
-            self.speakers.presence.heard(self.speaker)
             if self.speaker.provisional_voice and self.settler is not None:
                 self.settler.matched(self.speaker.provisional_voice, self.speaker)
-        return TurnPrep(self.speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early)
+        owner, speaker = self.user_id, self.speaker
+        if speaker is not None and late and company:  # a guess in company is no attribution
+            speaker = Speaker(speaker.user_id, speaker.name, "unknown", resembles=speaker.resembles)
+        if speaker is not None and speaker.decision not in KNOWN and any(a != guess for a in guessed):
+            owner = None  # unsure who spoke, in company: nobody's memory gets it
+        return TurnPrep(speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early,
+                        audience=audience, owner=owner)
 
     def present(self) -> list[Speaker]:
         return self.speakers.presence.present()
@@ -175,12 +232,17 @@ class TurnHooks:
     def _adopt_late(self, task: asyncio.Task[Speaker | None]) -> None:
         if not task.cancelled() and task.exception() is None and (found := task.result()) is not None:
             self.speakers.decided(found)
+            self.speakers.presence.heard(found)
 
     # -- remember --------------------------------------------------------------------------
-    def remember(self, user_id: str | None, user_text: str, reply: str, occurred_at: datetime | None = None) -> None:
-        """Queue one finished turn for the user's memory (background, journaled)."""
+    def remember(self, user_id: str | None, user_text: str, reply: str, occurred_at: datetime | None = None,
+                 present: list[str] | None = None) -> None:
+        """Queue one finished turn for the user's memory (background, journaled), with who was
+        present to hear it (which decides who may hear it again)."""
         if self.writer is None or not self.cfg.remember or not self.hub.has(c.MEMORY_ADD):
             return
+        if user_id is None and present and self.speaker is not None:
+            return  # in company and unsure who spoke: nobody's memory gets it
         messages = [{"role": "user", "content": user_text}] if user_text.strip() else []
         if reply.strip():
             messages.append({"role": "assistant", "content": reply})
@@ -190,6 +252,8 @@ class TurnHooks:
                                 "occurred_at": (occurred_at or datetime.now(UTC)).isoformat()}
         if user_id:
             args["user_id"] = self.speakers.current_id(user_id)
+        if present and self.accepts(c.MEMORY_ADD, "present"):
+            args["present"] = [self.speakers.current_id(p) for p in present]
         self.writer.submit(c.MEMORY_ADD, args)
 
     def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:

@@ -47,9 +47,20 @@ async def entrypoint(ctx: JobContext) -> None:
 
     ctx.add_shutdown_callback(shutdown)
     runtime.agent.status.publish_to(ctx.room.local_participant)  # status events for the room's clients
+    runtime.character.publish_to(ctx.room.local_participant, config.group.topic)  # the character, for a front end there
+    _watch_people(ctx.room, runtime)
     ctx.room.on("track_subscribed", lambda track, _, participant: _watch_video(track, participant, runtime))
     # The servers load their models while the room connects and the first person starts talking.
     await asyncio.gather(runtime.warm(), runtime.session.start(runtime.agent, room=ctx.room))
+
+
+def _watch_people(room: rtc.Room, runtime: Runtime) -> None:
+    """Room participants are present from when they connect until they leave."""
+    presence = runtime.hooks.speakers.presence
+    for participant in room.remote_participants.values():
+        presence.joined(participant.identity)
+    room.on("participant_connected", lambda p: presence.joined(p.identity))
+    room.on("participant_disconnected", lambda p: presence.left_room(p.identity))
 
 
 def _watch_video(track: rtc.Track, participant: rtc.RemoteParticipant, runtime: Runtime) -> None:

@@ -225,11 +225,17 @@ _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 @app.command(context_settings=_PASSTHROUGH)
 def agent(
     ctx: typer.Context,
-    mode: Annotated[str, typer.Argument(help="dev | start | console | connect (the livekit-agents worker CLI)")],
+    mode: Annotated[str, typer.Argument(help="dev | start | console | connect (the livekit-agents worker CLI), "
+                                              "or replay (CONFIG RECORDING.wav [--out FILE.jsonl])")],
     config: ConfigArg,
     set_: SetOpt = None,
 ) -> None:
-    """Run the voice agent as a LiveKit worker; extra options go to the livekit-agents CLI."""
+    """Run the voice agent as a LiveKit worker (extra options go to the livekit-agents CLI), or
+    replay a recorded conversation through it: one JSON line per utterance heard."""
+    if mode == "replay":
+        from agent.replay import main as replay_main
+
+        raise typer.Exit(replay_main(config, set_ or [], list(ctx.args)))
     from agent.worker import run
 
     run(mode, config, set_ or [], list(ctx.args))

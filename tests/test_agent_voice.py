@@ -2,7 +2,7 @@
 speakers), Silero VAD finds the turns, STT and TTS come from the fake OpenAI-compatible server
 (TTS speaks with espeak-ng), the audio output is captured. Our memory, persona and character
 servers run over stdio. Two voices take turns: each turn is attributed to its own speaker, and
-one speaker's memories reach the LLM only on that speaker's turns.
+one speaker's memories never reach the LLM while the other is present.
 """
 
 from __future__ import annotations
@@ -95,6 +95,7 @@ async def voice(fake: FakeOpenAI, tmp_path_factory: pytest.TempPathFactory) -> A
         "vad": {"provider": "silero", "min_silence_duration": 0.8},
         "mcp_servers": ["memory", "persona", "character"],
         "turn": {"recall_budget_ms": 20_000, "identify_budget_ms": 20_000},  # what, not how fast
+        "group": {"addressing": False},  # every turn answered: addressing is tested through replay
     })
     hub = McpHub(config.mcp_servers, server_env(home))
     assert not await hub.start()
@@ -145,6 +146,7 @@ async def test_two_speakers_attributed_and_recalled_separately(
         voice: tuple[Runtime, PushedAudio, CapturedAudio], turns: Turns, fake: FakeOpenAI) -> None:
     runtime, microphone, speaker = voice
     a1 = await speak_turn(runtime, microphone, turns, "george", "12345", 1, "My boat is called Seabird.")
+    alone = len(fake.requests)
     b1 = await speak_turn(runtime, microphone, turns, "jackson", "67890", 1, "What is my boat called, George?")
     a2 = await speak_turn(runtime, microphone, turns, "george", "98765", 2, "Remind me, what is my boat called?")
     b2 = await speak_turn(runtime, microphone, turns, "jackson", "43210", 2, "I ride a red bicycle.")
@@ -157,13 +159,14 @@ async def test_two_speakers_attributed_and_recalled_separately(
     # ...identified while the end-of-turn silence ran, not after it
     assert any(p.identified_early for p in (a1, b1, a2, b2))
 
-    # A's memory is injected on A's turn only.
+    # A's memory was told to the avatar alone: private, it reaches no request while B is present.
     def context(transcript: str) -> str:
         body = chat_requests(fake, transcript)[-1]
         return json.dumps([m for m in body["messages"] if m["role"] == "system"])
 
-    assert "Seabird" in context("Remind me, what is my boat called?")
+    assert "Seabird" not in context("Remind me, what is my boat called?")
     assert "Seabird" not in context("What is my boat called, George?")
+    assert not any("Seabird" in json.dumps(body) for body in fake.requests[alone:])
     assert george in context("Remind me, what is my boat called?")
     # The context block of a spoken turn says so, and names who else is in the room.
     block = context("What is my boat called, George?")

@@ -1,0 +1,204 @@
+"""`alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]`: the voice agent on a recording.
+
+The recording plays into the session as if from the microphone, at the pace of real time: the
+configured VAD, STT, LLM and TTS and our MCP servers do the rest, exactly as in a room. For every
+utterance heard, one JSON object: `start` and `end` (seconds in the recording), `speaker`
+(`user_id`, `name`, `decision`), `present` (user ids, `someone` for anyone not recognised),
+`text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet). It is how a
+group conversation is tested without a LiveKit server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import sys
+import time
+import uuid
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from livekit import rtc
+from livekit.agents import utils
+from livekit.agents.voice import io
+from livekit.agents.voice.events import UserStateChangedEvent
+
+from .avatar import Heard
+from .config import ConfigError, PipelineConfig, load_config
+from .pipeline import build_runtime, start_hub
+
+log = logging.getLogger(__name__)
+
+FRAME_S = 0.01  # 10 ms frames, as a microphone delivers them
+TAIL_S = 3.0  # silence after the recording, so its last turn ends
+SETTLE_S = 120.0  # the last reply may take this long
+
+
+class Recording(io.AudioInput):
+    """A WAV file as the session's microphone, played at the pace of real time."""
+
+    def __init__(self, samples: np.ndarray, rate: int):
+        super().__init__(label="recording")
+        self.samples, self.rate = samples, rate
+        self.position = 0.0  # seconds of the recording played so far
+        self._frames = utils.aio.Chan[rtc.AudioFrame]()
+
+    async def __anext__(self) -> rtc.AudioFrame:
+        return await self._frames.__anext__()
+
+    async def play(self) -> None:
+        step = int(self.rate * FRAME_S)
+        audio = np.concatenate([self.samples, np.zeros(int(self.rate * TAIL_S), dtype=np.int16)])
+        started = time.perf_counter()
+        for i in range(0, len(audio), step):
+            chunk = audio[i:i + step]
+            self._frames.send_nowait(rtc.AudioFrame(chunk.tobytes(), self.rate, 1, len(chunk)))
+            self.position = min((i + len(chunk)) / self.rate, len(self.samples) / self.rate)
+            await asyncio.sleep(max(0.0, started + (i + step) / self.rate - time.perf_counter()))
+
+
+class PlayedAtOnce(io.AudioOutput):
+    """The session's speaker without a room: each segment counts as played as soon as it is given."""
+
+    def __init__(self, keep: bool = False) -> None:
+        super().__init__(label="played-at-once", capabilities=io.AudioOutputCapabilities(pause=False))
+        self.keep = keep
+        self.frames: list[rtc.AudioFrame] = []
+        self._segment = 0.0
+        self._playing = False
+
+    async def capture_frame(self, frame: rtc.AudioFrame) -> None:
+        await super().capture_frame(frame)
+        if not self._playing:
+            self._playing = True
+            self.on_playback_started(created_at=time.time())
+        if self.keep:
+            self.frames.append(frame)
+        self._segment += frame.duration
+
+    def _finish(self, interrupted: bool) -> None:
+        if self._playing:
+            self._playing, played, self._segment = False, self._segment, 0.0
+            self.on_playback_finished(playback_position=played, interrupted=interrupted)
+
+    def flush(self) -> None:
+        super().flush()
+        self._finish(False)
+
+    def clear_buffer(self) -> None:
+        self._finish(True)
+
+
+def read_wav(path: Path) -> tuple[np.ndarray, int]:
+    """16-bit PCM WAV as mono int16 samples and their rate; a clear error for anything else."""
+    try:
+        with wave.open(str(path), "rb") as w:
+            if w.getsampwidth() != 2:
+                raise ConfigError(f"{path}: 16-bit PCM WAV expected (this one has {8 * w.getsampwidth()}-bit samples)")
+            data = np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16)
+            channels, rate = w.getnchannels(), w.getframerate()
+    except (wave.Error, EOFError) as exc:
+        raise ConfigError(f"{path}: not a WAV file ({exc})") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read it ({exc.strerror or exc})") from None
+    if channels > 1:
+        data = data.reshape(-1, channels).mean(axis=1).astype(np.int16)
+    return data, rate
+
+
+def line(heard: Heard, start: float, end: float) -> dict[str, Any]:
+    """One utterance as the replay writes it."""
+    prep, speaker = heard.prep, heard.prep.speaker
+    who = prep.speaker_id
+    return {"start": round(start, 2), "end": round(end, 2),
+            "speaker": {"user_id": who, "name": speaker.name if speaker and who else None,
+                        "decision": speaker.decision if speaker else "unknown"},
+            "present": prep.audience, "text": heard.text, "addressed": heard.addressed.yes,
+            "why": heard.addressed.why, "reply": heard.reply if heard.addressed.yes else None}
+
+
+async def replay(config: PipelineConfig, recording: Path) -> list[dict[str, Any]]:
+    """Play `recording` to the agent; the heard utterances, in order."""
+    if config.stt is None or config.tts is None:
+        raise ConfigError("replay needs 'stt:' and 'tts:' sections in the config")
+    samples, rate = read_wav(recording)
+    silence = float((config.vad.options() if config.vad else {}).get("min_silence_duration", 0.55))
+    hub, _ = await start_hub(config)
+    runtime = build_runtime(config, hub, voice=True, session_id=f"replay-{uuid.uuid4().hex[:8]}")
+    microphone = Recording(samples, rate)
+    runtime.session.input.audio = microphone
+    runtime.session.output.audio = PlayedAtOnce()
+    spans: list[tuple[float, float]] = []  # speech heard since the last utterance was decided
+    opened: list[float] = []
+    heard: list[tuple[Heard, float, float]] = []
+
+    def on_user_state(ev: UserStateChangedEvent) -> None:
+        if ev.new_state == "speaking":
+            opened.append(microphone.position)
+        elif ev.old_state == "speaking" and opened:
+            spans.append((opened.pop(), max(microphone.position - silence, 0.0)))
+
+    def on_heard(h: Heard) -> None:
+        start, end = (spans[0][0], spans[-1][1]) if spans else (microphone.position, microphone.position)
+        spans.clear()
+        heard.append((h, start, end))
+
+    runtime.session.on("user_state_changed", on_user_state)
+    runtime.agent.on_heard = on_heard
+    try:
+        await runtime.warm()
+        await runtime.session.start(runtime.agent, record=False)
+        await microphone.play()
+        await _settle(runtime.session, heard)
+    finally:
+        await runtime.aclose()
+        await hub.aclose()
+    return [line(h, start, end) for h, start, end in heard]
+
+
+async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None:
+    """Wait until the last turn is decided and answered, and the agent listens again."""
+    deadline = time.monotonic() + SETTLE_S
+    quiet_since: float | None = None
+    while time.monotonic() < deadline:
+        waiting = any(h.addressed.yes and h.reply is None for h, _, _ in heard[-1:])
+        if session.agent_state == "listening" and session.user_state != "speaking" and not waiting:
+            quiet_since = quiet_since or time.monotonic()
+            if time.monotonic() - quiet_since >= 1.5:
+                return
+        else:
+            quiet_since = None
+        await asyncio.sleep(0.1)
+    log.warning("replay: the agent was still busy %.0f s after the recording ended", SETTLE_S)
+
+
+def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
+    """The `alphaavatar agent replay` command: RECORDING.wav [--out FILE.jsonl] after the config."""
+    args = list(extra)
+    out: Path | None = None
+    if "--out" in args:
+        at = args.index("--out")
+        if at + 1 >= len(args):
+            print("--out needs a file name", file=sys.stderr)
+            return 2
+        out = Path(args[at + 1])
+        del args[at:at + 2]
+    if len(args) != 1:
+        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_config(config_path, overrides)
+        lines = asyncio.run(replay(config, Path(args[0])))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 2
+    text = "".join(json.dumps(ln, ensure_ascii=False) + "\n" for ln in lines)
+    if out is None:
+        sys.stdout.write(text)
+    else:
+        out.write_text(text, encoding="utf-8")
+    return 0

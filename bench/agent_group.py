@@ -1,0 +1,169 @@
+"""Several people, one avatar: attribution, addressing, and what presence and visibility add to a turn.
+
+    .venv/bin/python bench/agent_group.py [--turns 2000] [--searches 100]
+
+1. A recorded conversation of real FSDD voices (george, jackson, lucas enrolled; nicolas never),
+   14 utterances, replayed through `alphaavatar agent replay` with the fake STT reading the script
+   and a fake LLM: attribution accuracy per utterance, addressing precision and recall.
+2. The added latency per turn, side by side: the agent's own work for a group turn (presence
+   update, audience, addressing by cues, the history filter over 40 messages) against nothing;
+   and `memory_search` with `present` against the same search without it, on one memory server
+   over stdio (when the server takes `present`), alternating, so load affects both alike.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from livekit.agents import llm  # noqa: E402
+from rich.console import Console  # noqa: E402
+from rich.table import Table  # noqa: E402
+
+from agent.addressing import Addressing  # noqa: E402
+from agent.config import GroupConfig, McpServerConfig  # noqa: E402
+from agent.hub import McpHub  # noqa: E402
+from agent.presence import Presence  # noqa: E402
+from agent.speaker import Speaker  # noqa: E402
+from tests.conversation import CONFIG, ENROLLED, Script, Turn, enroll, line_at, recording, replay  # noqa: E402
+from tests.datasets import fsdd  # noqa: E402
+from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
+from tests.support import server_env  # noqa: E402
+
+CONVERSATION: list[Turn] = [
+    ("george", "Alpha, good morning.", True),
+    ("lucas", "Morning George, did you sleep well?", False),
+    ("george", "Not really, Lucas.", False),
+    ("george", "Alpha, what is on my calendar today?", True),
+    ("george", "And when is the first meeting?", True),
+    ("jackson", "Hi Lucas, are you coming to lunch?", False),
+    ("lucas", "Yes Jackson, at noon.", False),
+    ("jackson", "Alpha, book a table for three.", True),
+    ("nicolas", "Alpha, where is the station?", True),
+    ("lucas", "Alpha, remind me to call my mother.", True),
+    ("nicolas", "Is this seat free, George?", False),
+    ("george", "Sure, Jackson can move.", False),
+    ("jackson", "Alpha, play some music.", True),
+    ("lucas", "Alpha, what time is it?", True),
+]
+
+
+def pct(values: list[float], q: float) -> float:
+    return sorted(values)[min(len(values) - 1, int(q * len(values)))]
+
+
+def conversation() -> tuple[float, float, float, int]:
+    """(attribution accuracy, addressing precision, recall, utterances) of one replayed conversation."""
+    script = Script()
+    with tempfile.TemporaryDirectory() as home, FakeOpenAI(lambda body: Reply(content="Sure."),
+                                                           transcriber=script.transcribe) as fake:
+        env = server_env(Path(home))
+        utts = fsdd(digits=6)
+        asyncio.run(enroll(env, utts))
+        config = Path(home) / "replay.yaml"
+        config.write_text(CONFIG.format(url=fake.base_url))
+        wav = Path(home) / "conversation.wav"
+        starts = recording(CONVERSATION, utts, {k: 3 for k in utts}, wav)
+        script.lines = [t for _, t, _ in CONVERSATION]
+        lines = replay(config, wav, env)
+    right = tp = fp = fn = 0
+    for (speaker, _, to_avatar), start in zip(CONVERSATION, starts, strict=True):
+        line = line_at(lines, start)
+        who = line["speaker"]["user_id"] if line else "missing"
+        right += who == speaker if speaker in ENROLLED else who != "missing" and who not in ENROLLED
+        said = bool(line and line["addressed"])
+        tp += said and to_avatar
+        fp += said and not to_avatar
+        fn += to_avatar and not said
+    return right / len(CONVERSATION), tp / max(1, tp + fp), tp / max(1, tp + fn), len(CONVERSATION)
+
+
+async def group_turn_work(turns: int) -> tuple[list[float], list[float]]:
+    """The agent's own per-turn group work (µs), against an empty loop of the same shape."""
+    people = [Speaker(u, u.title(), "known") for u in ("george", "jackson", "lucas")]
+    ears = Addressing("Alpha", GroupConfig(llm_judge=False))
+    history = [llm.ChatMessage(role="user", content=[f"line {i}"]) for i in range(40)]
+    heard_by = {m.id: frozenset({"george", "lucas"} if i % 2 else {"george"}) for i, m in enumerate(history)}
+    presence = Presence()
+    work, base = [], []
+    for i in range(turns):
+        who = people[i % 3]
+        started = time.perf_counter()
+        base.append((time.perf_counter() - started) * 1e6)
+        started = time.perf_counter()
+        presence.heard(who)
+        audience = frozenset(presence.audience(who.user_id))
+        me = next(p for p in presence.people() if p.user_id == who.user_id)
+        await ears.decide("Lucas, how was your day?", me, presence.people())
+        [m for m in history if m.id not in heard_by or audience <= heard_by[m.id]]
+        work.append((time.perf_counter() - started) * 1e6)
+    return work, base
+
+
+async def searches(n: int) -> tuple[list[float], list[float]] | None:
+    """memory_search (ms) with and without `present`, alternating; None when the server has no filter."""
+    with tempfile.TemporaryDirectory() as home:
+        hub = McpHub([McpServerConfig(name="memory", timeout=120)], server_env(Path(home)))
+        await hub.start()
+        try:
+            tool = next(t.tool for t in hub.tools() if t.tool.name == "memory_search")
+            if "present" not in (tool.input_schema.get("properties") or {}):
+                return None
+            for i in range(200):
+                await hub.call_data("memory_add", {"content": f"george note {i}: likes tea number {i}",
+                                                   "user_id": "george", "infer": False,
+                                                   "present": ["george"] if i % 2 else ["george", "lucas"]})
+            plain, filtered = [], []
+            for i in range(n):
+                for args, out in (({}, plain), ({"present": ["george", "lucas"]}, filtered)):
+                    started = time.perf_counter()
+                    await hub.call_data("memory_search", {"query": f"tea {i}", "user_id": "george", **args})
+                    out.append((time.perf_counter() - started) * 1000)
+            return plain, filtered
+        finally:
+            await hub.aclose()
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--turns", type=int, default=2000)
+    ap.add_argument("--searches", type=int, default=100)
+    ap.add_argument("--no-replay", action="store_true")
+    a = ap.parse_args()
+    console = Console()
+    if not a.no_replay:
+        acc, precision, recall, n = conversation()
+        t = Table(title=f"replayed conversation ({n} utterances, 3 enrolled voices + 1 unknown)")
+        for col in ("attribution accuracy", "addressing precision", "addressing recall"):
+            t.add_column(col)
+        t.add_row(f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
+        console.print(t)
+    work, base = asyncio.run(group_turn_work(a.turns))
+    t = Table(title=f"added latency per turn ({a.turns} turns)")
+    for col in ("what", "p50", "p95", "max"):
+        t.add_column(col)
+    t.add_row("empty loop (µs)", *(f"{v:.1f}" for v in (statistics.median(base), pct(base, .95), max(base))))
+    t.add_row("presence + addressing + history filter (µs)",
+              *(f"{v:.1f}" for v in (statistics.median(work), pct(work, .95), max(work))))
+    found = asyncio.run(searches(a.searches))
+    if found is None:
+        t.add_row("memory_search with present", "server has no `present` filter", "", "")
+    else:
+        plain, filtered = found
+        t.add_row("memory_search without present (ms)", *(f"{v:.1f}" for v in (statistics.median(plain), pct(plain, .95), max(plain))))
+        t.add_row("memory_search with present (ms)", *(f"{v:.1f}" for v in (statistics.median(filtered), pct(filtered, .95), max(filtered))))
+        t.add_row("ratio p50 / p95", f"{statistics.median(filtered) / statistics.median(plain):.2f}",
+                  f"{pct(filtered, .95) / pct(plain, .95):.2f}", "")
+    console.print(t)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+"""Several people, one avatar, through `alphaavatar agent replay` on real voices.
+
+Three FSDD speakers are enrolled by voice (george, jackson, lucas); a fourth (nicolas) never is.
+Recorded conversations of them play into the voice agent (Silero VAD, the fake OpenAI-compatible
+STT reading a script in order, the fake LLM recording every request, our memory, persona and
+character servers over stdio), each through the real CLI in its own process:
+  A  george alone tells the avatar a secret;
+  B  lucas and george talk to each other, then each of them, jackson and the unknown voice ask the avatar;
+  C  george alone asks about it again.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conversation import CONFIG as REPLAY_CONFIG
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
+from tests.datasets import fsdd, needs_fsdd
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import ok, server_env, stdio_session
+
+pytestmark = needs_fsdd
+
+SECRET = "surprise party"
+UNKNOWN = "nicolas"
+RUNS: dict[str, list[Turn]] = {
+    "A": [("george", "Alpha, remember that I am planning a surprise party for Lucas on Friday. Keep it secret.", True)],
+    "B": [("lucas", "Hey George, how was your day?", False),
+          ("george", "Pretty good, Lucas, thanks for asking.", False),
+          ("george", "Alpha, what am I planning for Friday?", True),
+          ("lucas", "Alpha, is anything special planned for Friday?", True),
+          ("jackson", "Alpha, what is the weather like tomorrow?", True),
+          (UNKNOWN, "Alpha, who are you?", True)],
+    "C": [("george", "Alpha, what did I tell you about Friday?", True)],
+}
+
+
+@pytest.fixture(scope="module")
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture(scope="module")
+def fake(script: Script) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def replays(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory
+                  ) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("replay")
+    env = server_env(home)
+    utts = fsdd(digits=6)
+    await enroll(env, utts)
+    config = home / "replay.yaml"
+    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
+    used = {k: 3 for k in utts}
+    out: dict[str, Any] = {}
+    for run, turns in RUNS.items():
+        wav = home / f"{run}.wav"
+        starts = recording(turns, utts, used, wav)
+        script.lines, script.heard = [t for _, t, _ in turns], 0
+        before = len(fake.requests)
+        out[run] = (starts, replay(config, wav, env), fake.requests[before:])
+    async with stdio_session("memory", env) as memory:
+        out["memories"] = {who: await ok(memory, "memory_list", {"user_id": who, "scope": "user", "limit": 100})
+                           for who in ENROLLED}
+    return out
+
+
+async def test_each_utterance_attributed_and_answered_only_when_addressed(replays: dict[str, Any]) -> None:
+    for run, turns in RUNS.items():
+        starts, lines, _ = replays[run]
+        assert len(lines) == len(turns), lines
+        for (speaker, text, to_avatar), start in zip(turns, starts, strict=True):
+            line = line_at(lines, start)
+            assert line is not None, f"{run}: no line for the utterance at {start:.1f} s: {lines}"
+            who = line["speaker"]["user_id"]
+            if speaker in ENROLLED:
+                assert who == speaker, line
+            else:
+                assert who not in ENROLLED, line  # the unknown voice is never an enrolled person
+            assert line["text"] == text
+            assert line["addressed"] is to_avatar, line
+            assert (line["reply"] is not None) is to_avatar, line
+            assert line["why"]
+            assert line["speaker"]["user_id"] is None or line["speaker"]["user_id"] in line["present"]
+    # lucas and george talked to each other: in company, each named the other
+    _, lines, _ = replays["B"]
+    assert lines[0]["why"].startswith("other name") and set(lines[1]["present"]) >= {"george", "lucas"}
+
+
+async def test_a_private_fact_reaches_the_llm_only_when_its_person_is_alone(replays: dict[str, Any]) -> None:
+    assert SECRET not in json.dumps(replays["B"][2])  # lucas was listening
+    assert SECRET in json.dumps(replays["C"][2])  # george alone again
+
+
+async def test_each_person_speech_is_in_their_memory_only(replays: dict[str, Any]) -> None:
+    memories = {who: json.dumps(page["results"]) for who, page in replays["memories"].items()}
+    assert SECRET in memories["george"] and "how was your day" in memories["lucas"]
+    assert SECRET not in memories["lucas"] and SECRET not in memories["jackson"]
+    assert "weather like tomorrow" in memories["jackson"]
+    assert not any("who are you" in m for m in memories.values())  # the unknown voice is nobody's
+    assert not any("how was your day" in memories[w] for w in ("george", "jackson"))
