@@ -1,7 +1,8 @@
 """One contract, two engines: Qdrant Edge (embedded) and Qdrant server via qdrant-client.
 
-The server implementation runs on qdrant-client's local mode (the same client API), and on a
-real Qdrant server too when QDRANT_URL is set.
+The server implementation runs on qdrant-client's local mode (the same client API), over the
+wire against the Qdrant stand-in (`tests.fakes.qdrant_server`: REST, as a real server is reached),
+and on a real Qdrant server too when QDRANT_URL is set.
 """
 
 from __future__ import annotations
@@ -21,12 +22,20 @@ from mcp_servers.core.errors import StoreLocked
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Item, SparseQuery, VectorStore, Where
 from mcp_servers.core.store.edge import EdgeStore
 from mcp_servers.core.store.server import ServerStore
+from tests.fakes.qdrant_server import FakeQdrant
 
 SPEC = CollectionSpec("contract", dim=8, tenant_fields=("user_id",), keyword_fields=("kind",), float_fields=("ts",))
-BACKENDS = ["edge", "qdrant-local"] + (["qdrant-server"] if os.environ.get("QDRANT_URL") else [])
+BACKENDS = ["edge", "qdrant-local", "qdrant-wire"] + (["qdrant-server"] if os.environ.get("QDRANT_URL") else [])
 
 
-def backend(kind: str, root: Path) -> Callable[[CollectionSpec], VectorStore]:
+@pytest.fixture(scope="module")
+def wire() -> Iterator[str]:
+    """The Qdrant stand-in, one per module: its URL."""
+    with FakeQdrant() as q:
+        yield q.url
+
+
+def backend(kind: str, root: Path, url: str | None = None) -> Callable[[CollectionSpec], VectorStore]:
     """Open collections on one of BACKENDS, each with its own client as `open_store` does."""
     from qdrant_client import QdrantClient
 
@@ -41,12 +50,13 @@ def backend(kind: str, root: Path) -> Callable[[CollectionSpec], VectorStore]:
 
         return local
     prefix = f"t{uuid.uuid4().hex[:8]}_"
-    return lambda spec: ServerStore(QdrantClient(url=os.environ["QDRANT_URL"]), prefix + spec.name, spec)
+    return lambda spec: ServerStore(QdrantClient(url=url or os.environ["QDRANT_URL"]), prefix + spec.name, spec)
 
 
 @pytest.fixture(params=BACKENDS)
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[VectorStore]:
-    s = backend(request.param, tmp_path)(SPEC)
+    url = request.getfixturevalue("wire") if request.param == "qdrant-wire" else None
+    s = backend(request.param, tmp_path, url)(SPEC)
     yield s
     s.close()
 
