@@ -137,6 +137,21 @@ def test_a_collection_gets_the_indexes_its_spec_gained(tmp_path: Path) -> None:
         s.close()
 
 
+def test_conditional_writes_and_latest(store: VectorStore) -> None:
+    ids = _fill(store)
+    a, fresh = ids[0], str(uuid.uuid4())
+    store.upsert([Item(a, {"text": "changed", "user_id": "a", "ts": 0.0}), Item(fresh, {"text": "new", "ts": 9.0})],
+                 only_new=True)  # the existing point stays as it was, the new one is written
+    assert store.retrieve([a])[0].payload["text"] == TEXTS[0]
+    assert store.retrieve([fresh])[0].payload["text"] == "new"
+    store.upsert([Item(a, {"text": "lost", "ts": 0.0})], only_if=Where(equals={"kind": "y"}))  # a is kind x
+    assert store.retrieve([a])[0].payload["text"] == TEXTS[0]
+    store.upsert([Item(a, {"text": "won", "ts": 0.0, "kind": "x"})], only_if=Where(equals={"kind": "x"}))
+    assert store.retrieve([a])[0].payload["text"] == "won"
+    assert [h.payload["ts"] for h in store.latest(Where(ranges={"ts": (None, 6.0)}), "ts", 3)] == [6.0, 5.0, 4.0]
+    assert [h.id for h in store.latest(None, "ts", 1)] == [fresh]
+
+
 def test_boolean_filters_are_refused_not_silently_empty() -> None:
     with pytest.raises(ValueError, match="booleans"):
         Where(equals={"flag": True})

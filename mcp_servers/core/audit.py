@@ -240,10 +240,21 @@ class AuditMiddleware:
                        ok, sorted(touched)[:MAX_IDS], ids)
 
 
+def open_audit(settings: Settings, server: str) -> AuditLog:
+    """The trail beside the server's data, or with `QDRANT_URL` set in the Qdrant deployment (every
+    replica writes and reads one trail, and a forget on any replica erases it)."""
+    if settings.qdrant_url:
+        from .store import open_store
+        from .store_audit import AUDIT_SPEC, StoreAuditLog
+
+        return StoreAuditLog(lambda: open_store(settings, server, AUDIT_SPEC))
+    return AuditLog(settings.home / server / "audit.sqlite")
+
+
 def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | None) -> AuditLog:
     """Record every access to `mcp` and add its `<server>_audit_list` tool. SQLite commits each
     entry, so nothing needs closing: a killed process loses no acknowledged entry."""
-    log = AuditLog(settings.home / server / "audit.sqlite")
+    log = open_audit(settings, server)
     list_tool = f"{server}_audit_list"
     mcp.middleware.append(AuditMiddleware(log, list_tool, forget_tool))
 

@@ -6,17 +6,23 @@ a crash cannot tear: the events go in first, durably, marked with the id of thei
 after a crash, `pending()` lists what was marked and the service keeps each event the store
 shows happened and drops the others, so the history records exactly the memories that exist.
 An erasure is marked the same way (a FORGET event) and is finished on the next start.
+
+With `QDRANT_URL` set the history lives in the Qdrant deployment instead (`StoreHistory`, the same
+calls), so every replica reads and erases one history.
 """
 
 from __future__ import annotations
 
 import sqlite3
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+
+from mcp_servers.core.store import CollectionSpec, Hit, Item, VectorStore, Where
 
 from .models import HistoryEvent
 
@@ -156,3 +162,99 @@ class History:
     def close(self) -> None:
         with self._lock:
             self._db.close()
+
+
+HISTORY_SPEC = CollectionSpec("history", dim=1, sparse=False, tenant_fields=("user_id",),
+                              keyword_fields=("memory_id", "txn", "event"), float_fields=("ts",))
+SETTLE_AFTER_S = 60.0  # a replica's write intent older than this is a crashed write's, for any replica to settle
+
+
+class StoreHistory:
+    """The same history as points of a collection in the Qdrant deployment (`QDRANT_URL`), for many
+    replicas: one event per point (no vector), `txn` the pending mark ("" once settled). Any replica
+    settles a crashed replica's marks once they are `SETTLE_AFTER_S` old; younger ones are a live
+    replica's write in flight, which readers never see (they read settled events only)."""
+
+    def __init__(self, store: VectorStore):
+        self.store = store
+
+    def _where(self, **equals: str) -> Where:
+        return Where(equals=dict(equals))
+
+    def _ids(self, where: Where) -> list[str]:
+        ids: list[str] = []
+        cursor: str | None = None
+        while True:
+            hits, cursor = self.store.scroll(where, 1000, cursor)
+            ids += [h.id for h in hits]
+            if cursor is None:
+                return ids
+
+    def intend(self, rows: Sequence[Event]) -> str:
+        txn = uuid.uuid4().hex
+        base = time.time()
+        self.store.upsert([Item(str(uuid.uuid4()), {
+            "memory_id": r.memory_id, "user_id": r.user_id or "", "event": r.event, "old": r.old, "new": r.new,
+            "at": r.at, "actor": r.actor, "txn": txn, "ts": base + n * 1e-6}) for n, r in enumerate(rows)])
+        return txn
+
+    def commit(self, txn: str) -> None:
+        ids = self._ids(self._where(txn=txn))
+        if ids:
+            self.store.set_payload(ids, {"txn": ""})
+
+    def abort(self, txn: str) -> None:
+        self.store.delete_where(self._where(txn=txn))
+
+    def pending(self) -> dict[str, list[Event]]:
+        where = Where(not_equals={"txn": ""}, ranges={"ts": (None, time.time() - SETTLE_AFTER_S)})
+        out: dict[str, list[Hit]] = {}
+        cursor: str | None = None
+        while True:
+            hits, cursor = self.store.scroll(where, 1000, cursor)
+            for h in hits:
+                out.setdefault(h.payload["txn"], []).append(h)
+            if cursor is None:
+                break
+        return {txn: [_event(h) for h in sorted(hits, key=lambda h: h.payload["ts"])] for txn, hits in out.items()}
+
+    def resolve(self, txn: str, keep: set[str]) -> None:
+        hits, _ = self.store.scroll(self._where(txn=txn), 10_000)
+        drop = [h.id for h in hits if h.payload["memory_id"] not in keep]
+        self.store.delete(drop)
+        self.commit(txn)
+
+    def events(self, memory_id: str, limit: int = 100) -> list[HistoryEvent]:
+        hits, _ = self.store.scroll(self._where(memory_id=memory_id, txn=""), 10_000)
+        hits.sort(key=lambda h: h.payload["ts"])
+        return [HistoryEvent(event=p["event"], old=p.get("old"), new=p.get("new"), at=p["at"], actor=p.get("actor"))
+                for p in (h.payload for h in hits[:limit])]
+
+    def has_user(self, user_id: str) -> bool:
+        return self.store.count(self._where(user_id=user_id)) > 0
+
+    def move_user(self, txn: str, from_user: str, into_user: str) -> int:
+        """Give `from_user`'s events to `into_user`, then clear the mark (a crash between is settled by
+        `recover`, which repeats the move)."""
+        ids = self._ids(self._where(user_id=from_user))
+        if ids:
+            self.store.set_payload(ids, {"user_id": into_user})
+        self.commit(txn)
+        return len(ids)
+
+    def forget_user(self, user_id: str) -> int:
+        n = self.store.count(Where(equals={"user_id": user_id}, not_equals={"event": FORGET}))
+        self.store.delete_where(self._where(user_id=user_id))
+        self.store.compact()
+        return n
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def _event(hit: Hit) -> Event:
+    p = hit.payload
+    return Event(p["memory_id"], p["user_id"], p["event"], p.get("old"), p.get("new"), p.get("actor"), p["at"])
+
+
+Histories = History | StoreHistory

@@ -32,7 +32,7 @@ from mcp_servers.core.visibility import Visibility
 from . import retrieval, visibility
 from .extraction import Extractor
 from .followups import Followups, detect
-from .history import History
+from .history import HISTORY_SPEC, Histories, History, StoreHistory
 from .models import (
     MAX_BATCH,
     AddEvent,
@@ -105,7 +105,7 @@ class MemoryService:
         self.embedder = get_embedder(settings)
         self.dir = settings.data_dir("memory")
         self._store: VectorStore | None = None
-        self._history: History | None = None
+        self._history: Histories | None = None
         self._writer: Writer | None = None
         self._followups: Followups | None = None
         llm = get_llm(settings)
@@ -115,7 +115,8 @@ class MemoryService:
     async def start(self) -> None:
         self.embedder.warm()
         self._store = await off_loop(open_store, self.settings, "memory", memories_spec(self.embedder.dim))
-        self._history = History(self.dir / "history.db")
+        self._history = (StoreHistory(await off_loop(open_store, self.settings, "memory", HISTORY_SPEC))
+                         if self.settings.qdrant_url else History(self.dir / "history.db"))
         self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
         await off_loop(self._writer.recover)
         self._followups = Followups(self.dir / "followups.db")
@@ -128,7 +129,7 @@ class MemoryService:
             await off_loop(self._store.close)
             self._store = None
         if self._history is not None:
-            self._history.close()
+            await off_loop(self._history.close)
             self._history = None
         if self._followups is not None:
             self._followups.close()
@@ -146,7 +147,7 @@ class MemoryService:
         return self._store
 
     @property
-    def history(self) -> History:
+    def history(self) -> Histories:
         assert self._history is not None
         return self._history
 

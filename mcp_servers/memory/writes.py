@@ -34,7 +34,7 @@ from mcp_servers.core.store.aio import off_loop
 from . import retrieval, visibility
 from .dates import mentions
 from .entities import entities
-from .history import FORGET, REASSIGN, Event, History, now_iso
+from .history import FORGET, REASSIGN, Event, Histories, now_iso
 from .models import AddEvent, AddItem, AddResult
 
 log = logging.getLogger(__name__)
@@ -57,6 +57,12 @@ def links(text: str, when: datetime) -> dict[str, Any]:
 def fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
     norm = " ".join(content.split()).lower()
     return hashlib.sha256(json.dumps([avatar, scope, user, session, norm]).encode()).hexdigest()
+
+
+def memory_id(h: str, n: int = 0) -> str:
+    """A new memory's id, from its fingerprint: identical adds on two replicas write one point. (`n` > 0
+    when the id is taken by a memory since updated to other content.)"""
+    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{h}#{n}" if n else h))
 
 
 @dataclass
@@ -84,12 +90,13 @@ class Delete:
 
 
 Request = Add | Update | Delete
+_LOST = object()  # an update another replica overtook: planned again on the memory as it is now
 
 
 class Writer:
     """The one writer of a memory store (per process)."""
 
-    def __init__(self, avatar_id: str, store: VectorStore, history: History, embedder: Embedder, exports: Path):
+    def __init__(self, avatar_id: str, store: VectorStore, history: Histories, embedder: Embedder, exports: Path):
         self.avatar_id = avatar_id
         self.store = store
         self.history = history
@@ -214,18 +221,46 @@ class Writer:
         async with self.lock:
             outcomes: list[Any] = [None] * len(requests)
             try:
-                items, updated, rows = await off_loop(self._plan_upserts, requests, outcomes)
+                items, updated, rows, olds = await off_loop(self._plan_upserts, requests, outcomes)
                 if updated:  # an update's vector depends on the stored memory: embedded here
                     vectors = await self.embedder.aembed([embed for embed, _ in updated])
                     items += [replace(item, dense=vec) for (_, item), vec in zip(updated, vectors, strict=True)]
                 if items:
-                    await off_loop(self._durably, rows, self.store.upsert, items)
+                    lost = await off_loop(self._conditionally, rows, items, olds)
+                    self._settle_lost(requests, outcomes, lost)
             except Exception:
                 self._seq.clear()  # nothing was acknowledged: forget the sequence numbers handed out
                 self._recent.clear()
                 raise
             await off_loop(self._deletes, requests, outcomes)
-            return outcomes
+            retry = [r for r, o in zip(requests, outcomes, strict=True) if o is _LOST]
+        if retry:  # another replica changed these memories first: apply them again on top of its change
+            again = await self._batch(retry)
+            for n, outcome in zip([n for n, o in enumerate(outcomes) if o is _LOST], again, strict=True):
+                outcomes[n] = outcome
+        return outcomes
+
+    def _conditionally(self, rows: list[Event], items: list[Item], olds: dict[str, str]) -> set[str]:
+        """Write new memories only where no point is (another replica may have written the same one) and
+        updates only over the version they were planned on; history marked first, as `_durably` does.
+        The ids that another writer got to first (their events dropped)."""
+        if not self.store.shared:  # this process is the store's one writer: one plain write, one sync
+            self._durably(rows, self.store.upsert, items)
+            return set()
+        txn = self.history.intend(rows)
+        try:
+            new = [it for it in items if it.id not in olds]
+            self.store.upsert([replace(it, payload={**it.payload, "txn": txn}) for it in new], only_new=True)
+            for it in items:
+                if it.id in olds:
+                    self.store.upsert([replace(it, payload={**it.payload, "txn": txn})],
+                                      only_if=Where(equals={"updated_at": olds[it.id]}))
+        except Exception:
+            self.history.abort(txn)
+            raise
+        won = {h.id for h in self.store.retrieve([it.id for it in items]) if h.payload.get("txn") == txn}
+        self.history.resolve(txn, won)
+        return {it.id for it in items} - won
 
     def _durably(self, rows: list[Event], write: Any, *args: Any) -> None:
         """Mark the events, run the store write (which flushes), clear the mark; on error drop them."""
@@ -238,10 +273,10 @@ class Writer:
         self.history.commit(txn)
 
     def _plan_upserts(self, requests: list[Request], outcomes: list[Any]
-                      ) -> tuple[list[Item], list[tuple[str, Item]], list[Event]]:
+                      ) -> tuple[list[Item], list[tuple[str, Item]], list[Event], dict[str, str]]:
         """What the adds and updates of a batch write: the new points, the updated ones (with the text
-        to embed for each), and their history events; answers duplicates and missing memories in
-        `outcomes`."""
+        to embed for each), their history events, and the version (`updated_at`) each update is planned
+        on; answers duplicates and missing memories in `outcomes`."""
         items: list[Item] = []
         updated: dict[str, tuple[str, Item]] = {}  # a memory updated twice in a batch is written once
         rows: list[Event] = []
@@ -251,13 +286,14 @@ class Writer:
         wanted = sorted({h for hs in hashes.values() for h in hs})
         found, _ = self.store.scroll(Where(any_of={"hash": wanted}), len(wanted)) if wanted else ([], None)
         seen: dict[str, str] = {h.payload["hash"]: h.id for h in found}
+        ids = self._free_ids([h for h in wanted if h not in seen])
         for n, a in adds:
             events = []
             for (it, text, owner), h, when, vec in zip(a.prepared, hashes[id(a)], a.whens, a.vectors, strict=True):
                 if h in seen:
                     events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
                     continue
-                mid = seen[h] = str(uuid.uuid4())
+                mid = seen[h] = ids[h]
                 payload, index = self._new_payload(it, text, owner, h, a.source, when)
                 items.append(Item(mid, payload, vec, index))
                 rows.append(Event(mid, owner or "", "ADD", None, text, a.actor, payload["updated_at"]))
@@ -265,6 +301,7 @@ class Writer:
             outcomes[n] = AddResult(results=events, mode=a.source)
         updates = [(n, r) for n, r in enumerate(requests) if isinstance(r, Update)]
         current = {h.id: h.payload for h in self.store.retrieve(sorted({r.memory_id for _, r in updates}))} if updates else {}
+        olds = {mid: str(p["updated_at"]) for mid, p in current.items()}
         for n, r in updates:
             if r.memory_id not in current:
                 outcomes[n] = NotFound(f"No memory with id {r.memory_id}.")
@@ -280,7 +317,32 @@ class Writer:
                 change = ("UPDATE", old["content"], payload["content"])
             rows.append(Event(r.memory_id, old.get("user_id") or "", *change, r.actor, payload["updated_at"]))
             outcomes[n] = (old["content"], Hit(r.memory_id, 0.0, payload))
-        return items, list(updated.values()), rows
+        return items, list(updated.values()), rows, olds
+
+    def _free_ids(self, hashes: list[str]) -> dict[str, str]:
+        """The id each new fingerprint gets: the first of `memory_id(h, 0..)` not held by other content."""
+        out: dict[str, str] = {}
+        todo = {h: 0 for h in hashes}
+        while todo:
+            taken = {p.id: p.payload.get("hash") for p in self.store.retrieve([memory_id(h, n) for h, n in todo.items()])}
+            for h, n in list(todo.items()):
+                mid = memory_id(h, n)
+                if taken.get(mid, h) == h:
+                    out[h] = mid
+                    del todo[h]
+                else:
+                    todo[h] = n + 1
+        return out
+
+    def _settle_lost(self, requests: list[Request], outcomes: list[Any], lost: set[str]) -> None:
+        """Adds another replica wrote first are its duplicates; updates it overtook are marked to retry."""
+        for n, r in enumerate(requests):
+            if isinstance(r, Add) and isinstance(outcomes[n], AddResult):
+                for e in outcomes[n].results:
+                    if e.event == "ADD" and e.id in lost:
+                        e.event = "DUPLICATE"
+            elif isinstance(r, Update) and r.memory_id in lost:
+                outcomes[n] = _LOST
 
     def _deletes(self, requests: list[Request], outcomes: list[Any]) -> None:
         deletes = [(n, r) for n, r in enumerate(requests) if isinstance(r, Delete)]

@@ -124,12 +124,12 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, JobStatus]:
         """Start a research job that outlives this call; poll research_status, then research_result."""
         principal = auth.caller(ctx)
-        return _job(app.start(principal, app.request(principal, question, depth, max_sources, sources, budget, user_id)))
+        return _job(await app.start(principal, app.request(principal, question, depth, max_sources, sources, budget, user_id)))
 
     @mcp.tool(annotations=READ_ONLY)
     async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Where a research job is: state, stage, progress."""
-        return _job(app.job(auth.caller(ctx), job_id).status())
+        return _job((await app.job(auth.caller(ctx), job_id)).status())
 
     @mcp.tool(annotations=READ_ONLY)
     async def research_result(

@@ -18,7 +18,10 @@ from mcp_servers.core.files import allowed_file
 from mcp_servers.core.llm import get_llm
 from mcp_servers.core.params import Progress
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.store import open_store
+from mcp_servers.core.store.aio import off_loop
 
+from .board import JOBS_SPEC, JobBoard
 from .calls import CallStats, ProviderCalls
 from .config import ResearchSettings
 from .corpus import Corpus
@@ -64,6 +67,8 @@ class Research:
     async def startup(self) -> None:
         self.embedder.warm()
         await self.corpus.open()
+        if self.settings.qdrant_url:  # jobs every replica answers for
+            self.jobs.board = JobBoard(await off_loop(open_store, self.settings, "research", JOBS_SPEC))
 
     async def shutdown(self) -> None:
         await self.jobs.close()
@@ -109,22 +114,20 @@ class Research:
     async def run(self, req: ResearchRequest, progress: Progress) -> ResearchResult:
         return await self.researcher.run(req, progress)
 
-    def start(self, principal: Principal, req: ResearchRequest) -> JobStatus:
+    async def start(self, principal: Principal, req: ResearchRequest) -> JobStatus:
         work = functools.partial(self.run, req)
-        return self.jobs.start(req.question, principal.user_id, req.user_id, work).status()
+        return (await self.jobs.start(req.question, principal.user_id, req.user_id, work)).status()
 
-    def job(self, principal: Principal, job_id: str) -> Job:
+    async def job(self, principal: Principal, job_id: str) -> Job:
         """A job this caller may see: a user token sees only the jobs it started."""
-        return self.jobs.get(job_id, principal.user_id, principal.user_id is None)
+        return await self.jobs.get(job_id, principal.user_id, principal.user_id is None)
 
     async def result(self, principal: Principal, job_id: str, wait_s: float) -> JobResult:
-        job = self.job(principal, job_id)
-        await self.jobs.wait(job, wait_s)
+        job = await self.jobs.wait(await self.job(principal, job_id), wait_s)
         return self.jobs.result(job)
 
     async def cancel(self, principal: Principal, job_id: str) -> JobStatus:
-        job = self.job(principal, job_id)
-        await self.jobs.cancel(job)
+        job = await self.jobs.cancel(await self.job(principal, job_id))
         return job.status()
 
     # the corpus ---------------------------------------------------------------------------

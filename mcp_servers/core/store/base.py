@@ -127,6 +127,7 @@ class VectorStore(ABC):
     """
 
     spec: CollectionSpec
+    shared = False  # True: other processes may write this collection at once (writers then write conditionally)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -135,7 +136,10 @@ class VectorStore(ABC):
                 setattr(cls, name, _off_loop_only(cls.__dict__[name]))
 
     @abstractmethod
-    def upsert(self, items: Sequence[Item]) -> None: ...
+    def upsert(self, items: Sequence[Item], only_new: bool = False, only_if: Where | None = None) -> None:
+        """Write points. A conditional write (for writers on several processes) leaves an existing point
+        as it is when `only_new`, or unless it matches `only_if`; points that do not exist are written.
+        The check and the write are one atomic step; read the points back to learn which were written."""
 
     @abstractmethod
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]: ...
@@ -168,6 +172,28 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, where: Where | None = None) -> int: ...
 
+    def latest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        """The `limit` points with the largest value of the float field `key`, largest first."""
+        hits: list[Hit] = []
+        cursor: str | None = None
+        while True:
+            page, cursor = self.scroll(where, 1000, cursor)
+            hits = sorted(hits + page, key=lambda h: h.payload.get(key, 0), reverse=True)[:limit]
+            if cursor is None:
+                return hits
+
+    def writable(self, items: Sequence[Item], only_new: bool, only_if: Where | None) -> list[Item]:
+        """The items a conditional write may write, for engines without conditional writes of their own
+        (the caller holds the store's write lock across this check and the write)."""
+        if not only_new and only_if is None:
+            return list(items)
+        existing = {h.id for h in self.retrieve([it.id for it in items])}
+        allowed: set[str] = set()
+        if existing and only_if is not None and not only_new:
+            where = only_if.model_copy(update={"has_ids": sorted(existing)})
+            allowed = {h.id for h in self.scroll(where, len(existing))[0]}
+        return [it for it in items if it.id not in existing or it.id in allowed]
+
     @abstractmethod
     def compact(self) -> None:
         """Rewrite storage so deleted points leave no bytes behind (used after erasure)."""
@@ -184,4 +210,4 @@ class VectorStore(ABC):
         """Delete this collection and all its data, and close the store."""
 
 
-_OPERATIONS = tuple(sorted(VectorStore.__abstractmethods__))
+_OPERATIONS = tuple(sorted(VectorStore.__abstractmethods__ | {"latest"}))

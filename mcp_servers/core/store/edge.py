@@ -81,6 +81,7 @@ class EdgeStore(VectorStore):
         self._lock = DirLock(directory)
         self._lock.acquire()
         self._write = threading.Lock()
+        self._conditional = threading.Lock()  # a conditional write's check and write, one at a time
         self._synced_names: frozenset[str] = frozenset()  # the log's files at the last full sync
         self._unflushed = 0  # points written since the last flush
         self._config = qe.EdgeConfig(
@@ -163,10 +164,12 @@ class EdgeStore(VectorStore):
                 self._shard.flush()
                 self._unflushed = 0
 
-    def upsert(self, items: Sequence[Item]) -> None:
-        points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
-        if points:
-            self._durable(qe.UpdateOperation.upsert_points(points), len(points))
+    def upsert(self, items: Sequence[Item], only_new: bool = False, only_if: Where | None = None) -> None:
+        with self._conditional:
+            items = self.writable(items, only_new, only_if)
+            points = [qe.Point(it.id, named_vectors(it, self.spec.sparse), it.payload) for it in items]
+            if points:
+                self._durable(qe.UpdateOperation.upsert_points(points), len(points))
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not ids:

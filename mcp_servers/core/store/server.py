@@ -11,6 +11,7 @@ from typing import Any
 
 from qdrant_client import QdrantClient
 from qdrant_client import models as m
+from qdrant_client.http.exceptions import UnexpectedResponse
 
 from . import bm25
 from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where, named_vectors
@@ -50,18 +51,24 @@ def _dense_of(vector: Any) -> list[float] | None:
 class ServerStore(VectorStore):
     """A collection on a Qdrant server (or qdrant-client's local mode, which speaks the same API)."""
 
+    shared = True
+
     def __init__(self, client: QdrantClient, collection: str, spec: CollectionSpec):
         self.spec = spec
         self.client = client
         self.collection = collection
         if not client.collection_exists(collection):
-            client.create_collection(
-                collection,
-                vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
-                sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)}
-                if spec.sparse
-                else None,
-            )
+            try:
+                client.create_collection(
+                    collection,
+                    vectors_config={DENSE: m.VectorParams(size=spec.dim, distance=m.Distance.COSINE)},
+                    sparse_vectors_config={SPARSE: m.SparseVectorParams(modifier=m.Modifier.IDF)}
+                    if spec.sparse
+                    else None,
+                )
+            except (UnexpectedResponse, ValueError):
+                if not client.collection_exists(collection):  # not another replica creating it at the same time
+                    raise
         # every field of the spec indexed, also in a collection written before the field joined it
         have = set(client.get_collection(collection).payload_schema or {})
         kinds: list[tuple[tuple[str, ...], Any]] = [
@@ -74,7 +81,7 @@ class ServerStore(VectorStore):
                 if name not in have:
                     client.create_payload_index(collection, name, kind)
 
-    def upsert(self, items: Sequence[Item]) -> None:
+    def upsert(self, items: Sequence[Item], only_new: bool = False, only_if: Where | None = None) -> None:
         points = []
         for it in items:
             vector = named_vectors(it, self.spec.sparse)
@@ -82,7 +89,8 @@ class ServerStore(VectorStore):
                 vector[SPARSE] = _sparse(vector[SPARSE])
             points.append(m.PointStruct(id=it.id, vector=vector, payload=it.payload))
         if points:
-            self.client.upsert(self.collection, points, wait=True)
+            self.client.upsert(self.collection, points, wait=True, update_filter=_filter(only_if) if not only_new else None,
+                               update_mode=m.UpdateMode.INSERT_ONLY if only_new else None)
 
     def retrieve(self, ids: Sequence[str], with_vectors: bool = False) -> list[Hit]:
         if not ids:
@@ -144,6 +152,12 @@ class ServerStore(VectorStore):
 
     def count(self, where: Where | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=_filter(where), exact=True).count)
+
+    def latest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        """Ordered by the server (`order_by` on the field's range index)."""
+        recs, _ = self.client.scroll(self.collection, scroll_filter=_filter(where), limit=limit, with_payload=True,
+                                     order_by=m.OrderBy(key=key, direction=m.Direction.DESC))
+        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
 
     def compact(self) -> None:
         """The server vacuums deleted points itself; nothing of ours stays on this machine."""
