@@ -1,0 +1,95 @@
+"""One contract, two homes for what a server keeps beside its vectors: the memory history and the
+audit trail in SQLite (embedded default) and in the Qdrant deployment (`QDRANT_URL`: here the
+stand-in, over the wire), so every replica reads and erases the same state.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from qdrant_client import QdrantClient
+
+from mcp_servers.core.audit import AuditLog
+from mcp_servers.core.store import CollectionSpec
+from mcp_servers.core.store.server import ServerStore
+from mcp_servers.core.store_audit import AUDIT_SPEC, StoreAuditLog
+from mcp_servers.memory import history as history_mod
+from mcp_servers.memory.history import FORGET, HISTORY_SPEC, Event, Histories, History, StoreHistory, now_iso
+from tests.fakes.qdrant_server import FakeQdrant
+
+HOMES = ["sqlite", "qdrant-wire"]
+
+
+@pytest.fixture(scope="module")
+def wire() -> Iterator[str]:
+    with FakeQdrant() as q:
+        yield q.url
+
+
+def _server_store(url: str, spec: CollectionSpec, tmp_path: Path) -> ServerStore:
+    return ServerStore(QdrantClient(url=url), f"{tmp_path.name}_{spec.name}", spec)
+
+
+@pytest.fixture(params=HOMES)
+def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Histories]:
+    if request.param == "sqlite":
+        h: Histories = History(tmp_path / "history.db")
+    else:
+        h = StoreHistory(_server_store(request.getfixturevalue("wire"), HISTORY_SPEC, tmp_path))
+    yield h
+    h.close()
+
+
+@pytest.fixture(params=HOMES)
+def audit(request: pytest.FixtureRequest, tmp_path: Path) -> AuditLog:
+    if request.param == "sqlite":
+        return AuditLog(tmp_path / "audit.sqlite")
+    url = request.getfixturevalue("wire")
+    return StoreAuditLog(lambda: _server_store(url, AUDIT_SPEC, tmp_path))
+
+
+def _ev(mid: str, user: str, event: str = "ADD", new: str = "x") -> Event:
+    return Event(mid, user, event, None, new, "mcp", now_iso())
+
+
+def test_history_marks_commit_abort_and_settle(history: Histories, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(history_mod, "SETTLE_AFTER_S", -1.0)  # every mark counts as a crashed writer's
+    done = history.intend([_ev("m1", "ann"), _ev("m1", "ann", "UPDATE", "y")])
+    assert history.events("m1") == [], "a pending write is invisible to readers"
+    history.commit(done)
+    assert [e.event for e in history.events("m1")] == ["ADD", "UPDATE"]
+    history.abort(history.intend([_ev("m2", "ann")]))
+    assert history.events("m2") == []
+    cut = history.intend([_ev("m3", "bob"), _ev("m4", "bob")])
+    assert [e.memory_id for e in history.pending()[cut]] == ["m3", "m4"]
+    history.resolve(cut, {"m3"})  # the store showed only m3's write happened
+    assert history.pending() == {}
+    assert [e.event for e in history.events("m3")] == ["ADD"] and history.events("m4") == []
+
+
+def test_history_moves_and_forgets_a_user(history: Histories) -> None:
+    history.commit(history.intend([_ev("m1", "ann"), _ev("m2", "ann"), _ev("m3", "bob")]))
+    assert history.has_user("ann") and not history.has_user("cid")
+    history.move_user(history.intend([Event("m1", "cid", "REASSIGN", "ann", "cid", "mcp", now_iso())]), "ann", "cid")
+    assert not history.has_user("ann") and history.has_user("cid")
+    history.intend([Event("", "cid", FORGET, None, None, "mcp", now_iso())])
+    assert history.forget_user("cid") == 3  # m1's ADD and REASSIGN, m2's ADD; the FORGET mark goes too
+    assert not history.has_user("cid") and history.events("m1") == [] and history.pending() == {}
+    assert [e.event for e in history.events("m3")] == ["ADD"]
+
+
+def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:
+    for n in range(5):
+        audit.record(["ann", "bob"] if n == 0 else ["ann"], "host", "owner", "tool", f"t{n}", True, ["ann"],
+                     {"ann": [f"id{n}"]})
+        time.sleep(0.002)
+    first = audit.list("ann", 3, None)
+    assert [e.name for e in first] == ["t4", "t3", "t2"] and first[0].ids == ["id4"] and first[0].ok
+    assert [e.name for e in audit.list("ann", 3, first[-1].seq)] == ["t1", "t0"]
+    assert [e.name for e in audit.list("bob", 10, None)] == ["t0"]
+    assert len(audit.list(None, 10, None)) == 6
+    assert audit.forget("ann") == 5
+    assert audit.list("ann", 10, None) == [] and len(audit.list(None, 10, None)) == 1
