@@ -122,8 +122,10 @@ class Deployment:
 
 @contextlib.asynccontextmanager
 async def stateless(url: str) -> AsyncIterator[Client]:
-    """An MCP client on the stateless 2026-07-28 revision: no session, every request stands alone."""
-    async with Client(url, mode=STATELESS) as client:
+    """An MCP client on the stateless 2026-07-28 revision (found by the `server/discover` probe, answered
+    by whichever replica gets it): no session, every request stands alone."""
+    async with Client(url, mode="auto") as client:
+        assert client.protocol_version == STATELESS, client.protocol_version
         yield client
 
 

@@ -177,6 +177,7 @@ class StoreHistory:
 
     def __init__(self, store: VectorStore):
         self.store = store
+        self._marked: dict[str, tuple[list[str], set[str]]] = {}  # this process's open marks: event and memory ids
 
     def _where(self, **equals: str) -> Where:
         return Where(equals=dict(equals))
@@ -193,17 +194,21 @@ class StoreHistory:
     def intend(self, rows: Sequence[Event]) -> str:
         txn = uuid.uuid4().hex
         base = time.time()
-        self.store.upsert([Item(str(uuid.uuid4()), {
+        ids = [str(uuid.uuid4()) for _ in rows]
+        self.store.upsert([Item(i, {
             "memory_id": r.memory_id, "user_id": r.user_id or "", "event": r.event, "old": r.old, "new": r.new,
-            "at": r.at, "actor": r.actor, "txn": txn, "ts": base + n * 1e-6}) for n, r in enumerate(rows)])
+            "at": r.at, "actor": r.actor, "txn": txn, "ts": base + n * 1e-6}) for n, (i, r) in enumerate(zip(ids, rows, strict=True))])
+        self._marked[txn] = (ids, {r.memory_id for r in rows})
         return txn
 
     def commit(self, txn: str) -> None:
-        ids = self._ids(self._where(txn=txn))
+        mine = self._marked.pop(txn, None)
+        ids = mine[0] if mine is not None else self._ids(self._where(txn=txn))  # else a mark another process left
         if ids:
             self.store.set_payload(ids, {"txn": ""})
 
     def abort(self, txn: str) -> None:
+        self._marked.pop(txn, None)
         self.store.delete_where(self._where(txn=txn))
 
     def pending(self) -> dict[str, list[Event]]:
@@ -219,6 +224,10 @@ class StoreHistory:
         return {txn: [_event(h) for h in sorted(hits, key=lambda h: h.payload["ts"])] for txn, hits in out.items()}
 
     def resolve(self, txn: str, keep: set[str]) -> None:
+        if txn in self._marked and not self._marked[txn][1] - keep:  # all of it happened
+            self.commit(txn)
+            return
+        self._marked.pop(txn, None)
         hits, _ = self.store.scroll(self._where(txn=txn), 10_000)
         drop = [h.id for h in hits if h.payload["memory_id"] not in keep]
         self.store.delete(drop)
