@@ -83,11 +83,12 @@ def test_history_moves_and_forgets_a_user(history: Histories) -> None:
 
 def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:
     for n in range(5):
-        audit.record(["ann", "bob"] if n == 0 else ["ann"], "host", "owner", "tool", f"t{n}", True, ["ann"],
-                     {"ann": [f"id{n}"]})
+        audit.record(["ann", "bob"] if n == 0 else ["ann"], "host", "console" if n == 4 else None, "owner", "tool",
+                     f"t{n}", True, ["ann"], {"ann": [f"id{n}"]})
         time.sleep(0.002)
     first = audit.list("ann", 3, None)
     assert [e.name for e in first] == ["t4", "t3", "t2"] and first[0].ids == ["id4"] and first[0].ok
+    assert [e.via for e in first] == ["console", None, None]
     assert [e.name for e in audit.list("ann", 3, first[-1].seq)] == ["t1", "t0"]
     assert [e.name for e in audit.list("bob", 10, None)] == ["t0"]
     assert len(audit.list(None, 10, None)) == 6

@@ -39,12 +39,12 @@ class StoreAuditLog(AuditLog):
             self._last = max(self._last + 1, time.time_ns() // 1000)
             return self._last
 
-    def record(self, users: Iterable[str], client: str, principal: str, kind: str, name: str, ok: bool,
-               touched: list[str], ids: dict[str, list[str]]) -> None:
+    def record(self, users: Iterable[str], client: str, via: str | None, principal: str, kind: str, name: str,
+               ok: bool, touched: list[str], ids: dict[str, list[str]]) -> None:
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         seq = self._seq()
         self._open().upsert([Item(str(uuid.uuid4()), {
-            "seq": seq, "at": at, "user_id": _text(u), "client": _text(client), "principal": principal, "kind": kind,
+            "seq": seq, "at": at, "user_id": _text(u), "client": _text(client), "via": via, "principal": _text(principal), "kind": kind,
             "name": _text(name), "ok": "yes" if ok else "no", "user_ids": [_text(t) for t in touched],
             "ids": [_text(i) for i in ids.get(u, [])[:MAX_IDS]]}) for u in users])
 
@@ -56,7 +56,7 @@ class StoreAuditLog(AuditLog):
         if before is not None:
             where.ranges["seq"] = (None, float(before - 1))
         hits = self._open().latest(where, "seq", limit)
-        return [AuditEntry(seq=int(p["seq"]), at=p["at"], client=p["client"], principal=p["principal"], kind=p["kind"],
+        return [AuditEntry(seq=int(p["seq"]), at=p["at"], client=p["client"], via=p.get("via"), principal=p["principal"], kind=p["kind"],
                            name=p["name"], ok=p["ok"] == "yes", user_ids=p["user_ids"], ids=p["ids"])
                 for p in (h.payload for h in hits)]
 
