@@ -81,7 +81,7 @@ class AvatarAgent(Agent):
         self._task_text: str | None = None
         self._on_text: Callable[[str], None] | None = None  # the typed turn's reply text, as it streams
         self._streaming: asyncio.Task[None] | None = None  # identification after the first seconds of speech
-        self.toolset = HubToolset(hub, lambda: hooks.user_id, self._on_tool_call, config.tools, status)
+        self.toolset = HubToolset(hub, self._acting_for, self._on_tool_call, config.tools, status)
         tools: list[Any] = [self.toolset]
         if hooks.settler is not None and hooks.identifies():
             tools.append(hooks.settler.tool)
@@ -191,6 +191,12 @@ class AvatarAgent(Agent):
         except RuntimeError:
             return None
 
+    def _acting_for(self) -> str | None:
+        """Whom the LLM's tool calls act for: the speaker of the turn being answered, when the voice is
+        sure (known, provisional or given); an unsure or unknown voice gets no call at all."""
+        speaker = self.last_prep.speaker if self.last_prep is not None else None
+        return speaker.user_id if speaker is not None and speaker.decision in KNOWN else None
+
     def _remember_prep(self, message_id: str, prep: TurnPrep) -> None:
         self._preps = {message_id: prep}  # only the turn being answered
         self.last_prep = prep
@@ -214,8 +220,7 @@ class AvatarAgent(Agent):
             self._remember_prep(message.id, prep)
         if self._heard != message.id:  # once per user turn: it may answer a question put to its speaker
             self._heard = message.id
-            sure = prep.speaker is None or prep.speaker.decision in KNOWN  # an unsure voice's yes grants nothing
-            self.toolset.consent.hear((prep.speaker.user_id if prep.speaker else self.hooks.user_id) if sure else None, text)
+            self.toolset.consent.hear(self._acting_for(), text)  # an unsure voice's yes grants nothing
         self._task_text = text
         self._heard_by[message.id] = frozenset(prep.audience)
         index = self._only_for(chat_ctx, frozenset(prep.audience), index)

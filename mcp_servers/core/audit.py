@@ -7,21 +7,27 @@ caller's principal (never the token), the tool, the users it touched and the ids
 Entries are filed under each user they concern, refused attempts included (`filed_under`), so a
 user reads who read, changed or tried to reach their data, and a user-scoped token reads only its
 own user's entries; the server's forget tool erases them (SQLite `secure_delete`, so the bytes are
-overwritten).
+overwritten). One writer thread (`Writer`) writes entries in arrival order once a call has
+answered, so no answer waits for its entry; a read of the trail, and an erasure, wait for every
+entry queued before them. A trail other replicas read (`shared`) is written before the answer.
 """
 
 from __future__ import annotations
 
+import asyncio
+import atexit
 import hashlib
 import hmac
 import json
 import logging
+import queue
 import re
 import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from contextvars import ContextVar
 from pathlib import Path
 from typing import Annotated, Any
@@ -33,7 +39,6 @@ from . import auth
 from .app import READ_ONLY
 from .errors import Forbidden, UserError
 from .settings import Settings
-from .store.aio import off_loop
 
 log = logging.getLogger(__name__)
 _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "claimed_user_id")
@@ -70,6 +75,8 @@ class AuditList(BaseModel):
 
 class AuditLog:
     """An append-only SQLite table under the server's data folder; one row per (access, user)."""
+
+    shared = False  # read by other processes (replicas): then a call's answer waits for its entry
 
     def __init__(self, path: Path):
         self.path = path
@@ -187,12 +194,53 @@ def filed_under(principal: auth.Principal, touched: set[str],
     return users, ids
 
 
+class Writer:
+    """The trail's one writer thread: what is queued runs in order, off every event loop."""
+
+    def __init__(self, log: AuditLog):
+        self.log = log
+        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], Future[Any] | None]] = \
+            queue.SimpleQueue()
+        threading.Thread(target=self._run, name="audit-writer", daemon=True).start()
+        atexit.register(self.drain)
+
+    def record(self, *args: Any) -> None:
+        """Queue an entry; it is written after every entry queued before it."""
+        self._queue.put((self.log.record, args, None))
+
+    async def call(self, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run `fn` (a read, an erasure) after every entry queued so far, and await its result."""
+        done: Future[Any] = Future()
+        self._queue.put((fn, args, done))
+        return await asyncio.wrap_future(done)
+
+    def drain(self, timeout: float = 10.0) -> None:
+        """Wait until what is queued is written (at exit)."""
+        done: Future[Any] = Future()
+        self._queue.put((lambda: None, (), done))
+        done.result(timeout)
+
+    def _run(self) -> None:
+        while True:
+            fn, args, done = self._queue.get()
+            try:
+                out = fn(*args)
+            except Exception as exc:
+                if done is None:
+                    log.exception("audit entry not written")
+                else:
+                    done.set_exception(exc)
+                continue
+            if done is not None:
+                done.set_result(out)
+
+
 class AuditMiddleware:
     """MCP server middleware: records tool calls, resource reads and prompts (not the audit read
     itself), and erases a user's entries once a call of `forget_tool` for them succeeds."""
 
-    def __init__(self, log: AuditLog, list_tool: str, forget_tool: str | None):
-        self.log, self.list_tool, self.forget_tool = log, list_tool, forget_tool
+    def __init__(self, writer: Writer, list_tool: str, forget_tool: str | None):
+        self.writer, self.list_tool, self.forget_tool = writer, list_tool, forget_tool
 
     async def __call__(self, ctx: Any, call_next: Any) -> Any:
         kind = _KINDS.get(ctx.method)
@@ -229,15 +277,18 @@ class AuditMiddleware:
         if ok and isinstance(result, dict):
             _walk(result.get("structuredContent"), touched, ids)
         if ok and name == self.forget_tool and isinstance(uid := arguments.get("user_id"), str):
-            await off_loop(self.log.forget, uid)
+            await self.writer.call(self.writer.log.forget, uid)
             return
         users, ids = filed_under(principal, touched | concerned, ids)
         if principal.user_id is None:  # the users column of a user token's entry says only what it named or got:
             touched |= concerned  # never whose the id it was refused was (NotFound hides that on purpose)
         info = getattr(ctx.session, "client_params", None)
         client = getattr(getattr(info, "client_info", None), "name", None) or "unknown"
-        await off_loop(self.log.record, users, client[:200], _via(ctx), principal.label(), kind, name[:300],
-                       ok, sorted(touched)[:MAX_IDS], ids)
+        entry = (users, client[:200], _via(ctx), principal.label(), kind, name[:300], ok, sorted(touched)[:MAX_IDS], ids)
+        if self.writer.log.shared:  # another replica may be asked next: the trail holds it before the answer
+            await self.writer.call(self.writer.log.record, *entry)
+        else:
+            self.writer.record(*entry)
 
 
 def open_audit(settings: Settings, server: str) -> AuditLog:
@@ -253,10 +304,11 @@ def open_audit(settings: Settings, server: str) -> AuditLog:
 
 def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | None) -> AuditLog:
     """Record every access to `mcp` and add its `<server>_audit_list` tool. SQLite commits each
-    entry, so nothing needs closing: a killed process loses no acknowledged entry."""
+    entry as it is written, so nothing needs closing."""
     log = open_audit(settings, server)
+    writer = Writer(log)
     list_tool = f"{server}_audit_list"
-    mcp.middleware.append(AuditMiddleware(log, list_tool, forget_tool))
+    mcp.middleware.append(AuditMiddleware(writer, list_tool, forget_tool))
 
     @mcp.tool(name=list_tool, annotations=READ_ONLY)
     async def audit_list(
@@ -271,7 +323,7 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         user = auth.scope_user(auth.caller(ctx), user_id)
         if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
             raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
-        entries = await off_loop(log.list, user, limit, int(cursor) if cursor else None)
+        entries = await writer.call(log.list, user, limit, int(cursor) if cursor else None)
         more = len(entries) == limit and entries[-1].seq > 1
         return AuditList(entries=entries, next_cursor=str(entries[-1].seq) if more else None)
 

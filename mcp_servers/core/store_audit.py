@@ -21,6 +21,8 @@ AUDIT_SPEC = CollectionSpec("audit", dim=1, sparse=False, tenant_fields=("user_i
 class StoreAuditLog(AuditLog):
     """Opens its collection on first use (the server process may start before the deployment answers)."""
 
+    shared = True
+
     def __init__(self, opener: Callable[[], VectorStore]):  # no SQLite file: AuditLog's own state is unused
         self._opener = opener
         self._store: VectorStore | None = None
