@@ -67,10 +67,10 @@ class Server(MCPServer):
             raise MCPError(INVALID_PARAMS, f"Unknown tool {name!r}: this server has no such tool; "
                                            "tools/list names the ones it has.")
         if context is not None and context.protocol_version is not None:  # in a request
-            principal = auth.caller(context)
-            if self.is_owner_only(tool.meta) and principal.user_id is not None:
+            if self.is_owner_only(tool.meta) and (principal := auth.caller(context)).user_id is not None:
                 raise Forbidden(f"Only the owner can call {name}; {principal.label()} cannot, so nothing was done.")
             if consent.destructive(tool.annotations) and consent.can_ask(context) and _valid(tool, arguments):
+                principal = auth.caller(context)
                 asked = await consent.ask(context, consent.question(name, tool.description, arguments, principal),
                                           name, principal)
                 if isinstance(asked, InputRequiredResult):
