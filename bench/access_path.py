@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from mcp.client.client import Client  # noqa: E402
 
-from agent.turn import wav_base64  # noqa: E402
+from agent.audio import wav_base64  # noqa: E402
 from bench.agent_turn import wav16k  # noqa: E402
 from bench.memory_latency import pct  # noqa: E402
 from clients.registry import create  # noqa: E402
