@@ -13,7 +13,7 @@ import pytest
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import Where
 from mcp_servers.memory.mem0_store import AlphaAvatarMemory, AlphaAvatarVectorStore, mem0_memory, to_where
-from tests.test_store_contract import BACKENDS, backend
+from tests.test_store_contract import BACKENDS, backend, wire  # noqa: F401  (the stand-in's fixture)
 
 BEES = "I keep bees on the roof of my flat in Lyon"
 CAT = "My cat is called Zephyrine"
@@ -24,7 +24,8 @@ HENS = "I keep hens in the garden behind my house"
 @pytest.fixture(params=BACKENDS)
 def memory(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlphaAvatarMemory]:
     # Edge through `open_store`, as in production; the others through the contract tests' openers
-    opener = None if request.param == "edge" else backend(request.param, tmp_path)
+    url = request.getfixturevalue("wire") if request.param == "qdrant-wire" else None
+    opener = None if request.param == "edge" else backend(request.param, tmp_path, url)
     m = mem0_memory(Settings(home=tmp_path, llm_model=None, QDRANT_URL=None), opener=opener)
     if request.param == "edge":
         assert m.vector_store.list_cols() == ["mem0"] and (tmp_path / "mem0" / "mem0" / "shard").is_dir()
@@ -100,8 +101,8 @@ def test_mem0_memory_runs_on_our_store(memory: AlphaAvatarMemory) -> None:
 
 
 @pytest.mark.parametrize("kind", BACKENDS)
-def test_collections_batch_search_reset_and_drop(kind: str, tmp_path: Path) -> None:
-    opener = backend(kind, tmp_path)
+def test_collections_batch_search_reset_and_drop(kind: str, tmp_path: Path, request: pytest.FixtureRequest) -> None:
+    opener = backend(kind, tmp_path, request.getfixturevalue("wire") if kind == "qdrant-wire" else None)
     one, two = AlphaAvatarVectorStore("one", 4, opener), AlphaAvatarVectorStore("two", 4, opener)
     one.insert([[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, 0]], [{"data": t, "user_id": "u"} for t in ("alpha", "beta", "gamma")])
     first, second = one.search_batch(["x", "y"], [[0, 1, 0, 0], [0, 0, 1, 0]], top_k=1)

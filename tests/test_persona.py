@@ -401,10 +401,11 @@ async def test_http_user_scoped_token_sees_only_its_user(tmp_path: Path) -> None
         async with http_session(f"{base}/mcp", "ann-token") as s:
             assert (await ok(s, "profile_get", {"user_id": ann}))["name"] == "Ann"
             for tool, tool_args in (("profile_get", {"user_id": ben}), ("user_forget", {"user_id": ben}),
-                                    ("user_create", {"name": "Eve", "user_id": "eve"}),
-                                    ("user_merge", {"user_id": ben, "into_user_id": ann})):
+                                    ("user_create", {"name": "Eve", "user_id": "eve"})):
                 r = await call(s, tool, tool_args)
                 assert r.is_error and "scoped" in r.text, (tool, r.text)
+            merge = await call(s, "user_merge", {"user_id": ben, "into_user_id": ann})
+            assert merge.is_error and "Only the owner can call user_merge" in merge.text, merge.text
             again = await call(s, "user_create", {"name": "Eve"})  # the token's own user, which exists
             assert again.is_error and "exists already" in again.text, again.text
             assert [u["user_id"] for u in (await ok(s, "user_list", {}))["users"]] == [ann]

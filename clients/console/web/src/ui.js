@@ -1,6 +1,6 @@
 // Small shared pieces: htm bound to preact, a status line, an error-catching action runner.
 import { h } from "preact";
-import { useState } from "preact/hooks";
+import { useRef, useState } from "preact/hooks";
 import htm from "htm";
 
 // The build compiles every html`…` to h() calls (build.mjs), leaving this unused: pure, so it is dropped.
@@ -21,6 +21,12 @@ export function useAction() {
     }
   };
   return [state, run];
+}
+
+// Answers that arrive after a newer request (the shown user changed mid-load) are dropped, not drawn.
+export function useLatest() {
+  const seq = useRef(0);
+  return () => { const mine = ++seq.current; return () => mine === seq.current; };
 }
 
 export function Notice({ state }) {

@@ -2,7 +2,7 @@
 // to reach this user's data (refused attempts included), through which MCP client.
 import { useEffect, useState } from "preact/hooks";
 import { tool } from "../api.js";
-import { html, useAction, Notice, when } from "../ui.js";
+import { html, useAction, useLatest, Notice, when } from "../ui.js";
 
 const SERVERS = ["memory", "persona", "research"];
 
@@ -16,11 +16,13 @@ export function Activity({ session, user }) {
   const [mine, setMine] = useState(false);
   const [state, run] = useAction();
   const me = session.owner ? "owner" : `user:${session.user_id}`;
+  const latest = useLatest();
   const load = () => run(async () => {
+    const current = latest();
     const whose = session.owner && all ? {} : { user_id: user };
     const lists = await Promise.all(SERVERS.map((s) =>
       tool(s, `${s}_audit_list`, { ...whose, limit: 100 }).then((r) => r.entries.map((e) => ({ ...e, server: s })))));
-    setRows(lists.flat().sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)));
+    if (current()) setRows(lists.flat().sort((a, b) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0)));
   });
   useEffect(() => { load(); }, [user, all]);
   // Hidden by default: your own page views through this console. The server marks the console's calls

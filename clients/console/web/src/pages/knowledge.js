@@ -1,7 +1,7 @@
 // Knowledge: the research corpus — add a file, a URL or text; list, search, delete.
 import { useEffect, useState } from "preact/hooks";
 import { tool, upload } from "../api.js";
-import { html, useAction, Notice, Field, when } from "../ui.js";
+import { html, useAction, useLatest, Notice, Field, when } from "../ui.js";
 
 export function Knowledge({ session, user }) {
   // Lists and searches show the shared corpus and the shown user's own documents (the owner's too).
@@ -15,8 +15,11 @@ export function Knowledge({ session, user }) {
   const [query, setQuery] = useState("");
   const [hits, setHits] = useState(null);
   const [state, run] = useAction();
+  const latest = useLatest();
   const load = (cursor) => run(async () => {
+    const current = latest();
     const r = await tool("research", "corpus_list", { ...mine, limit: 50, cursor });
+    if (!current()) return;
     setDocs(cursor ? [...docs, ...r.documents] : r.documents);
     setNext(r.next_cursor); setTotal(r.total);
   });

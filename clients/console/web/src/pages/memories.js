@@ -1,7 +1,7 @@
 // Memories: list or search (scope, session, time), add, edit, delete, history, export, forget me.
 import { useEffect, useState } from "preact/hooks";
 import { download, tool } from "../api.js";
-import { html, useAction, Notice, Field, when } from "../ui.js";
+import { html, useAction, useLatest, Notice, Field, when } from "../ui.js";
 import { ForgetMe } from "./forget.js";
 
 const SCOPES = ["user", "session", "tool", "avatar"];
@@ -58,10 +58,13 @@ export function Memories({ session, user }) {
   const set = (k) => (e) => setForm({ ...form, [k]: e.target.value });
   const args = () => ({ user_id: user, scope: form.scope, session_id: form.session_id, since: iso(form.since), until: iso(form.until) });
 
+  const latest = useLatest();
   const load = (cursor) => run(async () => {
+    const current = latest();
     const r = form.query.trim()
       ? await tool("memory", "memory_search", { ...args(), query: form.query, limit: PAGE, cursor })
       : await tool("memory", "memory_list", { ...args(), limit: PAGE, cursor });
+    if (!current()) return;
     setItems(cursor ? [...items, ...r.results] : r.results);
     setNext(r.next_cursor);
     setTotal(r.total ?? null);

@@ -3,7 +3,7 @@
 import { useEffect, useState } from "preact/hooks";
 import { tool, toBase64 } from "../api.js";
 import { recordWav, snapshot } from "../media.js";
-import { html, useAction, Notice, Field, when } from "../ui.js";
+import { html, useAction, useLatest, Notice, Field, when } from "../ui.js";
 
 const samples = (u) => Object.values(u.voice_samples || {}).reduce((a, b) => a + b, 0);
 
@@ -62,8 +62,11 @@ function Person({ id, session, onGone, onChanged }) {
   const [name, setName] = useState("");
   const [into, setInto] = useState("");
   const [state, run] = useAction();
+  const latest = useLatest();
   const fetchBoth = async () => {  // the person and the profile are drawn together, never one without the other
+    const current = latest();
     const [got, prof] = await Promise.all([tool("persona", "user_get", { user_id: id }), tool("persona", "profile_get", { user_id: id })]);
+    if (!current()) return;
     setU(got); setName(got.name); setProfile(prof);
   };
   const reload = () => run(fetchBoth);
