@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .models import AddResult, Followup, MemoryItem
+from .models import AddResult, Followup, MemoryItem, ReflectResult
 
 
 def render_add(result: AddResult) -> str:
@@ -51,3 +51,15 @@ def render_followups(items: Sequence[Followup]) -> str:
     if not items:
         return "No follow-ups."
     return "\n".join(f"- {f.due_at[:16]} [{f.status}] {f.text}  (id {f.id}, from memory {f.memory_id})" for f in items)
+
+
+def render_reflect(result: ReflectResult) -> str:
+    counts: dict[str, int] = {}
+    for e in result.results:
+        counts[e.event] = counts.get(e.event, 0) + 1
+    summary = ", ".join(f"{n} {ev.lower()}" for ev, n in counts.items()) or "nothing to derive yet"
+    kinds = "insights" if result.mode == "llm" else "entity cards"
+    lines = [f"Reflection on {result.user_id} ({kinds}): {summary}. {result.note or ''}".strip()]
+    lines += [f"- {e.about}  (id {e.id}, {e.visibility}, from {len(e.derived_from)} memories)"
+              for e in result.results if e.event != "DELETE"]
+    return "\n".join(lines)
