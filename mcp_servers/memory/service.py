@@ -336,9 +336,11 @@ class MemoryService:
         return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
 
     async def _refollow(self, stored: Hit) -> None:
-        """A memory's text changed: its follow-ups are found again in the new text."""
+        """A memory's text changed: its follow-ups are found again in the new text (none in a derived one)."""
         p = stored.payload
         await off_loop(self.followups.drop_memories, [stored.id])
+        if p.get("source") == reflection.DERIVED:
+            return
         when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else datetime.now(UTC)
         await self._follow_up(p["scope"], p.get("user_id") or None, stored.id, p["content"], when)
 
