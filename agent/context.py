@@ -44,8 +44,10 @@ def _who(speaker: Speaker) -> str:
 
 
 def _memory(m: Memory) -> str:
+    """One recalled memory on one line; one derived by reflection says so (it summarises others)."""
     when = f"({m.occurred_at[:10]}) " if m.occurred_at else ""
-    return f"  - {when}{m.content[:MEMORY_CHARS]}"
+    derived = "[derived from earlier memories] " if m.source == "reflection" else ""
+    return f"  - {when}{derived}{' / '.join(m.content[:MEMORY_CHARS].splitlines())}"
 
 
 def followup_line(f: Followup) -> str:

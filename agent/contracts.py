@@ -65,6 +65,7 @@ class Memory(View):
     content: str
     occurred_at: str | None = None
     score: float | None = None
+    source: str = "verbatim"  # "reflection": derived from other memories (an entity card, an insight)
 
 
 class MemorySearch(View):
