@@ -25,12 +25,12 @@ from character_bridge.hub import Hub
 from character_bridge.protocol import (
     EMOTIONS,
     STATES,
+    Event,
     ExpressionEvent,
     GazeEvent,
     MotionEvent,
     ParamEvent,
     StateEvent,
-    _Event,
 )
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import PUBLIC, routes
@@ -96,7 +96,7 @@ def create_server(settings: Settings) -> ServerSpec:
 
     mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
 
-    def send(event: _Event) -> CallToolResult:
+    def send(event: Event) -> CallToolResult:
         hub.publish(event)
         data = event.model_dump(mode="json")
         sent = Sent(seq=event.seq, kind=data["kind"], renderers=hub.stats()["renderers"], event=data)

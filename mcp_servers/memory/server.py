@@ -286,9 +286,5 @@ def create_server(settings: Settings) -> ServerSpec:
         return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
 
-    def health() -> dict[str, object]:
-        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.state,
-                "llm": bool(svc.extractor)}
-
-    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,
+    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=svc.health,
                       ready=lambda: svc.ready)

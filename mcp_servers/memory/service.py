@@ -140,6 +140,11 @@ class MemoryService:
         """The store is open and the embedder loaded: a search answers at full speed."""
         return self._store is not None and self.embedder.ready
 
+    def health(self) -> dict[str, object]:
+        """What `/health` reports: the store open or closed, the embedder's state, an LLM or none."""
+        return {"store": "open" if self._store is not None else "closed", "embeddings": self.embedder.state,
+                "llm": bool(self.extractor)}
+
     @property
     def store(self) -> VectorStore:
         if self._store is None:

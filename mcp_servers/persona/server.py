@@ -21,9 +21,7 @@ from .config import PersonaSettings
 from .context import MAX_CLIPS, PersonaContext
 from .face_identity import FaceIdentity
 from .fused_identity import FusedIdentity
-from .profile import Patch, Profile, Source
-from .profiles import Profiles
-from .schemas import (
+from .models import (
     ExtractResult,
     FaceEnrollResult,
     FaceResult,
@@ -42,7 +40,9 @@ from .schemas import (
     VerifyResult,
     VoiceMatch,
 )
-from .users import Users
+from .profile import Patch, Profile, Source
+from .profile_service import Profiles
+from .user_service import Users
 from .voice_identity import VoiceIdentity
 
 INSTRUCTIONS = """Who is speaking, and what we know of them. After each user turn, call speaker_identify
