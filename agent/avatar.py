@@ -36,7 +36,7 @@ from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
 from .context import render
 from .conversation import Conversation
-from .hub import McpHub
+from .mcp_sessions import McpHub
 from .participant import ParticipantView
 from .presence import KNOWN
 from .status import Status

@@ -35,11 +35,12 @@ from character_bridge.protocol import (
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import PUBLIC, routes
 from mcp_servers.core import auth
-from mcp_servers.core.app import READ_ONLY, WRITE, new_server
+from mcp_servers.core.annotations import READ_ONLY, WRITE
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 
 from .config import CharacterSettings
 from .models import AdapterHealth, InterruptResult, Sent, SpeakResult, StatusResult, TimedEmotion

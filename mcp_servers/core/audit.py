@@ -36,7 +36,7 @@ from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
 from . import auth
-from .app import READ_ONLY
+from .annotations import READ_ONLY
 from .errors import Forbidden, UserError
 from .settings import Settings
 

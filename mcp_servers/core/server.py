@@ -4,7 +4,7 @@
 - A tool that crashes answers what failed and the request id under which its traceback was
   logged on stderr, never the exception itself.
 - A tools/call whose `arguments` is not an object is told so (`tool_errors.check_call_shape`, which
-  `core.app.new_server` puts in the one middleware list every server gets).
+  `new_server` puts in the one middleware list every server gets).
 - On stdio, a line that is not a JSON-RPC message is answered with a JSON-RPC error
   (`stdio.AnsweringReader`) instead of being dropped.
 - A tool marked owner-only (`auth.OWNER_ONLY` in its `_meta`; every tool of an owner-only server)
@@ -20,6 +20,7 @@ each with its cause.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -32,10 +33,11 @@ from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import ValidationError
 
 from . import auth, consent
-from .errors import Forbidden
-from .logs import request_id
+from .auth import AccessMiddleware
+from .errors import Forbidden, UserErrorMiddleware
+from .logs import RequestIdMiddleware, request_id
 from .stdio import AnsweringReader
-from .tool_errors import explain
+from .tool_errors import check_call_shape, explain
 
 
 class Server(MCPServer):
@@ -119,3 +121,17 @@ def _valid(tool: Any, arguments: dict[str, Any]) -> bool:
     except Exception:
         return False
     return True
+
+
+try:
+    VERSION = version("alphaavatar")
+except PackageNotFoundError:  # a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
+    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
+    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions, owner_only=owner_only,
+                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
+                              check_call_shape])

@@ -10,12 +10,13 @@ from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, cursors, params
-from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
+from mcp_servers.core.annotations import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, VISIBILITY_HELP, People, Visibility
 
 from .models import (

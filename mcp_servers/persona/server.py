@@ -10,11 +10,12 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
+from mcp_servers.core.annotations import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, People
 
 from .config import PersonaSettings

@@ -11,10 +11,11 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import DESTRUCTIVE, READ_ONLY, READ_ONLY_WEB, WRITE, WRITE_WEB, new_server
+from mcp_servers.core.annotations import DESTRUCTIVE, READ_ONLY, READ_ONLY_WEB, WRITE, WRITE_WEB
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 
 from .config import ResearchSettings
 from .models import (

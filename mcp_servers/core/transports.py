@@ -60,7 +60,7 @@ class ServerSpec:
     progress: bool = False
 
 
-class ConfigError(Exception):
+class RefusedToStart(Exception):
     """A configuration that must not start; the CLI prints it and exits with status 2."""
 
 
@@ -86,7 +86,7 @@ def _security(host: str, port: int, settings: Settings) -> TransportSecuritySett
 
 def check_bind(host: str, settings: Settings) -> None:
     if not is_loopback(host) and not auth.auth_required(settings):
-        raise ConfigError(
+        raise RefusedToStart(
             f"Refusing to serve on {host} without a token: set ALPHAAVATAR_TOKEN (or bind to 127.0.0.1)."
         )
 
