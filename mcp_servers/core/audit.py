@@ -35,9 +35,9 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from . import auth
+from . import auth, cursors, params
 from .annotations import READ_ONLY
-from .errors import Forbidden, UserError
+from .errors import Forbidden
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -315,16 +315,15 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         ctx: Context,
         user_id: Annotated[str | None, Field(max_length=200, description="Whose entries (owner: default all).")] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Field(max_length=20, description="next_cursor of the previous page.")] = None,
+        cursor: params.Cursor = None,
     ) -> AuditList:
         """Who read, changed or tried to reach this user's data on this server, newest first (refused
         attempts too): the MCP client, the relay, who called, the tool, the users and the ids involved.
         A user token sees only its own."""
         user = auth.scope_user(auth.caller(ctx), user_id)
-        if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
-            raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
-        entries = await writer.call(log.list, user, limit, int(cursor) if cursor else None)
+        before = cursors.decode_seq(list_tool, user, cursor)
+        entries = await writer.call(log.list, user, limit, before)
         more = len(entries) == limit and entries[-1].seq > 1
-        return AuditList(entries=entries, next_cursor=str(entries[-1].seq) if more else None)
+        return AuditList(entries=entries, next_cursor=cursors.encode(list_tool, user, entries[-1].seq if more else None))
 
     return log

@@ -54,7 +54,6 @@ Since = Annotated[datetime | None, Field(description="Only memories that occurre
 Until = Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")]
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
 ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")]
-Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memories all of them may hear "
                                          "(default: no audience filter).")]
 # setting a follow-up's status or due time twice leaves it as once; nothing is erased
@@ -107,7 +106,7 @@ def create_server(settings: Settings) -> ServerSpec:
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
         present: Present = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
@@ -133,7 +132,7 @@ def create_server(settings: Settings) -> ServerSpec:
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
         present: Present = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page, the most recently occurred first."""
@@ -247,7 +246,7 @@ def create_server(settings: Settings) -> ServerSpec:
         due_before: Annotated[datetime | None, Field(description="Only follow-ups due before this time.")] = None,
         include_done: Annotated[bool, Field(description="Also those marked done or cancelled.")] = False,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> Annotated[CallToolResult, FollowupList]:
         """What a person said will happen or they will do, soonest due first, each with its source memory."""
         principal = auth.caller(ctx)

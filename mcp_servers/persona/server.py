@@ -60,7 +60,6 @@ Image = Annotated[str, Field(min_length=1, description="Base64 JPEG/PNG/WebP (â‰
                                                         "the allowed roots.")]
 Name = Annotated[str, Field(min_length=1, max_length=200, description="The person's name.")]
 Limit = Annotated[int, Field(ge=1, le=100, description="Page size.")]
-Cursor = Annotated[str | None, Field(default=None, max_length=64, description="next_cursor of the previous page.")]
 
 
 class Message(BaseModel):
@@ -228,7 +227,7 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         provisional: Annotated[bool | None, Field(description="Only provisional (true) or named (false) users.")] = None,
         limit: Limit = 20,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> Annotated[CallToolResult, UserList]:
         """Users page by page."""
         r = await users.page(auth.caller(ctx), limit, cursor, provisional=provisional)
@@ -313,7 +312,7 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId,
         field: Annotated[str | None, Field(max_length=60, description="Only changes of this field.")] = None,
         limit: Limit = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> Annotated[CallToolResult, HistoryResult]:
         """Every change to a user's profile, oldest first: what, from what to what, from which source."""
         r = await profiles.history(auth.caller(ctx), user_id, field, limit, cursor)

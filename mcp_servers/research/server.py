@@ -176,7 +176,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def corpus_list(
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        cursor: params.Cursor = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusListResult]:
         """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
