@@ -39,6 +39,8 @@ from .logs import RequestIdMiddleware, request_id
 from .stdio import AnsweringReader
 from .tool_errors import check_call_shape, explain
 
+_NO_CODE = (lambda: None).__code__  # a tool that is not a plain function: nothing to see
+
 
 class Server(MCPServer):
     """MCPServer whose tool errors are sentences, owner-only tools and confirmed erasure (see the
@@ -48,9 +50,10 @@ class Server(MCPServer):
         super().__init__(*args, **kwargs)
         self.owner_only = owner_only  # why every tool is the owner's, or None
 
-    def asks(self) -> bool:
-        """A tool may ask its person mid-call (it erases), so answers must be able to stream."""
-        return any(consent.destructive(t.annotations) for t in self._tool_manager.list_tools())
+    def streams(self) -> bool:
+        """Answers must be able to stream: a tool reports progress mid-call, or may ask its person (it erases)."""
+        return any(consent.destructive(t.annotations) or "report_progress" in getattr(t.fn, "__code__", _NO_CODE).co_names
+                   for t in self._tool_manager.list_tools())
 
     def is_owner_only(self, meta: dict[str, Any] | None) -> bool:
         return self.owner_only is not None or bool((meta or {}).get(auth.OWNER_ONLY))

@@ -203,4 +203,4 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(forgot, render_forgot(forgot))
 
     return ServerSpec("research", mcp=mcp, startup=svc.startup, shutdown=svc.shutdown, health=svc.health,
-                      ready=lambda: svc.embedder.ready, progress=True)
+                      ready=lambda: svc.embedder.ready)
