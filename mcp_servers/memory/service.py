@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from mcp_servers.core import audit
+from mcp_servers.core import audit, cursors
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
@@ -40,10 +40,13 @@ from .models import (
     AddResult,
     ExportResult,
     Followup,
+    FollowupList,
     FollowupStatus,
     HistoryResult,
+    ListResult,
     MemoryItem,
     Scope,
+    SearchResult,
     ToolExperience,
 )
 from .render import export_json, export_markdown
@@ -55,6 +58,7 @@ DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
 SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
 EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
+MAX_SEARCH_DEPTH = 200  # results a search pages through; beyond, narrow the query
 
 
 def memories_spec(dim: int) -> CollectionSpec:
@@ -408,7 +412,7 @@ class MemoryService:
         items: list[MemoryItem] = []
         cursor: str | None = None
         while True:
-            page, cursor, _ = await self.list_page(where, 500, cursor)
+            page, cursor, _ = await self.scroll_page(where, 500, cursor)
             items += page
             if cursor is None:
                 break
@@ -435,10 +439,16 @@ class MemoryService:
         return HistoryResult(id=memory_id, events=events)
 
     # follow-ups -----------------------------------------------------------------------------
-    async def list_followups(self, principal: Principal, user_id: str | None, due_before: datetime | None,
-                             include_done: bool, limit: int, offset: int) -> tuple[list[Followup], int]:
+    async def followup_page(self, principal: Principal, user_id: str | None, due_before: datetime | None,
+                            include_done: bool, limit: int, cursor: str | None) -> FollowupList:
+        """A page of a person's follow-ups, soonest due first."""
         user = scope_user(principal, user_id) or DEFAULT_USER
-        return await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
+        asked = [user, due_before.isoformat() if due_before else None, include_done]
+        offset = cursors.decode_offset("followup_list", asked, cursor)
+        items, total = await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
+        more = offset + len(items) < total
+        return FollowupList(results=items, total=total,
+                            next_cursor=cursors.encode("followup_list", asked, offset + limit) if more else None)
 
     async def update_followup(self, principal: Principal, followup_id: str, status: FollowupStatus | None,
                               due_at: datetime | None) -> Followup:
@@ -453,15 +463,36 @@ class MemoryService:
         return updated
 
     # reading --------------------------------------------------------------------------------
+    async def search_page(self, where: Where, query: str, limit: int, cursor: str | None) -> SearchResult:
+        """A page of what matches `query` best, within `where`."""
+        if not query.strip():
+            raise UserError("The query is empty.")
+        asked = [query, where.model_dump(), limit]
+        offset = cursors.decode_offset("memory_search", asked, cursor)
+        if offset >= MAX_SEARCH_DEPTH:
+            raise UserError(f"Search pages stop at {MAX_SEARCH_DEPTH} results; narrow the query or the time range.")
+        items = await self.search(where, query, limit + 1, offset)
+        more = len(items) > limit
+        return SearchResult(results=items[:limit],
+                            next_cursor=cursors.encode("memory_search", asked, offset + limit) if more else None)
+
+    async def list_page(self, where: Where, limit: int, cursor: str | None) -> ListResult:
+        """A page of what `where` holds, the most recently occurred first."""
+        asked = where.model_dump()
+        items, nxt, total = await self.newest_page(where, limit, cursors.decode_mark("memory_list", asked, cursor))
+        return ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt and cursors.mark(*nxt)),
+                          total=total)
+
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
         relevant: set[str] = set()
         hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset, relevant=relevant)
         return [to_item(h).model_copy(update={"relevant": h.id in relevant}) for h in hits]
 
-    async def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
-        return await off_loop(self._list_page, where, limit, cursor)
+    async def scroll_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+        """A page in store order (id), with the store's own cursor: for reading everything, as export does."""
+        return await off_loop(self._scroll_page, where, limit, cursor)
 
-    def _list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+    def _scroll_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
         hits, nxt = self.store.scroll(where, limit, cursor)
         return [to_item(h) for h in hits], nxt, self.store.count(where)
 
