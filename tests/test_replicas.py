@@ -112,6 +112,34 @@ async def test_replica_forget_erases_everywhere(memory: Deployment) -> None:
                 assert r.is_error or r.data["events"] == [], r.text
 
 
+async def test_replica_followups_are_one(memory: Deployment) -> None:
+    """Follow-ups derived on any replica are one set: listed, updated and erased through every replica."""
+    who, said = user(), "Remind me to call my mother tomorrow at six."
+    add = {"content": said, "user_id": who, "infer": False, "occurred_at": "2023-05-08T13:56:00+01:00"}
+    async with stateless(memory.mcp) as c:
+        await asyncio.gather(*[ok(c, "memory_add", add) for _ in range(6)])
+    listed = []
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            listed.append((await ok(c, "followup_list", {"user_id": who}))["results"])
+    assert listed[0] == listed[1] == listed[2], "every replica lists the same follow-ups"
+    [followup] = listed[0]
+    assert followup["due_at"] == "2023-05-09T18:00:00+01:00", "identical adds on three replicas derive one"
+    async with stateless(memory.replica_mcp(1)) as c:
+        await ok(c, "followup_update", {"followup_id": followup["id"], "status": "done"})
+    async with stateless(memory.replica_mcp(2)) as c:
+        assert (await ok(c, "followup_list", {"user_id": who}))["results"] == []
+        every = await ok(c, "followup_list", {"user_id": who, "include_done": True})
+        assert [f["status"] for f in every["results"]] == ["done"]
+    async with stateless(memory.replica_mcp(0)) as c:
+        await ok(c, "memory_forget_user", {"user_id": who})
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            assert (await ok(c, "followup_list", {"user_id": who, "include_done": True}))["total"] == 0
+            gone = await call(c, "followup_update", {"followup_id": followup["id"], "status": "open"})
+            assert gone.is_error and "No follow-up" in gone.text
+
+
 async def test_replica_session_keeps_affinity(memory: Deployment) -> None:
     """A 2025-11-25 session lives in the replica that answered its initialize: the balancer keeps it there."""
     who = user()
@@ -193,11 +221,9 @@ async def test_replica_research_job_moves_between_replicas(research: Deployment,
         tavily.delay = 0.0
 
 
-NOT_YET = {"followups.db", "followups.db-wal", "followups.db-shm"}  # follow-ups: not in the deployment yet (docs/scale.md)
-
-
 def test_replica_deployment_keeps_nothing_on_local_disk(memory: Deployment) -> None:
-    """With QDRANT_URL set, a replica's home holds its log and nothing else: store, history, trail are in the deployment."""
+    """With QDRANT_URL set, a replica's home holds its log and nothing else: store, history, follow-ups and
+    trail are in the deployment."""
     for r in memory.replicas:
         kept = {p.name for p in Path(r.home).rglob("*") if p.is_file() and not p.name.endswith(".log")}
-        assert kept <= NOT_YET, sorted(kept)
+        assert kept == set(), sorted(kept)

@@ -1,12 +1,14 @@
-"""One contract, two homes for what a server keeps beside its vectors: the memory history and the
-audit trail in SQLite (embedded default) and in the Qdrant deployment (`QDRANT_URL`: here the
-stand-in, over the wire), so every replica reads and erases the same state.
+"""One contract, two homes for what a server keeps beside its vectors: the memory history, the
+memory follow-ups and the audit trail in SQLite (embedded default) and in the Qdrant deployment
+(`QDRANT_URL`: here the stand-in, over the wire), so every replica reads and erases the same state.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
@@ -17,7 +19,9 @@ from mcp_servers.core.store import CollectionSpec
 from mcp_servers.core.store.server import ServerStore
 from mcp_servers.core.store_audit import AUDIT_SPEC, StoreAuditLog
 from mcp_servers.memory import history as history_mod
+from mcp_servers.memory.followups import Followups, Found
 from mcp_servers.memory.history import FORGET, HISTORY_SPEC, Event, Histories, History, StoreHistory, now_iso
+from mcp_servers.memory.store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from tests.fakes.qdrant_server import FakeQdrant
 
 HOMES = ["sqlite", "qdrant-wire"]
@@ -49,6 +53,16 @@ def audit(request: pytest.FixtureRequest, tmp_path: Path) -> AuditLog:
         return AuditLog(tmp_path / "audit.sqlite")
     url = request.getfixturevalue("wire")
     return StoreAuditLog(lambda: _server_store(url, AUDIT_SPEC, tmp_path))
+
+
+@pytest.fixture(params=HOMES)
+def followups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FollowupBook]:
+    if request.param == "sqlite":
+        book: FollowupBook = Followups(tmp_path / "followups.db")
+    else:
+        book = StoreFollowups(_server_store(request.getfixturevalue("wire"), FOLLOWUPS_SPEC, tmp_path))
+    yield book
+    book.close()
 
 
 def _ev(mid: str, user: str, event: str = "ADD", new: str = "x") -> Event:
@@ -94,3 +108,34 @@ def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:
     assert len(audit.list(None, 10, None)) == 6
     assert audit.forget("ann") == 5
     assert audit.list("ann", 10, None) == [] and len(audit.list(None, 10, None)) == 1
+
+
+LISBON = timezone(timedelta(hours=1))
+MONDAY = datetime(2023, 5, 8, 9, 0, tzinfo=LISBON)
+
+
+def _due(days: int, text: str) -> Found:
+    return Found(text, MONDAY + timedelta(days=days), "event")
+
+
+def test_followups_page_update_drop_move_and_forget(followups: FollowupBook) -> None:
+    exam, trip = followups.add("ann", "m1", [_due(4, "My exam is on Friday."), _due(14, "We fly in two weeks.")])
+    [call] = followups.add("ann", "m2", [_due(1, "Remind me to call mum tomorrow.")])
+    followups.add("bob", "m3", [_due(2, "Bob's interview is on Wednesday.")])
+    page, total = followups.page("ann", None, False, 2, 0)
+    assert [f.id for f in page] == [call.id, exam.id] and total == 3
+    assert [f.id for f in followups.page("ann", None, False, 2, 2)[0]] == [trip.id]
+    before = datetime.fromisoformat(exam.due_at)  # strictly before: the exam itself is not
+    assert [f.id for f in followups.page("ann", before, False, 10, 0)[0]] == [call.id]
+    done = followups.update(call.id, "done", None)
+    assert done is not None and done.status == "done" and done.due_at == call.due_at
+    moved = followups.update(exam.id, None, datetime(2023, 5, 13, 10, 0, tzinfo=LISBON))
+    assert moved is not None and moved.due_at == "2023-05-13T10:00:00+01:00" and moved.status == "open"
+    assert followups.page("ann", None, False, 10, 0)[1] == 2 and followups.page("ann", None, True, 10, 0)[1] == 3
+    assert followups.get("not-an-id") is None and followups.update(str(uuid.uuid4()), "done", None) is None
+    assert followups.drop_memories(["m1"]) == 2 and followups.get(exam.id) is None
+    assert followups.reassign("ann", "cid") == 1
+    got = followups.get(call.id)
+    assert got is not None and got.user_id == "cid" and followups.page("ann", None, True, 10, 0)[1] == 0
+    assert followups.forget_user("cid") == 1 and followups.page("cid", None, True, 10, 0) == ([], 0)
+    assert followups.page("bob", None, False, 10, 0)[1] == 1

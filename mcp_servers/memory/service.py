@@ -47,6 +47,7 @@ from .models import (
     ToolExperience,
 )
 from .render import export_json, export_markdown
+from .store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
@@ -107,7 +108,7 @@ class MemoryService:
         self._store: VectorStore | None = None
         self._history: Histories | None = None
         self._writer: Writer | None = None
-        self._followups: Followups | None = None
+        self._followups: FollowupBook | None = None
         llm = get_llm(settings)
         self.extractor = Extractor(llm) if llm else None
 
@@ -119,7 +120,8 @@ class MemoryService:
                          if self.settings.qdrant_url else History(self.dir / "history.db"))
         self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
         await off_loop(self._writer.recover)
-        self._followups = Followups(self.dir / "followups.db")
+        self._followups = (StoreFollowups(await off_loop(open_store, self.settings, "memory", FOLLOWUPS_SPEC))
+                           if self.settings.qdrant_url else Followups(self.dir / "followups.db"))
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -132,7 +134,7 @@ class MemoryService:
             await off_loop(self._history.close)
             self._history = None
         if self._followups is not None:
-            self._followups.close()
+            await off_loop(self._followups.close)
             self._followups = None
 
     @property
@@ -152,7 +154,7 @@ class MemoryService:
         return self._history
 
     @property
-    def followups(self) -> Followups:
+    def followups(self) -> FollowupBook:
         if self._followups is None:
             raise RuntimeError("memory store is not open")
         return self._followups
