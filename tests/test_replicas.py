@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.fakes.tavily_server import FakeTavily
 from tests.replicas import Deployment, call, ok, qdrant_stand_in, stateless
@@ -138,6 +139,27 @@ async def test_replica_followups_are_one(memory: Deployment) -> None:
             assert (await ok(c, "followup_list", {"user_id": who, "include_done": True}))["total"] == 0
             gone = await call(c, "followup_update", {"followup_id": followup["id"], "status": "open"})
             assert gone.is_error and "No follow-up" in gone.text
+
+
+async def test_replica_export_is_read_anywhere_and_erased_everywhere(memory: Deployment) -> None:
+    """An export made on one replica is read whole through the others; a forget on any erases it everywhere."""
+    who = user()
+    async with stateless(memory.replica_mcp(0)) as c:
+        for n in range(3):
+            await ok(c, "memory_add", {"content": f"export fact {n} about kites", "user_id": who, "infer": False})
+        made = await ok(c, "memory_export", {"user_id": who, "format": "json"})
+    assert made["path"] is None and made["count"] == 3, "no file on the replica that made it"
+    for i in (1, 2):
+        async with stateless(memory.replica_mcp(i)) as c:
+            read = await c.read_resource(made["uri"])
+            assert read.contents[0].text == made["content"]  # type: ignore[union-attr]
+    async with stateless(memory.replica_mcp(2)) as c:
+        gone = await ok(c, "memory_forget_user", {"user_id": who})
+    assert gone["exports_deleted"] == 1
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            with pytest.raises(MCPError, match="No export named"):
+                await c.read_resource(made["uri"])
 
 
 async def test_replica_session_keeps_affinity(memory: Deployment) -> None:

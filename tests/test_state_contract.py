@@ -1,5 +1,5 @@
 """One contract, two homes for what a server keeps beside its vectors: the memory history, the
-memory follow-ups and the audit trail in SQLite (embedded default) and in the Qdrant deployment
+memory follow-ups and exports, and the audit trail in SQLite (embedded default) and in the Qdrant deployment
 (`QDRANT_URL`: here the stand-in, over the wire), so every replica reads and erases the same state.
 """
 
@@ -15,10 +15,12 @@ import pytest
 from qdrant_client import QdrantClient
 
 from mcp_servers.core.audit import AuditLog
-from mcp_servers.core.store import CollectionSpec
+from mcp_servers.core.store import CollectionSpec, Item
 from mcp_servers.core.store.server import ServerStore
 from mcp_servers.core.store_audit import AUDIT_SPEC, StoreAuditLog
+from mcp_servers.memory import exports as exports_mod
 from mcp_servers.memory import history as history_mod
+from mcp_servers.memory.exports import EXPORTS_SPEC, Exports, FileExports, StoreExports, export_name
 from mcp_servers.memory.followups import Followups, Found
 from mcp_servers.memory.history import FORGET, HISTORY_SPEC, Event, Histories, History, StoreHistory, now_iso
 from mcp_servers.memory.store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
@@ -61,6 +63,16 @@ def followups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Follow
         book: FollowupBook = Followups(tmp_path / "followups.db")
     else:
         book = StoreFollowups(_server_store(request.getfixturevalue("wire"), FOLLOWUPS_SPEC, tmp_path))
+    yield book
+    book.close()
+
+
+@pytest.fixture(params=HOMES)
+def exports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Exports]:
+    if request.param == "sqlite":  # files, beside the SQLite state
+        book: Exports = FileExports(tmp_path / "exports")
+    else:
+        book = StoreExports(_server_store(request.getfixturevalue("wire"), EXPORTS_SPEC, tmp_path))
     yield book
     book.close()
 
@@ -139,3 +151,30 @@ def test_followups_page_update_drop_move_and_forget(followups: FollowupBook) -> 
     assert got is not None and got.user_id == "cid" and followups.page("ann", None, True, 10, 0)[1] == 0
     assert followups.forget_user("cid") == 1 and followups.page("cid", None, True, 10, 0) == ([], 0)
     assert followups.page("bob", None, False, 10, 0)[1] == 1
+
+
+def test_exports_are_whole_readable_and_forgotten(exports: Exports, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports_mod, "PART_CHARS", 7)  # many parts, several writes
+    text = "# Memories of ann\n\n- one\n- two\n- three: ünïcode\n" * 3
+    first, second = export_name("markdown"), export_name("json")
+    exports.save("ann", first, text)
+    exports.save("ann", second, "[]")
+    exports.save("bob", first, "bob's")
+    assert exports.read("ann", first) == text and exports.read("ann", second) == "[]"
+    assert exports.read("bob", first) == "bob's" and exports.read("cid", first) is None
+    assert exports.read("ann", "../../etc/passwd") is None and exports.read("ann", export_name("json")) is None
+    assert exports.count("ann") == 2
+    assert exports.forget("ann") == 2
+    assert exports.read("ann", first) is None and exports.count("ann") == 0 and exports.read("bob", first) == "bob's"
+
+
+def test_an_export_cut_before_its_manifest_is_not_read_and_is_forgotten(wire: str, tmp_path: Path) -> None:
+    """A replica killed between an export's parts and its manifest: nothing readable, and the forget erases it."""
+    store = _server_store(wire, EXPORTS_SPEC, tmp_path)
+    name = export_name("markdown")
+    store.upsert([Item(str(uuid.uuid4()), {"user_id": "ann", "name": name, "kind": "part", "part": 0, "text": "half"})])
+    exports = StoreExports(store)
+    assert exports.read("ann", name) is None and exports.count("ann") == 0
+    exports.forget("ann")
+    assert store.count() == 0
+    exports.close()
