@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from qdrant_client import QdrantClient
 
+from mcp_servers.core import audit as audit_mod
 from mcp_servers.core.audit import AuditLog
 from mcp_servers.core.store import CollectionSpec, Item
 from mcp_servers.core.store.server import ServerStore
@@ -120,6 +121,17 @@ def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:
     assert len(audit.list(None, 10, None)) == 6
     assert audit.forget("ann") == 5
     assert audit.list("ann", 10, None) == [] and len(audit.list(None, 10, None)) == 1
+
+
+
+def test_audit_keeps_the_newest_entries(audit: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_mod, "MAX_ENTRIES", 5)
+    monkeypatch.setattr(audit_mod, "PRUNE_EVERY", 4)
+    for n in range(8):  # checked after the 4th write (nothing beyond 5 yet) and after the 8th
+        audit.record(["ann"], "host", None, "owner", "tool", f"t{n}", True, ["ann"], {})
+    assert [e.name for e in audit.list(None, 20, None)] == ["t7", "t6", "t5", "t4", "t3"]
+    audit.record(["ann"], "host", None, "owner", "tool", "t8", True, ["ann"], {})
+    assert len(audit.list(None, 20, None)) == 6, "between checks the trail may grow past the limit"
 
 
 LISBON = timezone(timedelta(hours=1))
