@@ -7,10 +7,13 @@ keeps on the replica holding it). Each promise of "Running at scale" (docs/scale
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import mcp.types as types
 import pytest
 from mcp.shared.exceptions import MCPError
 
@@ -29,7 +32,7 @@ def qdrant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def memory(tmp_path_factory: pytest.TempPathFactory, qdrant: str) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("memory")
-    with Deployment("memory", root, qdrant, server_env(root)) as d:
+    with Deployment("memory", root, qdrant, server_env(root, ALPHAAVATAR_REQUEST_STATE_KEY=STATE_KEY)) as d:
         yield d
 
 
@@ -46,6 +49,9 @@ def research(tmp_path_factory: pytest.TempPathFactory, qdrant: str, tavily: Fake
                      ALPHAAVATAR_RESEARCH_FETCH_ALLOWLIST='["127.0.0.1"]')
     with Deployment("research", root, qdrant, env) as d:
         yield d
+
+
+STATE_KEY = secrets.token_hex(32)  # every replica's: a call's requestState opens on any of them
 
 
 def user() -> str:
@@ -160,6 +166,29 @@ async def test_replica_export_is_read_anywhere_and_erased_everywhere(memory: Dep
         async with stateless(memory.replica_mcp(i)) as c:
             with pytest.raises(MCPError, match="No export named"):
                 await c.read_resource(made["uri"])
+
+
+async def test_replica_confirms_a_destructive_call_asked_on_another(memory: Deployment) -> None:
+    """2026-07-28: the question of a destructive call comes from one replica and the retry with the
+    person's yes lands on the next (round-robin); that replica opens the sealed state and runs it, once."""
+    who, asked = user(), []
+
+    async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    async with stateless(memory.mcp, elicitation_callback=person) as c:
+        mid = (await ok(c, "memory_add", {"content": "the spare key is under the blue pot", "user_id": who,
+                                          "infer": False}))["results"][0]["id"]
+        start = len(memory.balancer.routed)
+        deleted = await ok(c, "memory_delete", {"memory_id": mid})
+        rounds = [(target, m["params"]) for target, m in memory.balancer.routed[start:]
+                  if m.get("method") == "tools/call" and m["params"]["name"] == "memory_delete"]
+        history = await ok(c, "memory_history", {"memory_id": mid})
+    assert deleted["deleted"] and len(asked) == 1
+    [(first, ask), (second, answer)] = rounds
+    assert "requestState" not in ask and answer["requestState"] and first != second, "asked on one, confirmed on another"
+    assert [e["event"] for e in history["events"]] == ["ADD", "DELETE"], "it ran once"
 
 
 async def test_replica_session_keeps_affinity(memory: Deployment) -> None:

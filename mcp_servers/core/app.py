@@ -6,11 +6,13 @@ from importlib.metadata import PackageNotFoundError, version
 
 from mcp.types import ToolAnnotations
 
+from . import request_state
 from .auth import OWNER_ONLY as OWNER_ONLY_KEY
 from .auth import AccessMiddleware
 from .errors import UserErrorMiddleware
 from .logs import RequestIdMiddleware
 from .server import Server
+from .settings import Settings
 from .tool_errors import check_call_shape
 
 # The tool-annotation presets: every tool takes one, so a host knows what needs a person's yes
@@ -29,9 +31,11 @@ except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0.0.0"
 
 
-def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
+def new_server(name: str, instructions: str, settings: Settings, owner_only: str | None = None) -> Server:
     """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
-    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens.
+    A call's `requestState` is sealed with the key every replica shares (`request_state`)."""
     return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions, owner_only=owner_only,
+                  request_state_security=request_state.security(settings),
                   middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
                               check_call_shape])

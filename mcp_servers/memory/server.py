@@ -62,7 +62,7 @@ RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
-    mcp = new_server("memory", INSTRUCTIONS)
+    mcp = new_server("memory", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
 
     @mcp.tool(annotations=WRITE)
