@@ -474,3 +474,23 @@ async def test_sigkill_during_user_merge_leaves_all_or_none(tmp_path: Path, roun
     assert undone < rounds * PAIRS  # the kills came while merges streamed in
     print(f"user_merge: {rounds} SIGKILLs during {rounds * PAIRS} merges: {done} done in full ({unacked_done} of "
           f"them not acknowledged), {undone} not at all, none in part")
+
+
+async def test_a_forget_cut_after_its_mark_is_finished_on_restart_follow_ups_included(tmp_path: Path) -> None:
+    """A crash right after a forget's FORGET mark was written: the next start erases the rest, the
+    user's follow-ups and exports among it."""
+    from mcp_servers.memory.history import FORGET, Event, History, now_iso
+
+    env = server_env(tmp_path)
+    async with stdio_session("memory", env) as s:
+        await ok(s, "memory_add", {"content": "Zed: My exam is on Friday.", "user_id": "zed", "infer": False,
+                                   "occurred_at": "2023-05-08T13:56:00+01:00"})
+        await ok(s, "memory_export", {"user_id": "zed"})
+        assert (await ok(s, "followup_list", {"user_id": "zed"}))["total"] == 1
+    marks = History(tmp_path / "memory" / "history.db")  # what the cut forget had written, and nothing more
+    marks.intend([Event("", "zed", FORGET, None, None, "mcp", now_iso())])
+    marks.close()
+    async with stdio_session("memory", env) as s:
+        assert (await ok(s, "followup_list", {"user_id": "zed", "include_done": True}))["total"] == 0
+        assert (await ok(s, "memory_list", {"user_id": "zed"}))["results"] == []
+    assert not any((tmp_path / "memory" / "exports").rglob("*.md"))

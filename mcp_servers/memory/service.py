@@ -125,10 +125,10 @@ class MemoryService:
                          if self.settings.qdrant_url else History(self.dir / "history.db"))
         self._exports = (StoreExports(await off_loop(open_store, self.settings, "memory", EXPORTS_SPEC))
                          if self.settings.qdrant_url else FileExports(self.dir / "exports"))
-        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self._exports)
-        await off_loop(self._writer.recover)
         self._followups = (StoreFollowups(await off_loop(open_store, self.settings, "memory", FOLLOWUPS_SPEC))
                            if self.settings.qdrant_url else Followups(self.dir / "followups.db"))
+        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self._exports, self._followups)
+        await off_loop(self._writer.recover)
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -386,13 +386,11 @@ class MemoryService:
         await self._delete(hit, "mcp")
 
     async def forget_user(self, principal: Principal, user_id: str) -> tuple[int, int, int]:
-        """Erase every trace of a user: vectors and payloads (store compacted), history, exports."""
+        """Erase every trace of a user: vectors and payloads (store compacted), history, exports, follow-ups."""
         user = scope_user(principal, user_id)
         if not user:
             raise UserError("Say which user to forget.")
-        erased = await self.writer.forget(user)
-        await off_loop(self.followups.forget_user, user)
-        return erased
+        return await self.writer.forget(user)
 
     async def reassign_user(self, principal: Principal, user_id: str, into_user_id: str) -> int:
         """Move a user's memories to another user (a provisional user who turned out to be a known one)."""

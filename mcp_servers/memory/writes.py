@@ -35,6 +35,7 @@ from .entities import entities
 from .exports import Exports
 from .history import FORGET, REASSIGN, Event, Histories, now_iso
 from .models import AddEvent, AddItem, AddResult
+from .store_followups import FollowupBook
 
 log = logging.getLogger(__name__)
 
@@ -95,12 +96,14 @@ _LOST = object()  # an update another replica overtook: planned again on the mem
 class Writer:
     """The one writer of a memory store (per process)."""
 
-    def __init__(self, avatar_id: str, store: VectorStore, history: Histories, embedder: Embedder, exports: Exports):
+    def __init__(self, avatar_id: str, store: VectorStore, history: Histories, embedder: Embedder, exports: Exports,
+                 followups: FollowupBook):
         self.avatar_id = avatar_id
         self.store = store
         self.history = history
         self.embedder = embedder
         self.exports = exports  # erased with the user
+        self.followups = followups  # erased with the user
         self.lock = asyncio.Lock()  # one batch (or erasure) at a time
         self.commit: GroupCommit[Request, Any] = GroupCommit(self._batch)
         self._seq: dict[str, int] = {}
@@ -128,7 +131,7 @@ class Writer:
         return hit
 
     async def forget(self, user: str) -> tuple[int, int, int]:
-        """Erase a user's memories (store compacted), exports and history; marked first, so that a
+        """Erase a user's memories (store compacted), exports, follow-ups and history; marked first, so that a
         crash half-way is finished by `recover`."""
         async with self.lock:
             n = await off_loop(self.store.count, self._user_where(user))
@@ -181,6 +184,7 @@ class Writer:
         if compact or named:
             self.store.compact()
         self.exports.forget(user)
+        self.followups.forget_user(user)
         return self.history.forget_user(user)
 
     def recover(self) -> None:
