@@ -4,7 +4,7 @@ as `audit.AuditLog` (record, list, forget), one trail for every replica of a ser
 One point per (access, user), no vector; `seq` is the time of the access in microseconds (the
 cursor `audit_list` pages by), so entries written by several replicas order by when they happened.
 The trail keeps the newest `audit.MAX_ENTRIES` entries, as the SQLite trail does: each replica checks
-after every `audit.PRUNE_EVERY` entries it writes and drops the older ones.
+after every `audit.PRUNE_EVERY` entries it writes and drops the oldest beyond the limit.
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ from . import audit
 from .audit import MAX_IDS, AuditEntry, AuditLog, _text
 from .store import CollectionSpec, Item, VectorStore, Where
 
+PRUNE_PAGE = 10_000  # entries dropped per store call
 AUDIT_SPEC = CollectionSpec("audit", dim=1, sparse=False, tenant_fields=("user_id",), float_fields=("seq",))
 
 
@@ -61,19 +62,9 @@ class StoreAuditLog(AuditLog):
             self._prune(store)
 
     def _prune(self, store: VectorStore) -> None:
-        """Drop all but the newest MAX_ENTRIES entries: find the oldest `seq` to keep by bisection on
-        counts (the store pages newest first only), then delete what is older in one call."""
-        keep = audit.MAX_ENTRIES
-        if store.count() <= keep:
-            return
-        lo, hi = 0, int(store.highest(None, "seq", 1)[0].payload["seq"])
-        while lo < hi:  # the smallest seq with at most `keep` entries at or after it
-            mid = (lo + hi) // 2
-            if store.count(Where(ranges={"seq": (float(mid), None)})) <= keep:
-                hi = mid
-            else:
-                lo = mid + 1
-        store.delete_where(Where(ranges={"seq": (None, float(lo - 1))}))
+        """Drop the oldest entries beyond MAX_ENTRIES, oldest first, a page at a time."""
+        while (excess := store.count() - audit.MAX_ENTRIES) > 0:
+            store.delete([h.id for h in store.lowest(None, "seq", min(excess, PRUNE_PAGE))])
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
         """Newest first; `user_id` None means every entry (the owner)."""
