@@ -138,11 +138,17 @@ async def test_replica_followups_are_one(memory: Deployment) -> None:
         assert (await ok(c, "followup_list", {"user_id": who}))["results"] == []
         every = await ok(c, "followup_list", {"user_id": who, "include_done": True})
         assert [f["status"] for f in every["results"]] == ["done"]
+    into = user()
     async with stateless(memory.replica_mcp(0)) as c:
-        await ok(c, "memory_forget_user", {"user_id": who})
+        await ok(c, "memory_reassign_user", {"user_id": who, "into_user_id": into})
+    async with stateless(memory.replica_mcp(1)) as c:
+        assert (await ok(c, "followup_list", {"user_id": who, "include_done": True}))["total"] == 0
+        moved = await ok(c, "followup_list", {"user_id": into, "include_done": True})
+        assert [f["id"] for f in moved["results"]] == [followup["id"]], "the follow-up moved with its memory"
+        await ok(c, "memory_forget_user", {"user_id": into})
     for i in range(3):
         async with stateless(memory.replica_mcp(i)) as c:
-            assert (await ok(c, "followup_list", {"user_id": who, "include_done": True}))["total"] == 0
+            assert (await ok(c, "followup_list", {"user_id": into, "include_done": True}))["total"] == 0
             gone = await call(c, "followup_update", {"followup_id": followup["id"], "status": "open"})
             assert gone.is_error and "No follow-up" in gone.text
 

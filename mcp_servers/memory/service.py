@@ -398,9 +398,7 @@ class MemoryService:
             raise Forbidden("Only the owner can move memories between users; a user-scoped token cannot.")
         if user_id == into_user_id:
             raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
-        moved = await self.writer.reassign(user_id, into_user_id)
-        await off_loop(self.followups.reassign, user_id, into_user_id)
-        return moved
+        return await self.writer.reassign(user_id, into_user_id)
 
     @property
     def exports(self) -> Exports:

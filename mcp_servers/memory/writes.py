@@ -147,8 +147,8 @@ class Writer:
         return n, events, files
 
     async def reassign(self, user: str, into: str) -> int:
-        """Move every memory of `user` (all scopes) and its history to `into`, in one store write:
-        all of them or, after a crash, none (`recover` settles the history either way)."""
+        """Move every memory of `user` (all scopes), its history and its follow-ups to `into`, the memories in
+        one store write: all of them or, after a crash, none (`recover` settles the rest either way)."""
         async with self.lock:
             ids = await off_loop(self._ids_of, user)
             at = now_iso()
@@ -160,6 +160,7 @@ class Writer:
             except Exception:
                 await off_loop(self.history.abort, txn)
                 raise
+            await off_loop(self.followups.reassign, user, into)  # before the mark is cleared: recover repeats it
             await off_loop(self.history.move_user, txn, user, into)
             for key in [k for k in self._seq if k.split("|")[1] in (user, into)]:  # session positions changed
                 self._seq.pop(key, None)
@@ -201,6 +202,7 @@ class Writer:
                 first = self.store.retrieve([rows[0].memory_id])
                 if first and first[0].payload.get("user_id") == rows[0].new:
                     log.info("finishing an interrupted reassignment")
+                    self.followups.reassign(rows[0].old, rows[0].new)
                     self.history.move_user(txn, rows[0].old, rows[0].new)
                 else:
                     self.history.abort(txn)
