@@ -95,7 +95,7 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
+    mcp = new_server("character", INSTRUCTIONS, settings, owner_only=OWNER_ONLY)
 
     def send(event: Event) -> CallToolResult:
         hub.publish(event)

@@ -45,7 +45,8 @@ _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "c
 _ID_KEYS = ("id", "doc_id", "job_id", "memory_id")
 _URI_USER = re.compile(r"/users/([^/?#]+)")
 MAX_IDS = 50
-MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every 1,000 writes)
+MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every PRUNE_EVERY writes)
+PRUNE_EVERY = 1_000
 _KINDS = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
 OWNER = ""  # entries that concern no particular user; only the owner reads them
 VIA_HEADER = "x-alphaavatar-via"
@@ -107,7 +108,7 @@ class AuditLog:
             db.executemany("INSERT INTO audit (at, user_id, client, via, principal, kind, name, ok, user_ids, ids)"
                            " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             last = db.execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
-            if last // 1000 != (last - len(rows)) // 1000:
+            if last // PRUNE_EVERY != (last - len(rows)) // PRUNE_EVERY:
                 db.execute("DELETE FROM audit WHERE seq <= ?", (last - MAX_ENTRIES,))
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:

@@ -32,10 +32,11 @@ from mcp.types import Tool as MCPTool
 from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import ValidationError
 
-from . import auth, consent
+from . import auth, consent, request_state
 from .auth import AccessMiddleware
 from .errors import Forbidden, UserErrorMiddleware
 from .logs import RequestIdMiddleware, request_id
+from .settings import Settings
 from .stdio import AnsweringReader
 from .tool_errors import check_call_shape, explain
 
@@ -132,9 +133,11 @@ except PackageNotFoundError:  # a source tree that was never installed
     VERSION = "0.0.0"
 
 
-def new_server(name: str, instructions: str, owner_only: str | None = None) -> Server:
+def new_server(name: str, instructions: str, settings: Settings, owner_only: str | None = None) -> Server:
     """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
-    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens."""
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens.
+    A call's `requestState` is sealed with the key every replica shares (`request_state`)."""
     return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions, owner_only=owner_only,
+                  request_state_security=request_state.security(settings),
                   middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
                               check_call_shape])

@@ -88,8 +88,8 @@ def render_reassigned(r: ReassignResult) -> str:
 
 
 def render_export(r: ExportResult) -> str:
-    cut = " (cut here; the file has everything)" if r.truncated else ""
-    return f"{r.count} memories exported to {r.path}{cut}.\n\n{r.content}"
+    cut = " (cut here; the export there has everything)" if r.truncated else ""
+    return f"{r.count} memories exported to {r.uri}{cut}.\n\n{r.content}"
 
 
 def render_experiences(r: ToolExperienceResult) -> str:

@@ -74,7 +74,7 @@ RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
-    mcp = new_server("memory", INSTRUCTIONS)
+    mcp = new_server("memory", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
 
     @mcp.tool(annotations=WRITE)
@@ -212,7 +212,8 @@ def create_server(settings: Settings) -> ServerSpec:
         format: Literal["markdown", "json"] = "markdown",
         scope: Annotated[Scope | None, Field(description="Only this scope (default: all the user's).")] = None,
     ) -> Annotated[CallToolResult, ExportResult]:
-        """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
+        """Export a user's memories (markdown or JSON), keep it until the user is forgotten, and return it cut
+        at a size budget; the whole export is at the returned `uri`."""
         result = await svc.export(auth.caller(ctx), user_id, format, scope)
         return rendered(result, render_export(result))
 
@@ -279,6 +280,11 @@ def create_server(settings: Settings) -> ServerSpec:
         items, _, total = await svc.newest_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
+
+    @mcp.resource("memory://users/{user_id}/exports/{export_name}", mime_type="text/plain")
+    async def user_export(user_id: str, export_name: str, ctx: Context) -> str:
+        """A whole export memory_export made of a user's memories (markdown or JSON, as its name ends)."""
+        return await svc.read_export(auth.caller(ctx), user_id, export_name)
 
     @mcp.prompt()
     async def recall(user_id: str, topic: str, ctx: Context) -> str:

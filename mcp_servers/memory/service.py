@@ -14,15 +14,14 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
 from mcp_servers.core import audit, cursors
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
-from mcp_servers.core.files import write_atomically
 from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
@@ -30,6 +29,7 @@ from mcp_servers.core.store.aio import off_loop
 from mcp_servers.core.visibility import Visibility
 
 from . import retrieval, visibility
+from .exports import EXPORTS_SPEC, Exports, FileExports, StoreExports, export_name
 from .extraction import Extractor
 from .followups import Followups, detect
 from .history import HISTORY_SPEC, Histories, History, StoreHistory
@@ -50,6 +50,7 @@ from .models import (
     ToolExperience,
 )
 from .render import export_json, export_markdown
+from .store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
@@ -57,8 +58,12 @@ log = logging.getLogger(__name__)
 DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
 SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
-EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
+EXPORT_BUDGET = 24_000  # characters returned inline; the saved export holds the whole of it
 MAX_SEARCH_DEPTH = 200  # results a search pages through; beyond, narrow the query
+
+
+def export_uri(user: str, name: str) -> str:
+    return f"memory://users/{quote(user, safe='')}/exports/{name}"
 
 
 def memories_spec(dim: int) -> CollectionSpec:
@@ -111,7 +116,8 @@ class MemoryService:
         self._store: VectorStore | None = None
         self._history: Histories | None = None
         self._writer: Writer | None = None
-        self._followups: Followups | None = None
+        self._exports: Exports | None = None
+        self._followups: FollowupBook | None = None
         llm = get_llm(settings)
         self.extractor = Extractor(llm) if llm else None
 
@@ -121,9 +127,12 @@ class MemoryService:
         self._store = await off_loop(open_store, self.settings, "memory", memories_spec(self.embedder.dim))
         self._history = (StoreHistory(await off_loop(open_store, self.settings, "memory", HISTORY_SPEC))
                          if self.settings.qdrant_url else History(self.dir / "history.db"))
-        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
+        self._exports = (StoreExports(await off_loop(open_store, self.settings, "memory", EXPORTS_SPEC))
+                         if self.settings.qdrant_url else FileExports(self.dir / "exports"))
+        self._followups = (StoreFollowups(await off_loop(open_store, self.settings, "memory", FOLLOWUPS_SPEC))
+                           if self.settings.qdrant_url else Followups(self.dir / "followups.db"))
+        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self._exports, self._followups)
         await off_loop(self._writer.recover)
-        self._followups = Followups(self.dir / "followups.db")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -136,8 +145,11 @@ class MemoryService:
             await off_loop(self._history.close)
             self._history = None
         if self._followups is not None:
-            self._followups.close()
+            await off_loop(self._followups.close)
             self._followups = None
+        if self._exports is not None:
+            await off_loop(self._exports.close)
+            self._exports = None
 
     @property
     def ready(self) -> bool:
@@ -161,7 +173,7 @@ class MemoryService:
         return self._history
 
     @property
-    def followups(self) -> Followups:
+    def followups(self) -> FollowupBook:
         if self._followups is None:
             raise RuntimeError("memory store is not open")
         return self._followups
@@ -383,13 +395,11 @@ class MemoryService:
         await self._delete(hit, "mcp")
 
     async def forget_user(self, principal: Principal, user_id: str) -> tuple[int, int, int]:
-        """Erase every trace of a user: vectors and payloads (store compacted), history, exports."""
+        """Erase every trace of a user: vectors and payloads (store compacted), history, exports, follow-ups."""
         user = scope_user(principal, user_id)
         if not user:
             raise UserError("Say which user to forget.")
-        erased = await self.writer.forget(user)
-        await off_loop(self.followups.forget_user, user)
-        return erased
+        return await self.writer.forget(user)
 
     async def reassign_user(self, principal: Principal, user_id: str, into_user_id: str) -> int:
         """Move a user's memories to another user (a provisional user who turned out to be a known one)."""
@@ -397,17 +407,19 @@ class MemoryService:
             raise Forbidden("Only the owner can move memories between users; a user-scoped token cannot.")
         if user_id == into_user_id:
             raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
-        moved = await self.writer.reassign(user_id, into_user_id)
-        await off_loop(self.followups.reassign, user_id, into_user_id)
-        return moved
+        return await self.writer.reassign(user_id, into_user_id)
 
-    def export_dir(self, user: str) -> Path:
-        return self.writer.export_dir(user)
+    @property
+    def exports(self) -> Exports:
+        if self._exports is None:
+            raise RuntimeError("memory store is not open")
+        return self._exports
 
     async def export(self, principal: Principal, user_id: str | None, fmt: Literal["markdown", "json"],
                      scope: Scope | None) -> ExportResult:
-        """Every visible memory of a user, oldest first, written atomically to the user's export folder
-        (erased with the user) and returned inline up to a budget."""
+        """Every visible memory of a user, oldest first, saved whole (erased with the user) and returned
+        inline up to a budget; any replica reads the whole export back at its `uri`."""
+        user = scope_user(principal, user_id) or DEFAULT_USER
         where = self.visible(principal, user_id, [scope] if scope else SCOPES)
         items: list[MemoryItem] = []
         cursor: str | None = None
@@ -418,16 +430,17 @@ class MemoryService:
                 break
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         text = export_markdown(items) if fmt == "markdown" else export_json(items)
-        folder = self.export_dir(scope_user(principal, user_id) or DEFAULT_USER)
-        path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if fmt == 'markdown' else 'json'}"
+        name = export_name(fmt)
+        path = await off_loop(self.exports.save, user, name, text)
+        return ExportResult(format=fmt, path=path, uri=export_uri(user, name), count=len(items),
+                            content=text[:EXPORT_BUDGET], truncated=len(text) > EXPORT_BUDGET)
 
-        def write() -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, text)
-
-        await off_loop(write)
-        return ExportResult(format=fmt, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
-                            truncated=len(text) > EXPORT_BUDGET)
+    async def read_export(self, principal: Principal, user_id: str, name: str) -> str:
+        """A whole export of the user's, made through any replica."""
+        text = await off_loop(self.exports.read, scope_user(principal, user_id) or DEFAULT_USER, name)
+        if text is None:
+            raise NotFound(f"No export named '{name}' for user '{user_id}': memory_export returns the uri of each.")
+        return text
 
     async def history_of(self, principal: Principal, memory_id: str) -> HistoryResult:
         """How a memory changed; a scoped token sees only its own user's memories' history."""

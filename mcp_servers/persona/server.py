@@ -71,7 +71,7 @@ def create_server(settings: Settings) -> ServerSpec:
     persona = PersonaContext(settings, PersonaSettings())
     voices, faces = VoiceIdentity(persona), FaceIdentity(persona)
     fused, users, profiles = FusedIdentity(persona, voices, faces), Users(persona), Profiles(persona)
-    mcp = new_server("persona", INSTRUCTIONS)
+    mcp = new_server("persona", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "persona", forget_tool="user_forget")
 
     # -- voice ----------------------------------------------------------------------------------

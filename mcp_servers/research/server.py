@@ -68,6 +68,7 @@ def create_server(settings: Settings) -> ServerSpec:
         "Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
+        settings,
     )
     audit.install(mcp, settings, "research", forget_tool="research_forget_user")  # forget erases the trail too
 
