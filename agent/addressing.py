@@ -23,7 +23,7 @@ from livekit.agents import llm
 
 from .config import GroupConfig
 from .contracts import USER_LIST, UserPage
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 from .presence import Person
 
 log = logging.getLogger(__name__)

@@ -37,7 +37,7 @@ from .config import PipelineConfig
 from .context import followup_line, render
 from .contracts import Followup
 from .conversation import Conversation
-from .hub import McpHub
+from .mcp_sessions import McpHub
 from .participant import ParticipantView
 from .presence import KNOWN
 from .status import Status

@@ -22,7 +22,7 @@ from character_bridge.tags import TagParser
 from .audio import to_wav16k, wav_base64
 from .config import CharacterConfig
 from .contracts import CHARACTER_EXPRESS, CHARACTER_GAZE, CHARACTER_SPEAK, CHARACTER_STATE
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
 

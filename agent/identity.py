@@ -28,7 +28,7 @@ from .contracts import (
     UserPage,
     UserRef,
 )
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 from .remember import MemoryWriter
 from .speaker import Speaker
 from .speaking import SpeakerTracker

@@ -21,8 +21,8 @@ from .addressing import Addressing, llm_judge
 from .avatar import AvatarAgent
 from .character import CharacterLink
 from .config import ConfigError, ModelConfig, PipelineConfig
-from .hub import McpHub
 from .identity import Settler
+from .mcp_sessions import McpHub
 from .remember import MemoryWriter, new_journal
 from .status import Status
 from .turn import TurnHooks

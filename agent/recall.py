@@ -14,7 +14,7 @@ from typing import Any
 
 from . import contracts as c
 from .contracts import Experience, ExperienceSearch, Followup, Followups, Memory, MemorySearch, Profile
-from .hub import ToolFailed, ToolUnavailable
+from .mcp_sessions import ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
 

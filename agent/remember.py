@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,7 @@ from . import contracts as c
 from .audio import wav_base64
 from .config import TurnConfig
 from .contracts import Identification, Match, VoiceMatch
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
 

@@ -25,7 +25,7 @@ from livekit import rtc
 from .audio import ID_RATE, wav_base64
 from .config import GroupConfig, TurnConfig
 from .contracts import SPEAKER_IDENTIFY
-from .hub import McpHub, ToolFailed, ToolUnavailable
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 from .presence import Presence
 from .speaker import Speaker, identify
 

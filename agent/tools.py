@@ -34,7 +34,7 @@ from livekit.agents.llm import ToolError, function_tool
 from .config import ToolPolicy
 from .consent import Consent
 from .contracts import OWNER_ONLY
-from .hub import McpHub, ToolFailed, ToolUnavailable, result_data, result_text
+from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable, result_data, result_text
 from .status import Status
 from .toolsearch import ToolDoc, ToolIndex
 

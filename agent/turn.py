@@ -22,8 +22,8 @@ from typing import Any
 from . import contracts as c
 from .config import BehaviorConfig, GroupConfig, TurnConfig
 from .contracts import ExperienceSearch, Followup, Followups, MemorySearch, Profile
-from .hub import McpHub
 from .identity import Settler
+from .mcp_sessions import McpHub
 from .presence import KNOWN
 from .recall import Recall, RecallCalls
 from .remember import MemoryWriter

@@ -41,8 +41,8 @@ from bench.memory_latency import pct  # noqa: E402
 from clients.registry import create  # noqa: E402
 from mcp_servers.core import auth  # noqa: E402
 from mcp_servers.core.audit import AuditMiddleware  # noqa: E402
-from mcp_servers.core.runner import ServerSpec, running  # noqa: E402
 from mcp_servers.core.settings import Settings  # noqa: E402
+from mcp_servers.core.transports import ServerSpec, running  # noqa: E402
 from tests.datasets import fsdd  # noqa: E402
 from tests.support import DATASETS  # noqa: E402
 

@@ -30,7 +30,7 @@ from rich.table import Table  # noqa: E402
 
 from agent.addressing import Addressing  # noqa: E402
 from agent.config import GroupConfig, McpServerConfig  # noqa: E402
-from agent.hub import McpHub  # noqa: E402
+from agent.mcp_sessions import McpHub  # noqa: E402
 from agent.presence import Presence  # noqa: E402
 from agent.speaker import Speaker  # noqa: E402
 from tests.conversation import CONFIG, ENROLLED, Script, Turn, enroll, line_at, recording, replay  # noqa: E402

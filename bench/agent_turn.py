@@ -35,7 +35,7 @@ sys.path.insert(0, str(ROOT))
 
 from agent.audio import to_wav16k, wav_base64  # noqa: E402
 from agent.config import McpServerConfig, TurnConfig  # noqa: E402
-from agent.hub import McpHub  # noqa: E402
+from agent.mcp_sessions import McpHub  # noqa: E402
 from agent.pipeline import SERVER_DEFAULTS  # noqa: E402
 from agent.turn import TurnHooks  # noqa: E402
 from bench.figures import save  # noqa: E402

@@ -5,8 +5,8 @@ from __future__ import annotations
 from mcp.server.mcpserver import MCPServer
 from pydantic import BaseModel
 
-from mcp_servers.core.runner import ServerSpec, serve
 from mcp_servers.core.settings import get_settings
+from mcp_servers.core.transports import ServerSpec, serve
 
 
 class Echo(BaseModel):

@@ -28,7 +28,7 @@ from typing import Any
 
 from starlette.websockets import WebSocket, WebSocketDisconnect, WebSocketState
 
-from .protocol import InterruptEvent, SpeechEvent, _Event, coalesce_key
+from .protocol import Event, InterruptEvent, SpeechEvent, coalesce_key
 
 log = logging.getLogger(__name__)
 
@@ -39,7 +39,7 @@ RECENT = 20
 
 @dataclass
 class _Slot:
-    event: _Event
+    event: Event
     line: str
     key: str | None
 
@@ -113,7 +113,7 @@ class Hub:
         self.disconnected_slow = 0
 
     # -- publishing ------------------------------------------------------------------------------
-    def publish(self, event: _Event) -> _Event:
+    def publish(self, event: Event) -> Event:
         """Stamp `seq`/`ts` and queue the event for every subscriber (never blocks)."""
         event.seq = next(self._seq)
         event.ts = time.time() * 1000.0

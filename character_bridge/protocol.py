@@ -28,7 +28,9 @@ State = Literal["idle", "listening", "thinking", "speaking"]
 Viseme = Literal["sil", "PP", "FF", "TH", "DD", "kk", "CH", "SS", "nn", "RR", "aa", "E", "ih", "oh", "ou"]
 
 
-class _Event(BaseModel):
+class Event(BaseModel):
+    """What every character event carries; each event type adds its own fields."""
+
     model_config = ConfigDict(extra="forbid")
 
     v: int = Field(default=PROTOCOL_VERSION, description="Protocol version.")
@@ -37,7 +39,7 @@ class _Event(BaseModel):
     utterance_id: str | None = Field(default=None, description="The utterance this event belongs to, if any.")
 
 
-class ExpressionEvent(_Event):
+class ExpressionEvent(Event):
     kind: Literal["expression"] = "expression"
     emotion: Emotion
     intensity: float = Field(default=1.0, ge=0.0, le=1.0)
@@ -54,7 +56,7 @@ class VisemeCue(BaseModel):
     viseme: Viseme
 
 
-class SpeechEvent(_Event):
+class SpeechEvent(Event):
     """A speech timeline: mouth-open values every `frame_ms`, and/or visemes with times.
 
     Streaming speech sends several events for one utterance, each with its `start_ms` offset;
@@ -72,30 +74,30 @@ class SpeechEvent(_Event):
     final: bool = True
 
 
-class MotionEvent(_Event):
+class MotionEvent(Event):
     kind: Literal["motion"] = "motion"
     name: str
     intensity: float = Field(default=1.0, ge=0.0, le=1.0)
 
 
-class GazeEvent(_Event):
+class GazeEvent(Event):
     kind: Literal["gaze"] = "gaze"
     x: float = Field(ge=-1.0, le=1.0, description="-1 left … 1 right, from the character's viewpoint.")
     y: float = Field(ge=-1.0, le=1.0, description="-1 down … 1 up.")
 
 
-class ParamEvent(_Event):
+class ParamEvent(Event):
     kind: Literal["param"] = "param"
     name: str
     value: float
 
 
-class StateEvent(_Event):
+class StateEvent(Event):
     kind: Literal["state"] = "state"
     state: State
 
 
-class InterruptEvent(_Event):
+class InterruptEvent(Event):
     kind: Literal["interrupt"] = "interrupt"
     reason: str = "interrupted"
 
@@ -112,7 +114,7 @@ RELIABLE_KINDS = frozenset({"expression", "state", "interrupt", "speech", "motio
 COALESCED_KINDS = frozenset({"param", "gaze"})
 
 
-def coalesce_key(event: _Event) -> str | None:
+def coalesce_key(event: Event) -> str | None:
     """Events with the same key supersede each other in a slow renderer's queue."""
     if isinstance(event, ParamEvent):
         return f"param:{event.name}"

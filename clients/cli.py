@@ -21,11 +21,11 @@ class _App(typer.Typer):
 
     def __call__(self, *args: object, **kwargs: object) -> object:
         from mcp_servers.core.errors import StoreLocked
-        from mcp_servers.core.runner import ConfigError
+        from mcp_servers.core.transports import RefusedToStart
 
         try:
             return super().__call__(*args, **kwargs)
-        except (ConfigError, StoreLocked) as exc:
+        except (RefusedToStart, StoreLocked) as exc:
             typer.echo(f"alphaavatar: {exc}", err=True)
             raise SystemExit(2) from None
 
@@ -62,8 +62,8 @@ def serve(
 ) -> None:
     """Serve one MCP server."""
     from mcp_servers.core.logs import setup_logging
-    from mcp_servers.core.runner import serve as run
     from mcp_servers.core.settings import get_settings
+    from mcp_servers.core.transports import serve as run
 
     from .registry import create
 
@@ -81,8 +81,8 @@ def up(
 ) -> None:
     """Serve every server in one process on one port: /memory/mcp, /persona/mcp, ... and /healthz."""
     from mcp_servers.core.logs import setup_logging
-    from mcp_servers.core.runner import serve
     from mcp_servers.core.settings import get_settings
+    from mcp_servers.core.transports import serve
 
     from .console.app import routes as console_routes
     from .console.app import upload_dir

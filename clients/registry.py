@@ -5,8 +5,8 @@ from __future__ import annotations
 import importlib
 import importlib.util
 
-from mcp_servers.core.runner import ConfigError, ServerSpec
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import RefusedToStart, ServerSpec
 
 SERVERS: dict[str, str] = {
     "memory": "mcp_servers.memory.server",
@@ -35,7 +35,7 @@ def create(name: str, settings: Settings) -> ServerSpec:
     if name not in SERVERS:
         raise KeyError(f"unknown server {name!r}; choose one of {', '.join(SERVERS)}")
     if not _present(EXTRA_MODULES[name]):
-        raise ConfigError(f"The {name} server is not installed here: pip install 'alphaavatar[{name}]' adds it.")
+        raise RefusedToStart(f"The {name} server is not installed here: pip install 'alphaavatar[{name}]' adds it.")
     module = importlib.import_module(SERVERS[name])
     spec: ServerSpec = module.create_server(settings)
     return spec

@@ -121,10 +121,11 @@ class Deployment:
 
 
 @contextlib.asynccontextmanager
-async def stateless(url: str) -> AsyncIterator[Client]:
+async def stateless(url: str, **options: Any) -> AsyncIterator[Client]:
     """An MCP client on the stateless 2026-07-28 revision (found by the `server/discover` probe, answered
-    by whichever replica gets it): no session, every request stands alone."""
-    async with Client(url, mode="auto") as client:
+    by whichever replica gets it): no session, every request stands alone. `options` go to the Client
+    (e.g. an elicitation_callback)."""
+    async with Client(url, mode="auto", **options) as client:
         assert client.protocol_version == STATELESS, client.protocol_version
         yield client
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 
 from agent.config import PipelineConfig
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.tools import CALL, owner_only
 from tests.datasets import needs_faces, needs_fsdd

@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 
 from agent.config import PipelineConfig
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.speaker import Speaker
 from tests.fakes.openai_server import FakeOpenAI, Reply

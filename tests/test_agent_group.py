@@ -18,7 +18,7 @@ from livekit.rtc._utils import BroadcastQueue
 from agent.addressing import Addressing, llm_judge
 from agent.character import CharacterLink
 from agent.config import CharacterConfig, GroupConfig
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.presence import Presence
 from agent.speaker import Speaker
 from character_bridge.protocol import parse_event

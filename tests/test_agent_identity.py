@@ -16,7 +16,7 @@ import pytest
 from livekit import rtc
 from PIL import Image
 
-from agent.hub import ToolFailed
+from agent.mcp_sessions import ToolFailed
 from agent.pipeline import Runtime, build_runtime
 from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI, Reply

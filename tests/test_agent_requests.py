@@ -28,7 +28,7 @@ from agent.character import CharacterLink
 from agent.config import CharacterConfig, ModelConfig, PipelineConfig, StatusConfig, VisionConfig
 from agent.context import render
 from agent.contracts import Followup, Memory
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.recall import Recall
 from agent.speaker import Speaker

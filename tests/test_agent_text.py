@@ -22,7 +22,7 @@ import psutil
 import pytest
 
 from agent.config import McpServerConfig, PipelineConfig, TurnConfig
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.remember import Journal, MemoryWriter
 from tests.fakes.openai_server import FakeOpenAI, Reply

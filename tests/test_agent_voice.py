@@ -22,7 +22,7 @@ from livekit.agents.voice import io
 from PIL import Image
 
 from agent.config import PipelineConfig
-from agent.hub import McpHub
+from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from tests.datasets import FACES, digits_of, needs_faces, needs_fsdd
 from tests.fakes.audio_io import CapturedAudio

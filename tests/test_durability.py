@@ -474,3 +474,52 @@ async def test_sigkill_during_user_merge_leaves_all_or_none(tmp_path: Path, roun
     assert undone < rounds * PAIRS  # the kills came while merges streamed in
     print(f"user_merge: {rounds} SIGKILLs during {rounds * PAIRS} merges: {done} done in full ({unacked_done} of "
           f"them not acknowledged), {undone} not at all, none in part")
+
+
+async def test_a_forget_cut_after_its_mark_is_finished_on_restart_follow_ups_included(tmp_path: Path) -> None:
+    """A crash right after a forget's FORGET mark was written: the next start erases the rest, the
+    user's follow-ups and exports among it."""
+    from mcp_servers.memory.history import FORGET, Event, History, now_iso
+
+    env = server_env(tmp_path)
+    async with stdio_session("memory", env) as s:
+        await ok(s, "memory_add", {"content": "Zed: My exam is on Friday.", "user_id": "zed", "infer": False,
+                                   "occurred_at": "2023-05-08T13:56:00+01:00"})
+        await ok(s, "memory_export", {"user_id": "zed"})
+        assert (await ok(s, "followup_list", {"user_id": "zed"}))["total"] == 1
+    marks = History(tmp_path / "memory" / "history.db")  # what the cut forget had written, and nothing more
+    marks.intend([Event("", "zed", FORGET, None, None, "mcp", now_iso())])
+    marks.close()
+    async with stdio_session("memory", env) as s:
+        assert (await ok(s, "followup_list", {"user_id": "zed", "include_done": True}))["total"] == 0
+        assert (await ok(s, "memory_list", {"user_id": "zed"}))["results"] == []
+    assert not any((tmp_path / "memory" / "exports").rglob("*.md"))
+
+
+async def test_a_reassignment_cut_after_the_memories_moved_moves_follow_ups_on_restart(tmp_path: Path) -> None:
+    """A crash after a reassignment's one store write, before its mark was cleared: the next start moves
+    the history and the follow-ups too."""
+    from mcp_servers.core.store.edge import EdgeStore
+    from mcp_servers.memory.history import REASSIGN, Event, History, now_iso
+    from mcp_servers.memory.service import memories_spec
+
+    env = server_env(tmp_path)
+    async with stdio_session("memory", env) as s:
+        added = await ok(s, "memory_add", {"content": "Yan: My exam is on Friday.", "user_id": "yan", "infer": False,
+                                           "occurred_at": "2023-05-08T13:56:00+01:00"})
+        mid = added["results"][0]["id"]
+
+    def cut() -> None:  # what the cut reassignment had written: its mark, then its one store write
+        marks = History(tmp_path / "memory" / "history.db")
+        marks.intend([Event(mid, "zoe", REASSIGN, "yan", "zoe", "mcp", now_iso())])
+        marks.close()
+        store = EdgeStore(tmp_path / "memory" / "memories", memories_spec(384))
+        store.set_payload([mid], {"user_id": "zoe", "updated_at": now_iso()})
+        store.close()
+
+    await asyncio.to_thread(cut)
+    async with stdio_session("memory", env) as s:
+        assert (await ok(s, "followup_list", {"user_id": "yan"}))["total"] == 0
+        moved = await ok(s, "followup_list", {"user_id": "zoe"})
+        assert [f["memory_id"] for f in moved["results"]] == [mid]
+        assert [e["event"] for e in (await ok(s, "memory_history", {"memory_id": mid}))["events"]] == ["ADD", "REASSIGN"]

@@ -97,7 +97,7 @@ async def seed_alice(base: str) -> dict[str, Any]:
         await ok(s, "memory_add", {"content": f"Remind me tomorrow at six to check the {SECRETS[0]}",
                                    "scope": "session", "session_id": "alice-s1"})
         followup = (await ok(s, "followup_list", {}))["results"][0]
-        await ok(s, "memory_export", {"format": "markdown"})
+        export = await ok(s, "memory_export", {"format": "markdown"})
     async with http_session(f"{base}/persona/mcp", "tokA") as s:
         await ok(s, "speaker_enroll", {"user_id": "alice", "audio": [wav_b64(c) for c in voice[:2]]})
         await ok(s, "face_enroll", {"user_id": "alice", "image": face})
@@ -110,7 +110,7 @@ async def seed_alice(base: str) -> dict[str, Any]:
         await ok(s, "research_result", {"job_id": job["job_id"], "wait_s": 30})
     return {
         "user_id": "alice", "into_user_id": "bob", "memory_id": mem["results"][0]["id"], "session_id": "alice-s1",
-        "followup_id": followup["id"],
+        "followup_id": followup["id"], "export_name": export["uri"].rsplit("/", 1)[1],
         "doc_id": doc["document"]["doc_id"], "job_id": job["job_id"],
         "query": WORDS, "task": WORDS, "topic": WORDS, "question": f"Where is the {WORDS}?",
         "audio": wav_b64(voice[2]), "image": face,

@@ -146,6 +146,8 @@ async def test_isolation_search_time_filters_pagination_export(tmp_path: Path) -
         export = await call(s, "memory_export", {"user_id": "alice", "format": "json"})
         assert export.data["count"] == 15
         assert len(json.loads(Path(export.data["path"]).read_text())) == 15
+        whole = await s.read_resource(export.data["uri"])
+        assert whole.contents[0].text == Path(export.data["path"]).read_text()
         md = await call(s, "memory_export", {"user_id": "alice"})
         assert "museum number 14" in md.data["content"]
 

@@ -7,11 +7,15 @@ keeps on the replica holding it). Each promise of "Running at scale" (docs/scale
 from __future__ import annotations
 
 import asyncio
+import secrets
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import mcp.types as types
 import pytest
+from mcp.shared.exceptions import MCPError
 
 from tests.fakes.tavily_server import FakeTavily
 from tests.replicas import Deployment, call, ok, qdrant_stand_in, stateless
@@ -28,7 +32,7 @@ def qdrant(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 @pytest.fixture(scope="module")
 def memory(tmp_path_factory: pytest.TempPathFactory, qdrant: str) -> Iterator[Deployment]:
     root = tmp_path_factory.mktemp("memory")
-    with Deployment("memory", root, qdrant, server_env(root)) as d:
+    with Deployment("memory", root, qdrant, server_env(root, ALPHAAVATAR_REQUEST_STATE_KEY=STATE_KEY)) as d:
         yield d
 
 
@@ -45,6 +49,9 @@ def research(tmp_path_factory: pytest.TempPathFactory, qdrant: str, tavily: Fake
                      ALPHAAVATAR_RESEARCH_FETCH_ALLOWLIST='["127.0.0.1"]')
     with Deployment("research", root, qdrant, env) as d:
         yield d
+
+
+STATE_KEY = secrets.token_hex(32)  # every replica's: a call's requestState opens on any of them
 
 
 def user() -> str:
@@ -110,6 +117,84 @@ async def test_replica_forget_erases_everywhere(memory: Deployment) -> None:
             for mid in ids:
                 r = await call(c, "memory_history", {"memory_id": mid})
                 assert r.is_error or r.data["events"] == [], r.text
+
+
+async def test_replica_followups_are_one(memory: Deployment) -> None:
+    """Follow-ups derived on any replica are one set: listed, updated and erased through every replica."""
+    who, said = user(), "Remind me to call my mother tomorrow at six."
+    add = {"content": said, "user_id": who, "infer": False, "occurred_at": "2023-05-08T13:56:00+01:00"}
+    async with stateless(memory.mcp) as c:
+        await asyncio.gather(*[ok(c, "memory_add", add) for _ in range(6)])
+    listed = []
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            listed.append((await ok(c, "followup_list", {"user_id": who}))["results"])
+    assert listed[0] == listed[1] == listed[2], "every replica lists the same follow-ups"
+    [followup] = listed[0]
+    assert followup["due_at"] == "2023-05-09T18:00:00+01:00", "identical adds on three replicas derive one"
+    async with stateless(memory.replica_mcp(1)) as c:
+        await ok(c, "followup_update", {"followup_id": followup["id"], "status": "done"})
+    async with stateless(memory.replica_mcp(2)) as c:
+        assert (await ok(c, "followup_list", {"user_id": who}))["results"] == []
+        every = await ok(c, "followup_list", {"user_id": who, "include_done": True})
+        assert [f["status"] for f in every["results"]] == ["done"]
+    into = user()
+    async with stateless(memory.replica_mcp(0)) as c:
+        await ok(c, "memory_reassign_user", {"user_id": who, "into_user_id": into})
+    async with stateless(memory.replica_mcp(1)) as c:
+        assert (await ok(c, "followup_list", {"user_id": who, "include_done": True}))["total"] == 0
+        moved = await ok(c, "followup_list", {"user_id": into, "include_done": True})
+        assert [f["id"] for f in moved["results"]] == [followup["id"]], "the follow-up moved with its memory"
+        await ok(c, "memory_forget_user", {"user_id": into})
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            assert (await ok(c, "followup_list", {"user_id": into, "include_done": True}))["total"] == 0
+            gone = await call(c, "followup_update", {"followup_id": followup["id"], "status": "open"})
+            assert gone.is_error and "No follow-up" in gone.text
+
+
+async def test_replica_export_is_read_anywhere_and_erased_everywhere(memory: Deployment) -> None:
+    """An export made on one replica is read whole through the others; a forget on any erases it everywhere."""
+    who = user()
+    async with stateless(memory.replica_mcp(0)) as c:
+        for n in range(3):
+            await ok(c, "memory_add", {"content": f"export fact {n} about kites", "user_id": who, "infer": False})
+        made = await ok(c, "memory_export", {"user_id": who, "format": "json"})
+    assert made["path"] is None and made["count"] == 3, "no file on the replica that made it"
+    for i in (1, 2):
+        async with stateless(memory.replica_mcp(i)) as c:
+            read = await c.read_resource(made["uri"])
+            assert read.contents[0].text == made["content"]  # type: ignore[union-attr]
+    async with stateless(memory.replica_mcp(2)) as c:
+        gone = await ok(c, "memory_forget_user", {"user_id": who})
+    assert gone["exports_deleted"] == 1
+    for i in range(3):
+        async with stateless(memory.replica_mcp(i)) as c:
+            with pytest.raises(MCPError, match="No export named"):
+                await c.read_resource(made["uri"])
+
+
+async def test_replica_confirms_a_destructive_call_asked_on_another(memory: Deployment) -> None:
+    """2026-07-28: the question of a destructive call comes from one replica and the retry with the
+    person's yes lands on the next (round-robin); that replica opens the sealed state and runs it, once."""
+    who, asked = user(), []
+
+    async def person(context: Any, params: types.ElicitRequestParams) -> types.ElicitResult:
+        asked.append(params)
+        return types.ElicitResult(action="accept", content={"confirm": True})
+
+    async with stateless(memory.mcp, elicitation_callback=person) as c:
+        mid = (await ok(c, "memory_add", {"content": "the spare key is under the blue pot", "user_id": who,
+                                          "infer": False}))["results"][0]["id"]
+        start = len(memory.balancer.routed)
+        deleted = await ok(c, "memory_delete", {"memory_id": mid})
+        rounds = [(target, m["params"]) for target, m in memory.balancer.routed[start:]
+                  if m.get("method") == "tools/call" and m["params"]["name"] == "memory_delete"]
+        history = await ok(c, "memory_history", {"memory_id": mid})
+    assert deleted["deleted"] and len(asked) == 1
+    [(first, ask), (second, answer)] = rounds
+    assert "requestState" not in ask and answer["requestState"] and first != second, "asked on one, confirmed on another"
+    assert [e["event"] for e in history["events"]] == ["ADD", "DELETE"], "it ran once"
 
 
 async def test_replica_session_keeps_affinity(memory: Deployment) -> None:
@@ -193,11 +278,9 @@ async def test_replica_research_job_moves_between_replicas(research: Deployment,
         tavily.delay = 0.0
 
 
-NOT_YET = {"followups.db", "followups.db-wal", "followups.db-shm"}  # follow-ups: not in the deployment yet (docs/scale.md)
-
-
 def test_replica_deployment_keeps_nothing_on_local_disk(memory: Deployment) -> None:
-    """With QDRANT_URL set, a replica's home holds its log and nothing else: store, history, trail are in the deployment."""
+    """With QDRANT_URL set, a replica's home holds its log and nothing else: store, history, follow-ups and
+    trail are in the deployment."""
     for r in memory.replicas:
         kept = {p.name for p in Path(r.home).rglob("*") if p.is_file() and not p.name.endswith(".log")}
-        assert kept <= NOT_YET, sorted(kept)
+        assert kept == set(), sorted(kept)

@@ -1,23 +1,30 @@
-"""One contract, two homes for what a server keeps beside its vectors: the memory history and the
-audit trail in SQLite (embedded default) and in the Qdrant deployment (`QDRANT_URL`: here the
-stand-in, over the wire), so every replica reads and erases the same state.
+"""One contract, two homes for what a server keeps beside its vectors: the memory history, the
+memory follow-ups and exports, and the audit trail in SQLite (embedded default) and in the Qdrant deployment
+(`QDRANT_URL`: here the stand-in, over the wire), so every replica reads and erases the same state.
 """
 
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import pytest
 from qdrant_client import QdrantClient
 
+from mcp_servers.core import audit as audit_mod
 from mcp_servers.core.audit import AuditLog
-from mcp_servers.core.store import CollectionSpec
+from mcp_servers.core.store import CollectionSpec, Item
 from mcp_servers.core.store.server import ServerStore
 from mcp_servers.core.store_audit import AUDIT_SPEC, StoreAuditLog
+from mcp_servers.memory import exports as exports_mod
 from mcp_servers.memory import history as history_mod
+from mcp_servers.memory.exports import EXPORTS_SPEC, Exports, FileExports, StoreExports, export_name
+from mcp_servers.memory.followups import Followups, Found
 from mcp_servers.memory.history import FORGET, HISTORY_SPEC, Event, Histories, History, StoreHistory, now_iso
+from mcp_servers.memory.store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from tests.fakes.qdrant_server import FakeQdrant
 
 HOMES = ["sqlite", "qdrant-wire"]
@@ -49,6 +56,26 @@ def audit(request: pytest.FixtureRequest, tmp_path: Path) -> AuditLog:
         return AuditLog(tmp_path / "audit.sqlite")
     url = request.getfixturevalue("wire")
     return StoreAuditLog(lambda: _server_store(url, AUDIT_SPEC, tmp_path))
+
+
+@pytest.fixture(params=HOMES)
+def followups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FollowupBook]:
+    if request.param == "sqlite":
+        book: FollowupBook = Followups(tmp_path / "followups.db")
+    else:
+        book = StoreFollowups(_server_store(request.getfixturevalue("wire"), FOLLOWUPS_SPEC, tmp_path))
+    yield book
+    book.close()
+
+
+@pytest.fixture(params=HOMES)
+def exports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Exports]:
+    if request.param == "sqlite":  # files, beside the SQLite state
+        book: Exports = FileExports(tmp_path / "exports")
+    else:
+        book = StoreExports(_server_store(request.getfixturevalue("wire"), EXPORTS_SPEC, tmp_path))
+    yield book
+    book.close()
 
 
 def _ev(mid: str, user: str, event: str = "ADD", new: str = "x") -> Event:
@@ -94,3 +121,72 @@ def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:
     assert len(audit.list(None, 10, None)) == 6
     assert audit.forget("ann") == 5
     assert audit.list("ann", 10, None) == [] and len(audit.list(None, 10, None)) == 1
+
+
+
+def test_audit_keeps_the_newest_entries(audit: AuditLog, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(audit_mod, "MAX_ENTRIES", 5)
+    monkeypatch.setattr(audit_mod, "PRUNE_EVERY", 4)
+    for n in range(8):  # checked after the 4th write (nothing beyond 5 yet) and after the 8th
+        audit.record(["ann"], "host", None, "owner", "tool", f"t{n}", True, ["ann"], {})
+    assert [e.name for e in audit.list(None, 20, None)] == ["t7", "t6", "t5", "t4", "t3"]
+    audit.record(["ann"], "host", None, "owner", "tool", "t8", True, ["ann"], {})
+    assert len(audit.list(None, 20, None)) == 6, "between checks the trail may grow past the limit"
+
+
+LISBON = timezone(timedelta(hours=1))
+MONDAY = datetime(2023, 5, 8, 9, 0, tzinfo=LISBON)
+
+
+def _due(days: int, text: str) -> Found:
+    return Found(text, MONDAY + timedelta(days=days), "event")
+
+
+def test_followups_page_update_drop_move_and_forget(followups: FollowupBook) -> None:
+    exam, trip = followups.add("ann", "m1", [_due(4, "My exam is on Friday."), _due(14, "We fly in two weeks.")])
+    [call] = followups.add("ann", "m2", [_due(1, "Remind me to call mum tomorrow.")])
+    followups.add("bob", "m3", [_due(2, "Bob's interview is on Wednesday.")])
+    page, total = followups.page("ann", None, False, 2, 0)
+    assert [f.id for f in page] == [call.id, exam.id] and total == 3
+    assert [f.id for f in followups.page("ann", None, False, 2, 2)[0]] == [trip.id]
+    before = datetime.fromisoformat(exam.due_at)  # strictly before: the exam itself is not
+    assert [f.id for f in followups.page("ann", before, False, 10, 0)[0]] == [call.id]
+    done = followups.update(call.id, "done", None)
+    assert done is not None and done.status == "done" and done.due_at == call.due_at
+    moved = followups.update(exam.id, None, datetime(2023, 5, 13, 10, 0, tzinfo=LISBON))
+    assert moved is not None and moved.due_at == "2023-05-13T10:00:00+01:00" and moved.status == "open"
+    assert followups.page("ann", None, False, 10, 0)[1] == 2 and followups.page("ann", None, True, 10, 0)[1] == 3
+    assert followups.get("not-an-id") is None and followups.update(str(uuid.uuid4()), "done", None) is None
+    assert followups.drop_memories(["m1"]) == 2 and followups.get(exam.id) is None
+    assert followups.reassign("ann", "cid") == 1
+    got = followups.get(call.id)
+    assert got is not None and got.user_id == "cid" and followups.page("ann", None, True, 10, 0)[1] == 0
+    assert followups.forget_user("cid") == 1 and followups.page("cid", None, True, 10, 0) == ([], 0)
+    assert followups.page("bob", None, False, 10, 0)[1] == 1
+
+
+def test_exports_are_whole_readable_and_forgotten(exports: Exports, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(exports_mod, "PART_CHARS", 7)  # many parts, several writes
+    text = "# Memories of ann\n\n- one\n- two\n- three: ünïcode\n" * 3
+    first, second = export_name("markdown"), export_name("json")
+    exports.save("ann", first, text)
+    exports.save("ann", second, "[]")
+    exports.save("bob", first, "bob's")
+    assert exports.read("ann", first) == text and exports.read("ann", second) == "[]"
+    assert exports.read("bob", first) == "bob's" and exports.read("cid", first) is None
+    assert exports.read("ann", "../../etc/passwd") is None and exports.read("ann", export_name("json")) is None
+    assert exports.count("ann") == 2
+    assert exports.forget("ann") == 2
+    assert exports.read("ann", first) is None and exports.count("ann") == 0 and exports.read("bob", first) == "bob's"
+
+
+def test_an_export_cut_before_its_manifest_is_not_read_and_is_forgotten(wire: str, tmp_path: Path) -> None:
+    """A replica killed between an export's parts and its manifest: nothing readable, and the forget erases it."""
+    store = _server_store(wire, EXPORTS_SPEC, tmp_path)
+    name = export_name("markdown")
+    store.upsert([Item(str(uuid.uuid4()), {"user_id": "ann", "name": name, "kind": "part", "part": 0, "text": "half"})])
+    exports = StoreExports(store)
+    assert exports.read("ann", name) is None and exports.count("ann") == 0
+    exports.forget("ann")
+    assert store.count() == 0
+    exports.close()

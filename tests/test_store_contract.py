@@ -169,10 +169,12 @@ def test_scroll_pages_cover_everything_once(store: VectorStore) -> None:
     assert sorted(seen) == sorted(ids)
 
 
-def test_highest_comes_highest_first_and_pages_by_range(store: VectorStore) -> None:
+def test_highest_and_lowest_come_first_and_page_by_range(store: VectorStore) -> None:
     ids = _fill(store)
     assert [h.id for h in store.highest(Where(equals={"user_id": "a"}), "ts", 3)] == [ids[6], ids[4], ids[2]]
     assert [h.payload["ts"] for h in store.highest(Where(ranges={"ts": (None, 4.0)}), "ts", 2)] == [4.0, 3.0]
+    assert [h.id for h in store.lowest(Where(equals={"user_id": "a"}), "ts", 2)] == [ids[0], ids[2]]
+    assert [h.payload["ts"] for h in store.lowest(Where(ranges={"ts": (4.0, None)}), "ts", 2)] == [4.0, 5.0]
 
 
 def test_set_payload_delete_and_delete_where(store: VectorStore) -> None:

@@ -23,7 +23,7 @@ from typing import Any
 from websockets.asyncio.client import ClientConnection
 
 from ..hub import Hub
-from ..protocol import ExpressionEvent, _Event
+from ..protocol import Event, ExpressionEvent
 from .base import Adapter, AdapterError, Backoff
 
 EVENT_PREFIX = "alphaavatar:character:"
@@ -115,7 +115,7 @@ class AiriAdapter(Adapter):
             await ws.send(self._event("transport:connection:heartbeat",
                                       {"kind": "ping", "message": HEARTBEAT_PING, "at": int(time.time() * 1000)}))
 
-    def translate(self, event: _Event) -> list[str]:
+    def translate(self, event: Event) -> list[str]:
         data = event.model_dump(mode="json")
         if isinstance(event, ExpressionEvent):
             act = {"emotion": {"name": event.emotion, "intensity": event.intensity}}

@@ -19,7 +19,7 @@ from websockets.asyncio.client import ClientConnection
 
 from ..background import Background
 from ..hub import Hub, Subscriber
-from ..protocol import _Event
+from ..protocol import Event
 
 log = logging.getLogger(__name__)
 
@@ -113,7 +113,7 @@ class Adapter(Background):
         """Authenticate / announce; raise AdapterError if the renderer refuses."""
 
     @abc.abstractmethod
-    def translate(self, event: _Event) -> list[str]:
+    def translate(self, event: Event) -> list[str]:
         """The renderer's messages for one of our events (may be none)."""
 
     async def receive(self, ws: ClientConnection) -> None:

@@ -25,6 +25,7 @@ from websockets.asyncio.client import ClientConnection
 from ..hub import Hub
 from ..protocol import (
     EMOTIONS,
+    Event,
     ExpressionEvent,
     GazeEvent,
     InterruptEvent,
@@ -32,7 +33,6 @@ from ..protocol import (
     ParamEvent,
     SpeechEvent,
     StateEvent,
-    _Event,
 )
 from .base import Adapter, AdapterError, Backoff
 
@@ -161,7 +161,7 @@ class VTubeStudioAdapter(Adapter):
         values = [{"id": k, "value": round(v, 4)} for k, v in self.held.items()]
         return [self.request("InjectParameterDataRequest", {"faceFound": False, "mode": "set", "parameterValues": values})]
 
-    def translate(self, event: _Event) -> list[str]:
+    def translate(self, event: Event) -> list[str]:
         loop = asyncio.get_running_loop()
         if isinstance(event, ExpressionEvent):
             return self._expression(event.emotion)

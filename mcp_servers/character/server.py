@@ -25,21 +25,22 @@ from character_bridge.hub import Hub
 from character_bridge.protocol import (
     EMOTIONS,
     STATES,
+    Event,
     ExpressionEvent,
     GazeEvent,
     MotionEvent,
     ParamEvent,
     StateEvent,
-    _Event,
 )
 from character_bridge.speech import Performer, SpeechPlan, plan_speech
 from character_bridge.web import PUBLIC, routes
 from mcp_servers.core import auth
-from mcp_servers.core.app import READ_ONLY, WRITE, new_server
+from mcp_servers.core.annotations import READ_ONLY, WRITE
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 
 from .config import CharacterSettings
 from .models import AdapterHealth, InterruptResult, Sent, SpeakResult, StatusResult, TimedEmotion
@@ -94,9 +95,9 @@ def create_server(settings: Settings) -> ServerSpec:
         adapters.append(VTubeStudioAdapter(hub, cfg.vts_url, token_path=settings.data_dir("character") / "vts_token",
                                            mapping=VTSMapping.load(cfg.vts_mapping)))
 
-    mcp = new_server("character", INSTRUCTIONS, owner_only=OWNER_ONLY)
+    mcp = new_server("character", INSTRUCTIONS, settings, owner_only=OWNER_ONLY)
 
-    def send(event: _Event) -> CallToolResult:
+    def send(event: Event) -> CallToolResult:
         hub.publish(event)
         data = event.model_dump(mode="json")
         sent = Sent(seq=event.seq, kind=data["kind"], renderers=hub.stats()["renderers"], event=data)

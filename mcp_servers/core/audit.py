@@ -35,9 +35,9 @@ from typing import Annotated, Any
 from mcp.server.mcpserver import Context, MCPServer
 from pydantic import BaseModel, Field
 
-from . import auth
-from .app import READ_ONLY
-from .errors import Forbidden, UserError
+from . import auth, cursors, params
+from .annotations import READ_ONLY
+from .errors import Forbidden
 from .settings import Settings
 
 log = logging.getLogger(__name__)
@@ -45,7 +45,8 @@ _USER_KEYS = ("user_id", "into_user_id", "created_user_id", "merged_user_id", "c
 _ID_KEYS = ("id", "doc_id", "job_id", "memory_id")
 _URI_USER = re.compile(r"/users/([^/?#]+)")
 MAX_IDS = 50
-MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every 1,000 writes)
+MAX_ENTRIES = 200_000  # the oldest entries beyond this are dropped (checked every PRUNE_EVERY writes)
+PRUNE_EVERY = 1_000
 _KINDS = {"tools/call": "tool", "resources/read": "resource", "prompts/get": "prompt"}
 OWNER = ""  # entries that concern no particular user; only the owner reads them
 VIA_HEADER = "x-alphaavatar-via"
@@ -107,7 +108,7 @@ class AuditLog:
             db.executemany("INSERT INTO audit (at, user_id, client, via, principal, kind, name, ok, user_ids, ids)"
                            " VALUES (?,?,?,?,?,?,?,?,?,?)", rows)
             last = db.execute("SELECT max(seq) FROM audit").fetchone()[0] or 0
-            if last // 1000 != (last - len(rows)) // 1000:
+            if last // PRUNE_EVERY != (last - len(rows)) // PRUNE_EVERY:
                 db.execute("DELETE FROM audit WHERE seq <= ?", (last - MAX_ENTRIES,))
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
@@ -315,16 +316,15 @@ def install(mcp: MCPServer, settings: Settings, server: str, forget_tool: str | 
         ctx: Context,
         user_id: Annotated[str | None, Field(max_length=200, description="Whose entries (owner: default all).")] = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Annotated[str | None, Field(max_length=20, description="next_cursor of the previous page.")] = None,
+        cursor: params.Cursor = None,
     ) -> AuditList:
         """Who read, changed or tried to reach this user's data on this server, newest first (refused
         attempts too): the MCP client, the relay, who called, the tool, the users and the ids involved.
         A user token sees only its own."""
         user = auth.scope_user(auth.caller(ctx), user_id)
-        if cursor is not None and not re.fullmatch(r"[0-9]{1,18}", cursor):
-            raise UserError("This cursor is not one audit_list returned; start again without a cursor.")
-        entries = await writer.call(log.list, user, limit, int(cursor) if cursor else None)
+        before = cursors.decode_seq(list_tool, user, cursor)
+        entries = await writer.call(log.list, user, limit, before)
         more = len(entries) == limit and entries[-1].seq > 1
-        return AuditList(entries=entries, next_cursor=str(entries[-1].seq) if more else None)
+        return AuditList(entries=entries, next_cursor=cursors.encode(list_tool, user, entries[-1].seq if more else None))
 
     return log

@@ -16,6 +16,7 @@ import re
 from .errors import UserError
 
 _OFFSET = re.compile(r"\d{1,9}")
+_SEQ = re.compile(r"\d{1,18}")  # an audit entry's sequence number (store trails: microseconds)
 _MARK = re.compile(r"-?[0-9]{1,20}(\.[0-9]{1,20})?(e-?[0-9]{1,3})?_[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 _POINT_ID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")  # our stores' ids: UUIDs
 
@@ -52,6 +53,12 @@ def decode_id(listing: str, scope: object, cursor: str | None) -> str | None:
 def decode_offset(listing: str, scope: object, cursor: str | None) -> int:
     """How many results come before the page (0: the first page)."""
     return int(_position(listing, scope, cursor, _OFFSET) or 0)
+
+
+def decode_seq(listing: str, scope: object, cursor: str | None) -> int | None:
+    """The sequence number a page of newest-first entries starts before (None: the first page)."""
+    position = _position(listing, scope, cursor, _SEQ)
+    return None if position is None else int(position)
 
 
 def mark(value: float, point_id: str) -> str:

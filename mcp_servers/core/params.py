@@ -20,5 +20,8 @@ UserId = Annotated[str | None, Field(default=None, max_length=MAX_USER_ID)]
 NamedUserId = Annotated[str, Field(min_length=1, max_length=MAX_USER_ID)]
 """A user id a call must name (forget, reassign)."""
 
+Cursor = Annotated[str | None, Field(default=None, max_length=128, description="next_cursor of the previous page.")]
+"""A page cursor, as `core.cursors` writes it (leave it out for the first page)."""
+
 Progress = Callable[[float, float, str], Awaitable[None]]
 """A progress callback (done, total, message): MCP's `ctx.report_progress` is one."""

@@ -4,7 +4,7 @@
 - A tool that crashes answers what failed and the request id under which its traceback was
   logged on stderr, never the exception itself.
 - A tools/call whose `arguments` is not an object is told so (`tool_errors.check_call_shape`, which
-  `core.app.new_server` puts in the one middleware list every server gets).
+  `new_server` puts in the one middleware list every server gets).
 - On stdio, a line that is not a JSON-RPC message is answered with a JSON-RPC error
   (`stdio.AnsweringReader`) instead of being dropped.
 - A tool marked owner-only (`auth.OWNER_ONLY` in its `_meta`; every tool of an owner-only server)
@@ -20,6 +20,7 @@ each with its cause.
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
 from mcp.server.mcpserver import Context, MCPServer
@@ -31,11 +32,15 @@ from mcp.types import Tool as MCPTool
 from mcp_types import INVALID_PARAMS, InputRequiredResult
 from pydantic import ValidationError
 
-from . import auth, consent
-from .errors import Forbidden
-from .logs import request_id
+from . import auth, consent, request_state
+from .auth import AccessMiddleware
+from .errors import Forbidden, UserErrorMiddleware
+from .logs import RequestIdMiddleware, request_id
+from .settings import Settings
 from .stdio import AnsweringReader
-from .tool_errors import explain
+from .tool_errors import check_call_shape, explain
+
+_NO_CODE = (lambda: None).__code__  # a tool that is not a plain function: nothing to see
 
 
 class Server(MCPServer):
@@ -46,9 +51,10 @@ class Server(MCPServer):
         super().__init__(*args, **kwargs)
         self.owner_only = owner_only  # why every tool is the owner's, or None
 
-    def asks(self) -> bool:
-        """A tool may ask its person mid-call (it erases), so answers must be able to stream."""
-        return any(consent.destructive(t.annotations) for t in self._tool_manager.list_tools())
+    def streams(self) -> bool:
+        """Answers must be able to stream: a tool reports progress mid-call, or may ask its person (it erases)."""
+        return any(consent.destructive(t.annotations) or "report_progress" in getattr(t.fn, "__code__", _NO_CODE).co_names
+                   for t in self._tool_manager.list_tools())
 
     def is_owner_only(self, meta: dict[str, Any] | None) -> bool:
         return self.owner_only is not None or bool((meta or {}).get(auth.OWNER_ONLY))
@@ -119,3 +125,19 @@ def _valid(tool: Any, arguments: dict[str, Any]) -> bool:
     except Exception:
         return False
     return True
+
+
+try:
+    VERSION = version("alphaavatar")
+except PackageNotFoundError:  # a source tree that was never installed
+    VERSION = "0.0.0"
+
+
+def new_server(name: str, instructions: str, settings: Settings, owner_only: str | None = None) -> Server:
+    """The MCP app of server `name` ('memory', …): serverInfo says `alphaavatar-<name>` and the version.
+    Every tool, resource and prompt needs the caller's principal; `owner_only` (why) refuses user tokens.
+    A call's `requestState` is sealed with the key every replica shares (`request_state`)."""
+    return Server(f"alphaavatar-{name}", version=VERSION, instructions=instructions, owner_only=owner_only,
+                  request_state_security=request_state.security(settings),
+                  middleware=[RequestIdMiddleware(), UserErrorMiddleware(), AccessMiddleware(owner_only),
+                              check_call_shape])

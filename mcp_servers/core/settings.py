@@ -15,7 +15,8 @@ class Settings(BaseSettings):
     """One place for configuration; every field documents what leaving it unset means."""
 
     model_config = SettingsConfigDict(
-        env_prefix="ALPHAAVATAR_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+        env_prefix="ALPHAAVATAR_", env_file=".env", env_file_encoding="utf-8", extra="ignore",
+        hide_input_in_errors=True,  # a refused token or key is named, never echoed into a log
     )
 
     home: Path = Field(default=Path("~/.alphaavatar"), description="Data root, one folder per server (the only "
@@ -31,6 +32,11 @@ class Settings(BaseSettings):
         default_factory=dict,
         description='Tokens scoped to one user: JSON {"token": "user_id"}. Such a token reads and '
         "writes only that user's data.",
+    )
+    request_state_key: SecretStr | None = Field(
+        default=None, description="A secret of 32+ characters that seals the state of a call waiting for a "
+        "person's yes (MCP 2026-07-28), the same on every replica of a server. Unset: derived from the owner token, "
+        "or, without one, a key of this process only.",
     )
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection)."
@@ -77,6 +83,14 @@ class Settings(BaseSettings):
 
     # Files a tool may read when given a path instead of bytes.
     allowed_roots: list[Path] = Field(default_factory=list, description="Folders tools may read files from.")
+
+    @field_validator("request_state_key", mode="after")
+    @classmethod
+    def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
+        if v is not None and len(v.get_secret_value().encode()) < 32:
+            raise ValueError("ALPHAAVATAR_REQUEST_STATE_KEY must be at least 32 characters of secret randomness; "
+                             "generate one with: python -c \"import secrets; print(secrets.token_hex(32))\"")
+        return v
 
     @field_validator("home", "cache_dir", mode="after")
     @classmethod

@@ -3,6 +3,8 @@ as `audit.AuditLog` (record, list, forget), one trail for every replica of a ser
 
 One point per (access, user), no vector; `seq` is the time of the access in microseconds (the
 cursor `audit_list` pages by), so entries written by several replicas order by when they happened.
+The trail keeps the newest `audit.MAX_ENTRIES` entries, as the SQLite trail does: each replica checks
+after every `audit.PRUNE_EVERY` entries it writes and drops the oldest beyond the limit.
 """
 
 from __future__ import annotations
@@ -12,9 +14,11 @@ import time
 import uuid
 from collections.abc import Callable, Iterable
 
+from . import audit
 from .audit import MAX_IDS, AuditEntry, AuditLog, _text
 from .store import CollectionSpec, Item, VectorStore, Where
 
+PRUNE_PAGE = 10_000  # entries dropped per store call
 AUDIT_SPEC = CollectionSpec("audit", dim=1, sparse=False, tenant_fields=("user_id",), float_fields=("seq",))
 
 
@@ -28,6 +32,7 @@ class StoreAuditLog(AuditLog):
         self._store: VectorStore | None = None
         self._lock = threading.Lock()
         self._last = 0
+        self._written = 0  # entries this process wrote: the trail is pruned each PRUNE_EVERY of them
 
     def _open(self) -> VectorStore:
         with self._lock:
@@ -45,10 +50,21 @@ class StoreAuditLog(AuditLog):
                ok: bool, touched: list[str], ids: dict[str, list[str]]) -> None:
         at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
         seq = self._seq()
-        self._open().upsert([Item(str(uuid.uuid4()), {
+        items = [Item(str(uuid.uuid4()), {
             "seq": seq, "at": at, "user_id": _text(u), "client": _text(client), "via": via, "principal": _text(principal), "kind": kind,
             "name": _text(name), "ok": "yes" if ok else "no", "user_ids": [_text(t) for t in touched],
-            "ids": [_text(i) for i in ids.get(u, [])[:MAX_IDS]]}) for u in users])
+            "ids": [_text(i) for i in ids.get(u, [])[:MAX_IDS]]}) for u in users]
+        store = self._open()
+        store.upsert(items)
+        with self._lock:
+            before, self._written = self._written, self._written + len(items)
+        if before // audit.PRUNE_EVERY != self._written // audit.PRUNE_EVERY:
+            self._prune(store)
+
+    def _prune(self, store: VectorStore) -> None:
+        """Drop the oldest entries beyond MAX_ENTRIES, oldest first, a page at a time."""
+        while (excess := store.count() - audit.MAX_ENTRIES) > 0:
+            store.delete([h.id for h in store.lowest(None, "seq", min(excess, PRUNE_PAGE))])
 
     def list(self, user_id: str | None, limit: int, before: int | None) -> list[AuditEntry]:
         """Newest first; `user_id` None means every entry (the owner)."""

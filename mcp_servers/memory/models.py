@@ -118,9 +118,11 @@ class ReassignResult(BaseModel):
 
 class ExportResult(BaseModel):
     format: Literal["markdown", "json"]
-    path: str = Field(description="Where the full export was written (erased by memory_forget_user).")
+    path: str | None = Field(description="The file the full export was written to (erased by memory_forget_user); "
+                             "none when the export is kept in the Qdrant deployment.")
+    uri: str = Field(description="The resource to read the full export from, through any replica of this server.")
     count: int
-    content: str = Field(description="The export itself, cut at a token budget; the file has everything.")
+    content: str = Field(description="The export itself, cut at a token budget; `uri` has everything.")
     truncated: bool
 
 

@@ -5,7 +5,18 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from .models import AddResult, Followup, MemoryItem, ReflectResult
+from .models import (
+    AddResult,
+    DeleteResult,
+    ExportResult,
+    Followup,
+    ForgetResult,
+    HistoryResult,
+    MemoryItem,
+    ReassignResult,
+    ReflectResult,
+    ToolExperienceResult,
+)
 
 
 def render_add(result: AddResult) -> str:
@@ -51,6 +62,44 @@ def render_followups(items: Sequence[Followup]) -> str:
     if not items:
         return "No follow-ups."
     return "\n".join(f"- {f.due_at[:16]} [{f.status}] {f.text}  (id {f.id}, from memory {f.memory_id})" for f in items)
+
+
+def render_memory(m: MemoryItem) -> str:
+    when = f"  [{m.occurred_at[:10]}]" if m.occurred_at else ""
+    return f"{m.content}{when}  ({m.scope}, {m.visibility}, id {m.id})"
+
+
+def render_deleted(r: DeleteResult) -> str:
+    return f"Deleted memory {r.id}; its history records the deletion."
+
+
+def render_history(r: HistoryResult) -> str:
+    lines = [f"- {e.at[:19]} {e.event}: " + (f"{e.old} -> {e.new}" if e.old and e.new else e.new or e.old or "")
+             for e in r.events]
+    return f"History of memory {r.id}:\n" + "\n".join(lines)
+
+
+def render_forgot(r: ForgetResult) -> str:
+    return (f"Erased {r.user_id}: {r.memories_deleted} memories, {r.history_events_deleted} history events, "
+            f"{r.exports_deleted} exports.")
+
+
+def render_reassigned(r: ReassignResult) -> str:
+    return f"Moved {r.memories_moved} memories of {r.user_id} to {r.into_user_id}."
+
+
+def render_export(r: ExportResult) -> str:
+    cut = " (cut here; the export there has everything)" if r.truncated else ""
+    return f"{r.count} memories exported to {r.uri}{cut}.\n\n{r.content}"
+
+
+def render_experiences(r: ToolExperienceResult) -> str:
+    if not r.results:
+        return "No past calls for a task like this."
+    return "\n".join(f"- {e.tool} {'ok' if e.success else 'failed'}"
+                     + (f" in {e.latency_ms:.0f} ms" if e.latency_ms is not None else "")
+                     + (f" for {e.task}" if e.task else "") + (f": {e.outcome}" if e.outcome else "")
+                     for e in r.results)
 
 
 def render_reflect(result: ReflectResult) -> str:

@@ -9,13 +9,13 @@ from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult, ToolAnnotations
 from pydantic import Field
 
-from mcp_servers.core import audit, auth, cursors, params
-from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
+from mcp_servers.core import audit, auth, params
+from mcp_servers.core.annotations import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
-from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, VISIBILITY_HELP, People, Visibility
 
 from .models import (
@@ -38,7 +38,21 @@ from .models import (
     SearchResult,
     ToolExperienceResult,
 )
-from .render import export_markdown, render_add, render_followups, render_items, render_reflect, render_visibility
+from .render import (
+    export_markdown,
+    render_add,
+    render_deleted,
+    render_experiences,
+    render_export,
+    render_followups,
+    render_forgot,
+    render_history,
+    render_items,
+    render_memory,
+    render_reassigned,
+    render_reflect,
+    render_visibility,
+)
 from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
@@ -54,7 +68,6 @@ Since = Annotated[datetime | None, Field(description="Only memories that occurre
 Until = Annotated[datetime | None, Field(description="Only memories that occurred at or before this time.")]
 MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memory_add or memory_search return it.")]
 ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")]
-Cursor = Annotated[str | None, Field(description="next_cursor of the previous page.")]
 Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memories all of them may hear "
                                          "(default: no audience filter).")]
 # setting a follow-up's status twice, or reflecting twice on the same memories, leaves it as once; nothing a
@@ -64,7 +77,7 @@ RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempoten
 
 def create_server(settings: Settings) -> ServerSpec:
     svc = MemoryService(settings)
-    mcp = new_server("memory", INSTRUCTIONS)
+    mcp = new_server("memory", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
 
     @mcp.tool(annotations=WRITE)
@@ -108,21 +121,13 @@ def create_server(settings: Settings) -> ServerSpec:
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 10,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
         present: Present = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
-        if not query.strip():
-            raise UserError("The query is empty.")
         where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
                             present)
-        asked = [query, where.model_dump(), limit]
-        offset = cursors.decode_offset("memory_search", asked, cursor)
-        if offset >= 200:
-            raise UserError("Search pages stop at 200 results; narrow the query or the time range.")
-        items = await svc.search(where, query, limit + 1, offset)
-        more = len(items) > limit
-        result = SearchResult(results=items[:limit], next_cursor=cursors.encode("memory_search", asked, offset + limit) if more else None)
+        result = await svc.search_page(where, query, limit, cursor)
         return rendered(result, render_items(result.results, "No memory matches."))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -134,22 +139,20 @@ def create_server(settings: Settings) -> ServerSpec:
         since: Since = None,
         until: Until = None,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
         present: Present = None,
     ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page, the most recently occurred first."""
         where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
                             present)
-        asked = where.model_dump()
-        items, nxt, total = await svc.newest_page(where, limit, cursors.decode_mark("memory_list", asked, cursor))
-        result = ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt and cursors.mark(*nxt)),
-                            total=total)
-        return rendered(result, render_items(items, "No memories."))
+        result = await svc.list_page(where, limit, cursor)
+        return rendered(result, render_items(result.results, "No memories."))
 
     @mcp.tool(annotations=READ_ONLY)
-    async def memory_get(ctx: Context, memory_id: MemoryId) -> MemoryItem:
+    async def memory_get(ctx: Context, memory_id: MemoryId) -> Annotated[CallToolResult, MemoryItem]:
         """One memory by id."""
-        return to_item(await svc.get_owned(auth.caller(ctx), memory_id))
+        item = to_item(await svc.get_owned(auth.caller(ctx), memory_id))
+        return rendered(item, render_memory(item))
 
     @mcp.tool(annotations=WRITE)
     async def memory_update(
@@ -157,9 +160,10 @@ def create_server(settings: Settings) -> ServerSpec:
         memory_id: MemoryId,
         content: Annotated[str, Field(max_length=MAX_CONTENT, description="The new text.")] = "",
         metadata: Annotated[StoredObject | None, Field(description="Keys to merge into the metadata.")] = None,
-    ) -> MemoryItem:
+    ) -> Annotated[CallToolResult, MemoryItem]:
         """Change a memory's text and/or metadata; the old text stays in its history."""
-        return await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
+        item = await svc.update(auth.caller(ctx), memory_id, content or None, metadata)
+        return rendered(item, render_memory(item))
 
     @mcp.tool(annotations=WRITE)
     async def memory_set_visibility(
@@ -173,32 +177,36 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(item, render_visibility(item))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    async def memory_delete(ctx: Context, memory_id: MemoryId) -> DeleteResult:
+    async def memory_delete(ctx: Context, memory_id: MemoryId) -> Annotated[CallToolResult, DeleteResult]:
         """Delete one memory (its history records the deletion)."""
         await svc.delete(auth.caller(ctx), memory_id)
-        return DeleteResult(id=memory_id, deleted=True)
+        result = DeleteResult(id=memory_id, deleted=True)
+        return rendered(result, render_deleted(result))
 
     @mcp.tool(annotations=READ_ONLY)
-    async def memory_history(ctx: Context, memory_id: MemoryId) -> HistoryResult:
+    async def memory_history(ctx: Context, memory_id: MemoryId) -> Annotated[CallToolResult, HistoryResult]:
         """How a memory changed: ADD, UPDATE (old → new), DELETE, with times."""
-        return await svc.history_of(auth.caller(ctx), memory_id)
+        result = await svc.history_of(auth.caller(ctx), memory_id)
+        return rendered(result, render_history(result))
 
     @mcp.tool(annotations=DESTRUCTIVE)
-    async def memory_forget_user(ctx: Context, user_id: params.NamedUserId) -> ForgetResult:
+    async def memory_forget_user(ctx: Context, user_id: params.NamedUserId) -> Annotated[CallToolResult, ForgetResult]:
         """Erase every trace of a user: memories, vectors, history and exports. Cannot be undone."""
         n, events, files = await svc.forget_user(auth.caller(ctx), user_id)
-        return ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
+        result = ForgetResult(user_id=user_id, memories_deleted=n, history_events_deleted=events, exports_deleted=files)
+        return rendered(result, render_forgot(result))
 
     @mcp.tool(annotations=DESTRUCTIVE, meta=OWNER_ONLY)
     async def memory_reassign_user(
         ctx: Context,
         user_id: Annotated[params.NamedUserId, Field(description="The user whose memories move.")],
         into_user_id: Annotated[params.NamedUserId, Field(description="The user they move to.")],
-    ) -> ReassignResult:
+    ) -> Annotated[CallToolResult, ReassignResult]:
         """Move every memory of a user (all scopes, with their history) to another user, all or none:
         a provisional user found to be a known one. Owner only."""
         n = await svc.reassign_user(auth.caller(ctx), user_id, into_user_id)
-        return ReassignResult(user_id=user_id, into_user_id=into_user_id, memories_moved=n)
+        result = ReassignResult(user_id=user_id, into_user_id=into_user_id, memories_moved=n)
+        return rendered(result, render_reassigned(result))
 
     @mcp.tool(annotations=WRITE)
     async def memory_export(
@@ -206,9 +214,11 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
         format: Literal["markdown", "json"] = "markdown",
         scope: Annotated[Scope | None, Field(description="Only this scope (default: all the user's).")] = None,
-    ) -> ExportResult:
-        """Export a user's memories to a file (markdown or JSON) and return it, cut at a size budget."""
-        return await svc.export(auth.caller(ctx), user_id, format, scope)
+    ) -> Annotated[CallToolResult, ExportResult]:
+        """Export a user's memories (markdown or JSON), keep it until the user is forgotten, and return it cut
+        at a size budget; the whole export is at the returned `uri`."""
+        result = await svc.export(auth.caller(ctx), user_id, format, scope)
+        return rendered(result, render_export(result))
 
     @mcp.tool(annotations=WRITE)
     async def tool_call_record(
@@ -234,12 +244,13 @@ def create_server(settings: Settings) -> ServerSpec:
         tool: Annotated[str | None, Field(max_length=200, description="Only calls of this tool.")] = None,
         user_id: UserId = None,
         limit: Annotated[int, Field(ge=1, le=50)] = 5,
-    ) -> ToolExperienceResult:
+    ) -> Annotated[CallToolResult, ToolExperienceResult]:
         """Past tool calls for similar tasks: what was called, with what, and how it went."""
         where = svc.visible(auth.caller(ctx), user_id, ["tool"])
         if tool:
             where.equals["tool"] = tool
-        return ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
+        result = ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
+        return rendered(result, render_experiences(result))
 
     @mcp.tool(annotations=READ_ONLY)
     async def followup_list(
@@ -248,21 +259,14 @@ def create_server(settings: Settings) -> ServerSpec:
         due_before: Annotated[datetime | None, Field(description="Only follow-ups due before this time.")] = None,
         include_done: Annotated[bool, Field(description="Also those raised, done or cancelled.")] = False,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
         present: Annotated[People | None, Field(description=PRESENT_HELP + " Only follow-ups all of them may hear "
                                                 "(their source memory's visibility; default: no audience filter).")]
         = None,
     ) -> Annotated[CallToolResult, FollowupList]:
         """What a person said will happen or they will do, soonest due first, each with its source memory."""
-        principal = auth.caller(ctx)
-        asked = [user_id if principal.user_id is None else principal.user_id,
-                 due_before.isoformat() if due_before else None, include_done, present]
-        offset = cursors.decode_offset("followup_list", asked, cursor)
-        items, total = await svc.list_followups(principal, user_id, due_before, include_done, limit, offset, present)
-        more = offset + len(items) < total
-        result = FollowupList(results=items, total=total,
-                              next_cursor=cursors.encode("followup_list", asked, offset + limit) if more else None)
-        return rendered(result, render_followups(items))
+        result = await svc.followup_page(auth.caller(ctx), user_id, due_before, include_done, limit, cursor, present)
+        return rendered(result, render_followups(result.results))
 
     @mcp.tool(annotations=RESETS)
     async def followup_update(
@@ -271,9 +275,10 @@ def create_server(settings: Settings) -> ServerSpec:
         status: Annotated[FollowupStatus | None, Field(description="'raised' (brought up with the person), 'done', "
                                                        "'cancelled', or 'open' again.")] = None,
         due_at: Annotated[datetime | None, Field(description="A new due time (ISO-8601, with its zone).")] = None,
-    ) -> Followup:
+    ) -> Annotated[CallToolResult, Followup]:
         """Mark a follow-up done or cancelled, or move it to a new due time."""
-        return await svc.update_followup(auth.caller(ctx), followup_id, status, due_at)
+        updated = await svc.update_followup(auth.caller(ctx), followup_id, status, due_at)
+        return rendered(updated, render_followups([updated]))
 
     @mcp.tool(annotations=RESETS)
     async def memory_reflect(ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, ReflectResult]:
@@ -291,6 +296,11 @@ def create_server(settings: Settings) -> ServerSpec:
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
 
+    @mcp.resource("memory://users/{user_id}/exports/{export_name}", mime_type="text/plain")
+    async def user_export(user_id: str, export_name: str, ctx: Context) -> str:
+        """A whole export memory_export made of a user's memories (markdown or JSON, as its name ends)."""
+        return await svc.read_export(auth.caller(ctx), user_id, export_name)
+
     @mcp.prompt()
     async def recall(user_id: str, topic: str, ctx: Context) -> str:
         """What you remember about a user on a topic, ready to put in context."""
@@ -300,9 +310,5 @@ def create_server(settings: Settings) -> ServerSpec:
         return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")
 
-    def health() -> dict[str, object]:
-        return {"store": "open" if svc._store is not None else "closed", "embeddings": svc.embedder.state,
-                "llm": bool(svc.extractor)}
-
-    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=health,
+    return ServerSpec(name="memory", mcp=mcp, startup=svc.start, shutdown=svc.close, health=svc.health,
                       ready=lambda: svc.ready)

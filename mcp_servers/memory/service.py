@@ -14,15 +14,14 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote
 
-from mcp_servers.core import audit
+from mcp_servers.core import audit, cursors
 from mcp_servers.core.auth import Principal, scope_user
 from mcp_servers.core.bounds import check_stored
 from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.errors import Forbidden, NotFound, UserError
-from mcp_servers.core.files import write_atomically
 from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
@@ -30,6 +29,7 @@ from mcp_servers.core.store.aio import off_loop
 from mcp_servers.core.visibility import Visibility, may_hear
 
 from . import reflection, retrieval, visibility
+from .exports import EXPORTS_SPEC, Exports, FileExports, StoreExports, export_name
 from .extraction import Extractor
 from .followups import Followups, detect
 from .history import HISTORY_SPEC, Histories, History, StoreHistory
@@ -40,15 +40,19 @@ from .models import (
     AddResult,
     ExportResult,
     Followup,
+    FollowupList,
     FollowupStatus,
     HistoryResult,
+    ListResult,
     MemoryItem,
     ReflectEvent,
     ReflectResult,
     Scope,
+    SearchResult,
     ToolExperience,
 )
 from .render import export_json, export_markdown
+from .store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
@@ -56,8 +60,13 @@ log = logging.getLogger(__name__)
 DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
 SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
-EXPORT_BUDGET = 24_000  # characters returned inline; the file holds the whole export
+EXPORT_BUDGET = 24_000  # characters returned inline; the saved export holds the whole of it
 MAX_FOLLOWUPS = 10_000  # a person's follow-ups read at once to filter them by who is present
+MAX_SEARCH_DEPTH = 200  # results a search pages through; beyond, narrow the query
+
+
+def export_uri(user: str, name: str) -> str:
+    return f"memory://users/{quote(user, safe='')}/exports/{name}"
 
 
 def memories_spec(dim: int) -> CollectionSpec:
@@ -112,7 +121,8 @@ class MemoryService:
         self._store: VectorStore | None = None
         self._history: Histories | None = None
         self._writer: Writer | None = None
-        self._followups: Followups | None = None
+        self._exports: Exports | None = None
+        self._followups: FollowupBook | None = None
         self.llm = get_llm(settings)
         self.extractor = Extractor(self.llm) if self.llm else None
 
@@ -122,9 +132,12 @@ class MemoryService:
         self._store = await off_loop(open_store, self.settings, "memory", memories_spec(self.embedder.dim))
         self._history = (StoreHistory(await off_loop(open_store, self.settings, "memory", HISTORY_SPEC))
                          if self.settings.qdrant_url else History(self.dir / "history.db"))
-        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self.dir / "exports")
+        self._exports = (StoreExports(await off_loop(open_store, self.settings, "memory", EXPORTS_SPEC))
+                         if self.settings.qdrant_url else FileExports(self.dir / "exports"))
+        self._followups = (StoreFollowups(await off_loop(open_store, self.settings, "memory", FOLLOWUPS_SPEC))
+                           if self.settings.qdrant_url else Followups(self.dir / "followups.db"))
+        self._writer = Writer(self.avatar_id, self._store, self._history, self.embedder, self._exports, self._followups)
         await off_loop(self._writer.recover)
-        self._followups = Followups(self.dir / "followups.db")
 
     async def close(self) -> None:
         if self._writer is not None:
@@ -137,13 +150,21 @@ class MemoryService:
             await off_loop(self._history.close)
             self._history = None
         if self._followups is not None:
-            self._followups.close()
+            await off_loop(self._followups.close)
             self._followups = None
+        if self._exports is not None:
+            await off_loop(self._exports.close)
+            self._exports = None
 
     @property
     def ready(self) -> bool:
         """The store is open and the embedder loaded: a search answers at full speed."""
         return self._store is not None and self.embedder.ready
+
+    def health(self) -> dict[str, object]:
+        """What `/health` reports: the store open or closed, the embedder's state, an LLM or none."""
+        return {"store": "open" if self._store is not None else "closed", "embeddings": self.embedder.state,
+                "llm": bool(self.extractor)}
 
     @property
     def store(self) -> VectorStore:
@@ -157,7 +178,7 @@ class MemoryService:
         return self._history
 
     @property
-    def followups(self) -> Followups:
+    def followups(self) -> FollowupBook:
         if self._followups is None:
             raise RuntimeError("memory store is not open")
         return self._followups
@@ -386,13 +407,11 @@ class MemoryService:
         await self._delete(hit, "mcp")
 
     async def forget_user(self, principal: Principal, user_id: str) -> tuple[int, int, int]:
-        """Erase every trace of a user: vectors and payloads (store compacted), history, exports."""
+        """Erase every trace of a user: vectors and payloads (store compacted), history, exports, follow-ups."""
         user = scope_user(principal, user_id)
         if not user:
             raise UserError("Say which user to forget.")
-        erased = await self.writer.forget(user)
-        await off_loop(self.followups.forget_user, user)
-        return erased
+        return await self.writer.forget(user)
 
     async def reassign_user(self, principal: Principal, user_id: str, into_user_id: str) -> int:
         """Move a user's memories to another user (a provisional user who turned out to be a known one)."""
@@ -400,37 +419,40 @@ class MemoryService:
             raise Forbidden("Only the owner can move memories between users; a user-scoped token cannot.")
         if user_id == into_user_id:
             raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
-        moved = await self.writer.reassign(user_id, into_user_id)
-        await off_loop(self.followups.reassign, user_id, into_user_id)
-        return moved
+        return await self.writer.reassign(user_id, into_user_id)
 
-    def export_dir(self, user: str) -> Path:
-        return self.writer.export_dir(user)
+    @property
+    def exports(self) -> Exports:
+        if self._exports is None:
+            raise RuntimeError("memory store is not open")
+        return self._exports
 
     async def export(self, principal: Principal, user_id: str | None, fmt: Literal["markdown", "json"],
                      scope: Scope | None) -> ExportResult:
-        """Every visible memory of a user, oldest first, written atomically to the user's export folder
-        (erased with the user) and returned inline up to a budget."""
+        """Every visible memory of a user, oldest first, saved whole (erased with the user) and returned
+        inline up to a budget; any replica reads the whole export back at its `uri`."""
+        user = scope_user(principal, user_id) or DEFAULT_USER
         where = self.visible(principal, user_id, [scope] if scope else SCOPES)
         items: list[MemoryItem] = []
         cursor: str | None = None
         while True:
-            page, cursor, _ = await self.list_page(where, 500, cursor)
+            page, cursor, _ = await self.scroll_page(where, 500, cursor)
             items += page
             if cursor is None:
                 break
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         text = export_markdown(items) if fmt == "markdown" else export_json(items)
-        folder = self.export_dir(scope_user(principal, user_id) or DEFAULT_USER)
-        path = folder / f"memories-{datetime.now(UTC):%Y%m%dT%H%M%S%f}.{'md' if fmt == 'markdown' else 'json'}"
+        name = export_name(fmt)
+        path = await off_loop(self.exports.save, user, name, text)
+        return ExportResult(format=fmt, path=path, uri=export_uri(user, name), count=len(items),
+                            content=text[:EXPORT_BUDGET], truncated=len(text) > EXPORT_BUDGET)
 
-        def write() -> None:
-            folder.mkdir(parents=True, exist_ok=True)
-            write_atomically(path, text)
-
-        await off_loop(write)
-        return ExportResult(format=fmt, path=str(path), count=len(items), content=text[:EXPORT_BUDGET],
-                            truncated=len(text) > EXPORT_BUDGET)
+    async def read_export(self, principal: Principal, user_id: str, name: str) -> str:
+        """A whole export of the user's, made through any replica."""
+        text = await off_loop(self.exports.read, scope_user(principal, user_id) or DEFAULT_USER, name)
+        if text is None:
+            raise NotFound(f"No export named '{name}' for user '{user_id}': memory_export returns the uri of each.")
+        return text
 
     async def history_of(self, principal: Principal, memory_id: str) -> HistoryResult:
         """How a memory changed; a scoped token sees only its own user's memories' history."""
@@ -537,18 +559,24 @@ class MemoryService:
             await self._apply(user, reflection.plan([d], wanted, sources), sources)
 
     # follow-ups -----------------------------------------------------------------------------
-    async def list_followups(self, principal: Principal, user_id: str | None, due_before: datetime | None,
-                             include_done: bool, limit: int, offset: int,
-                             present: Sequence[str] | None = None) -> tuple[list[Followup], int]:
-        """A person's follow-ups, each with its source memory's visibility; with `present`, only those
-        everyone present may hear (`core.visibility.may_hear`, the rule of memory_search)."""
+    async def followup_page(self, principal: Principal, user_id: str | None, due_before: datetime | None,
+                            include_done: bool, limit: int, cursor: str | None,
+                            present: Sequence[str] | None = None) -> FollowupList:
+        """A page of a person's follow-ups, soonest due first, each with its source memory's visibility; with
+        `present`, only those everyone present may hear (`core.visibility.may_hear`, the rule of memory_search)."""
         user = scope_user(principal, user_id) or DEFAULT_USER
+        asked = [user, due_before.isoformat() if due_before else None, include_done, present]
+        offset = cursors.decode_offset("followup_list", asked, cursor)
         if present is None:
             items, total = await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
-            return await self._with_visibility(items), total
-        every, _ = await off_loop(self.followups.page, user, due_before, include_done, MAX_FOLLOWUPS, 0)
-        audible = [f for f in await self._with_visibility(every) if may_hear(f.visibility, f.heard_by, user, present)]
-        return audible[offset: offset + limit], len(audible)
+            items = await self._with_visibility(items)
+        else:
+            every, _ = await off_loop(self.followups.page, user, due_before, include_done, MAX_FOLLOWUPS, 0)
+            audible = [f for f in await self._with_visibility(every) if may_hear(f.visibility, f.heard_by, user, present)]
+            items, total = audible[offset: offset + limit], len(audible)
+        more = offset + len(items) < total
+        return FollowupList(results=items, total=total,
+                            next_cursor=cursors.encode("followup_list", asked, offset + limit) if more else None)
 
     async def _with_visibility(self, items: list[Followup]) -> list[Followup]:
         payloads = {h.id: h.payload for h in await off_loop(self.store.retrieve, sorted({f.memory_id for f in items}))}
@@ -569,15 +597,36 @@ class MemoryService:
         return updated
 
     # reading --------------------------------------------------------------------------------
+    async def search_page(self, where: Where, query: str, limit: int, cursor: str | None) -> SearchResult:
+        """A page of what matches `query` best, within `where`."""
+        if not query.strip():
+            raise UserError("The query is empty.")
+        asked = [query, where.model_dump(), limit]
+        offset = cursors.decode_offset("memory_search", asked, cursor)
+        if offset >= MAX_SEARCH_DEPTH:
+            raise UserError(f"Search pages stop at {MAX_SEARCH_DEPTH} results; narrow the query or the time range.")
+        items = await self.search(where, query, limit + 1, offset)
+        more = len(items) > limit
+        return SearchResult(results=items[:limit],
+                            next_cursor=cursors.encode("memory_search", asked, offset + limit) if more else None)
+
+    async def list_page(self, where: Where, limit: int, cursor: str | None) -> ListResult:
+        """A page of what `where` holds, the most recently occurred first."""
+        asked = where.model_dump()
+        items, nxt, total = await self.newest_page(where, limit, cursors.decode_mark("memory_list", asked, cursor))
+        return ListResult(results=items, next_cursor=cursors.encode("memory_list", asked, nxt and cursors.mark(*nxt)),
+                          total=total)
+
     async def search(self, where: Where, query: str, limit: int, offset: int) -> list[MemoryItem]:
         relevant: set[str] = set()
         hits = await retrieval.search(self.store, self.embedder, query, where, limit, offset, relevant=relevant)
         return [to_item(h).model_copy(update={"relevant": h.id in relevant}) for h in hits]
 
-    async def list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
-        return await off_loop(self._list_page, where, limit, cursor)
+    async def scroll_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+        """A page in store order (id), with the store's own cursor: for reading everything, as export does."""
+        return await off_loop(self._scroll_page, where, limit, cursor)
 
-    def _list_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
+    def _scroll_page(self, where: Where, limit: int, cursor: str | None) -> tuple[list[MemoryItem], str | None, int]:
         hits, nxt = self.store.scroll(where, limit, cursor)
         return [to_item(h) for h in hits], nxt, self.store.count(where)
 

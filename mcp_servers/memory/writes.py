@@ -14,13 +14,11 @@ import asyncio
 import hashlib
 import json
 import logging
-import shutil
 import uuid
 from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -34,8 +32,10 @@ from mcp_servers.core.store.aio import off_loop
 from . import retrieval, visibility
 from .dates import mentions
 from .entities import entities
+from .exports import Exports
 from .history import FORGET, REASSIGN, Event, Histories, now_iso
 from .models import AddEvent, AddItem, AddResult
+from .store_followups import FollowupBook
 
 log = logging.getLogger(__name__)
 
@@ -98,12 +98,14 @@ _LOST = object()  # an update another replica overtook: planned again on the mem
 class Writer:
     """The one writer of a memory store (per process)."""
 
-    def __init__(self, avatar_id: str, store: VectorStore, history: Histories, embedder: Embedder, exports: Path):
+    def __init__(self, avatar_id: str, store: VectorStore, history: Histories, embedder: Embedder, exports: Exports,
+                 followups: FollowupBook):
         self.avatar_id = avatar_id
         self.store = store
         self.history = history
         self.embedder = embedder
-        self.exports = exports  # folder of per-user export folders, erased with the user
+        self.exports = exports  # erased with the user
+        self.followups = followups  # erased with the user
         self.lock = asyncio.Lock()  # one batch (or erasure) at a time
         self.commit: GroupCommit[Request, Any] = GroupCommit(self._batch)
         self._seq: dict[str, int] = {}
@@ -131,11 +133,8 @@ class Writer:
         hit: Hit = await self.commit.submit(Delete(memory_id, actor))
         return hit
 
-    def export_dir(self, user: str) -> Path:
-        return self.exports / hashlib.sha256(user.encode()).hexdigest()[:16]
-
     async def forget(self, user: str) -> tuple[int, int, int]:
-        """Erase a user's memories (store compacted), exports and history; marked first, so that a
+        """Erase a user's memories (store compacted), exports, follow-ups and history; marked first, so that a
         crash half-way is finished by `recover`."""
         async with self.lock:
             n = await off_loop(self.store.count, self._user_where(user))
@@ -143,8 +142,7 @@ class Writer:
             # whole-store rewrite, which holds the write lock for seconds
             stored = n > 0 or await off_loop(self.history.has_user, user)
             await off_loop(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
-            exports = self.export_dir(user)
-            files = len(list(exports.glob("*"))) if exports.exists() else 0
+            files = await off_loop(self.exports.count, user)
             events = await off_loop(self._erase, user, stored)
             for key in [k for k in self._seq if k.split("|")[1] == user]:
                 self._seq.pop(key, None)
@@ -152,8 +150,8 @@ class Writer:
         return n, events, files
 
     async def reassign(self, user: str, into: str) -> int:
-        """Move every memory of `user` (all scopes) and its history to `into`, in one store write:
-        all of them or, after a crash, none (`recover` settles the history either way)."""
+        """Move every memory of `user` (all scopes), its history and its follow-ups to `into`, the memories in
+        one store write: all of them or, after a crash, none (`recover` settles the rest either way)."""
         async with self.lock:
             ids = await off_loop(self._ids_of, user)
             at = now_iso()
@@ -165,6 +163,7 @@ class Writer:
             except Exception:
                 await off_loop(self.history.abort, txn)
                 raise
+            await off_loop(self.followups.reassign, user, into)  # before the mark is cleared: recover repeats it
             await off_loop(self.history.move_user, txn, user, into)
             for key in [k for k in self._seq if k.split("|")[1] in (user, into)]:  # session positions changed
                 self._seq.pop(key, None)
@@ -188,7 +187,8 @@ class Writer:
         named = visibility.unhear(self.store, self.avatar_id, user)  # their id in what others said
         if compact or named:
             self.store.compact()
-        shutil.rmtree(self.export_dir(user), ignore_errors=True)
+        self.exports.forget(user)
+        self.followups.forget_user(user)
         return self.history.forget_user(user)
 
     def recover(self) -> None:
@@ -205,6 +205,7 @@ class Writer:
                 first = self.store.retrieve([rows[0].memory_id])
                 if first and first[0].payload.get("user_id") == rows[0].new:
                     log.info("finishing an interrupted reassignment")
+                    self.followups.reassign(rows[0].old, rows[0].new)
                     self.history.move_user(txn, rows[0].old, rows[0].new)
                 else:
                     self.history.abort(txn)

@@ -1,8 +1,8 @@
 """What every persona service shares, one per process: settings, the models (loading in the
 background from startup), the stores (opened once), and the one lock that serialises writes.
 
-The services (`users.py`, `voice_identity.py`, `face_identity.py`, `fused_identity.py`,
-`profiles.py`) hold no state of their own: they are views on this context.
+The services (`user_service.py`, `voice_identity.py`, `face_identity.py`, `fused_identity.py`,
+`profile_service.py`) hold no state of their own: they are views on this context.
 """
 
 from __future__ import annotations
@@ -24,13 +24,13 @@ from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, VectorStore, open_store
 from mcp_servers.core.store.aio import off_loop
 
-from . import faces, models, profile, voice
+from . import backends, faces, profile, voice
 from .config import PersonaSettings, models_dir
 from .decisions import Decision
 from .faces import FaceModel
-from .people import People, people_spec
+from .models import Candidate
+from .people_store import People, people_spec
 from .prints import Prints, prints_spec
-from .schemas import Candidate
 from .voice import VoiceModel
 
 SERVER = "persona"
@@ -62,10 +62,10 @@ class PersonaContext:
         """Start loading both models on their worker threads (errors surface at first use)."""
         if self._voice_model is None:
             self._voice_model = heap.settle_after(voice.WORKER.submit(
-                models.load_voice_model, self.config.voice_model, models_dir(self.settings.home)))
+                backends.load_voice_model, self.config.voice_model, models_dir(self.settings.home)))
         if self._face_model is None:
             self._face_model = heap.settle_after(faces.WORKER.submit(
-                models.load_face_model, self.config.face_model, self.config.insightface_root))
+                backends.load_face_model, self.config.face_model, self.config.insightface_root))
 
     async def start(self) -> None:
         self.warm()

@@ -11,8 +11,8 @@ from .context import MAX_CLIPS, PersonaContext
 from .decisions import decide
 from .faces import WORKER, Face, FaceModel
 from .media import load_bytes
+from .models import Box, FaceEnrollResult, FaceMatch, FaceResult
 from .prints import MAX_SAMPLES
-from .schemas import Box, FaceEnrollResult, FaceMatch, FaceResult
 
 
 def _box(face: Face, picture: images.Picture) -> Box:

@@ -10,7 +10,7 @@ from mcp_servers.core.errors import UserError
 from .context import PersonaContext
 from .decisions import Decision, Thresholds, fuse
 from .face_identity import FaceIdentity
-from .schemas import IdentifyResult, Match
+from .models import IdentifyResult, Match
 from .voice_identity import VoiceIdentity
 
 

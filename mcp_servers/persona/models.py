@@ -1,51 +1,203 @@
-"""Which backend a setting names, loaded (blocking: weights are read; call on the modality's worker).
-
-A new backend: subclass `VoiceModel` (voice.py) or `FaceModel` (faces.py) in a module of its own
-and name it here."""
+"""Tool outputs: typed, so every tool has an output schema, and small (lists are bounded)."""
 
 from __future__ import annotations
 
-import logging
-from pathlib import Path
+from typing import Literal
 
-import numpy as np
+from pydantic import BaseModel, Field
 
-from mcp_servers.core.errors import UserError
+from .profile import Patch, Profile, Value
 
-from .audio import SAMPLE_RATE
-from .config import WESPEAKER_FILE
-from .face_dlib import DlibFaces
-from .face_insightface import InsightFaces
-from .faces import FaceModel
-from .voice import VoiceModel
-from .voice_resemblyzer import Resemblyzer
-from .voice_wespeaker import WeSpeaker
-
-log = logging.getLogger(__name__)
+Verdict = Literal["known", "unknown", "uncertain"]
 
 
-def load_voice_model(spec: str, models_dir: Path) -> VoiceModel:
-    """The model `ALPHAAVATAR_PERSONA_VOICE_MODEL` names: 'resemblyzer', 'wespeaker' or an ONNX path."""
-    if spec == "resemblyzer":
-        model: VoiceModel = Resemblyzer()
-    elif spec == "wespeaker":
-        model = WeSpeaker(models_dir / WESPEAKER_FILE)
-    else:
-        model = WeSpeaker(Path(spec).expanduser())
-    model.embed(np.zeros(SAMPLE_RATE, dtype=np.float32) + 1e-3 * np.sin(np.arange(SAMPLE_RATE, dtype=np.float32)))
-    log.info("voice model loaded", extra={"fields": {"model": model.name, "dim": model.dim}})
-    return model
+class Candidate(BaseModel):
+    user_id: str
+    name: str | None = None
+    score: float
 
 
-def load_face_model(spec: str, root: Path | None) -> FaceModel:
-    """The model `ALPHAAVATAR_PERSONA_FACE_MODEL` names: 'dlib' or 'insightface' (from `root`)."""
-    if spec == "dlib":
-        model: FaceModel = DlibFaces()
-    elif spec == "insightface":
-        if root is None:
-            raise UserError("ALPHAAVATAR_PERSONA_FACE_MODEL=insightface needs ALPHAAVATAR_PERSONA_INSIGHTFACE_ROOT.")
-        model = InsightFaces(root)
-    else:
-        raise UserError(f"ALPHAAVATAR_PERSONA_FACE_MODEL must be 'dlib' or 'insightface', not {spec!r}.")
-    log.info("face model loaded", extra={"fields": {"model": model.name, "dim": model.dim}})
-    return model
+class Match(BaseModel):
+    """An identification: a decision, and what it was decided from."""
+
+    decision: Verdict = Field(description="known: user_id is who this is; unknown: nobody enrolled; "
+                                          "uncertain: too close to call (see candidates).")
+    user_id: str | None = Field(default=None, description="The user, when decision is known.")
+    name: str | None = None
+    provisional: bool | None = Field(default=None, description="The user is a provisional (unnamed) one.")
+    score: float | None = Field(default=None, description="Cosine similarity of the best candidate.")
+    margin: float | None = Field(default=None, description="Best score minus the next candidate's.")
+    threshold: float = Field(description="'known' needs at least this score.")
+    unknown_below: float = Field(description="Below this score the answer is 'unknown'.")
+    candidates: list[Candidate] = Field(default_factory=list, description="Closest users, best first.")
+
+
+class VoiceMatch(Match):
+    speech_seconds: float = Field(description="Seconds of speech the decision rests on (thresholds depend on it).")
+    created_user_id: str | None = Field(default=None, description="A provisional user made for this unknown voice.")
+    adapted: bool = Field(default=False, description="This clip was added to the user's voiceprint.")
+    model: str
+
+
+class Box(BaseModel):
+    left: int
+    top: int
+    right: int
+    bottom: int
+
+
+class FaceMatch(Match):
+    box: Box
+    detection_score: float
+
+
+class FaceResult(BaseModel):
+    faces: list[FaceMatch] = Field(description="Every face found, largest first.")
+    width: int
+    height: int
+    model: str
+
+
+class IdentifyResult(BaseModel):
+    decision: Verdict
+    user_id: str | None = None
+    name: str | None = None
+    score: float | None = Field(default=None, description="Fused score: 1.0 is the 'known' level, 0 'unknown'.")
+    margin: float | None = None
+    threshold: float = 1.0
+    reason: str
+    created_user_id: str | None = None
+    voice: VoiceMatch | None = None
+    face: FaceMatch | None = Field(default=None, description="The largest face in the image.")
+
+
+class SpeakerEnrollResult(BaseModel):
+    user_id: str
+    added: int
+    speech_seconds: list[float]
+    voice_samples: dict[str, int] = Field(description="Samples now held per source (enroll, provisional, adapted).")
+    model: str
+
+
+class FaceEnrollResult(BaseModel):
+    user_id: str
+    added: int
+    boxes: list[Box]
+    face_samples: int
+    model: str
+
+
+class VerifyResult(Match):
+    claimed_user_id: str
+    speech_seconds: float
+    model: str
+
+
+class Segment(BaseModel):
+    start: float
+    end: float
+    speaker: str = Field(description="S1, S2, ... in order of first appearance.")
+    user_id: str | None = None
+    decision: Verdict
+
+
+class SegmentSpeaker(VoiceMatch):
+    speaker: str
+
+
+class SegmentResult(BaseModel):
+    segments: list[Segment]
+    speakers: list[SegmentSpeaker]
+    duration: float
+
+
+class User(BaseModel):
+    user_id: str
+    name: str
+    provisional: bool
+    created_at: str
+    updated_at: str
+    voice_samples: dict[str, int] = Field(default_factory=dict)
+    face_samples: int = 0
+    facts: int = 0
+
+
+class UserList(BaseModel):
+    users: list[User]
+    next_cursor: str | None = None
+    total: int
+
+
+class MergeResult(BaseModel):
+    user_id: str = Field(description="The user that remains.")
+    merged_user_id: str = Field(description="The user merged away (no longer exists).")
+    voice_samples_moved: int
+    face_samples_moved: int
+    facts_added: int
+    history_moved: int
+
+
+class ForgetResult(BaseModel):
+    user_id: str
+    voice_samples: int
+    face_samples: int
+    history_entries: int
+    compacted: bool = Field(description="The store files were rewritten: no bytes of the user remain.")
+
+
+class Change(BaseModel):
+    id: str
+    at: str
+    field: str
+    op: str = Field(description="set, add, remove, confirm (seen again), visibility (who may hear it changed), "
+                    "create, merge, rename")
+    old: Value | None = None
+    new: Value | None = None
+    source: str
+    source_ref: str | None = None
+    confidence: float | None = None
+    evidence: str | None = None
+    visibility: str | None = Field(default=None, description="Who may hear the fact after the change.")
+
+
+class ProfileUpdateResult(BaseModel):
+    user_id: str
+    changes: list[Change]
+    profile: Profile
+
+
+class HistoryResult(BaseModel):
+    user_id: str
+    changes: list[Change]
+    next_cursor: str | None = None
+
+
+class Proposal(BaseModel):
+    patch: Patch
+    valid: bool
+    reason: str | None = Field(default=None, description="Why an invalid proposal was not applied.")
+
+
+class ExtractResult(BaseModel):
+    user_id: str
+    proposals: list[Proposal]
+    applied: list[Change]
+    model: str
+
+
+class SearchHit(BaseModel):
+    user_id: str
+    name: str
+    provisional: bool
+    score: float
+    matches: list[str] = Field(description="Profile lines that share words with the query.")
+
+
+class SearchResult(BaseModel):
+    results: list[SearchHit]
+
+
+class ResetResult(BaseModel):
+    user_id: str
+    removed: int
+    voice_samples: dict[str, int]

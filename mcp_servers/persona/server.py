@@ -10,27 +10,26 @@ from mcp.types import CallToolResult
 from pydantic import BaseModel, Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE, new_server
+from mcp_servers.core.annotations import DESTRUCTIVE, OWNER_ONLY, READ_ONLY, WRITE
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, People
 
+from . import render
 from .config import PersonaSettings
 from .context import MAX_CLIPS, PersonaContext
 from .face_identity import FaceIdentity
 from .fused_identity import FusedIdentity
-from .profile import Patch, Profile, Source
-from .profiles import Profiles
-from .schemas import (
+from .models import (
     ExtractResult,
     FaceEnrollResult,
     FaceResult,
     ForgetResult,
     HistoryResult,
     IdentifyResult,
-    Match,
     MergeResult,
     ProfileUpdateResult,
     ResetResult,
@@ -42,7 +41,9 @@ from .schemas import (
     VerifyResult,
     VoiceMatch,
 )
-from .users import Users
+from .profile import Patch, Profile, Source
+from .profile_service import Profiles
+from .user_service import Users
 from .voice_identity import VoiceIdentity
 
 INSTRUCTIONS = """Who is speaking, and what we know of them. After each user turn, call speaker_identify
@@ -59,7 +60,6 @@ Image = Annotated[str, Field(min_length=1, description="Base64 JPEG/PNG/WebP (�
                                                         "the allowed roots.")]
 Name = Annotated[str, Field(min_length=1, max_length=200, description="The person's name.")]
 Limit = Annotated[int, Field(ge=1, le=100, description="Page size.")]
-Cursor = Annotated[str | None, Field(default=None, max_length=64, description="next_cursor of the previous page.")]
 
 
 class Message(BaseModel):
@@ -67,35 +67,11 @@ class Message(BaseModel):
     content: str = Field(max_length=20_000)
 
 
-def _match_text(m: Match, what: str) -> str:
-    if m.decision == "known":
-        return f"{what}: {m.name} ({m.user_id}), score {m.score} ≥ {m.threshold}"
-    best = f"; closest {m.candidates[0].name} at {m.candidates[0].score}" if m.candidates else ""
-    return f"{what}: {m.decision} (needs ≥ {m.threshold}{best})"
-
-
-def _user_text(u: User) -> str:
-    flag = " (provisional)" if u.provisional else ""
-    return f"{u.name}{flag} {u.user_id}: voice {u.voice_samples or 'none'}, faces {u.face_samples}, facts {u.facts}"
-
-
-def _profile_text(p: Profile) -> str:
-    lines = [f"{p.name} ({p.user_id})"]
-    data = p.model_dump(exclude={"user_id", "name", "provisional"}, exclude_none=True)
-    for section, value in data.items():
-        facts = value.items() if isinstance(value, dict) and "value" not in value else [(section, value)]
-        for key, fact in facts:
-            for f in fact if isinstance(fact, list) else [fact]:
-                if isinstance(f, dict) and "value" in f:
-                    lines.append(f"- {key}: {f['value']} [{f['source']}, {f['confidence']}]")
-    return "\n".join(lines)
-
-
 def create_server(settings: Settings) -> ServerSpec:
     persona = PersonaContext(settings, PersonaSettings())
     voices, faces = VoiceIdentity(persona), FaceIdentity(persona)
     fused, users, profiles = FusedIdentity(persona, voices, faces), Users(persona), Profiles(persona)
-    mcp = new_server("persona", INSTRUCTIONS)
+    mcp = new_server("persona", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "persona", forget_tool="user_forget")
 
     # -- voice ----------------------------------------------------------------------------------
@@ -111,7 +87,7 @@ def create_server(settings: Settings) -> ServerSpec:
         are checked first: if one fails, none is added. Reports progress per clip."""
         clips = [audio] if isinstance(audio, str) else audio
         r = await voices.enroll(auth.caller(ctx), user_id, clips, ctx.report_progress)
-        return rendered(r, f"Enrolled {r.added} clip(s) for {r.user_id}: voiceprint now {r.voice_samples}.")
+        return rendered(r, render.speaker_enroll(r))
 
     @mcp.tool(annotations=WRITE)
     async def speaker_identify(
@@ -126,14 +102,13 @@ def create_server(settings: Settings) -> ServerSpec:
         candidate and the threshold used (it depends on the seconds of speech: short clips may be
         'uncertain' rather than wrong)."""
         r = await voices.identify(auth.caller(ctx), audio, create_if_unknown=create_if_unknown, adapt=adapt)
-        extra = f"; new provisional user {r.created_user_id}" if r.created_user_id else ""
-        return rendered(r, _match_text(r, f"voice ({r.speech_seconds} s)") + extra)
+        return rendered(r, render.voice_match(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def speaker_verify(ctx: Context, user_id: UserId, audio: Audio) -> Annotated[CallToolResult, VerifyResult]:
         """Is this the voice of this user? 'known' only if it matches them and nobody else matches better."""
         r = await voices.verify(auth.caller(ctx), user_id, audio)
-        return rendered(r, f"verify {r.claimed_user_id}: {r.decision} (score {r.score}, needs ≥ {r.threshold})")
+        return rendered(r, render.verify(r))
 
     @mcp.tool(annotations=WRITE)
     async def speaker_segment(
@@ -144,8 +119,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Who spoke when in a recording with several voices: segments with a speaker tag each, and per
         speaker a decision (known user, unknown, uncertain) made on all of their speech."""
         r = await voices.segment(auth.caller(ctx), audio, create_if_unknown=create_if_unknown)
-        lines = [f"{s.start:.2f}-{s.end:.2f} {s.speaker} {s.user_id or s.decision}" for s in r.segments[:50]]
-        return rendered(r, "\n".join(lines) or "No speech found.")
+        return rendered(r, render.segments(r))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     async def speaker_reset(
@@ -156,7 +130,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, ResetResult]:
         """Undo voiceprint adaptation for a user, or clear their voiceprint to enroll again."""
         r = await voices.reset(auth.caller(ctx), user_id, only_adapted=only_adapted)
-        return rendered(r, f"Removed {r.removed} voice sample(s) of {r.user_id}; left {r.voice_samples}.")
+        return rendered(r, render.reset(r))
 
     # -- faces ----------------------------------------------------------------------------------
 
@@ -173,7 +147,7 @@ def create_server(settings: Settings) -> ServerSpec:
         if one fails, none is added."""
         values = [image] if isinstance(image, str) else image
         r = await faces.enroll(auth.caller(ctx), user_id, values, face_index, ctx.report_progress)
-        return rendered(r, f"Enrolled {r.added} face(s) for {r.user_id}; {r.face_samples} in all.")
+        return rendered(r, render.face_enroll(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def face_identify(
@@ -185,8 +159,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Every face in a photo, largest first, each with its box and a decision (known / unknown /
         uncertain) with score, margin and threshold."""
         r = await faces.identify(auth.caller(ctx), image, upsample=upsample)
-        text = "; ".join(_match_text(f, f"face {i + 1}") for i, f in enumerate(r.faces)) or "No face found."
-        return rendered(r, text)
+        return rendered(r, render.faces(r))
 
     @mcp.tool(annotations=WRITE)
     async def identify(
@@ -199,7 +172,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Who is this, from voice and face together: the two are fused (scores on a common scale,
         a modality with nothing enrolled for someone does not vote against them)."""
         r = await fused.identify(auth.caller(ctx), audio, image, create_if_unknown=create_if_unknown)
-        return rendered(r, f"{r.decision}: {r.name or r.user_id or '-'} ({r.reason})")
+        return rendered(r, render.identified(r))
 
     # -- users ----------------------------------------------------------------------------------
 
@@ -214,30 +187,30 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, User]:
         """Create a user (then enroll their voice or face, and fill their profile)."""
         r = await users.create(auth.caller(ctx), name, provisional=provisional, user_id=user_id)
-        return rendered(r, f"Created {_user_text(r)}")
+        return rendered(r, "Created " + render.user(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def user_get(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, User]:
         """A user: name, provisional or not, voice and face samples held, number of profile facts."""
         r = await users.get(auth.caller(ctx), user_id)
-        return rendered(r, _user_text(r))
+        return rendered(r, render.user(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def user_list(
         ctx: Context,
         provisional: Annotated[bool | None, Field(description="Only provisional (true) or named (false) users.")] = None,
         limit: Limit = 20,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> Annotated[CallToolResult, UserList]:
         """Users page by page."""
         r = await users.page(auth.caller(ctx), limit, cursor, provisional=provisional)
-        return rendered(r, "\n".join(_user_text(u) for u in r.users) or "No users.")
+        return rendered(r, render.users(r))
 
     @mcp.tool(annotations=WRITE)
     async def user_rename(ctx: Context, user_id: UserId, name: Name) -> Annotated[CallToolResult, User]:
         """Name a user (a provisional user becomes a confirmed one)."""
         r = await users.rename(auth.caller(ctx), user_id, name)
-        return rendered(r, f"Renamed: {_user_text(r)}")
+        return rendered(r, "Renamed: " + render.user(r))
 
     @mcp.tool(annotations=DESTRUCTIVE, meta=OWNER_ONLY)
     async def user_merge(
@@ -248,16 +221,14 @@ def create_server(settings: Settings) -> ServerSpec:
         """Merge one user into another (e.g. a provisional user who turns out to be a known one): voice
         samples, face encodings, profile facts and history all move; the first user ceases to exist."""
         r = await users.merge(auth.caller(ctx), user_id, into_user_id)
-        return rendered(r, f"Merged {r.merged_user_id} into {r.user_id}: {r.voice_samples_moved} voice, "
-                           f"{r.face_samples_moved} face samples, {r.facts_added} facts.")
+        return rendered(r, render.merged(r))
 
     @mcp.tool(annotations=DESTRUCTIVE)
     async def user_forget(ctx: Context, user_id: UserId) -> Annotated[CallToolResult, ForgetResult]:
         """Erase a user: voiceprints, face encodings, profile and history. The store files are
         rewritten so that nothing of them remains. Cannot be undone."""
         r = await users.forget(auth.caller(ctx), user_id)
-        return rendered(r, f"Erased {r.user_id}: {r.voice_samples} voice, {r.face_samples} face samples, "
-                           f"{r.history_entries} history entries.")
+        return rendered(r, render.forgot(r))
 
     # -- profiles -------------------------------------------------------------------------------
 
@@ -270,7 +241,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, Profile]:
         """A user's typed profile; every value with its source, confidence, first and last seen."""
         r = await profiles.get(auth.caller(ctx), user_id, present)
-        return rendered(r, _profile_text(r))
+        return rendered(r, render.profile(r))
 
     @mcp.tool(annotations=WRITE)
     async def profile_update(
@@ -284,8 +255,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Change a profile with patches: set (one-value fields), add / remove (lists); each patch may say
         who may hear its fact."""
         r = await profiles.update(auth.caller(ctx), user_id, patches, source, source_ref, present or ())
-        lines = [f"{c.op} {c.field}: {c.old} -> {c.new}" for c in r.changes]
-        return rendered(r, "\n".join(lines) or "Nothing changed.")
+        return rendered(r, render.updated(r))
 
     @mcp.tool(annotations=WRITE)
     async def profile_extract(
@@ -302,9 +272,7 @@ def create_server(settings: Settings) -> ServerSpec:
         if not text.strip() or len(text) > 50_000:
             raise UserError("The conversation must hold between 1 and 50,000 characters.")
         r = await profiles.extract(auth.caller(ctx), user_id, text, session_id, apply=apply)
-        lines = [f"{'ok' if p.valid else 'refused'} {p.patch.op} {p.patch.field}: {p.patch.value}"
-                 + (f" ({p.reason})" if p.reason else "") for p in r.proposals]
-        return rendered(r, "\n".join(lines) or "Nothing to add.")
+        return rendered(r, render.proposals(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def profile_history(
@@ -312,12 +280,11 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId,
         field: Annotated[str | None, Field(max_length=60, description="Only changes of this field.")] = None,
         limit: Limit = 50,
-        cursor: Cursor = None,
+        cursor: params.Cursor = None,
     ) -> Annotated[CallToolResult, HistoryResult]:
         """Every change to a user's profile, oldest first: what, from what to what, from which source."""
         r = await profiles.history(auth.caller(ctx), user_id, field, limit, cursor)
-        lines = [f"{c.at} {c.op} {c.field}: {c.old} -> {c.new} [{c.source}]" for c in r.changes]
-        return rendered(r, "\n".join(lines) or "No changes.")
+        return rendered(r, render.history(r))
 
     @mcp.tool(annotations=READ_ONLY)
     async def profile_search(
@@ -327,13 +294,12 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find users by what their profiles say (by meaning and by words)."""
         r = await profiles.search(auth.caller(ctx), query, limit)
-        lines = [f"{h.name} ({h.user_id}): {'; '.join(h.matches) or '-'}" for h in r.results]
-        return rendered(r, "\n".join(lines) or "No user matches.")
+        return rendered(r, render.found(r))
 
     async def startup() -> None:
         await persona.start()
         await users.recover()
 
     return ServerSpec(name="persona", mcp=mcp, startup=startup, shutdown=persona.close,
-                      health=persona.health, ready=lambda: "loading" not in persona.health().values(), progress=True)
+                      health=persona.health, ready=lambda: "loading" not in persona.health().values())
 

@@ -16,8 +16,7 @@ from . import audio, segment
 from .context import MAX_CLIPS, PersonaContext
 from .decisions import Thresholds, decide
 from .media import load_bytes
-from .prints import ADAPTED, MAX_SAMPLES, Prints
-from .schemas import (
+from .models import (
     ResetResult,
     Segment,
     SegmentResult,
@@ -26,6 +25,7 @@ from .schemas import (
     VerifyResult,
     VoiceMatch,
 )
+from .prints import ADAPTED, MAX_SAMPLES, Prints
 from .voice import WORKER, VoiceModel
 
 PROVISIONAL_MIN_SPEECH = 1.5  # seconds: a provisional user starts from a clip at least this long

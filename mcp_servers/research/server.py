@@ -11,10 +11,11 @@ from mcp.types import CallToolResult
 from pydantic import Field
 
 from mcp_servers.core import audit, auth, params
-from mcp_servers.core.app import DESTRUCTIVE, READ_ONLY, READ_ONLY_WEB, WRITE, WRITE_WEB, new_server
+from mcp_servers.core.annotations import DESTRUCTIVE, READ_ONLY, READ_ONLY_WEB, WRITE, WRITE_WEB
 from mcp_servers.core.results import rendered
-from mcp_servers.core.runner import ServerSpec
+from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.transports import ServerSpec
 
 from .config import ResearchSettings
 from .models import (
@@ -61,12 +62,13 @@ def _job(status: JobStatus) -> CallToolResult:
 
 
 def create_server(settings: Settings) -> ServerSpec:
-    app = Research(settings, ResearchSettings())
+    svc = Research(settings, ResearchSettings())
     mcp = new_server(
         "research",
         "Web search (Tavily, needs TAVILY_API_KEY) and a local document corpus (no key), and "
         "multi-step research with numbered citations. Long research: research_start, then research_status / "
         "research_result.",
+        settings,
     )
     audit.install(mcp, settings, "research", forget_tool="research_forget_user")  # forget erases the trail too
 
@@ -82,7 +84,7 @@ def create_server(settings: Settings) -> ServerSpec:
         """Search the web with Tavily (needs TAVILY_API_KEY). Results are cached for a while."""
         options = SearchOptions(max_results=max_results, topic=topic, time_range=time_range,
                                 include_domains=include_domains or [], exclude_domains=exclude_domains or [])
-        out = await app.web_search(query, options)
+        out = await svc.web_search(query, options)
         return rendered(out, render_web_hits(out))
 
     @mcp.tool(annotations=READ_ONLY_WEB)
@@ -92,7 +94,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, WebExtractResult]:
         """Read web pages as text: Tavily extract when a key is set, else (and as fallback) our own fetch,
         which refuses private, loopback and metadata addresses."""
-        out = await app.web_extract(urls, max_chars)
+        out = await svc.web_extract(urls, max_chars)
         return rendered(out, render_extracted(out))
 
     @mcp.tool(annotations=READ_ONLY_WEB)
@@ -108,8 +110,8 @@ def create_server(settings: Settings) -> ServerSpec:
         """Research a question: plan sub-queries, search them in parallel, rank passages, and answer with [n]
         citations (or, without an LLM, return the evidence). Sends progress notifications; for long research
         use research_start."""
-        req = app.request(auth.caller(ctx), question, depth, max_sources, sources, budget, user_id)
-        result = await app.run(req, ctx.report_progress)
+        req = svc.request(auth.caller(ctx), question, depth, max_sources, sources, budget, user_id)
+        result = await svc.run(req, ctx.report_progress)
         return rendered(result, render_research(result))
 
     @mcp.tool(annotations=WRITE_WEB)
@@ -124,12 +126,12 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, JobStatus]:
         """Start a research job that outlives this call; poll research_status, then research_result."""
         principal = auth.caller(ctx)
-        return _job(await app.start(principal, app.request(principal, question, depth, max_sources, sources, budget, user_id)))
+        return _job(await svc.start(principal, svc.request(principal, question, depth, max_sources, sources, budget, user_id)))
 
     @mcp.tool(annotations=READ_ONLY)
     async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Where a research job is: state, stage, progress."""
-        return _job((await app.job(auth.caller(ctx), job_id)).status())
+        return _job((await svc.job(auth.caller(ctx), job_id)).status())
 
     @mcp.tool(annotations=READ_ONLY)
     async def research_result(
@@ -138,13 +140,13 @@ def create_server(settings: Settings) -> ServerSpec:
         wait_s: Annotated[float, Field(ge=0, le=50, description="Wait up to this long for a running job.")] = 0,
     ) -> Annotated[CallToolResult, JobResult]:
         """The result of a research job (state 'running' with no result yet if it is not finished)."""
-        out = await app.result(auth.caller(ctx), job_id, wait_s)
+        out = await svc.result(auth.caller(ctx), job_id, wait_s)
         return rendered(out, render_research(out.result) if out.result else out.message)
 
     @mcp.tool(annotations=WRITE)
     async def research_cancel(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
         """Cancel a running research job (provider calls in flight are abandoned)."""
-        return _job(await app.cancel(auth.caller(ctx), job_id))
+        return _job(await svc.cancel(auth.caller(ctx), job_id))
 
     @mcp.tool(annotations=WRITE_WEB)
     async def corpus_add(
@@ -157,7 +159,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, CorpusAddResult]:
         """Add one document to the local corpus (exactly one of text, path, url); it is split into passages
         and indexed for dense + keyword search."""
-        added = await app.corpus_add(auth.caller(ctx), text, path, url, title, user_id)
+        added = await svc.corpus_add(auth.caller(ctx), text, path, url, title, user_id)
         return rendered(added, render_added(added))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -168,18 +170,18 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusSearchResult]:
         """Search the local corpus: the best passages (dense + BM25, fused), each with its document."""
-        found = await app.corpus_search(auth.caller(ctx), query, limit, user_id)
+        found = await svc.corpus_search(auth.caller(ctx), query, limit, user_id)
         return rendered(found, render_passages(found))
 
     @mcp.tool(annotations=READ_ONLY)
     async def corpus_list(
         ctx: Context,
         limit: Annotated[int, Field(ge=1, le=100)] = 20,
-        cursor: str | None = None,
+        cursor: params.Cursor = None,
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusListResult]:
         """The corpus's documents, a page at a time (pass next_cursor back for the next page)."""
-        listed = await app.corpus_list(auth.caller(ctx), limit, cursor, user_id)
+        listed = await svc.corpus_list(auth.caller(ctx), limit, cursor, user_id)
         return rendered(listed, render_documents(listed))
 
     @mcp.tool(annotations=DESTRUCTIVE)
@@ -189,7 +191,7 @@ def create_server(settings: Settings) -> ServerSpec:
         user_id: UserId = None,
     ) -> Annotated[CallToolResult, CorpusDeleteResult]:
         """Erase a document and all its passages from the corpus (storage is compacted)."""
-        deleted = await app.corpus_delete(auth.caller(ctx), doc_id, user_id)
+        deleted = await svc.corpus_delete(auth.caller(ctx), doc_id, user_id)
         return rendered(deleted, render_deleted(deleted))
 
     @mcp.tool(annotations=DESTRUCTIVE)
@@ -198,8 +200,8 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, ResearchForgetResult]:
         """Erase every trace of a user on this server: their corpus documents (passages and vectors, storage
         compacted), their research jobs and results, and their activity record. Cannot be undone."""
-        forgot = await app.forget_user(auth.caller(ctx), user_id)
+        forgot = await svc.forget_user(auth.caller(ctx), user_id)
         return rendered(forgot, render_forgot(forgot))
 
-    return ServerSpec("research", mcp=mcp, startup=app.startup, shutdown=app.shutdown, health=app.health,
-                      ready=lambda: app.embedder.ready, progress=True)
+    return ServerSpec("research", mcp=mcp, startup=svc.startup, shutdown=svc.shutdown, health=svc.health,
+                      ready=lambda: svc.embedder.ready)

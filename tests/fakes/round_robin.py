@@ -4,14 +4,17 @@ replica, with no affinity, as a cloud balancer does; responses (JSON or SSE) str
 The one exception is an MCP 2025-11-25 session: its state lives in the replica that answered its
 `initialize` (the `Mcp-Session-Id` that replica handed out), so requests carrying that id go back
 to it (session affinity). Requests of the stateless 2026-07-28 revision carry no session id and
-go round-robin. `down` takes a replica out of the rotation, as a health check would.
+go round-robin. `down` takes a replica out of the rotation, as a health check would. `routed` lists
+each request's replica and JSON-RPC message, so a test can tell which replica answered what.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import threading
 from collections.abc import AsyncIterator
+from typing import Any
 
 import httpx
 from starlette.applications import Starlette
@@ -34,6 +37,7 @@ class RoundRobin(BackgroundServer):
         self.hits = dict.fromkeys(self.upstreams, 0)
         self.down: set[str] = set()
         self.sessions: dict[str, str] = {}  # Mcp-Session-Id -> the replica holding that session
+        self.routed: list[tuple[str, dict[str, Any]]] = []
         self._turn = itertools.count()
         self._lock = threading.Lock()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(120, connect=5))
@@ -59,7 +63,9 @@ class RoundRobin(BackgroundServer):
         target = self._pick(request.headers.get(SESSION))
         headers = {k: v for k, v in request.headers.items() if k.lower() not in _HOP}
         url = f"{target}/{request.path_params['path']}" + (f"?{request.url.query}" if request.url.query else "")
-        upstream = self._client.build_request(request.method, url, headers=headers, content=await request.body())
+        body = await request.body()
+        self.routed.append((target, _message(body)))
+        upstream = self._client.build_request(request.method, url, headers=headers, content=body)
         try:
             reply = await self._client.send(upstream, stream=True)
         except httpx.TransportError as exc:
@@ -78,3 +84,12 @@ class RoundRobin(BackgroundServer):
 
         return StreamingResponse(body(), status_code=reply.status_code, headers=out,
                                  background=BackgroundTask(reply.aclose))
+
+
+def _message(body: bytes) -> dict[str, Any]:
+    """The JSON-RPC message a request carries ({} for none)."""
+    try:
+        found = json.loads(body) if body else {}
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}

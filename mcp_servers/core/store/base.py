@@ -170,6 +170,10 @@ class VectorStore(ABC):
         spec's float_fields), highest first; page on by narrowing `where.ranges[key]`."""
 
     @abstractmethod
+    def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        """The `limit` points with the lowest value of the float field `key` (indexed), lowest first."""
+
+    @abstractmethod
     def count(self, where: Where | None = None) -> int: ...
 
     def latest(self, where: Where | None, key: str, limit: int) -> list[Hit]:

@@ -224,8 +224,14 @@ class EdgeStore(VectorStore):
         return hits, (str(nxt) if nxt is not None else None)
 
     def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        return self._ordered(where, key, limit, qe.Direction.Desc)
+
+    def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        return self._ordered(where, key, limit, qe.Direction.Asc)
+
+    def _ordered(self, where: Where | None, key: str, limit: int, direction: Any) -> list[Hit]:
         recs, _ = self._shard.scroll(qe.ScrollRequest(limit=limit, filter=_filter(where), with_payload=True,
-                                                      order_by=qe.OrderBy(key, direction=qe.Direction.Desc)))
+                                                      order_by=qe.OrderBy(key, direction=direction)))
         return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
 
     def count(self, where: Where | None = None) -> int:

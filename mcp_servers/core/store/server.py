@@ -146,8 +146,14 @@ class ServerStore(VectorStore):
         return hits, (str(nxt) if nxt is not None else None)
 
     def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        return self._ordered(where, key, limit, m.Direction.DESC)
+
+    def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
+        return self._ordered(where, key, limit, m.Direction.ASC)
+
+    def _ordered(self, where: Where | None, key: str, limit: int, direction: m.Direction) -> list[Hit]:
         recs, _ = self.client.scroll(self.collection, scroll_filter=_filter(where), limit=limit, with_payload=True,
-                                     order_by=m.OrderBy(key=key, direction=m.Direction.DESC))
+                                     order_by=m.OrderBy(key=key, direction=direction))
         return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
 
     def count(self, where: Where | None = None) -> int:

@@ -12,9 +12,9 @@ from mcp_servers.core.batching import GroupCommit
 from mcp_servers.core.errors import UserError
 from mcp_servers.core.llm import llm_failed, llm_unavailable
 
-from . import extract, profile
+from . import profile, profile_extract
 from .context import PersonaContext
-from .schemas import Change, ExtractResult, HistoryResult, ProfileUpdateResult, Proposal, SearchHit, SearchResult
+from .models import Change, ExtractResult, HistoryResult, ProfileUpdateResult, Proposal, SearchHit, SearchResult
 
 
 def _change(row: dict[str, Any]) -> Change:
@@ -97,20 +97,20 @@ class Profiles:
                                   "changes with profile_update.")
         current = profile.build(await self.ctx.user(user_id))
         try:
-            raw = await extract.propose(llm, current, conversation)
+            raw = await profile_extract.propose(llm, current, conversation)
         except Exception as exc:  # the endpoint is the outside world: say what failed, keep serving
             raise llm_failed(exc) from None
         proposals: list[Proposal] = []
         good: list[profile.Patch] = []
         for item in raw:
             try:
-                patch = profile.check(extract.as_patch(item))
+                patch = profile.check(profile_extract.as_patch(item))
             except ValueError as exc:  # pydantic's ValidationError is a ValueError
                 bad = profile.Patch.model_construct(op=item.get("op", "set"), field=str(item.get("field", "?"))[:60],
                                                     value=None, confidence=0.0, evidence=None)
                 proposals.append(Proposal(patch=bad, valid=False, reason=str(exc).splitlines()[0][:300]))
                 continue
-            if not extract.supported(patch.evidence, conversation):
+            if not profile_extract.supported(patch.evidence, conversation):
                 proposals.append(Proposal(patch=patch, valid=False, reason="its evidence is not a quote from the conversation"))
                 continue
             proposals.append(Proposal(patch=patch, valid=True))

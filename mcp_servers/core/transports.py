@@ -53,14 +53,9 @@ class ServerSpec:
     shutdown: Callable[[], Awaitable[None]] | None = None
     health: Callable[[], dict[str, object]] = field(default=lambda: {})
     ready: Callable[[], bool] = field(default=lambda: True)
-    # Its tools send progress notifications during a call: streamable HTTP then answers every call
-    # with an SSE stream that carries them (as it does for a server whose erasing tools ask for a
-    # yes mid-call, `Server.asks`). Otherwise a call is answered with one JSON body, which costs the
-    # event loop less (no stream, no ping and disconnect tasks per call).
-    progress: bool = False
 
 
-class ConfigError(Exception):
+class RefusedToStart(Exception):
     """A configuration that must not start; the CLI prints it and exits with status 2."""
 
 
@@ -86,7 +81,7 @@ def _security(host: str, port: int, settings: Settings) -> TransportSecuritySett
 
 def check_bind(host: str, settings: Settings) -> None:
     if not is_loopback(host) and not auth.auth_required(settings):
-        raise ConfigError(
+        raise RefusedToStart(
             f"Refusing to serve on {host} without a token: set ALPHAAVATAR_TOKEN (or bind to 127.0.0.1)."
         )
 
@@ -102,8 +97,10 @@ def build_app(specs: Sequence[ServerSpec], host: str, port: int, settings: Setti
     routes: list[BaseRoute] = []
     managers = []
     for spec in specs:
+        # A server whose calls may send mid-call messages answers with an SSE stream; others with one
+        # JSON body, which costs the event loop less (no stream, no ping and disconnect tasks per call).
         http_app = spec.mcp.streamable_http_app(streamable_http_path="/mcp", transport_security=security, host=host,
-                                                json_response=not (spec.progress or spec.mcp.asks()),
+                                                json_response=not spec.mcp.streams(),
                                                 event_store=EventIds(), retry_interval=RETRY_MS)
         sse_app = spec.mcp.sse_app(sse_path="/sse", message_path="/messages/", transport_security=security, host=host)
         managers.append(spec.mcp.session_manager)

@@ -13,8 +13,8 @@ from mcp_servers.core.store.aio import off_loop
 
 from . import profile
 from .context import SERVER, PersonaContext
-from .people import MergeIntent, time_id, well_formed
-from .schemas import ForgetResult, MergeResult, User, UserList
+from .models import ForgetResult, MergeResult, User, UserList
+from .people_store import MergeIntent, time_id, well_formed
 
 log = logging.getLogger(__name__)
 
