@@ -34,7 +34,8 @@ from .addressing import Addressed, Addressing
 from .audio import TurnAudio
 from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
-from .context import render
+from .context import followup_line, render
+from .contracts import Followup
 from .conversation import Conversation
 from .mcp_sessions import McpHub
 from .participant import ParticipantView
@@ -75,6 +76,7 @@ class AvatarAgent(Agent):
         self._utterance: Heard | None = None  # the last one, waiting for its reply
         self._heard_by: dict[str, frozenset[str]] = {}  # chat message id -> who was present when it was said
         self._images: dict[str, list[str]] = {}
+        self._due: dict[str, list[Followup]] = {}  # the user message's due follow-ups, for all its requests
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._heard: str | None = None  # the user message whose words consent last heard
@@ -234,10 +236,17 @@ class AvatarAgent(Agent):
         if images:
             chat_ctx.items[index] = message.model_copy(update={
                 "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
+        due = self._due.get(message.id)
+        if due is None:  # chosen once per turn (the turn's later requests carry the same), for a sure voice only
+            sure = prep.speaker is not None and prep.speaker.decision in KNOWN
+            due = self.hooks.due(prep.recall.followups) if prep.recall and sure else []
+            self._due = {message.id: due}
         block = render(self.config.context, prep, prep.modality, self.hooks.present(), self.view.timezone() or known_zone,
                        sight=self.view.sight_line(len(images)),
-                       identity=self.hooks.settler.note() if self.hooks.settler else None)
+                       identity=self.hooks.settler.note() if self.hooks.settler else None, followups=due)
         chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
+        shown = set(block.splitlines())
+        self.hooks.raised([f for f in due if followup_line(f) in shown])
 
     def _only_for(self, chat_ctx: llm.ChatContext, audience: frozenset[str], index: int) -> int:
         """Leave out of this request what was said before someone present now was there to hear it

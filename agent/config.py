@@ -114,11 +114,34 @@ class TurnConfig(_Strict):
                                      "while the person still talks (0: when speech stops).")
     adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
-    remember: bool = True
-    record_tool_calls: bool = True
     merge_provisional: Literal["auto", "ask", "off"] = Field(
         default="auto", description="A provisional voice whose face confidently matches an enrolled user: merge it "
                                     "(auto), have the LLM ask the person first (ask), or leave it (off).")
+
+
+class BehaviorConfig(_Strict):
+    """What the avatar does on its own, in one place: when it writes memory, when it reflects, which
+    follow-ups it raises and how often. The defaults are a careful assistant's."""
+
+    remember: bool = Field(default=True, description="Write each finished turn to the speaker's memory.")
+    record_tool_calls: bool = Field(default=True, description="Keep every tool call and how it went (tool memory).")
+    reflect: Literal["session_end", "off"] = Field(
+        default="session_end", description="Reflect on the memories of everyone it remembered for when the "
+        "conversation ends (memory_reflect), or never on its own.")
+    reflect_every: int = Field(default=50, ge=0, le=10_000, description="Also reflect for a person after this many "
+                               "new turns of theirs in one conversation (0: only at the end).")
+    followups: bool = Field(default=True, description="Bring up what a person said would happen (an exam, a "
+                            "call to make) once it is due, once, and only in front of whom may hear it.")
+    followup_kinds: list[Literal["event", "reminder"]] = Field(
+        default=["event", "reminder"], description="Which follow-ups it raises.")
+    followups_per_turn: int = Field(default=1, ge=1, le=5, description="At most this many raised in one turn.")
+    followup_ahead_h: float = Field(default=0, ge=0, le=168, description="Also raise those due within this many "
+                                    "hours (0: only those already due).")
+
+    @field_validator("reflect", mode="before")
+    @classmethod
+    def _off(cls, v: Any) -> Any:
+        return "off" if v is False else v  # YAML reads a bare `off` as false
 
 
 class CharacterConfig(_Strict):
@@ -230,6 +253,16 @@ class PipelineConfig(_Strict):
     status: StatusConfig = Field(default_factory=StatusConfig)
     vision: VisionConfig = Field(default_factory=VisionConfig)
     group: GroupConfig = Field(default_factory=GroupConfig)
+    behavior: BehaviorConfig = Field(default_factory=BehaviorConfig)
+
+    @field_validator("turn", mode="before")
+    @classmethod
+    def _moved(cls, v: Any) -> Any:
+        moved = sorted({"remember", "record_tool_calls"} & set(v)) if isinstance(v, dict) else []
+        if moved:
+            raise ValueError(f"{', '.join('turn.' + k for k in moved)} moved to the behavior: section "
+                             f"({', '.join('behavior.' + k for k in moved)})")
+        return v
 
     @field_validator("mcp_servers", mode="before")
     @classmethod

@@ -26,6 +26,9 @@ MEMORY_ADD = "memory_add"
 MEMORY_REASSIGN_USER = "memory_reassign_user"
 TOOL_CALL_RECORD = "tool_call_record"
 TOOL_EXPERIENCE_SEARCH = "tool_experience_search"
+FOLLOWUP_LIST = "followup_list"
+FOLLOWUP_UPDATE = "followup_update"
+MEMORY_REFLECT = "memory_reflect"
 # persona
 SPEAKER_IDENTIFY = "speaker_identify"
 IDENTIFY = "identify"  # voice and face together
@@ -43,6 +46,7 @@ RESEARCH = "research"
 WEB_SEARCH = "web_search"
 
 TOOLS = (MEMORY_SEARCH, MEMORY_ADD, MEMORY_REASSIGN_USER, TOOL_CALL_RECORD, TOOL_EXPERIENCE_SEARCH,
+         FOLLOWUP_LIST, FOLLOWUP_UPDATE, MEMORY_REFLECT,
          SPEAKER_IDENTIFY, IDENTIFY, PROFILE_GET, USER_LIST, USER_RENAME, USER_MERGE,
          CHARACTER_STATE, CHARACTER_EXPRESS, CHARACTER_SPEAK, CHARACTER_GAZE, RESEARCH, WEB_SEARCH)
 
@@ -61,6 +65,7 @@ class Memory(View):
     content: str
     occurred_at: str | None = None
     score: float | None = None
+    source: str = "verbatim"  # "reflection": derived from other memories (an entity card, an insight)
 
 
 class MemorySearch(View):
@@ -80,6 +85,19 @@ class ExperienceSearch(View):
     """tool_experience_search"""
 
     results: list[Experience] = Field(default_factory=list)
+
+
+class Followup(View):
+    id: str
+    text: str
+    kind: str
+    due_at: str
+
+
+class Followups(View):
+    """followup_list"""
+
+    results: list[Followup] = Field(default_factory=list)
 
 
 # -- persona: who is speaking -----------------------------------------------------------------
@@ -175,6 +193,7 @@ def _plain(value: Any) -> Any:
 VIEWS: dict[str, type[View]] = {
     MEMORY_SEARCH: MemorySearch,
     TOOL_EXPERIENCE_SEARCH: ExperienceSearch,
+    FOLLOWUP_LIST: Followups,
     SPEAKER_IDENTIFY: VoiceMatch,
     IDENTIFY: Identification,
     USER_LIST: UserPage,

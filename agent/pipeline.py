@@ -137,7 +137,7 @@ def build_runtime(config: PipelineConfig, hub: McpHub, *, user_id: str | None = 
     writer = MemoryWriter(hub, new_journal((home or agent_home()) / "journal", session_id))
     hooks = TurnHooks(hub, config.turn, session_id, writer, user_id=user_id,
                       experience_limit=config.context.tool_experience_limit if config.context.tool_experience else 0,
-                      group=config.group)
+                      group=config.group, behavior=config.behavior)
     character = CharacterLink(hub, config.character)
     status = Status(config.status, character)
     hooks.settler = Settler(hub, hooks.speakers, writer, config.turn.merge_provisional)

@@ -1,4 +1,4 @@
-"""What we recall for a turn: memory_search, profile_get and past tool calls, within a budget.
+"""What we recall for a turn: memory_search, profile_get, past tool calls and due follow-ups, within a budget.
 
 Calls start as soon as the text (and the likely speaker) is known; the turn collects what came
 back within its budget and drops the rest (logged, never awaited).
@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from . import contracts as c
-from .contracts import Experience, ExperienceSearch, Memory, MemorySearch, Profile
+from .contracts import Experience, ExperienceSearch, Followup, Followups, Memory, MemorySearch, Profile
 from .mcp_sessions import ToolFailed, ToolUnavailable
 
 log = logging.getLogger(__name__)
@@ -25,6 +25,7 @@ class Recall:
     memories: list[Memory] = field(default_factory=list)
     profile: dict[str, Any] | None = None  # the profile's values (`Profile.plain`), as the LLM reads it
     experience: list[Experience] = field(default_factory=list)  # past calls of tools for similar tasks
+    followups: list[Followup] = field(default_factory=list)  # due, and audible to everyone present
     late: list[str] = field(default_factory=list)
     failed: list[str] = field(default_factory=list)
     ms: float = 0.0
@@ -65,6 +66,8 @@ class RecallCalls:
                     result.experience = data.results
                 elif isinstance(data, Profile):
                     result.profile = data.plain() or None
+                elif isinstance(data, Followups):
+                    result.followups = data.results
         result.ms = (time.perf_counter() - self.started) * 1000
         if result.late:
             log.warning("recall: %s late (budget %.0f ms), dropped for this turn", ", ".join(result.late),

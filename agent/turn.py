@@ -16,12 +16,12 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from . import contracts as c
-from .config import GroupConfig, TurnConfig
-from .contracts import ExperienceSearch, MemorySearch, Profile
+from .config import BehaviorConfig, GroupConfig, TurnConfig
+from .contracts import ExperienceSearch, Followup, Followups, MemorySearch, Profile
 from .identity import Settler
 from .mcp_sessions import McpHub
 from .presence import KNOWN
@@ -61,8 +61,12 @@ class TurnHooks:
     """State and hooks of one conversation (one agent session)."""
 
     def __init__(self, hub: McpHub, turn: TurnConfig, session_id: str, writer: MemoryWriter | None = None,
-                 user_id: str | None = None, experience_limit: int = 0, group: GroupConfig | None = None):
+                 user_id: str | None = None, experience_limit: int = 0, group: GroupConfig | None = None,
+                 behavior: BehaviorConfig | None = None):
         self.hub = hub
+        self.behavior = behavior or BehaviorConfig()
+        self._raised: set[str] = set()  # follow-ups brought up in this conversation
+        self._turns: dict[str, int] = {}  # turns remembered per person since their last reflection
         self.experience_limit = experience_limit  # past tool calls recalled per turn (0: none)
         self.cfg = turn
         self.session_id = session_id
@@ -131,6 +135,12 @@ class TurnHooks:
         if self.hub.has(c.PROFILE_GET) and user_id and (not company or self.accepts(c.PROFILE_GET, "present")):
             profile: dict[str, Any] = {"user_id": user_id, **({"present": audience} if company else {})}
             calls[c.PROFILE_GET] = asyncio.create_task(self.hub.call_view(c.PROFILE_GET, profile, Profile))
+        if self.behavior.followups and self.hub.has(c.FOLLOWUP_LIST) and user_id and (
+                not company or self.accepts(c.FOLLOWUP_LIST, "present")):
+            due = datetime.now(UTC) + timedelta(hours=self.behavior.followup_ahead_h)
+            wanted: dict[str, Any] = {"user_id": user_id, "due_before": due.isoformat(), "limit": 20,
+                                      **({"present": audience} if company else {})}
+            calls[c.FOLLOWUP_LIST] = asyncio.create_task(self.hub.call_view(c.FOLLOWUP_LIST, wanted, Followups))
         if self.experience_limit and self.hub.has(c.TOOL_EXPERIENCE_SEARCH) and text.strip():
             past: dict[str, Any] = {"task": text[:2000], "limit": self.experience_limit}
             if user_id:
@@ -239,7 +249,7 @@ class TurnHooks:
                  present: list[str] | None = None) -> None:
         """Queue one finished turn for the user's memory (background, journaled), with who was
         present to hear it (which decides who may hear it again)."""
-        if self.writer is None or not self.cfg.remember or not self.hub.has(c.MEMORY_ADD):
+        if self.writer is None or not self.behavior.remember or not self.hub.has(c.MEMORY_ADD):
             return
         if user_id is None and present and self.speaker is not None:
             return  # in company and unsure who spoke: nobody's memory gets it
@@ -255,10 +265,35 @@ class TurnHooks:
         if present and self.accepts(c.MEMORY_ADD, "present"):
             args["present"] = [self.speakers.current_id(p) for p in present]
         self.writer.submit(c.MEMORY_ADD, args)
+        if user_id:
+            self._turns[user_id] = self._turns.get(user_id, 0) + 1
+            if self.behavior.reflect_every and self._turns[user_id] >= self.behavior.reflect_every:
+                self._reflect(user_id)
+
+    def _reflect(self, user_id: str) -> None:
+        """Queue a reflection on a person's memories (after their turns, which the queue sends first)."""
+        self._turns[user_id] = 0
+        if self.writer is not None and self.behavior.reflect != "off" and self.hub.has(c.MEMORY_REFLECT):
+            self.writer.submit(c.MEMORY_REFLECT, {"user_id": self.speakers.current_id(user_id)})
+
+    def due(self, followups: list[Followup]) -> list[Followup]:
+        """The follow-ups to bring up in this turn: of the kinds configured, not raised before, the
+        soonest first, at most as many as configured."""
+        fresh = [f for f in followups if f.kind in self.behavior.followup_kinds and f.id not in self._raised]
+        return fresh[: self.behavior.followups_per_turn]
+
+    def raised(self, followups: list[Followup]) -> None:
+        """These follow-ups reached the LLM: marked raised, so no later turn or conversation raises them again."""
+        for f in followups:
+            if f.id in self._raised:
+                continue
+            self._raised.add(f.id)
+            if self.writer is not None and self.hub.has(c.FOLLOWUP_UPDATE):
+                self.writer.submit(c.FOLLOWUP_UPDATE, {"followup_id": f.id, "status": "raised"})
 
     def record_tool_call(self, call: ToolCall, task: str | None = None) -> None:
         """Queue a tool call and its outcome for the tool scope."""
-        if self.writer is None or not self.cfg.record_tool_calls or call.tool in UNRECORDED:
+        if self.writer is None or not self.behavior.record_tool_calls or call.tool in UNRECORDED:
             return
         if not self.hub.has(c.TOOL_CALL_RECORD):
             return
@@ -272,6 +307,10 @@ class TurnHooks:
         self.writer.submit(c.TOOL_CALL_RECORD, args)
 
     async def aclose(self, within: float = 10.0) -> None:
+        """The conversation ended: reflect for everyone it remembered for (`behavior.reflect`), then flush."""
+        if self.behavior.reflect == "session_end":
+            for user in [u for u, n in self._turns.items() if n]:
+                self._reflect(user)
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 await self.writer.aclose(within)

@@ -161,3 +161,25 @@ def test_worker_reports_what_is_missing_before_starting(tmp_path: Path) -> None:
     proc = subprocess.run([ALPHAAVATAR, "dev", str(voice)], capture_output=True, text=True, env=env, timeout=120)
     assert proc.returncode == 2
     assert "set LIVEKIT_URL, LIVEKIT_API_KEY, LIVEKIT_API_SECRET" in proc.stderr
+
+
+def test_behavior_in_one_place(tmp_path: Path) -> None:
+    path = write(tmp_path, """
+        llm: {provider: openai, model: m}
+        behavior:
+          reflect: sometimes
+          followup_kinds: [reminder]
+          followups_per_turn: 9
+    """)
+    message = error_of(path)
+    assert f"{path}:3: behavior.reflect" in message
+    assert f"{path}:5: behavior.followups_per_turn" in message
+    assert load_config(path, ["behavior.reflect=off", "behavior.followups_per_turn=2"]).behavior.reflect == "off"
+    moved = write(tmp_path, """
+        llm: {provider: openai, model: m}
+        turn:
+          remember: false
+    """)
+    assert "turn.remember moved to the behavior: section (behavior.remember)" in error_of(moved)
+    cfg = load_config(moved, ["turn={}", "behavior.remember=false", "behavior.reflect=session_end"])
+    assert not cfg.behavior.remember and cfg.behavior.followups and cfg.behavior.followup_kinds == ["event", "reminder"]

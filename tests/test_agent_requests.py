@@ -27,7 +27,7 @@ from PIL import Image
 from agent.character import CharacterLink
 from agent.config import CharacterConfig, ModelConfig, PipelineConfig, StatusConfig, VisionConfig
 from agent.context import render
-from agent.contracts import Memory
+from agent.contracts import Followup, Memory
 from agent.mcp_sessions import McpHub
 from agent.pipeline import Runtime, build_runtime
 from agent.recall import Recall
@@ -239,6 +239,21 @@ def test_the_block_keeps_to_its_budget() -> None:
     assert "Speaking now: Dora (user id dora)" in block and "Also present: Eve (user id eve)" in block
     assert "Memory number 0" in block and "Memory number 19" not in block
     assert block.endswith("do not recite it.")
+
+
+def test_derived_memories_and_due_follow_ups_in_the_block() -> None:
+    config = PipelineConfig.model_validate({"llm": {"provider": "openai", "model": "m"}})
+    card = Memory(id="c", content="About Aurelio (mentioned in 2 memories):\n- 8 May 2023: I met Aurelio",
+                  source="reflection")
+    prep = TurnPrep(Speaker("dora", "Dora"), Recall("dora", memories=[card]))
+    due = Followup(id="f", text="My exam is on Friday.", kind="event", due_at="2023-05-12T09:00:00+01:00")
+    block = render(config.context, prep, "text", [Speaker("dora", "Dora")], followups=[due])
+    lines = block.splitlines()
+    assert "  - due Friday 12 May, 09:00: My exam is on Friday." in lines
+    assert "  - [derived from earlier memories] About Aurelio (mentioned in 2 memories): / - 8 May 2023: I met Aurelio" \
+        in lines
+    assert lines.index("  - due Friday 12 May, 09:00: My exam is on Friday.") < lines.index(
+        next(x for x in lines if "Aurelio" in x))  # follow-ups come first
 
 
 class RoomData:

@@ -224,7 +224,7 @@ async def test_stalled_memory_server_does_not_delay_the_turn(
     assert reply == "Noted."
     assert prep is not None and prep.recall is not None
     # the budget ended the wait; both calls to the stalled memory server were dropped
-    assert sorted(prep.recall.late) == ["memory_search", "tool_experience_search"]
+    assert sorted(prep.recall.late) == ["followup_list", "memory_search", "tool_experience_search"]
 
 
 def test_chat_command_scripted_with_an_unreachable_server(fake: FakeOpenAI, tmp_path: Path) -> None:

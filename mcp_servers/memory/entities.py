@@ -2,8 +2,9 @@
 
 A name is a run of capitalised words ("Sweden", "New York", "Charlotte's Web", "LGBTQ"); one word
 that opens a sentence counts only when it is not an everyday word, i.e. not a whole word of the
-bundled MiniLM's English vocabulary ("Aurelio says", not "Yesterday we"). The speaker prefix of a chat turn ("Caroline: ...") is not
-a mention. Keys are lower case with possessives dropped, so "Sarah's" and "Sarah" link. They are
+bundled MiniLM's English vocabulary ("Aurelio says", not "Yesterday we"). The speaker prefix of
+each line of a chat ("Caroline: ...", "assistant: ...") is not a mention, and what follows it
+opens a sentence. Keys are lower case with possessives dropped, so "Sarah's" and "Sarah" link. They are
 stored on the memory (`entities`, a keyword-indexed payload field) and followed at search time
 (`retrieval.expand`): a memory that shares a rare name with the first hits is pulled in.
 """
@@ -24,7 +25,7 @@ _STOP = frozenset(
 )
 _RUN = re.compile(r"[A-Z][\w'’&.-]*(?:\s+(?:of\s+|the\s+|de\s+)?[A-Z][\w'’&.-]*)*")
 _OPENS = re.compile(r"(?:^|[.!?;\"“(\[]|\n)\s*$")
-_SPEAKER = re.compile(r"^\s*[^\W\d_][\w .'-]{0,39}:\s")
+_SPEAKER = re.compile(r"^[ \t]*[^\W\d_][\w .'-]{0,39}:\s", re.MULTILINE)  # each line of a chat
 MAX_ENTITIES = 32
 
 
@@ -39,7 +40,7 @@ def _everyday() -> frozenset[str]:
 
 def entities(text: str) -> list[str]:
     """The names `text` mentions, lower case, in order of first mention."""
-    body = _SPEAKER.sub(lambda m: " " * len(m.group(0)), text, count=1)
+    body = _SPEAKER.sub(lambda m: "\n" + " " * (len(m.group(0)) - 1), text)
     out: list[str] = []
     for m in _RUN.finditer(body):
         words = [re.sub(r"['’]s$", "", w.rstrip(".-'’,")) for w in m.group(0).split()]

@@ -53,6 +53,8 @@ class MemoryItem(BaseModel):
     metadata: dict[str, Any] = Field(default_factory=dict)
     visibility: Visibility = "private"
     heard_by: list[str] = Field(default_factory=list, description=HEARD_HELP)
+    derived_from: list[str] = Field(default_factory=list, description="A derived memory (source 'reflection'): "
+                                    "the memories it was derived from; it goes when they change or go.")
     score: float | None = None
     relevant: bool | None = Field(default=None, description="memory_search only: it shares a word with the query "
                                   "or is closer in meaning than unrelated memories come; false: only the nearest "
@@ -140,7 +142,7 @@ class ToolExperienceResult(BaseModel):
     results: list[ToolExperience]
 
 
-FollowupStatus = Literal["open", "done", "cancelled"]
+FollowupStatus = Literal["open", "raised", "done", "cancelled"]
 
 
 class Followup(BaseModel):
@@ -150,7 +152,10 @@ class Followup(BaseModel):
     text: str = Field(description="What was said.")
     kind: str = Field(description="'reminder' (remind me ...) or 'event' (a plan or a fixed date).")
     due_at: str = Field(description="When to come back to it, ISO-8601 in the person's time zone.")
-    status: FollowupStatus
+    status: FollowupStatus = Field(description="'open' (to come back to), 'raised' (brought up with the person), "
+                                   "'done' or 'cancelled'.")
+    visibility: Visibility = Field(default="private", description="Who may hear it: its source memory's visibility.")
+    heard_by: list[str] = Field(default_factory=list, description="Its source memory's: " + HEARD_HELP)
     created_at: str
     updated_at: str
 
@@ -159,3 +164,19 @@ class FollowupList(BaseModel):
     results: list[Followup]
     next_cursor: str | None = None
     total: int
+
+
+class ReflectEvent(BaseModel):
+    id: str
+    event: Literal["ADD", "UPDATE", "DELETE", "UNCHANGED"]
+    kind: str = Field(description="'entity_card' (no LLM) or 'insight' (written by the LLM).")
+    about: str = Field(description="Its first line.")
+    derived_from: list[str] = Field(description="The memories it rests on.")
+    visibility: Visibility
+
+
+class ReflectResult(BaseModel):
+    user_id: str
+    mode: Literal["entity_cards", "llm"]
+    results: list[ReflectEvent]
+    note: str | None = None

@@ -14,6 +14,7 @@ from .models import (
     HistoryResult,
     MemoryItem,
     ReassignResult,
+    ReflectResult,
     ToolExperienceResult,
 )
 
@@ -99,3 +100,15 @@ def render_experiences(r: ToolExperienceResult) -> str:
                      + (f" in {e.latency_ms:.0f} ms" if e.latency_ms is not None else "")
                      + (f" for {e.task}" if e.task else "") + (f": {e.outcome}" if e.outcome else "")
                      for e in r.results)
+
+
+def render_reflect(result: ReflectResult) -> str:
+    counts: dict[str, int] = {}
+    for e in result.results:
+        counts[e.event] = counts.get(e.event, 0) + 1
+    summary = ", ".join(f"{n} {ev.lower()}" for ev, n in counts.items()) or "nothing to derive yet"
+    kinds = "insights" if result.mode == "llm" else "entity cards"
+    lines = [f"Reflection on {result.user_id} ({kinds}): {summary}. {result.note or ''}".strip()]
+    lines += [f"- {e.about}  (id {e.id}, {e.visibility}, from {len(e.derived_from)} memories)"
+              for e in result.results if e.event != "DELETE"]
+    return "\n".join(lines)

@@ -33,6 +33,7 @@ from .models import (
     MemoryItem,
     Message,
     ReassignResult,
+    ReflectResult,
     Scope,
     SearchResult,
     ToolExperienceResult,
@@ -49,6 +50,7 @@ from .render import (
     render_items,
     render_memory,
     render_reassigned,
+    render_reflect,
     render_visibility,
 )
 from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
@@ -68,7 +70,8 @@ MemoryId = Annotated[str, Field(max_length=64, description="A memory id, as memo
 ScopeFilter = Annotated[Scope | None, Field(description="Only this scope (default: user, session and avatar).")]
 Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memories all of them may hear "
                                          "(default: no audience filter).")]
-# setting a follow-up's status or due time twice leaves it as once; nothing is erased
+# setting a follow-up's status twice, or reflecting twice on the same memories, leaves it as once; nothing a
+# person said is erased (a reflection replaces only what reflection derived)
 RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
 
 
@@ -254,24 +257,36 @@ def create_server(settings: Settings) -> ServerSpec:
         ctx: Context,
         user_id: UserId = None,
         due_before: Annotated[datetime | None, Field(description="Only follow-ups due before this time.")] = None,
-        include_done: Annotated[bool, Field(description="Also those marked done or cancelled.")] = False,
+        include_done: Annotated[bool, Field(description="Also those raised, done or cancelled.")] = False,
         limit: Annotated[int, Field(ge=1, le=200)] = 50,
         cursor: params.Cursor = None,
+        present: Annotated[People | None, Field(description=PRESENT_HELP + " Only follow-ups all of them may hear "
+                                                "(their source memory's visibility; default: no audience filter).")]
+        = None,
     ) -> Annotated[CallToolResult, FollowupList]:
         """What a person said will happen or they will do, soonest due first, each with its source memory."""
-        result = await svc.followup_page(auth.caller(ctx), user_id, due_before, include_done, limit, cursor)
+        result = await svc.followup_page(auth.caller(ctx), user_id, due_before, include_done, limit, cursor, present)
         return rendered(result, render_followups(result.results))
 
     @mcp.tool(annotations=RESETS)
     async def followup_update(
         ctx: Context,
         followup_id: Annotated[str, Field(max_length=64, description="A follow-up id, as followup_list returns it.")],
-        status: Annotated[FollowupStatus | None, Field(description="'done', 'cancelled', or 'open' again.")] = None,
+        status: Annotated[FollowupStatus | None, Field(description="'raised' (brought up with the person), 'done', "
+                                                       "'cancelled', or 'open' again.")] = None,
         due_at: Annotated[datetime | None, Field(description="A new due time (ISO-8601, with its zone).")] = None,
     ) -> Annotated[CallToolResult, Followup]:
         """Mark a follow-up done or cancelled, or move it to a new due time."""
         updated = await svc.update_followup(auth.caller(ctx), followup_id, status, due_at)
         return rendered(updated, render_followups([updated]))
+
+    @mcp.tool(annotations=RESETS)
+    async def memory_reflect(ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, ReflectResult]:
+        """Derive what lasts from a person's memories — insights written by the LLM, or without one an entity
+        card per name they mention — each citing its sources and as private as they are; recalled like
+        memories, updated on the next reflection, re-derived or removed when a source changes."""
+        result = await svc.reflect(auth.caller(ctx), user_id)
+        return rendered(result, render_reflect(result))
 
     @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")
     async def user_memories(user_id: str, ctx: Context) -> str:

@@ -26,9 +26,9 @@ from mcp_servers.core.llm import get_llm, llm_failed
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Hit, VectorStore, Where, open_store
 from mcp_servers.core.store.aio import off_loop
-from mcp_servers.core.visibility import Visibility
+from mcp_servers.core.visibility import Visibility, may_hear
 
-from . import retrieval, visibility
+from . import reflection, retrieval, visibility
 from .exports import EXPORTS_SPEC, Exports, FileExports, StoreExports, export_name
 from .extraction import Extractor
 from .followups import Followups, detect
@@ -45,6 +45,8 @@ from .models import (
     HistoryResult,
     ListResult,
     MemoryItem,
+    ReflectEvent,
+    ReflectResult,
     Scope,
     SearchResult,
     ToolExperience,
@@ -59,6 +61,7 @@ DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
 SEARCH_SCOPES: tuple[Scope, ...] = ("user", "session", "avatar")
 EXPORT_BUDGET = 24_000  # characters returned inline; the saved export holds the whole of it
+MAX_FOLLOWUPS = 10_000  # a person's follow-ups read at once to filter them by who is present
 MAX_SEARCH_DEPTH = 200  # results a search pages through; beyond, narrow the query
 
 
@@ -72,7 +75,8 @@ def memories_spec(dim: int) -> CollectionSpec:
         dim=dim,
         sparse=True,
         tenant_fields=("avatar_id", "user_id"),
-        keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by", "entities"),
+        keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by", "entities", "source",
+                        "derived_from"),
         float_fields=("occurred_ts", "created_ts", "seq"),
     )
 
@@ -92,6 +96,7 @@ def to_item(hit: Hit) -> MemoryItem:
         metadata=p.get("metadata") or {},
         visibility=visibility.of(p),
         heard_by=p.get("heard_by") or [],
+        derived_from=p.get("derived_from") or [],
         score=round(hit.score, 6) if hit.score else None,
     )
 
@@ -118,8 +123,8 @@ class MemoryService:
         self._writer: Writer | None = None
         self._exports: Exports | None = None
         self._followups: FollowupBook | None = None
-        llm = get_llm(settings)
-        self.extractor = Extractor(llm) if llm else None
+        self.llm = get_llm(settings)
+        self.extractor = Extractor(self.llm) if self.llm else None
 
     # lifecycle ------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -320,6 +325,7 @@ class MemoryService:
                 notes.append("The LLM found no fact worth remembering; nothing stored.")
                 continue
             where = self.visible(principal, owner, [it.scope])
+            where.not_equals["source"] = reflection.DERIVED  # facts reconcile with what was said, not derived
             old: dict[str, Hit] = {}
             for fact_hits in await asyncio.gather(*(retrieval.search(self.store, self.embedder, f, where, 5) for f in facts)):
                 for h in fact_hits:
@@ -347,12 +353,15 @@ class MemoryService:
                       heard: dict[str, Any]) -> AddEvent:
         old, stored = await self.writer.update(hit.id, content, metadata, actor, heard)
         await self._refollow(stored)
+        await self._rederive([hit.id])
         return AddEvent(id=hit.id, content=content, event="UPDATE", previous=old)
 
     async def _refollow(self, stored: Hit) -> None:
-        """A memory's text changed: its follow-ups are found again in the new text."""
+        """A memory's text changed: its follow-ups are found again in the new text (none in a derived one)."""
         p = stored.payload
         await off_loop(self.followups.drop_memories, [stored.id])
+        if p.get("source") == reflection.DERIVED:
+            return
         when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else datetime.now(UTC)
         await self._follow_up(p["scope"], p.get("user_id") or None, stored.id, p["content"], when)
 
@@ -374,6 +383,7 @@ class MemoryService:
         _, stored = await self.writer.update(memory_id, text, metadata, "mcp")
         if text is not None:
             await self._refollow(stored)
+            await self._rederive([memory_id])
         return to_item(stored)
 
     async def set_visibility(self, principal: Principal, memory_id: str, to: Visibility) -> MemoryItem:
@@ -382,11 +392,13 @@ class MemoryService:
         if hit.payload.get("scope") == "avatar":
             raise UserError("Avatar-scope memories are for everyone; their visibility does not change.")
         _, stored = await self.writer.update(memory_id, None, None, "mcp", {"visibility": to})
+        await self._rederive([memory_id])  # what was derived from it is no wider than it
         return to_item(stored)
 
     async def _delete(self, hit: Hit, actor: str) -> None:
         await self.writer.delete(hit.id, actor)
         await off_loop(self.followups.drop_memories, [hit.id])
+        await self._rederive([hit.id])
 
     async def delete(self, principal: Principal, memory_id: str) -> None:
         hit = await self.get_owned(principal, memory_id)
@@ -451,17 +463,126 @@ class MemoryService:
             await self.get_owned(principal, memory_id)
         return HistoryResult(id=memory_id, events=events)
 
+    # reflection -----------------------------------------------------------------------------
+    def _said(self, user: str) -> Where:
+        """A person's own memories (scopes user and session), none derived."""
+        return Where(equals={"avatar_id": self.avatar_id, "user_id": user}, any_of={"scope": ["user", "session"]},
+                     not_equals={"source": reflection.DERIVED})
+
+    def _derived(self, user: str | None = None, sources: Sequence[str] = ()) -> Where:
+        """Derived memories: a person's, or those resting on any of `sources`."""
+        where = Where(equals={"avatar_id": self.avatar_id, "source": reflection.DERIVED})
+        if user is not None:
+            where.equals["user_id"] = user
+        if sources:
+            where.any_of["derived_from"] = list(sources)
+        return where
+
+    def _every(self, where: Where) -> list[Hit]:
+        out: list[Hit] = []
+        cursor: str | None = None
+        while True:
+            hits, cursor = self.store.scroll(where, 1000, cursor)
+            out += hits
+            if cursor is None:
+                return out
+
+    async def reflect(self, principal: Principal, user_id: str | None) -> ReflectResult:
+        """Derive a person's insights (with the LLM) or entity cards (without) from their memories, and
+        write what changed since the last reflection."""
+        user = scope_user(principal, user_id) or DEFAULT_USER
+        said = await off_loop(self._every, self._said(user))
+        wanted: list[reflection.Derived] | None = None
+        note = None
+        if self.llm is not None and said:
+            try:
+                wanted = await reflection.insights(self.llm, said)
+            except Exception as exc:  # the LLM is an optional outside service: cards stand in
+                log.warning("reflection with the LLM failed", extra={"fields": {"error": str(exc)[:200]}})
+                note = f"Reflection with the LLM failed: {llm_failed(exc)} Entity cards stand in."
+        mode: Literal["entity_cards", "llm"] = "entity_cards" if wanted is None else "llm"
+        if wanted is None:
+            wanted = reflection.cards(said)
+        stored = await off_loop(self._every, self._derived(user))
+        sources = {h.id: h.payload for h in said}
+        events = await self._apply(user, reflection.plan(stored, wanted, sources), sources)
+        return ReflectResult(user_id=user, mode=mode, results=events, note=note)
+
+    async def _apply(self, user: str, todo: reflection.Plan,
+                     sources: dict[str, dict[str, Any]]) -> list[ReflectEvent]:
+        """Write a reflection's plan: each record added, updated or removed on its own (durably)."""
+        events: list[ReflectEvent] = []
+
+        def event(mid: str, what: Any, d: reflection.Derived | None, p: dict[str, Any]) -> ReflectEvent:
+            kind = d.kind if d else str(((p.get("metadata") or {}).get("derived") or {}).get("kind", ""))
+            return ReflectEvent(id=mid, event=what, kind=kind, about=(d.text if d else p["content"]).split("\n")[0][:200],
+                                derived_from=list(d.sources) if d else p.get("derived_from") or [],
+                                visibility=visibility.of(p))
+
+        if todo.add:
+            extra = [reflection.fields(d, sources) for d in todo.add]
+            prepared = [(AddItem(content=d.text, scope="user", user_id=user, occurred_at=d.occurred_at, infer=False,
+                                 metadata=reflection.metadata(d)), d.text, user) for d in todo.add]
+            added = await self.writer.add(prepared, "reflect", reflection.DERIVED, extra)
+            for d, ev, f in zip(todo.add, added.results, extra, strict=True):
+                events.append(event(ev.id, "ADD" if ev.event == "ADD" else "UNCHANGED", d, f))
+        for old, d in todo.update:
+            try:
+                _, stored = await self.writer.update(old.id, d.text, reflection.metadata(d), "reflect",
+                                                     reflection.fields(d, sources))
+            except NotFound:  # removed meanwhile: the next reflection adds it again
+                continue
+            events.append(event(old.id, "UPDATE", d, stored.payload))
+        for old in todo.remove:
+            try:
+                await self.writer.delete(old.id, "reflect")
+            except NotFound:
+                continue
+            events.append(event(old.id, "DELETE", None, old.payload))
+        events += [event(h.id, "UNCHANGED", None, h.payload) for h in todo.unchanged]
+        return events
+
+    async def _rederive(self, memory_ids: Sequence[str]) -> None:
+        """Memories changed or went: what was derived from them is derived again (a card) or removed (an
+        LLM's insight, until the next reflection), so no derived memory outlives its sources."""
+        for d in await off_loop(self._every, self._derived(sources=memory_ids)):
+            user = d.payload.get("user_id") or DEFAULT_USER
+            key = reflection.key_of(d)
+            wanted: list[reflection.Derived] = []
+            hits: list[Hit] = []
+            if key.startswith("entity:"):
+                where = self._said(user)
+                where.any_of["entities"] = [key.removeprefix("entity:")]
+                hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
+                wanted = [c] if (c := reflection.card(key.removeprefix("entity:"), hits)) else []
+            sources = {h.id: h.payload for h in hits}
+            await self._apply(user, reflection.plan([d], wanted, sources), sources)
+
     # follow-ups -----------------------------------------------------------------------------
     async def followup_page(self, principal: Principal, user_id: str | None, due_before: datetime | None,
-                            include_done: bool, limit: int, cursor: str | None) -> FollowupList:
-        """A page of a person's follow-ups, soonest due first."""
+                            include_done: bool, limit: int, cursor: str | None,
+                            present: Sequence[str] | None = None) -> FollowupList:
+        """A page of a person's follow-ups, soonest due first, each with its source memory's visibility; with
+        `present`, only those everyone present may hear (`core.visibility.may_hear`, the rule of memory_search)."""
         user = scope_user(principal, user_id) or DEFAULT_USER
-        asked = [user, due_before.isoformat() if due_before else None, include_done]
+        asked = [user, due_before.isoformat() if due_before else None, include_done, present]
         offset = cursors.decode_offset("followup_list", asked, cursor)
-        items, total = await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
+        if present is None:
+            items, total = await off_loop(self.followups.page, user, due_before, include_done, limit, offset)
+            items = await self._with_visibility(items)
+        else:
+            every, _ = await off_loop(self.followups.page, user, due_before, include_done, MAX_FOLLOWUPS, 0)
+            audible = [f for f in await self._with_visibility(every) if may_hear(f.visibility, f.heard_by, user, present)]
+            items, total = audible[offset: offset + limit], len(audible)
         more = offset + len(items) < total
         return FollowupList(results=items, total=total,
                             next_cursor=cursors.encode("followup_list", asked, offset + limit) if more else None)
+
+    async def _with_visibility(self, items: list[Followup]) -> list[Followup]:
+        payloads = {h.id: h.payload for h in await off_loop(self.store.retrieve, sorted({f.memory_id for f in items}))}
+        return [f.model_copy(update={"visibility": visibility.of(payloads.get(f.memory_id, {})),
+                                     "heard_by": (payloads.get(f.memory_id) or {}).get("heard_by") or []})
+                for f in items]
 
     async def update_followup(self, principal: Principal, followup_id: str, status: FollowupStatus | None,
                               due_at: datetime | None) -> Followup:

@@ -72,6 +72,7 @@ class Add:
     source: str
     whens: Sequence[datetime]  # when each item occurred (fixed before embedding: the date is embedded)
     vectors: np.ndarray  # embedded before the write queue, one row per item
+    extra: Sequence[dict[str, Any]] = ()  # payload fields set as given, per item (a reflection's sources)
 
 
 @dataclass
@@ -80,7 +81,8 @@ class Update:
     content: str | None
     metadata: dict[str, Any] | None
     actor: str
-    audience: dict[str, Any] | None = None  # new visibility and heard_by (`visibility.audience`)
+    audience: dict[str, Any] | None = None  # payload fields set as given: visibility, heard_by (and a
+    # derived record's derived_from)
 
 
 @dataclass
@@ -110,14 +112,15 @@ class Writer:
         self._recent: dict[str, deque[str]] = {}
 
     # the calls ------------------------------------------------------------------------------
-    async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim") -> AddResult:
+    async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim",
+                  extra: Sequence[dict[str, Any]] = ()) -> AddResult:
         """Embedded first, outside the write queue: the model works on the next adds while the
         batch before them is written, and the batch itself only plans and writes. (A duplicate is
         embedded for nothing; that is cheaper than a second trip through the queue.)"""
         whens = [utc(it.occurred_at) for it, _, _ in prepared]
         vectors = await self.embedder.aembed([retrieval.embed_text(text, when)
                                               for (_, text, _), when in zip(prepared, whens, strict=True)])
-        result: AddResult = await self.commit.submit(Add(prepared, actor, source, whens, vectors))
+        result: AddResult = await self.commit.submit(Add(prepared, actor, source, whens, vectors, extra))
         return result
 
     async def update(self, memory_id: str, content: str | None, metadata: dict[str, Any] | None,
@@ -290,12 +293,15 @@ class Writer:
         ids = self._free_ids([h for h in wanted if h not in seen])
         for n, a in adds:
             events = []
-            for (it, text, owner), h, when, vec in zip(a.prepared, hashes[id(a)], a.whens, a.vectors, strict=True):
+            for n_item, ((it, text, owner), h, when, vec) in enumerate(
+                    zip(a.prepared, hashes[id(a)], a.whens, a.vectors, strict=True)):
                 if h in seen:
                     events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
                     continue
                 mid = seen[h] = ids[h]
                 payload, index = self._new_payload(it, text, owner, h, a.source, when)
+                if a.extra:
+                    payload.update(a.extra[n_item])
                 items.append(Item(mid, payload, vec, index))
                 rows.append(Event(mid, owner or "", "ADD", None, text, a.actor, payload["updated_at"]))
                 events.append(AddEvent(id=mid, content=text, event="ADD"))

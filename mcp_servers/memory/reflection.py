@@ -1,0 +1,187 @@
+"""Reflection: what is derived from a person's memories, each derived record citing its sources.
+
+Without an LLM, an **entity card** stands for each rare name a person's memories mention (in 2 to
+`MAX_SOURCES` of them; a name in more is the people of every turn, as `retrieval.expand` reads
+it): who or what, first and last seen, and the memories that mention it, each with its date and
+the times it mentions resolved against when it was said. With an LLM, it writes **insights** —
+lasting traits, goals, relationships — each naming the memories it rests on.
+
+A derived record is a memory of its person (scope `user`, `source` "reflection") with the ids
+of its sources in `derived_from` (keyword-indexed), so it is recalled like any memory and found
+again when a source changes. It is as narrow as its narrowest source (`narrowest`). `plan` says
+what a reflection writes: what is new is added, what changed is updated (by `key`: the card of
+one name stays one memory), what is no longer derived is removed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from mcp_servers.core.llm import LLM
+from mcp_servers.core.store import Hit
+
+from . import visibility
+
+DERIVED = "reflection"  # the `source` of a derived memory
+CARD, INSIGHT = "entity_card", "insight"
+MIN_MENTIONS = 2  # a name mentioned once has nothing to gather
+MAX_SOURCES = 20  # a name in more memories than this is too common for a card
+QUOTE_CHARS = 200
+LLM_MEMORIES = 200  # the most recent memories an LLM reflects on
+MAX_INSIGHTS = 12
+
+
+@dataclass(frozen=True)
+class Derived:
+    """One derived record: what it is about (`key`), its text, and the memories it rests on."""
+
+    key: str  # "entity:<name>" or "insight:<digest of its text>"
+    kind: str
+    text: str
+    sources: tuple[str, ...]  # sorted memory ids
+    occurred_at: datetime  # its latest source's time: a card reads as of its last mention
+
+
+def narrowest(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    """Who may hear what is derived from these memories: any private source makes it private; else
+    any `present` source makes it `present`, heard by those who heard every source; else everyone."""
+    shown = [visibility.of(p) for p in payloads]
+    heard = set.intersection(*(set(p.get("heard_by") or ()) for p in payloads)) if payloads else set()
+    if "private" in shown or ("present" in shown and not heard):
+        return {"visibility": "private", "heard_by": []}
+    return {"visibility": "present" if "present" in shown else "everyone", "heard_by": sorted(heard)}
+
+
+def _when(p: Mapping[str, Any]) -> datetime:
+    return datetime.fromisoformat(p["occurred_at"])
+
+
+def _day(d: datetime) -> str:
+    return f"{d.day} {d:%B %Y}"
+
+
+def _span(a: float, b: float, zone: Any) -> str:
+    """A mentioned span in words: a day, a month, or its first and last day."""
+    start, last = datetime.fromtimestamp(a, zone), datetime.fromtimestamp(b - 1, zone)
+    if start.date() == last.date():
+        return _day(start)
+    if start.day == 1 and (last + timedelta(days=1)).day == 1 and (start.year, start.month) == (last.year, last.month):
+        return f"{start:%B %Y}"
+    return f"{_day(start)} to {_day(last)}"
+
+
+def _name(key: str, contents: Sequence[str]) -> str:
+    """The name as it was written (keys are lower case)."""
+    pattern = re.compile(r"\b" + r"\s+".join(map(re.escape, key.split())) + r"\b", re.IGNORECASE)
+    for text in contents:
+        if m := pattern.search(text):
+            return " ".join(m.group(0).split())
+    return key.title()
+
+
+def card(key: str, hits: Sequence[Hit]) -> Derived | None:
+    """The card of the name `key` from the memories that mention it (None: too few or too many)."""
+    if not MIN_MENTIONS <= len(hits) <= MAX_SOURCES:
+        return None
+    ordered = sorted(hits, key=lambda h: (h.payload.get("occurred_ts", 0.0), h.id))
+    first, last = _when(ordered[0].payload), _when(ordered[-1].payload)
+    lines = [f"About {_name(key, [h.payload['content'] for h in ordered])} (mentioned in {len(ordered)} memories, "
+             f"first on {_day(first)}, last on {_day(last)}):"]
+    for h in ordered:
+        said = _when(h.payload)
+        quote = " ".join(h.payload["content"].split())
+        quote = quote if len(quote) <= QUOTE_CHARS else quote[: QUOTE_CHARS - 1] + "…"
+        times = [_span(a, b, said.tzinfo) for a, b in h.payload.get("mentions") or ()]
+        lines.append(f"- {_day(said)}: {quote}" + (f" (that is: {'; '.join(times)})" if times else ""))
+    return Derived(f"entity:{key}", CARD, "\n".join(lines), tuple(sorted(h.id for h in ordered)), last)
+
+
+def cards(hits: Sequence[Hit]) -> list[Derived]:
+    """The cards of every rare name these memories (a person's own, none derived) mention."""
+    by_name: dict[str, list[Hit]] = {}
+    for h in hits:
+        for e in h.payload.get("entities") or ():
+            by_name.setdefault(e, []).append(h)
+    found = (card(e, group) for e, group in sorted(by_name.items()))
+    return [c for c in found if c is not None]
+
+
+REFLECT_PROMPT = """You reflect on what a person told an assistant, to help it know them over time.
+From the numbered memories, write what lasts: the person's traits, goals, preferences and
+relationships (who the people and things they mention are to them). One sentence each, in the
+third person, only what the memories support; at most {most}. For each, give the numbers of
+the memories it rests on. Answer in JSON only: {{"insights": [{{"text": "...", "sources": [1, 4]}}]}}"""
+
+
+async def insights(llm: LLM, hits: Sequence[Hit]) -> list[Derived]:
+    """Insights an LLM writes from the most recent memories; one citing no memory given is dropped.
+    Raises ValueError when the answer is not the JSON asked for."""
+    recent = sorted(hits, key=lambda h: h.payload.get("occurred_ts", 0.0))[-LLM_MEMORIES:]
+    numbered = "\n".join(f"[{n}] ({h.payload.get('occurred_at', '')[:10]}) {h.payload['content'][:300]}"
+                         for n, h in enumerate(recent, 1))
+    answer = await llm.complete_json(REFLECT_PROMPT.format(most=MAX_INSIGHTS), f"Memories:\n{numbered}")
+    items = answer.get("insights") if isinstance(answer, dict) else None
+    if not isinstance(items, list):
+        raise ValueError(f"the LLM answered without an 'insights' list: {json.dumps(answer)[:200]}")
+    out: dict[str, Derived] = {}
+    for entry in items[:MAX_INSIGHTS]:
+        if not isinstance(entry, dict) or not str(entry.get("text", "")).strip():
+            continue
+        text = " ".join(str(entry["text"]).split())
+        cited = [recent[n - 1] for n in {int(s) for s in entry.get("sources") or () if str(s).isdigit()}
+                 if 1 <= n <= len(recent)]
+        if not cited:
+            continue
+        key = "insight:" + hashlib.sha256(text.lower().encode()).hexdigest()[:16]
+        out[key] = Derived(key, INSIGHT, text, tuple(sorted(h.id for h in cited)), max(_when(h.payload) for h in cited))
+    return list(out.values())
+
+
+@dataclass
+class Plan:
+    """What one reflection writes: new records, (stored record, its new version) pairs, records to remove."""
+
+    add: list[Derived]
+    update: list[tuple[Hit, Derived]]
+    remove: list[Hit]
+    unchanged: list[Hit]
+
+
+def plan(stored: Sequence[Hit], wanted: Sequence[Derived], sources: Mapping[str, Mapping[str, Any]]) -> Plan:
+    """Compare the derived records stored with those derived now (`sources`: payload by memory id)."""
+    by_key = {key_of(h): h for h in stored}
+    out = Plan([], [], [], [])
+    for d in wanted:
+        old = by_key.pop(d.key, None)
+        if old is None:
+            out.add.append(d)
+        elif not _same(old, d, sources):
+            out.update.append((old, d))
+        else:
+            out.unchanged.append(old)
+    out.remove = list(by_key.values())
+    return out
+
+
+def _same(old: Hit, d: Derived, sources: Mapping[str, Mapping[str, Any]]) -> bool:
+    p = old.payload
+    return p["content"] == d.text and all(p.get(k) == v for k, v in fields(d, sources).items())
+
+
+def key_of(hit: Hit) -> str:
+    return str(((hit.payload.get("metadata") or {}).get("derived") or {}).get("key", hit.id))
+
+
+def fields(d: Derived, sources: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """The payload fields a derived record gets from its sources: who may hear it, what it rests on."""
+    return {**narrowest([sources[i] for i in d.sources]), "derived_from": list(d.sources)}
+
+
+def metadata(d: Derived) -> dict[str, Any]:
+    return {"derived": {"kind": d.kind, "key": d.key}}
