@@ -6,10 +6,12 @@ import asyncio
 import json
 import socket
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx
+import pytest
 import websockets
 
 from mcp_servers.core.http_guard import HEADER_TIMEOUT_S, MAX_HEADER_BYTES
@@ -34,37 +36,45 @@ def _answer(s: socket.socket) -> bytes:
     return head
 
 
-def test_slow_headers_are_cut_off_and_others_are_served(tmp_path: Path) -> None:
-    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
-        port = urlsplit(base).port
-        slow = []
-        for i in range(50):  # each sends half a request line and headers, then nothing
-            s = socket.create_connection(("127.0.0.1", port))
-            if i % 2:  # the connection first serves a whole request: the next one's headers have a deadline too
-                s.sendall(_healthz(port))
-                assert _answer(s).startswith(b"HTTP/1.1 200 ")
-            s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
-            slow.append(s)
-        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
-        opened = time.monotonic()
-        for s in slow:
-            s.settimeout(max(1.0, 40 - (time.monotonic() - opened)))
-            assert s.recv(1024) == b"", "the server kept a connection whose headers never came"
-            s.close()
-        assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+@pytest.fixture(scope="module")
+def memory_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """One memory server over HTTP for the module: each test opens its own connections and leaves
+    the server as it found it (answering /healthz), so none needs a fresh one."""
+    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path_factory.mktemp("hygiene"))) as base:
+        yield base
 
 
-def test_an_idle_kept_alive_connection_outlives_the_clients_pool(tmp_path: Path) -> None:
+def test_slow_headers_are_cut_off_and_others_are_served(memory_http: str) -> None:
+    base = memory_http
+    port = urlsplit(base).port
+    slow = []
+    for i in range(50):  # each sends half a request line and headers, then nothing
+        s = socket.create_connection(("127.0.0.1", port))
+        if i % 2:  # the connection first serves a whole request: the next one's headers have a deadline too
+            s.sendall(_healthz(port))
+            assert _answer(s).startswith(b"HTTP/1.1 200 ")
+        s.sendall(b"POST /mcp HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: ")
+        slow.append(s)
+    assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+    opened = time.monotonic()
+    for s in slow:
+        s.settimeout(max(1.0, 40 - (time.monotonic() - opened)))
+        assert s.recv(1024) == b"", "the server kept a connection whose headers never came"
+        s.close()
+    assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
+
+
+def test_an_idle_kept_alive_connection_outlives_the_clients_pool(memory_http: str) -> None:
     """A client drops an idle pooled connection after a few seconds (httpx: 5): the server must not close it
     first, or a request sent on it at that moment fails unanswered."""
-    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
-        port = urlsplit(base).port
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(_healthz(port))
-            assert _answer(s).startswith(b"HTTP/1.1 200 ")
-            time.sleep((httpx.Limits().keepalive_expiry or 5) + 3)
-            s.sendall(_healthz(port))
-            assert _answer(s).startswith(b"HTTP/1.1 200 ")
+    base = memory_http
+    port = urlsplit(base).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(_healthz(port))
+        assert _answer(s).startswith(b"HTTP/1.1 200 ")
+        time.sleep((httpx.Limits().keepalive_expiry or 5) + 3)
+        s.sendall(_healthz(port))
+        assert _answer(s).startswith(b"HTTP/1.1 200 ")
 
 
 async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
@@ -80,15 +90,15 @@ async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
                     break
 
 
-def test_oversized_headers_get_431_and_others_are_served(tmp_path: Path) -> None:
+def test_oversized_headers_get_431_and_others_are_served(memory_http: str) -> None:
     """httptools parses without a bound of its own: headers past the limit are refused, not buffered."""
-    with http_server(["serve", "memory", "--transport", "http"], server_env(tmp_path)) as base:
-        port = urlsplit(base).port
-        with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
-            s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n")
-            answer = b""
-            while chunk := s.recv(4096):
-                answer += chunk
-        assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
-        assert b"exceed 16 KiB" in answer
-        assert httpx.get(f"{base}/healthz", headers={"X-Fine": "a" * 8000}, timeout=10).status_code == 200
+    base = memory_http
+    port = urlsplit(base).port
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
+        s.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Big: " + b"a" * (MAX_HEADER_BYTES + 1) + b"\r\n\r\n")
+        answer = b""
+        while chunk := s.recv(4096):
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
+    assert b"exceed 16 KiB" in answer
+    assert httpx.get(f"{base}/healthz", headers={"X-Fine": "a" * 8000}, timeout=10).status_code == 200
