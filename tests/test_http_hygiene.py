@@ -1,12 +1,18 @@
-"""Slow HTTP clients: they cannot hold the server, and they do not delay anyone else."""
+"""Slow HTTP clients: they cannot hold the server, and they do not delay anyone else.
+
+Three of these checks wait on the clock (the header deadline, the client pool's keep-alive expiry):
+the two that need no test of their own to run first start with the module, each in a thread of
+its own, and their tests collect the outcome, so the waits overlap instead of adding up.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import socket
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -44,6 +50,35 @@ def memory_http(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         yield base
 
 
+class Started:
+    """A check running in a thread of its own from now on; `outcome()` waits for it and raises what it raised."""
+
+    def __init__(self, check: Callable[[], None]):
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, args=(check,), daemon=True)
+        self.thread.start()
+
+    def _run(self, check: Callable[[], None]) -> None:
+        try:
+            check()
+        except BaseException as exc:  # handed to the test that collects it
+            self.error = exc
+
+    def outcome(self, within: float = 180) -> None:
+        self.thread.join(within)
+        assert not self.thread.is_alive(), f"the check did not finish within {within:.0f} s"
+        if self.error is not None:
+            raise self.error
+
+
+@pytest.fixture(scope="module", autouse=True)
+def waiting(memory_http: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Started]:
+    """The clock-bound checks, started as the module starts."""
+    home = tmp_path_factory.mktemp("websocket")
+    return {"idle": Started(lambda: idle_connection_outlives_the_pool(memory_http)),
+            "websocket": Started(lambda: asyncio.run(websocket_outlives_the_header_deadline(home)))}
+
+
 def test_slow_headers_are_cut_off_and_others_are_served(memory_http: str) -> None:
     base = memory_http
     port = urlsplit(base).port
@@ -64,10 +99,13 @@ def test_slow_headers_are_cut_off_and_others_are_served(memory_http: str) -> Non
     assert httpx.get(f"{base}/healthz", timeout=10).status_code == 200
 
 
-def test_an_idle_kept_alive_connection_outlives_the_clients_pool(memory_http: str) -> None:
+def test_an_idle_kept_alive_connection_outlives_the_clients_pool(waiting: dict[str, Started]) -> None:
     """A client drops an idle pooled connection after a few seconds (httpx: 5): the server must not close it
     first, or a request sent on it at that moment fails unanswered."""
-    base = memory_http
+    waiting["idle"].outcome()
+
+
+def idle_connection_outlives_the_pool(base: str) -> None:
     port = urlsplit(base).port
     with socket.create_connection(("127.0.0.1", port), timeout=10) as s:
         s.sendall(_healthz(port))
@@ -77,9 +115,13 @@ def test_an_idle_kept_alive_connection_outlives_the_clients_pool(memory_http: st
         assert _answer(s).startswith(b"HTTP/1.1 200 ")
 
 
-async def test_a_websocket_outlives_the_header_deadline(tmp_path: Path) -> None:
+def test_a_websocket_outlives_the_header_deadline(waiting: dict[str, Started]) -> None:
     """The deadline is for headers that never come: an upgraded renderer stays connected."""
-    with http_server(["serve", "character", "--transport", "http"], server_env(tmp_path)) as base:
+    waiting["websocket"].outcome()
+
+
+async def websocket_outlives_the_header_deadline(home: Path) -> None:
+    with http_server(["serve", "character", "--transport", "http"], server_env(home)) as base:
         async with websockets.connect(base.replace("http://", "ws://") + "/ws") as ws:
             await asyncio.sleep(HEADER_TIMEOUT_S + 2)
             async with http_session(f"{base}/mcp") as s:
