@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 
 SYSTEM_PACKAGES := chromium chromium-driver
 
-.PHONY: up test lint typecheck bench install system clean console-assets conformance test-memory-only
+.PHONY: up test test-slow lint typecheck bench install system clean console-assets conformance test-memory-only
 
 # The stamp is newer than pyproject.toml once the environment matches it: nothing to do.
 $(BIN)/.installed: pyproject.toml
@@ -53,6 +53,10 @@ conformance: install
 
 test: lint system conformance
 	$(BIN)/python -m pytest -q
+
+# The long checks left out of the default run (more kill rounds, 400 fuzz sets per tool): CI runs them too.
+test-slow: install system
+	$(BIN)/python -m pytest -q -m slow
 
 # The memory server installed on its own: a fresh virtualenv with only alphaavatar[memory] (and the test
 # runner) runs the memory tests; a test that needs another extra skips, saying which.

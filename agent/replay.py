@@ -1,4 +1,4 @@
-"""`alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]`: the voice agent on a recording.
+"""`alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav ...] [--out FILE.jsonl]`: the voice agent on a recording.
 
 The recording plays into the session as if from the microphone, at the pace of real time: the
 configured VAD, STT, LLM and TTS and our MCP servers do the rest, exactly as in a room. For every
@@ -6,6 +6,10 @@ utterance heard, one JSON object: `start` and `end` (seconds in the recording), 
 (`user_id`, `name`, `decision`), `present` (user ids, `someone` for anyone not recognised),
 `text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet). It is how a
 group conversation is tested without a LiveKit server.
+
+Several recordings are several conversations, one after another, each in a session of its own
+(nothing of one is in the next but what the servers keep), through one connection to each MCP
+server: the servers start and load their models once. Each line then also names its `recording`.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from livekit.agents.voice.events import UserStateChangedEvent
 
 from .avatar import Heard
 from .config import ConfigError, PipelineConfig, load_config
+from .mcp_sessions import McpHub
 from .pipeline import build_runtime, start_hub
 
 log = logging.getLogger(__name__)
@@ -133,13 +138,16 @@ def line(heard: Heard, start: float, end: float) -> dict[str, Any]:
             "why": heard.addressed.why, "reply": heard.reply if heard.addressed.yes else None}
 
 
-async def replay(config: PipelineConfig, recording: Path) -> list[dict[str, Any]]:
-    """Play `recording` to the agent; the heard utterances, in order."""
+async def replay(config: PipelineConfig, recording: Path, hub: McpHub | None = None) -> list[dict[str, Any]]:
+    """Play `recording` to the agent (through `hub`'s servers when given, else its own); the heard
+    utterances, in order."""
     if config.stt is None or config.tts is None:
         raise ConfigError("replay needs 'stt:' and 'tts:' sections in the config")
     samples, rate = read_wav(recording)
     silence = float((config.vad.options() if config.vad else {}).get("min_silence_duration", 0.55))
-    hub, _ = await start_hub(config)
+    own_hub = hub is None
+    if hub is None:
+        hub, _ = await start_hub(config)
     runtime = build_runtime(config, hub, voice=True, session_id=f"replay-{uuid.uuid4().hex[:8]}")
     microphone = Recording(samples, rate)
     runtime.session.input.audio = microphone
@@ -168,8 +176,22 @@ async def replay(config: PipelineConfig, recording: Path) -> list[dict[str, Any]
         await _settle(runtime.session, heard)
     finally:
         await runtime.aclose()
-        await hub.aclose()
+        if own_hub:
+            await hub.aclose()
     return [line(h, start, end) for h, start, end in heard]
+
+
+async def replay_all(config: PipelineConfig, recordings: list[Path]) -> list[list[dict[str, Any]]]:
+    """Each recording in a session of its own, one after another, through one hub; the lines of each."""
+    if len(recordings) == 1:
+        return [await replay(config, recordings[0])]
+    for recording in recordings:
+        read_wav(recording)  # a bad file is named before any server starts
+    hub, _ = await start_hub(config)
+    try:
+        return [await replay(config, recording, hub) for recording in recordings]
+    finally:
+        await hub.aclose()
 
 
 async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None:
@@ -189,7 +211,7 @@ async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None
 
 
 def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
-    """The `alphaavatar agent replay` command: RECORDING.wav [--out FILE.jsonl] after the config."""
+    """The `alphaavatar agent replay` command: RECORDING.wav [MORE.wav ...] [--out FILE.jsonl] after the config."""
     args = list(extra)
     out: Path | None = None
     if "--out" in args:
@@ -199,16 +221,17 @@ def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
             return 2
         out = Path(args[at + 1])
         del args[at:at + 2]
-    if len(args) != 1:
-        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]", file=sys.stderr)
+    if not args:
+        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav ...] [--out FILE.jsonl]", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path, overrides)
-        lines = asyncio.run(replay(config, Path(args[0])))
+        runs = asyncio.run(replay_all(config, [Path(a) for a in args]))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
+    lines = runs[0] if len(runs) == 1 else [{**ln, "recording": a} for a, run in zip(args, runs, strict=True) for ln in run]
     text = "".join(json.dumps(ln, ensure_ascii=False) + "\n" for ln in lines)
     if out is None:
         sys.stdout.write(text)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from mcp import ClientSession
 from mcp.types import Implementation, Tool
 
-from tests.support import server_env, stdio_session
+from tests.support import held_stdio_session, server_env, stdio_session
 
 SERVERS = ("memory", "persona", "character", "research")
 
@@ -36,3 +39,22 @@ async def surfaces(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Surfac
 def tools_lists(surfaces: dict[str, Surface]) -> dict[str, list[Tool]]:
     """The live tools/list of each server, in server order."""
     return {server: surface.tools for server, surface in surfaces.items()}
+
+
+@pytest.fixture(scope="session")
+async def scratch_stdio(tmp_path_factory: pytest.TempPathFactory
+                        ) -> AsyncIterator[Callable[[str], Awaitable[ClientSession]]]:
+    """`await scratch_stdio("memory")`: one stdio session per server for the whole run, started on
+    first use, on a data root of its own. Only for calls that leave nothing another test could see
+    (refused calls, reads of what a fresh server publishes); a test that writes, or counts what is
+    stored, starts its own server."""
+    home = tmp_path_factory.mktemp("scratch")
+    async with contextlib.AsyncExitStack() as stack:
+        opened: dict[str, ClientSession] = {}
+
+        async def session(server: str) -> ClientSession:
+            if server not in opened:
+                opened[server] = await stack.enter_async_context(held_stdio_session(server, server_env(home / server)))
+            return opened[server]
+
+        yield session

@@ -64,15 +64,25 @@ def recording(turns: list[Turn], utts: dict[str, list[np.ndarray]], used: dict[s
     return starts
 
 
-def replay(config: Path, wav: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+def replay(config: Path, wav: Path | list[Path], env: dict[str, str]) -> list[dict[str, Any]]:
     """`alphaavatar agent replay` in its own process; its lines."""
-    out = wav.with_suffix(".jsonl")
-    proc = subprocess.run([ALPHAAVATAR, "agent", "replay", str(config), str(wav), "--out", str(out)],
+    wavs = wav if isinstance(wav, list) else [wav]
+    out = wavs[0].with_suffix(".jsonl")
+    proc = subprocess.run([ALPHAAVATAR, "agent", "replay", str(config), *map(str, wavs), "--out", str(out)],
                           capture_output=True, text=True, timeout=900,
                           env={**env, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))})
     if proc.returncode != 0:
         raise AssertionError(f"replay failed ({proc.returncode}): {proc.stderr[-2000:]}")
     return [json.loads(ln) for ln in out.read_text().splitlines() if ln.strip()]
+
+
+def replay_several(config: Path, wavs: list[Path], env: dict[str, str]) -> list[list[dict[str, Any]]]:
+    """`alphaavatar agent replay` of several recordings in one process (one conversation each, the
+    servers started once); the lines of each recording."""
+    by: dict[str, list[dict[str, Any]]] = {str(wav): [] for wav in wavs}
+    for ln in replay(config, wavs, env):
+        by[ln.pop("recording")].append(ln)
+    return list(by.values())
 
 
 def line_at(lines: list[dict[str, Any]], start: float) -> dict[str, Any] | None:

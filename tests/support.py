@@ -6,6 +6,7 @@ them: over stdio (`stdio_session`) or over HTTP (`http_server` + `http_session`)
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -80,6 +81,32 @@ async def stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[Clien
     async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
         await session.initialize()
         yield session
+
+
+@contextlib.asynccontextmanager
+async def held_stdio_session(server: str, env: dict[str, str]) -> AsyncIterator[ClientSession]:
+    """`stdio_session` for a module- or session-scoped fixture: pytest-asyncio sets a fixture up and
+    tears it down in different tasks, and the SDK's anyio scopes must be left in the task that
+    entered them, so the session lives in a task of its own, here opened and closed."""
+    ready: asyncio.Future[ClientSession] = asyncio.get_running_loop().create_future()
+    done = asyncio.Event()
+
+    async def hold() -> None:
+        try:
+            async with stdio_session(server, env) as session:
+                ready.set_result(session)
+                await done.wait()
+        except BaseException as exc:
+            if not ready.done():
+                ready.set_exception(exc)
+            raise
+
+    task = asyncio.create_task(hold())
+    try:
+        yield await ready
+    finally:
+        done.set()
+        await task
 
 
 @contextlib.contextmanager

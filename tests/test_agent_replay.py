@@ -3,7 +3,8 @@
 Three FSDD speakers are enrolled by voice (george, jackson, lucas); a fourth (nicolas) never is.
 Recorded conversations of them play into the voice agent (Silero VAD, the fake OpenAI-compatible
 STT reading a script in order, the fake LLM recording every request, our memory, persona and
-character servers over stdio), each through the real CLI in its own process:
+character servers over stdio), one after another through one run of the real CLI, each in a
+session of its own (the servers start once):
   A  george alone tells the avatar a secret;
   B  lucas and george talk to each other, then each of them, jackson and the unknown voice ask the avatar;
   C  george alone asks about it again.
@@ -11,6 +12,7 @@ character servers over stdio), each through the real CLI in its own process:
 
 from __future__ import annotations
 
+import itertools
 import json
 from collections.abc import Iterator
 from typing import Any
@@ -18,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conversation import CONFIG as REPLAY_CONFIG
-from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay_several
 from tests.datasets import fsdd, needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import ok, server_env, stdio_session
@@ -45,14 +47,24 @@ def script() -> Script:
 
 
 @pytest.fixture(scope="module")
-def fake(script: Script) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
+def asked() -> list[tuple[int, dict[str, Any]]]:
+    """Each request the fake LLM got, with how many lines the fake STT had transcribed by then."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def fake(script: Script, asked: list[tuple[int, dict[str, Any]]]) -> Iterator[FakeOpenAI]:
+    def answer(body: dict[str, Any]) -> Reply:
+        asked.append((script.heard, body))
+        return Reply(content="Sure.")
+
+    with FakeOpenAI(answer, transcriber=script.transcribe) as server:
         yield server
 
 
 @pytest.fixture(scope="module")
-async def replays(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory
-                  ) -> dict[str, Any]:
+async def replays(fake: FakeOpenAI, script: Script, asked: list[tuple[int, dict[str, Any]]],
+                  tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("replay")
     env = server_env(home)
     utts = fsdd(digits=6)
@@ -60,13 +72,19 @@ async def replays(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.Tem
     config = home / "replay.yaml"
     config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
     used = {k: 3 for k in utts}
-    out: dict[str, Any] = {}
-    for run, turns in RUNS.items():
-        wav = home / f"{run}.wav"
-        starts = recording(turns, utts, used, wav)
-        script.lines, script.heard = [t for _, t, _ in turns], 0
-        before = len(fake.requests)
-        out[run] = (starts, replay(config, wav, env), fake.requests[before:])
+    wavs = {run: home / f"{run}.wav" for run in RUNS}
+    starts = {run: recording(turns, utts, used, wavs[run]) for run, turns in RUNS.items()}
+    script.lines, script.heard = [t for turns in RUNS.values() for _, t, _ in turns], 0
+    lines = dict(zip(RUNS, replay_several(config, list(wavs.values()), env), strict=True))
+    # Every LLM request follows the transcript of a turn: it belongs to the run of the last line heard.
+    first = dict(zip(RUNS, itertools.accumulate([0, *map(len, RUNS.values())]), strict=False))
+    assert len(asked) == len(fake.requests)  # nothing reached the fake but chat requests
+
+    def run_of(heard: int) -> str:
+        return [run for run in RUNS if first[run] < max(heard, 1)][-1]
+
+    out: dict[str, Any] = {run: (starts[run], lines[run], [body for heard, body in asked if run_of(heard) == run])
+                           for run in RUNS}
     async with stdio_session("memory", env) as memory:
         out["memories"] = {who: await ok(memory, "memory_list", {"user_id": who, "scope": "user", "limit": 100})
                            for who in ENROLLED}

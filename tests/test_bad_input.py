@@ -8,10 +8,12 @@ sentences. tests/test_fuzz.py covers every tool at random; these are the cases w
 from __future__ import annotations
 
 import uuid
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from mcp import ClientSession
 
 from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH
 from mcp_servers.core.store.base import CollectionSpec, Item, Where
@@ -139,12 +141,11 @@ async def test_cursors_belong_to_the_listing_that_made_them(tmp_path: Path) -> N
     ("memory", "memory_add_batch", {"items": [{"content": 5}]}, "items[0].content: input should be a valid string"),
 ])
 async def test_argument_errors_are_sentences(server: str, tool: str, args: dict[str, Any], words: str,
-                                             tmp_path: Path) -> None:
-    async with stdio_session(server, server_env(tmp_path)) as s:
-        r = await call(s, tool, args)
-        assert r.is_error and words in r.text, r.text
-        assert unhelpful(r.text, tool, args) is None, r.text
-        assert "validation error" not in r.text and "pydantic" not in r.text
+                                             scratch_stdio: Callable[[str], Awaitable[ClientSession]]) -> None:
+    r = await call(await scratch_stdio(server), tool, args)  # refused: the shared server is left as it was
+    assert r.is_error and words in r.text, r.text
+    assert unhelpful(r.text, tool, args) is None, r.text
+    assert "validation error" not in r.text and "pydantic" not in r.text
 
 
 async def test_a_crash_answers_what_failed_and_logs_the_cause(caplog: pytest.LogCaptureFixture) -> None:

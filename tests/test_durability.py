@@ -207,7 +207,7 @@ async def sigkill_rounds_stdio(home: Path, rounds: int, seed: int) -> None:
           "0 lost, no half batch, history exact")
 
 
-@pytest.mark.parametrize("rounds", [pytest.param(2, id="2-rounds"),
+@pytest.mark.parametrize("rounds", [pytest.param(1, id="1-round"),
                                     pytest.param(8, id="8-rounds", marks=pytest.mark.slow)])
 async def test_sigkill_stdio_memory_loses_no_acknowledged_write(tmp_path: Path, rounds: int) -> None:
     await sigkill_rounds_stdio(tmp_path, rounds, seed=rounds)

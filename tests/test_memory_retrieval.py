@@ -3,7 +3,7 @@
 Each ranking step of `mcp_servers.memory.retrieval` gets a small conversation that only that
 step ranks right (a short answer after the question it replies to, the same words said by two
 people, the same event on two dates), plus one LoCoMo dev conversation end to end against the
-dense MiniLM baseline (the full figures are `bench/locomo.py`).
+dense MiniLM baseline (`-m slow`: a benchmark in small; the full figures are `bench/locomo.py`).
 """
 
 from __future__ import annotations
@@ -120,6 +120,7 @@ def test_minmax_fusion_keeps_score_gaps() -> None:
     assert minmax_fusion([[Hit("x", 3.0)], []])[0].score == 1.0
 
 
+@pytest.mark.slow  # a benchmark (bench/locomo.py in small); each ranking step is checked above in the default run
 async def test_locomo_conversation_beats_dense_baseline() -> None:
     data = DATASETS / "locomo-dev" / "30.json"
     if not data.exists():

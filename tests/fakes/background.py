@@ -13,11 +13,15 @@ from tests.support import free_port
 
 
 class BackgroundServer:
-    """`with Sub(...) as fake:` starts the app at `fake.port` and stops it on exit."""
+    """`with Sub(...) as fake:` starts the app at `fake.port` and stops it on exit.
+
+    On exit a request still in flight (a fake told to answer after a long `delay`, whose client is
+    gone) is cancelled after a second instead of holding the test's teardown for the whole delay."""
 
     def __init__(self, app: Starlette, port: int | None = None):
         self.port = port or free_port()
-        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning"))
+        self._server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
+                                                   timeout_graceful_shutdown=1))
         self._thread = threading.Thread(target=self._server.run, daemon=True)
 
     def __enter__(self) -> Self:
