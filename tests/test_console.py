@@ -102,7 +102,7 @@ def browser(*flags: str) -> Iterator[Any]:
         yield driver
 
 
-def wait(driver: Any, check: Callable[[], Any], within: float = 30.0, what: str = "") -> Any:
+def wait(driver: Any, check: Callable[[], Any], within: float = 60.0, what: str = "") -> Any:
     deadline = time.time() + within
     while True:
         with contextlib.suppress(Exception):
