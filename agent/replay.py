@@ -4,8 +4,10 @@ The recording plays into the session as if from the microphone, at the pace of r
 configured VAD, STT, LLM and TTS and our MCP servers do the rest, exactly as in a room. For every
 utterance heard, one JSON object: `start` and `end` (seconds in the recording), `speaker`
 (`user_id`, `name`, `decision`), `present` (user ids, `someone` for anyone not recognised),
-`text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet). It is how a
-group conversation is tested without a LiveKit server.
+`text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet); a turn that held
+two voices gives one object per voice. Several recordings are several participants' microphones
+(each named by its file name), heard one at a time as in a room (`agent.floor`), and each object
+says whose (`participant`). It is how a group conversation is tested without a LiveKit server.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from livekit.agents.voice.events import UserStateChangedEvent
 
 from .avatar import Heard
 from .config import ConfigError, PipelineConfig, load_config
+from .floor import Floor
 from .pipeline import build_runtime, start_hub
 
 log = logging.getLogger(__name__)
@@ -133,43 +136,78 @@ def line(heard: Heard, start: float, end: float) -> dict[str, Any]:
             "why": heard.addressed.why, "reply": heard.reply if heard.addressed.yes else None}
 
 
-async def replay(config: PipelineConfig, recording: Path) -> list[dict[str, Any]]:
-    """Play `recording` to the agent; the heard utterances, in order."""
+def microphones(recordings: list[Path]) -> dict[str, Recording]:
+    """Each recording as a participant's microphone, named by its file name; one rate for all."""
+    if not recordings:
+        raise ConfigError("replay needs a recording")
+    mics = {path.stem: Recording(*read_wav(path)) for path in recordings}
+    if len(mics) != len(recordings):
+        raise ConfigError("each recording is one participant, named by its file name: two have the same name")
+    if len({m.rate for m in mics.values()}) > 1:
+        raise ConfigError("the recordings must have one sample rate: " + ", ".join(f"{k} {m.rate} Hz" for k, m in mics.items()))
+    return mics
+
+
+async def replay(config: PipelineConfig, recordings: list[Path]) -> list[dict[str, Any]]:
+    """Play the recordings to the agent (several: several participants); the heard utterances, in order."""
     if config.stt is None or config.tts is None:
         raise ConfigError("replay needs 'stt:' and 'tts:' sections in the config")
-    samples, rate = read_wav(recording)
+    mics = microphones(recordings)
     silence = float((config.vad.options() if config.vad else {}).get("min_silence_duration", 0.55))
     hub, _ = await start_hub(config)
     runtime = build_runtime(config, hub, voice=True, session_id=f"replay-{uuid.uuid4().hex[:8]}")
-    microphone = Recording(samples, rate)
-    runtime.session.input.audio = microphone
+    floor = Floor() if len(mics) > 1 else None
+    if floor is not None:
+        for identity, track in mics.items():
+            floor.add(identity, track)
+        runtime.agent.view.floor = floor
+    first = next(iter(mics.values()))
+    runtime.session.input.audio = floor or first
     runtime.session.output.audio = PlayedAtOnce()
     spans: list[tuple[float, float]] = []  # speech heard since the last utterance was decided
     opened: list[float] = []
     heard: list[tuple[Heard, float, float]] = []
+    participants: list[str | None] = []  # whose microphone each utterance came from
+
+    def mic() -> Recording:
+        return mics.get(floor.holder or "", first) if floor is not None else first
 
     def on_user_state(ev: UserStateChangedEvent) -> None:
+        m = mic()
         if ev.new_state == "speaking":
-            opened.append(onset(samples, rate, microphone.position, rising=True))
+            opened.append(onset(m.samples, m.rate, m.position, rising=True))
         elif ev.old_state == "speaking" and opened:
-            spans.append((opened.pop(), onset(samples, rate, max(microphone.position - silence, 0.0), rising=False)))
+            spans.append((opened.pop(), onset(m.samples, m.rate, max(m.position - silence, 0.0), rising=False)))
+
+    turn: list[float] = []  # the start and end of the turn being decided
 
     def on_heard(h: Heard) -> None:
-        start, end = (spans[0][0], spans[-1][1]) if spans else (microphone.position, microphone.position)
-        spans.clear()
+        if h.part == 0:
+            turn[:] = (spans[0][0], spans[-1][1]) if spans else (mic().position, mic().position)
+            spans.clear()
+        start, end = turn
+        if h.within is not None:  # one voice's part of a turn that held two
+            start, end = start + h.within[0], min(end, start + h.within[1])
         heard.append((h, start, end))
+        participants.append(floor.holder if floor is not None else None)
 
     runtime.session.on("user_state_changed", on_user_state)
     runtime.agent.on_heard = on_heard
     try:
         await runtime.warm()
         await runtime.session.start(runtime.agent, record=False)
-        await microphone.play()
+        await asyncio.gather(*(m.play() for m in mics.values()))
         await _settle(runtime.session, heard)
     finally:
+        if floor is not None:
+            await floor.aclose()
         await runtime.aclose()
         await hub.aclose()
-    return [line(h, start, end) for h, start, end in heard]
+    lines = [line(h, start, end) for h, start, end in heard]
+    if floor is not None:
+        for ln, who in zip(lines, participants, strict=True):
+            ln["participant"] = who
+    return lines
 
 
 async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None:
@@ -189,7 +227,7 @@ async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None
 
 
 def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
-    """The `alphaavatar agent replay` command: RECORDING.wav [--out FILE.jsonl] after the config."""
+    """The `alphaavatar agent replay` command: RECORDING.wav… [--out FILE.jsonl] after the config."""
     args = list(extra)
     out: Path | None = None
     if "--out" in args:
@@ -199,13 +237,13 @@ def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
             return 2
         out = Path(args[at + 1])
         del args[at:at + 2]
-    if len(args) != 1:
-        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]", file=sys.stderr)
+    if not args:
+        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav…] [--out FILE.jsonl]", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path, overrides)
-        lines = asyncio.run(replay(config, Path(args[0])))
+        lines = asyncio.run(replay(config, [Path(a) for a in args]))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
