@@ -216,6 +216,8 @@ class GroupConfig(_Strict):
     unknown_present_s: float = Field(default=120, gt=0, description="An unrecognised voice counts as 'someone' "
                                      "present this long (nobody's private data is said meanwhile).")
     topic: str = Field(default="alphaavatar.character", description="LiveKit data topic of the character events.")
+    hear_everyone: bool = Field(default=True, description="Hear every room participant's microphone, one speaker "
+                                "at a time (agent.floor); off: only the participant livekit links, as it does.")
 
 
 class PipelineConfig(_Strict):

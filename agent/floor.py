@@ -45,6 +45,11 @@ class Floor(io.AudioInput):
     async def __anext__(self) -> rtc.AudioFrame:
         return await self._out.__anext__()
 
+    @property
+    def participants(self) -> list[str]:
+        """Whose microphones are heard."""
+        return list(self._readers)
+
     def add(self, identity: str, stream: io.AudioInput) -> None:
         """Hear this participant (their stream is read until it ends or they are removed)."""
         if identity in self._readers:
