@@ -23,7 +23,7 @@ from livekit import rtc
 from . import contracts as c
 from .audio import ID_RATE, wav_base64
 from .config import TurnConfig
-from .contracts import Identification, Segments, VoiceMatch
+from .contracts import Identification, Segment, Segments, VoiceMatch
 from .hub import McpHub, ToolFailed, ToolUnavailable
 from .speaker import Speaker, speaker_of
 
@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 EDGE_S = 2.0  # the first and the last seconds of sound in a turn, whose voices are compared
 LOUD = 0.1  # of the turn's loudest sound: quieter 20 ms frames are the pauses around speech
 EDGE_MIN_SPEECH_S = 1.0  # an edge with less speech than this is close to nobody by lack of speech
+MIN_PART_S = 0.8  # a stretch of one voice shorter than this (a breath, a last syllable) joins the part before it
 SEGMENT_LIMIT_S = 10.0  # segmenting takes about a second; a stuck server leaves the turn whole
 
 
@@ -82,10 +83,19 @@ def two_voices(head: VoiceMatch, tail: VoiceMatch) -> bool:
 
 
 def parts_of(found: Segments, samples: np.ndarray) -> list[Part]:
-    """The segments grouped into one part per change of voice; each part's audio runs from the middle
-    of the pause before it to the middle of the pause after it, so no word is lost."""
+    """The segments grouped into one part per change of voice (a stretch too short to be a part joins
+    its neighbour); each part's audio runs from the middle of the pause before it to the middle of the
+    pause after it, so no word is lost."""
     who = {s.speaker: speaker_of(Identification.of_voice(s)) for s in found.speakers}
-    runs = [(tag, list(group)) for tag, group in itertools.groupby(found.segments, key=lambda s: s.speaker)]
+    runs: list[tuple[str, list[Segment]]] = []
+    for tag, group in itertools.groupby(found.segments, key=lambda s: s.speaker):
+        segments = list(group)
+        if runs and (runs[-1][0] == tag or segments[-1].end - segments[0].start < MIN_PART_S):
+            runs[-1][1].extend(segments)
+        elif runs and runs[-1][1][-1].end - runs[-1][1][0].start < MIN_PART_S:
+            runs[-1] = (tag, runs[-1][1] + segments)
+        else:
+            runs.append((tag, segments))
     total = len(samples) / ID_RATE
     cuts = [0.0, *((a[-1].end + b[0].start) / 2 for (_, a), (_, b) in itertools.pairwise(runs)), total]
     return [Part(group[0].start, group[-1].end, who.get(tag),

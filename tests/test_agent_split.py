@@ -12,8 +12,12 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 
+from agent.audio import ID_RATE
+from agent.contracts import Segments
+from agent.split import parts_of
 from tests.conversation import CONFIG as REPLAY_CONFIG
 from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
 from tests.datasets import fsdd, needs_fsdd
@@ -84,3 +88,17 @@ async def test_the_llm_is_asked_with_the_answered_part_only(replayed: dict[str, 
     assert asked
     said = [m for m in asked[0] if m["role"] == "user"][-1]
     assert "book a table" in json.dumps(said) and "free after six" not in json.dumps(said)
+
+
+def test_a_stretch_too_short_to_be_a_part_joins_its_neighbour() -> None:
+    def speaker(tag: str, user: str | None) -> dict[str, Any]:
+        return {"speaker": tag, "user_id": user, "decision": "known" if user else "unknown", "unknown_below": 0.7}
+
+    found = Segments.model_validate({
+        "segments": [{"start": 0.3, "end": 0.6, "speaker": "S3"}, {"start": 0.7, "end": 4.3, "speaker": "S1"},
+                     {"start": 4.4, "end": 7.0, "speaker": "S2"}, {"start": 7.1, "end": 7.5, "speaker": "S3"}],
+        "speakers": [speaker("S1", "george"), speaker("S2", "jackson"), speaker("S3", None)]})
+    parts = parts_of(found, np.zeros(8 * ID_RATE, dtype=np.int16))
+    assert [(p.start, p.end, p.speaker.user_id if p.speaker else None) for p in parts] == [
+        (0.3, 4.3, "george"), (4.4, 7.5, "jackson")]
+    assert sum(len(p.samples) for p in parts) == 8 * ID_RATE  # cut in the pause between them, nothing lost
