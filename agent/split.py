@@ -85,7 +85,7 @@ def two_voices(head: VoiceMatch, tail: VoiceMatch) -> bool:
 def parts_of(found: Segments, samples: np.ndarray) -> list[Part]:
     """The segments grouped into one part per change of voice (a stretch too short to be a part joins
     its neighbour); each part's audio runs from the middle of the pause before it to the middle of the
-    pause after it, so no word is lost."""
+    pause after it, so no word is lost, and its start and end are those of its sound."""
     who = {s.speaker: speaker_of(Identification.of_voice(s)) for s in found.speakers}
     runs: list[tuple[str, list[Segment]]] = []
     for tag, group in itertools.groupby(found.segments, key=lambda s: s.speaker):
@@ -98,9 +98,12 @@ def parts_of(found: Segments, samples: np.ndarray) -> list[Part]:
             runs.append((tag, segments))
     total = len(samples) / ID_RATE
     cuts = [0.0, *((a[-1].end + b[0].start) / 2 for (_, a), (_, b) in itertools.pairwise(runs)), total]
-    return [Part(group[0].start, group[-1].end, who.get(tag),
-                 samples[int(cuts[i] * ID_RATE): int(cuts[i + 1] * ID_RATE)])
-            for i, (tag, group) in enumerate(runs)]
+    parts = []
+    for i, (tag, _) in enumerate(runs):
+        audio = samples[int(cuts[i] * ID_RATE): int(cuts[i + 1] * ID_RATE)]
+        first, last = sound_span(audio)
+        parts.append(Part(cuts[i] + first / ID_RATE, cuts[i] + last / ID_RATE, who.get(tag), audio))
+    return parts
 
 
 class VoiceChange:

@@ -98,7 +98,10 @@ def test_a_stretch_too_short_to_be_a_part_joins_its_neighbour() -> None:
         "segments": [{"start": 0.3, "end": 0.6, "speaker": "S3"}, {"start": 0.7, "end": 4.3, "speaker": "S1"},
                      {"start": 4.4, "end": 7.0, "speaker": "S2"}, {"start": 7.1, "end": 7.5, "speaker": "S3"}],
         "speakers": [speaker("S1", "george"), speaker("S2", "jackson"), speaker("S3", None)]})
-    parts = parts_of(found, np.zeros(8 * ID_RATE, dtype=np.int16))
-    assert [(p.start, p.end, p.speaker.user_id if p.speaker else None) for p in parts] == [
+    samples = np.zeros(8 * ID_RATE, dtype=np.int16)
+    for start, end in ((0.3, 4.3), (4.4, 7.5)):
+        samples[int(start * ID_RATE): int(end * ID_RATE)] = 5000
+    parts = parts_of(found, samples)
+    assert [(round(p.start, 1), round(p.end, 1), p.speaker.user_id if p.speaker else None) for p in parts] == [
         (0.3, 4.3, "george"), (4.4, 7.5, "jackson")]
     assert sum(len(p.samples) for p in parts) == 8 * ID_RATE  # cut in the pause between them, nothing lost
