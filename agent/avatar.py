@@ -178,8 +178,11 @@ class AvatarAgent(Agent):
             wav, image = self.turn_audio.take(), self.view.jpeg()
         else:
             self.turn_audio.clear()
-        if split and (parts := await self._parts(wav)):
-            return await self._hear_parts(parts, new_message)
+        if split and wav is not None and await self.voice_change.differs(self.hooks.group.identify_wait_ms / 1000):
+            if (whole := self.hooks.speakers.take()) is not None:  # taken now: later, a new turn's may be there
+                whole.cancel()  # two people's voice says nothing of who spoke (prepare starts anew if needed)
+            if parts := await self._parts(wav):
+                return await self._hear_parts(parts, new_message)
         text = (new_message.text_content or "").strip()
         prep = await self.hooks.prepare(text, wav, image, self.view.claimed(self.addressing.known_users))
         prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
@@ -202,10 +205,10 @@ class AvatarAgent(Agent):
         self.addressing.answered(prep.speaker_id)
         self.character.look_at(prep.speaker_id or "someone")
 
-    async def _parts(self, wav: bytes | None) -> list[tuple[Part, str]] | None:
+    async def _parts(self, wav: bytes) -> list[tuple[Part, str]] | None:
         """The turn's parts with their words when it held two voices (STT on each part's audio); None
         when it held one, or a part could not be transcribed (the turn then stays whole)."""
-        parts = await self.voice_change.parts(wav, self.hooks.group.identify_wait_ms / 1000)
+        parts = await self.voice_change.parts(wav)
         stt = self.session.stt
         if parts is None or stt is None:
             return None
@@ -221,8 +224,6 @@ class AvatarAgent(Agent):
     async def _hear_parts(self, parts: list[tuple[Part, str]], message: llm.ChatMessage) -> None:
         """A turn that held two voices: each part is its speaker's own utterance, remembered for them
         only; the avatar answers the last part spoken to it (that part becomes the user message)."""
-        if (whole := self.hooks.speakers.take()) is not None:
-            whole.cancel()  # the whole turn's voice is two people's: it says nothing of who is present
         presence = self.hooks.speakers.presence
         base = parts[0][0].start
         heard: list[Heard] = []

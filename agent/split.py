@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 EDGE_S = 2.0  # the first and the last seconds of sound in a turn, whose voices are compared
 LOUD = 0.1  # of the turn's loudest sound: quieter 20 ms frames are the pauses around speech
 EDGE_MIN_SPEECH_S = 1.0  # an edge with less speech than this is close to nobody by lack of speech
-MIN_PART_S = 0.8  # a stretch of one voice shorter than this (a breath, a last syllable) joins the part before it
+MIN_PART_S = 0.8  # a stretch of one voice shorter than this (a breath, a last syllable) joins a neighbour
 SEGMENT_LIMIT_S = 10.0  # segmenting takes about a second; a stuck server leaves the turn whole
 
 
@@ -140,21 +140,26 @@ class VoiceChange:
             self._edges.cancel()
         self._edges = None
 
-    async def parts(self, wav: bytes | None, wait_s: float) -> list[Part] | None:
-        """The turn's parts, one per voice, when its voice changes; None when it holds one voice, or
-        when that is not known within `wait_s` (the turn then stays whole)."""
+    async def differs(self, wait_s: float) -> bool:
+        """Whether the turn's first and last seconds are two voices (False when not known within
+        `wait_s`: the turn then stays whole)."""
         edges, self._edges = self._edges, None
-        if edges is None or wav is None:
-            return None
+        if edges is None:
+            return False
         try:
             head, tail = await asyncio.wait_for(edges, wait_s)
         except TimeoutError:
             log.warning("voice change check late (%.0f ms): the turn stays whole", wait_s * 1000)
-            return None
+            return False
         if head is None or tail is None or not two_voices(head, tail):
-            return None
-        log.info("two voices in one turn? first seconds %s (%s), last %s (%s): segmenting", head.user_id,
-                 head.decision, tail.user_id, tail.decision)
+            return False
+        log.info("two voices in one turn? first seconds %s (%s), last %s (%s)", head.user_id, head.decision,
+                 tail.user_id, tail.decision)
+        return True
+
+    async def parts(self, wav: bytes) -> list[Part] | None:
+        """The parts of a turn whose edges differ, one per voice (None: `speaker_segment` found one voice,
+        or failed)."""
         try:
             found = await self.hub.call_view(c.SPEAKER_SEGMENT, {"audio": wav_base64(wav), "create_if_unknown": True},
                                              Segments, time_limit=SEGMENT_LIMIT_S)

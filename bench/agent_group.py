@@ -134,7 +134,7 @@ async def voice_change_checks(n: int) -> tuple[list[float], list[float], int]:
                 for audio, out in ((wav(utts[a][3 + i % 10]), single), (wav(utts[a][3 + i % 10], utts[b][4 + i % 10]), double)):
                     started = time.perf_counter()
                     change.listen(audio)
-                    parts = await change.parts(audio, 30)
+                    parts = await change.parts(audio) if await change.differs(30) else None
                     out.append((time.perf_counter() - started) * 1000)
                     split += out is double and parts is not None and [q.speaker and q.speaker.user_id for q in parts] == [a, b]
             return single, double, split
