@@ -80,10 +80,11 @@ def pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
 
-def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()) -> tuple[float, float, float, int]:
+def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
+                 ) -> tuple[float, float, float, int, list[str]]:
     """(attribution accuracy, addressing precision, recall, utterances heard as their own line) of one
     replayed conversation; an utterance is attributed right when its line (the nearest start) names
-    its speaker, or for the unknown voice, nobody enrolled."""
+    its speaker, or for the unknown voice, nobody enrolled. Also: what went wrong, one line each."""
     script = Script()
     with tempfile.TemporaryDirectory() as home, FakeOpenAI(lambda body: Reply(content="Sure."),
                                                            transcriber=script.transcribe) as fake:
@@ -96,15 +97,20 @@ def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()) -> tup
         starts = recording(turns, utts, {k: 3 for k in utts}, wav, joined=joined, script=script)
         lines = replay(config, wav, env)
     right = tp = fp = fn = 0
-    for (speaker, _, to_avatar), start in zip(turns, starts, strict=True):
+    wrong = []
+    for (speaker, text, to_avatar), start in zip(turns, starts, strict=True):
         line = line_at(lines, start)
         who = line["speaker"]["user_id"] if line else "missing"
-        right += who == speaker if speaker in ENROLLED else who != "missing" and who not in ENROLLED
+        ok = who == speaker if speaker in ENROLLED else who != "missing" and who not in ENROLLED
+        right += ok
         said = bool(line and line["addressed"])
+        if not ok or said != to_avatar:
+            wrong.append(f"{start:.1f} s {speaker} {text!r} (to the avatar: {to_avatar}) -> {line}")
         tp += said and to_avatar
         fp += said and not to_avatar
         fn += to_avatar and not said
-    return right / len(turns), tp / max(1, tp + fp), tp / max(1, tp + fn), len(lines)
+    wrong += [f"extra line: {ln}" for ln in lines if not any(line_at([ln], s) for s in starts)]
+    return right / len(turns), tp / max(1, tp + fp), tp / max(1, tp + fn), len(lines), wrong
 
 
 async def voice_change_checks(n: int) -> tuple[list[float], list[float], int]:
@@ -201,12 +207,14 @@ def main() -> None:
         for col in ("conversation", "utterances / lines", "attribution accuracy", "addressing precision",
                     "addressing recall"):
             t.add_column(col)
-        acc, precision, recall, n = conversation(CONVERSATION)
+        acc, precision, recall, n, wrong = conversation(CONVERSATION)
         t.add_row("one voice per turn", f"{len(CONVERSATION)} / {n}", f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
-        acc, precision, recall, n = conversation(TWO_VOICES, JOINED)
+        acc, precision, recall, n, wrong_parts = conversation(TWO_VOICES, JOINED)
         t.add_row(f"two voices per turn ({len(TWO_VOICES) // 2} turns), per part", f"{len(TWO_VOICES)} / {n}",
                   f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
         console.print(t)
+        for miss in wrong + wrong_parts:
+            print("  wrong:", miss)
     work, base = asyncio.run(group_turn_work(a.turns))
     t = Table(title=f"added latency per turn ({a.turns} turns)")
     for col in ("what", "p50", "p95", "max"):
