@@ -65,9 +65,10 @@ def sound_span(samples: np.ndarray) -> tuple[int, int]:
 
 
 def two_voices(head: VoiceMatch, tail: VoiceMatch) -> bool:
-    """Whether a turn's first and last seconds are two people: each closest to a different person
-    (known, or the best candidate of an uncertain match), or one known and the other close to
-    nobody on enough speech to tell. `speaker_segment` then decides on all of the turn."""
+    """Whether a turn's first and last seconds are two people: one known for sure and the other
+    closest to someone else (known, or the best candidate of an uncertain match) or to nobody on
+    enough speech to tell. Two unsure ends say too little to pay for segmenting (and for
+    identifying the turn anew when it holds one voice). `speaker_segment` then decides."""
     def closest(m: VoiceMatch) -> str | None:
         if m.decision == "known":
             return m.user_id
@@ -76,10 +77,12 @@ def two_voices(head: VoiceMatch, tail: VoiceMatch) -> bool:
     def nobody(m: VoiceMatch) -> bool:
         return m.decision == "unknown" and (m.speech_seconds or 0.0) >= EDGE_MIN_SPEECH_S
 
+    if head.decision != "known" and tail.decision != "known":
+        return False
     first, last = closest(head), closest(tail)
     if first is not None and last is not None:
         return first != last
-    return (head.decision == "known" and nobody(tail)) or (nobody(head) and tail.decision == "known")
+    return nobody(tail) or nobody(head)
 
 
 def parts_of(found: Segments, samples: np.ndarray) -> list[Part]:
