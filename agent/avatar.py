@@ -179,10 +179,13 @@ class AvatarAgent(Agent):
         else:
             self.turn_audio.clear()
         if split and wav is not None and await self.voice_change.differs(self.hooks.group.identify_wait_ms / 1000):
-            if (whole := self.hooks.speakers.take()) is not None:  # taken now: later, a new turn's may be there
-                whole.cancel()  # two people's voice says nothing of who spoke (prepare starts anew if needed)
+            whole = self.hooks.speakers.take()  # taken now: after segmenting, a new turn's may be there
             if parts := await self._parts(wav):
+                if whole is not None:
+                    whole.cancel()  # two people's voice says nothing of who spoke
                 return await self._hear_parts(parts, new_message)
+            if whole is not None:
+                self.hooks.speakers.restore(whole)  # one voice after all: the turn keeps its identification
         text = (new_message.text_content or "").strip()
         prep = await self.hooks.prepare(text, wav, image, self.view.claimed(self.addressing.known_users))
         prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
