@@ -92,7 +92,7 @@ def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
         utts = fsdd(digits=6)
         asyncio.run(enroll(env, utts))
         config = Path(home) / "replay.yaml"
-        config.write_text(CONFIG.format(url=fake.base_url))
+        config.write_text(CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
         wav = Path(home) / "conversation.wav"
         starts = recording(turns, utts, {k: 3 for k in utts}, wav, joined=joined, script=script)
         lines = replay(config, wav, env)

@@ -50,7 +50,7 @@ async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.Te
     utts = fsdd(digits=6)
     await enroll(env, utts)
     config = home / "replay.yaml"
-    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
+    config.write_text(REPLAY_CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
     wav = home / "two-voices.wav"
     starts = recording(TURNS, utts, {k: 3 for k in utts}, wav, joined=JOINED, script=script)
     lines = replay(config, wav, env)
