@@ -56,6 +56,7 @@ class Addressing:
         self.cfg = cfg
         self.judge = judge if cfg.llm_judge else None
         self.known_names: set[str] = set()  # names of people we know (persona users), besides those present
+        self.known_users: set[str] = set()  # their user ids
         self._answered: tuple[str, float] | None = None  # whom the avatar answered last, and when
 
     async def learn_names(self, hub: McpHub) -> None:
@@ -68,6 +69,7 @@ class Addressing:
             log.info("addressing: no names from persona: %s", exc)
             return
         self.known_names = {u.name for u in page.users if u.name}
+        self.known_users = {u.user_id for u in page.users}
 
     def answered(self, user_id: str | None) -> None:
         """The avatar replied to this person now."""

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm
+from livekit.agents import Agent, AgentSession, APIError, ModelSettings, StopResponse, llm
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -40,6 +40,7 @@ from .conversation import Conversation
 from .mcp_sessions import McpHub
 from .participant import ParticipantView
 from .presence import KNOWN
+from .split import Part, VoiceChange
 from .status import Status
 from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
 from .turn import TurnHooks, TurnPrep
@@ -56,6 +57,8 @@ class Heard:
     prep: TurnPrep
     addressed: Addressed
     reply: str | None = None
+    within: tuple[float, float] | None = None  # a part of a two-voice turn: its seconds from the turn's start
+    part: int = 0  # which part of its turn (0: the first, or the whole turn)
 
 class AvatarAgent(Agent):
     def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
@@ -68,6 +71,7 @@ class AvatarAgent(Agent):
         self.character = character
         self.status = status
         self.turn_audio = TurnAudio()
+        self.voice_change = VoiceChange(hub, config.turn)
         self.view = ParticipantView(config.vision, self._participant)
         self.conversation = Conversation(hooks)
         self.fillers = Fillers(status, config.status.filler_after)
@@ -105,6 +109,7 @@ class AvatarAgent(Agent):
         if ev.new_state == "speaking":
             self.turn_audio.mark_speech()
             self.hooks.speakers.hear("speech_started")
+            self.voice_change.drop()
             self.character.state("listening")
             if self.hooks.identifies() and self.hooks.cfg.stream_identify_s > 0:
                 self._streaming = asyncio.create_task(self._identify_while_speaking())
@@ -112,7 +117,9 @@ class AvatarAgent(Agent):
             if self._streaming is not None:
                 self._streaming.cancel()  # shorter than the streaming window: identify it whole
             if self.hooks.identifies():
-                self.hooks.speakers.hear("speech_stopped", self.turn_audio.peek(), self.view.jpeg())
+                wav = self.turn_audio.peek()
+                self.hooks.speakers.hear("speech_stopped", wav, self.view.jpeg())
+                self.voice_change.listen(wav)
 
     async def _identify_while_speaking(self) -> None:
         await asyncio.sleep(self.hooks.cfg.stream_identify_s)
@@ -158,14 +165,31 @@ class AvatarAgent(Agent):
 
     # -- the turn -------------------------------------------------------------------------------
     async def on_user_turn_completed(self, turn_ctx: llm.ChatContext, new_message: llm.ChatMessage) -> None:
-        """A spoken turn ended: identify the voice (and face, with a camera) and recall."""
+        """A spoken turn ended: identify the voice (and face, with a camera) and recall; then the next
+        participant may have the floor."""
+        try:
+            await self._turn_completed(new_message)
+        finally:
+            if self.view.floor is not None:
+                self.view.floor.release()
+
+    async def _turn_completed(self, new_message: llm.ChatMessage) -> None:
         wav, image = None, None
-        if self.hooks.needs_turn_audio():  # else identified early (or not at all): encoding would be wasted
+        split = self.voice_change.armed()  # it may hold two voices: segmenting needs its audio
+        if self.hooks.needs_turn_audio() or split:  # else identified early (or not at all): encoding would be wasted
             wav, image = self.turn_audio.take(), self.view.jpeg()
         else:
             self.turn_audio.clear()
+        if split and wav is not None and await self.voice_change.differs(self.hooks.group.identify_wait_ms / 1000):
+            whole = self.hooks.speakers.take()  # taken now: after segmenting, a new turn's may be there
+            if parts := await self._parts(wav):
+                if whole is not None:
+                    whole.cancel()  # two people's voice says nothing of who spoke
+                return await self._hear_parts(parts, new_message)
+            if whole is not None:
+                self.hooks.speakers.restore(whole)  # one voice after all: the turn keeps its identification
         text = (new_message.text_content or "").strip()
-        prep = await self.hooks.prepare(text, wav, image)
+        prep = await self.hooks.prepare(text, wav, image, self.view.claimed(self.addressing.known_users))
         prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
         presence = self.hooks.speakers.presence
         if (identity := self.view.identity()) is not None and prep.speaker_id:
@@ -186,12 +210,62 @@ class AvatarAgent(Agent):
         self.addressing.answered(prep.speaker_id)
         self.character.look_at(prep.speaker_id or "someone")
 
-    def _participant(self) -> rtc.RemoteParticipant | None:
-        """The room participant whose microphone we hear (None outside a room)."""
+    async def _parts(self, wav: bytes) -> list[tuple[Part, str]] | None:
+        """The turn's parts with their words when it held two voices (STT on each part's audio); None
+        when it held one, or a part could not be transcribed (the turn then stays whole)."""
+        parts = await self.voice_change.parts(wav)
+        stt = self.session.stt
+        if parts is None or stt is None:
+            return None
         try:
-            return self.session.room_io.linked_participant
+            heard = await asyncio.gather(*(stt.recognize(buffer=part.frame()) for part in parts))
+        except APIError as exc:
+            log.warning("a part of a two-voice turn could not be transcribed, the turn stays whole: %s", exc)
+            return None
+        texts = [(ev.alternatives[0].text if ev.alternatives else "").strip() for ev in heard]
+        kept = [(part, text) for part, text in zip(parts, texts, strict=True) if text]
+        return kept if len(kept) > 1 else None  # one voice with words: the turn is theirs, heard whole
+
+    async def _hear_parts(self, parts: list[tuple[Part, str]], message: llm.ChatMessage) -> None:
+        """A turn that held two voices: each part is its speaker's own utterance, remembered for them
+        only; the avatar answers the last part spoken to it (that part becomes the user message)."""
+        presence = self.hooks.speakers.presence
+        base = parts[0][0].start
+        heard: list[Heard] = []
+        for i, (part, text) in enumerate(parts):
+            prep = self.hooks.part(part.speaker)
+            people = presence.people()
+            who = next((p for p in people if prep.speaker_id and p.user_id == prep.speaker_id), None)
+            addressed = await self.addressing.decide(text, who, people)
+            heard.append(Heard(text, prep, addressed, within=(part.start - base, part.end - base), part=i))
+        answered = next((h for h in reversed(heard) if h.addressed.yes), None)
+        for h in heard:
+            log.info("heard part %d: %s (%s); addressed: %s (%s)", h.part, h.prep.speaker_id or "someone",
+                     h.prep.speaker.decision if h.prep.speaker else "unknown", h.addressed.yes, h.addressed.why)
+            if self.on_heard is not None:
+                self.on_heard(h)
+            if h is not answered:
+                self.conversation.unanswered(h.text, h.prep)
+        self._utterance = answered
+        if answered is None:
+            raise StopResponse()
+        if answered.prep.owner is not None and self.hooks.cfg.recall:
+            answered.prep.recall = await self.hooks.recall(answered.prep.owner, answered.text)
+        message.content = [answered.text]
+        self._remember_prep(message.id, answered.prep)
+        self.addressing.answered(answered.prep.speaker_id)
+        self.character.look_at(answered.prep.speaker_id or "someone")
+
+    def _participant(self) -> rtc.RemoteParticipant | None:
+        """The room participant whose microphone we hear: the floor's holder when several are heard
+        (None outside a room)."""
+        try:
+            room_io = self.session.room_io
         except RuntimeError:
             return None
+        if self.view.floor is not None:
+            return room_io.room.remote_participants.get(self.view.floor.holder or "")
+        return room_io.linked_participant
 
     def _acting_for(self) -> str | None:
         """Whom the LLM's tool calls act for: the speaker of the turn being answered, when the voice is

@@ -112,6 +112,8 @@ class TurnConfig(_Strict):
     identify_speaker: bool = True
     stream_identify_s: float = Field(default=1.5, ge=0, le=10, description="Identify after this much speech, "
                                      "while the person still talks (0: when speech stops).")
+    split_min_s: float = Field(default=0.0, ge=0, le=30, description="A turn with this much speech is checked "
+                               "for a second voice and split where the voice changes (0: never).")
     adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
     merge_provisional: Literal["auto", "ask", "off"] = Field(
@@ -237,6 +239,8 @@ class GroupConfig(_Strict):
     unknown_present_s: float = Field(default=120, gt=0, description="An unrecognised voice counts as 'someone' "
                                      "present this long (nobody's private data is said meanwhile).")
     topic: str = Field(default="alphaavatar.character", description="LiveKit data topic of the character events.")
+    hear_everyone: bool = Field(default=True, description="Hear every room participant's microphone, one speaker "
+                                "at a time (agent.floor); off: only the participant livekit links, as it does.")
 
 
 class PipelineConfig(_Strict):

@@ -31,6 +31,7 @@ FOLLOWUP_UPDATE = "followup_update"
 MEMORY_REFLECT = "memory_reflect"
 # persona
 SPEAKER_IDENTIFY = "speaker_identify"
+SPEAKER_SEGMENT = "speaker_segment"  # who spoke when: a turn that holds two voices
 IDENTIFY = "identify"  # voice and face together
 PROFILE_GET = "profile_get"
 USER_LIST = "user_list"
@@ -47,7 +48,7 @@ WEB_SEARCH = "web_search"
 
 TOOLS = (MEMORY_SEARCH, MEMORY_ADD, MEMORY_REASSIGN_USER, TOOL_CALL_RECORD, TOOL_EXPERIENCE_SEARCH,
          FOLLOWUP_LIST, FOLLOWUP_UPDATE, MEMORY_REFLECT,
-         SPEAKER_IDENTIFY, IDENTIFY, PROFILE_GET, USER_LIST, USER_RENAME, USER_MERGE,
+         SPEAKER_IDENTIFY, SPEAKER_SEGMENT, IDENTIFY, PROFILE_GET, USER_LIST, USER_RENAME, USER_MERGE,
          CHARACTER_STATE, CHARACTER_EXPRESS, CHARACTER_SPEAK, CHARACTER_GAZE, RESEARCH, WEB_SEARCH)
 
 Verdict = Literal["known", "uncertain", "unknown"]
@@ -131,6 +132,24 @@ class VoiceMatch(Match):
     """speaker_identify (and the voice part of `identify`)."""
 
     created_user_id: str | None = None
+    speech_seconds: float | None = None
+
+
+class Segment(View):
+    start: float
+    end: float
+    speaker: str  # S1, S2, … in order of first speech
+
+
+class SegmentSpeaker(VoiceMatch):
+    speaker: str
+
+
+class Segments(View):
+    """speaker_segment: who spoke when, and each speaker identified on all of their speech."""
+
+    segments: list[Segment] = Field(default_factory=list)
+    speakers: list[SegmentSpeaker] = Field(default_factory=list)
 
 
 class Identification(Identified):
@@ -195,6 +214,7 @@ VIEWS: dict[str, type[View]] = {
     TOOL_EXPERIENCE_SEARCH: ExperienceSearch,
     FOLLOWUP_LIST: Followups,
     SPEAKER_IDENTIFY: VoiceMatch,
+    SPEAKER_SEGMENT: Segments,
     IDENTIFY: Identification,
     USER_LIST: UserPage,
     PROFILE_GET: Profile,

@@ -1,4 +1,5 @@
-"""What the room tells about the person we hear: their camera, whether sight is on, their time zone."""
+"""What the room tells about the person we hear: who they say they are, their camera, whether sight
+is on, their time zone."""
 
 from __future__ import annotations
 
@@ -9,7 +10,24 @@ from collections.abc import Callable
 from livekit import rtc
 
 from .config import VisionConfig
+from .floor import Floor
+from .presence import KNOWN
+from .speaker import Speaker
 from .video import Cameras
+
+USER_ATTRIBUTE = "alphaavatar.user_id"  # the persona user a participant is, when their token's identity is not it
+
+
+def vouched(voice: Speaker | None, claimed: str) -> Speaker:
+    """Who speaks on the stream of a participant who is `claimed`: their identity is a strong prior and
+    their voice confirms it. Their own voice, sure or unsure, is them for sure; another person's
+    sure voice, or none we could tell, is uncertain (attributed to them, trusted with nothing)."""
+    if voice is not None and voice.user_id == claimed and voice.decision in (*KNOWN, "uncertain"):
+        decision = "known" if voice.decision == "uncertain" else voice.decision
+        return Speaker(claimed, voice.name, decision, voice.score, voice.provisional_voice, voice.resembles, voice.face)
+    if voice is None:
+        return Speaker(claimed, None, "uncertain")
+    return Speaker(claimed, None, "uncertain", voice.score, resembles=(voice.user_id, *voice.resembles), face=voice.face)
 
 
 class ParticipantView:
@@ -20,10 +38,21 @@ class ParticipantView:
         self.camera = Cameras()
         self.sight = vision.enabled  # the per-session switch
         self._participant = participant
+        self.floor: Floor | None = None  # several participants heard, one at a time (agent.floor)
 
     def identity(self) -> str | None:
+        """The participant whose turn is being heard (None outside a room and without a floor)."""
+        if self.floor is not None:
+            return self.floor.holder
         participant = self._participant()
         return participant.identity if participant is not None else None
+
+    def claimed(self, users: set[str]) -> str | None:
+        """The persona user the participant we hear is (attribute `alphaavatar.user_id`, else their
+        identity), when persona knows that user: the prior their voice is checked against."""
+        participant = self._participant()
+        user = (participant.attributes.get(USER_ATTRIBUTE) if participant is not None else None) or self.identity()
+        return user if user in users else None
 
     def jpeg(self) -> bytes | None:
         """The latest frame of their camera (for identification by face)."""

@@ -1,15 +1,17 @@
-"""`alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav ...] [--out FILE.jsonl]`: the voice agent on a recording.
+"""`alphaavatar agent replay CONFIG RECORDING.wav [--out FILE.jsonl]`: the voice agent on a recording.
 
 The recording plays into the session as if from the microphone, at the pace of real time: the
 configured VAD, STT, LLM and TTS and our MCP servers do the rest, exactly as in a room. For every
 utterance heard, one JSON object: `start` and `end` (seconds in the recording), `speaker`
 (`user_id`, `name`, `decision`), `present` (user ids, `someone` for anyone not recognised),
-`text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet). It is how a
-group conversation is tested without a LiveKit server.
+`text`, `addressed` with `why`, and `reply` (null when the avatar stayed quiet); a turn that held
+two voices gives one object per voice. Several recordings are several participants' microphones
+(each named by its file name), heard one at a time as in a room (`agent.floor`), and each object
+says whose (`participant`). It is how a group conversation is tested without a LiveKit server.
 
-Several recordings are several conversations, one after another, each in a session of its own
-(nothing of one is in the next but what the servers keep), through one connection to each MCP
-server: the servers start and load their models once. Each line then also names its `recording`.
+`--next` starts another conversation: `A.wav --next B.wav` replays A, then B in a session of its
+own (nothing of A is in B but what the servers keep), through one connection to each MCP server,
+so the servers start and load their models once. Each line then also names its `recording`.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from livekit.agents.voice.events import UserStateChangedEvent
 
 from .avatar import Heard
 from .config import ConfigError, PipelineConfig, load_config
+from .floor import Floor
 from .mcp_sessions import McpHub
 from .pipeline import build_runtime, start_hub
 
@@ -138,58 +141,87 @@ def line(heard: Heard, start: float, end: float) -> dict[str, Any]:
             "why": heard.addressed.why, "reply": heard.reply if heard.addressed.yes else None}
 
 
-async def replay(config: PipelineConfig, recording: Path, hub: McpHub | None = None) -> list[dict[str, Any]]:
-    """Play `recording` to the agent (through `hub`'s servers when given, else its own); the heard
-    utterances, in order."""
-    if config.stt is None or config.tts is None:
-        raise ConfigError("replay needs 'stt:' and 'tts:' sections in the config")
-    samples, rate = read_wav(recording)
+def microphones(recordings: list[Path]) -> dict[str, Recording]:
+    """Each recording as a participant's microphone, named by its file name; one rate for all."""
+    if not recordings:
+        raise ConfigError("replay needs a recording")
+    mics = {path.stem: Recording(*read_wav(path)) for path in recordings}
+    if len(mics) != len(recordings):
+        raise ConfigError("each recording is one participant, named by its file name: two have the same name")
+    if len({m.rate for m in mics.values()}) > 1:
+        raise ConfigError("the recordings must have one sample rate: " + ", ".join(f"{k} {m.rate} Hz" for k, m in mics.items()))
+    return mics
+
+
+async def replay(config: PipelineConfig, recordings: list[Path], hub: McpHub) -> list[dict[str, Any]]:
+    """Play the recordings to the agent through `hub`'s servers (several: several participants); the
+    heard utterances, in order."""
+    mics = microphones(recordings)
     silence = float((config.vad.options() if config.vad else {}).get("min_silence_duration", 0.55))
-    own_hub = hub is None
-    if hub is None:
-        hub, _ = await start_hub(config)
     runtime = build_runtime(config, hub, voice=True, session_id=f"replay-{uuid.uuid4().hex[:8]}")
-    microphone = Recording(samples, rate)
-    runtime.session.input.audio = microphone
+    floor = Floor() if len(mics) > 1 else None
+    if floor is not None:
+        for identity, track in mics.items():
+            floor.add(identity, track)
+        runtime.agent.view.floor = floor
+    first = next(iter(mics.values()))
+    runtime.session.input.audio = floor or first
     runtime.session.output.audio = PlayedAtOnce()
     spans: list[tuple[float, float]] = []  # speech heard since the last utterance was decided
     opened: list[float] = []
     heard: list[tuple[Heard, float, float]] = []
+    participants: list[str | None] = []  # whose microphone each utterance came from
+
+    def mic() -> Recording:
+        return mics.get(floor.holder or "", first) if floor is not None else first
 
     def on_user_state(ev: UserStateChangedEvent) -> None:
+        m = mic()
         if ev.new_state == "speaking":
-            opened.append(onset(samples, rate, microphone.position, rising=True))
+            opened.append(onset(m.samples, m.rate, m.position, rising=True))
         elif ev.old_state == "speaking" and opened:
-            spans.append((opened.pop(), onset(samples, rate, max(microphone.position - silence, 0.0), rising=False)))
+            spans.append((opened.pop(), onset(m.samples, m.rate, max(m.position - silence, 0.0), rising=False)))
+
+    turn: list[float] = []  # the start and end of the turn being decided
 
     def on_heard(h: Heard) -> None:
-        start, end = (spans[0][0], spans[-1][1]) if spans else (microphone.position, microphone.position)
-        spans.clear()
+        if h.part == 0:
+            turn[:] = (spans[0][0], spans[-1][1]) if spans else (mic().position, mic().position)
+            spans.clear()
+        start, end = turn
+        if h.within is not None:  # one voice's part of a turn that held two
+            start, end = start + h.within[0], min(end, start + h.within[1])
         heard.append((h, start, end))
+        participants.append(floor.holder if floor is not None else None)
 
     runtime.session.on("user_state_changed", on_user_state)
     runtime.agent.on_heard = on_heard
     try:
         await runtime.warm()
         await runtime.session.start(runtime.agent, record=False)
-        await microphone.play()
+        await asyncio.gather(*(m.play() for m in mics.values()))
         await _settle(runtime.session, heard)
     finally:
+        if floor is not None:
+            await floor.aclose()
         await runtime.aclose()
-        if own_hub:
-            await hub.aclose()
-    return [line(h, start, end) for h, start, end in heard]
+    lines = [line(h, start, end) for h, start, end in heard]
+    if floor is not None:
+        for ln, who in zip(lines, participants, strict=True):
+            ln["participant"] = who
+    return lines
 
 
-async def replay_all(config: PipelineConfig, recordings: list[Path]) -> list[list[dict[str, Any]]]:
-    """Each recording in a session of its own, one after another, through one hub; the lines of each."""
-    if len(recordings) == 1:
-        return [await replay(config, recordings[0])]
-    for recording in recordings:
-        read_wav(recording)  # a bad file is named before any server starts
+async def conversations(config: PipelineConfig, runs: list[list[Path]]) -> list[list[dict[str, Any]]]:
+    """Each conversation (its participants' recordings) in a session of its own, one after another,
+    through one hub; the lines of each."""
+    if config.stt is None or config.tts is None:
+        raise ConfigError("replay needs 'stt:' and 'tts:' sections in the config")
+    for run in runs:
+        microphones(run)  # a bad file is named before any server starts
     hub, _ = await start_hub(config)
     try:
-        return [await replay(config, recording, hub) for recording in recordings]
+        return [await replay(config, run, hub) for run in runs]
     finally:
         await hub.aclose()
 
@@ -211,7 +243,8 @@ async def _settle(session: Any, heard: list[tuple[Heard, float, float]]) -> None
 
 
 def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
-    """The `alphaavatar agent replay` command: RECORDING.wav [MORE.wav ...] [--out FILE.jsonl] after the config."""
+    """The `alphaavatar agent replay` command: RECORDING.wav… [--next RECORDING.wav…]… [--out FILE.jsonl]
+    after the config."""
     args = list(extra)
     out: Path | None = None
     if "--out" in args:
@@ -221,17 +254,25 @@ def main(config_path: Path, overrides: list[str], extra: list[str]) -> int:
             return 2
         out = Path(args[at + 1])
         del args[at:at + 2]
-    if not args:
-        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav ...] [--out FILE.jsonl]", file=sys.stderr)
+    runs: list[list[str]] = [[]]
+    for a in args:
+        if a == "--next":
+            runs.append([])
+        else:
+            runs[-1].append(a)
+    if not all(runs):
+        print("usage: alphaavatar agent replay CONFIG RECORDING.wav [MORE.wav…] [--next RECORDING.wav…]… "
+              "[--out FILE.jsonl]", file=sys.stderr)
         return 2
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     try:
         config = load_config(config_path, overrides)
-        runs = asyncio.run(replay_all(config, [Path(a) for a in args]))
+        heard = asyncio.run(conversations(config, [[Path(a) for a in run] for run in runs]))
     except ConfigError as exc:
         print(exc, file=sys.stderr)
         return 2
-    lines = runs[0] if len(runs) == 1 else [{**ln, "recording": a} for a, run in zip(args, runs, strict=True) for ln in run]
+    lines = heard[0] if len(runs) == 1 else [{**ln, "recording": run[0]} for run, got in zip(runs, heard, strict=True)
+                                             for ln in got]
     text = "".join(json.dumps(ln, ensure_ascii=False) + "\n" for ln in lines)
     if out is None:
         sys.stdout.write(text)

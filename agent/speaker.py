@@ -63,6 +63,12 @@ async def identify(hub: McpHub, cfg: TurnConfig, wav: bytes, image: bytes | None
     except (ToolUnavailable, ToolFailed) as exc:
         log.warning("speaker identification failed: %s", exc)
         return None
+    return speaker_of(found, current)
+
+
+def speaker_of(found: Identification, current: Speaker | None = None) -> Speaker | None:
+    """What an identification's answer means: a known or provisional user, the closest voice when
+    uncertain, or `current` (who was speaking) when nobody can be named."""
     decision, score = found.decision, found.score
     alike = resembles(found)
     seen = found.face.user_id if found.face is not None and found.face.decision == "known" else None
@@ -76,7 +82,7 @@ async def identify(hub: McpHub, cfg: TurnConfig, wav: bytes, image: bytes | None
         provisional = bool(found.voice and found.voice.provisional)
         return Speaker(found.user_id, found.name, "provisional" if provisional else "known", score,
                        resembles=alike, face=seen)
-    log.info("voice %s (score %s, create %s)", decision, score, create)
+    log.info("voice %s (score %s)", decision, score)
     if decision == "uncertain" and found.voice is not None and found.voice.candidates:
         best = max(found.voice.candidates, key=lambda c: c.score)  # the closest voice, never a confident attribution
         return Speaker(best.user_id, None, decision, score, resembles=alike, face=seen)

@@ -108,6 +108,14 @@ class SpeakerTracker:
             task = asyncio.create_task(self.identify(wav, image))
         return task
 
+    def restore(self, task: asyncio.Task[Speaker | None]) -> None:
+        """Give back a turn's identification taken for a split that did not happen (unless a new
+        turn's identification has started meanwhile)."""
+        if self._task is None:
+            self._task, self._phase = task, "ending"
+        else:
+            task.cancel()
+
     def decided(self, found: Speaker | None) -> None:
         """The turn's identification finished: `found` speaks now (None keeps who was speaking)."""
         if found is not None:

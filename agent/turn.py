@@ -24,6 +24,7 @@ from .config import BehaviorConfig, GroupConfig, TurnConfig
 from .contracts import ExperienceSearch, Followup, Followups, MemorySearch, Profile
 from .identity import Settler
 from .mcp_sessions import McpHub
+from .participant import vouched
 from .presence import KNOWN
 from .recall import Recall, RecallCalls
 from .remember import MemoryWriter
@@ -178,14 +179,16 @@ class TurnHooks:
                 await asyncio.wait(tasks, timeout=within)
 
     # -- the turn --------------------------------------------------------------------------
-    async def prepare(self, text: str, wav: bytes | None = None, image: bytes | None = None) -> TurnPrep:
-        """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets."""
+    async def prepare(self, text: str, wav: bytes | None = None, image: bytes | None = None,
+                      claimed: str | None = None) -> TurnPrep:
+        """Identify the speaker (voice turns) and recall for them, in parallel, within the budgets.
+        `claimed`: the user a room participant is, whose voice must confirm it (`vouched`)."""
         started = time.perf_counter()
         budget = self.cfg.recall_budget_ms / 1000
         started_early = self.speakers.busy()
         identify = self.speakers.take(wav, image)
         if (early := result(identify)) is not None:  # identified during the end-of-turn silence
-            self.speakers.decided(early)
+            self.speakers.decided(vouched(early, claimed) if claimed else early)
             identify = None
         guess = self.user_id
         heard = self.speaker
@@ -207,7 +210,7 @@ class TurnHooks:
                 log.warning("speaker identification late (budget %.0f ms): keeping %s for this turn",
                             wait_ms, guess)
                 identify.add_done_callback(self._adopt_late)
-            self.speakers.decided(found)
+            self.speakers.decided(vouched(found, claimed) if claimed else found)
         identify_ms = (time.perf_counter() - started) * 1000
         if identify is not None and not late:  # a late one says who was here when it comes (_adopt_late)
             self.speakers.presence.heard(self.speaker if self.speaker is not heard else None)
@@ -231,10 +234,19 @@ class TurnHooks:
         owner, speaker = self.user_id, self.speaker
         if speaker is not None and late and company:  # a guess in company is no attribution
             speaker = Speaker(speaker.user_id, speaker.name, "unknown", resembles=speaker.resembles)
-        if speaker is not None and speaker.decision not in KNOWN and any(a != guess for a in guessed):
-            owner = None  # unsure who spoke, in company: nobody's memory gets it
+        if speaker is not None and speaker.decision not in KNOWN and (claimed or any(a != guess for a in guessed)):
+            owner = None  # unsure who spoke, in company or on a participant's stream: nobody's memory gets it
         return TurnPrep(speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early,
                         audience=audience, owner=owner)
+
+    def part(self, speaker: Speaker | None) -> TurnPrep:
+        """One voice's part of a turn that held two: that voice speaks now and is present. Two voices
+        are company: only a sure voice (known or provisional) owns the part, for its memory."""
+        self.speakers.decided(speaker)
+        self.speakers.presence.heard(speaker)
+        user = speaker.user_id if speaker is not None else None
+        owner = user if speaker is not None and speaker.decision in KNOWN else None
+        return TurnPrep(speaker, None, modality="voice", audience=self.audience(user), owner=owner)
 
     def present(self) -> list[Speaker]:
         return self.speakers.presence.present()

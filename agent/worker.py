@@ -15,15 +15,19 @@ from pathlib import Path
 
 from livekit import rtc
 from livekit.agents import JobContext, JobProcess
+from livekit.agents.voice.room_io import RoomOptions
+from livekit.agents.voice.room_io._input import _ParticipantAudioInputStream
 from livekit.plugins import openai, silero  # noqa: F401  (plugins register on the main thread)
 
 from .config import ConfigError, PipelineConfig, load_config
+from .floor import Floor
 from .pipeline import Runtime, build_runtime, build_vad, start_hub
 
 CONFIG_ENV = "ALPHAAVATAR_AGENT_CONFIG"
 OVERRIDES_ENV = "ALPHAAVATAR_AGENT_SET"
 MODES = ("dev", "start", "console", "connect")
-_VIDEO_TASKS: set[asyncio.Task[None]] = set()
+ROOM_RATE = 24_000  # what RoomIO asks of a participant's audio by default
+_BACKGROUND: set[asyncio.Task[None]] = set()
 
 
 def _config() -> PipelineConfig:
@@ -50,8 +54,43 @@ async def entrypoint(ctx: JobContext) -> None:
     runtime.character.publish_to(ctx.room.local_participant, config.group.topic)  # the character, for a front end there
     _watch_people(ctx.room, runtime)
     ctx.room.on("track_subscribed", lambda track, _, participant: _watch_video(track, participant, runtime))
+    options = RoomOptions()
+    if config.group.hear_everyone:  # RoomIO hears one linked participant: the floor hears them all
+        floor = Floor()
+        runtime.agent.view.floor = floor
+        runtime.session.input.audio = floor
+        hear_everyone(ctx.room, floor)
+        options = RoomOptions(audio_input=False)
     # The servers load their models while the room connects and the first person starts talking.
-    await asyncio.gather(runtime.warm(), runtime.session.start(runtime.agent, room=ctx.room))
+    await asyncio.gather(runtime.warm(), runtime.session.start(runtime.agent, room=ctx.room, room_options=options))
+
+
+def hear_everyone(room: rtc.Room, floor: Floor) -> None:
+    """Every remote participant's microphone into the floor, from when they connect until they leave.
+    Each is livekit's own participant audio input (the one RoomIO uses for its linked participant;
+    this version has no public way to have several)."""
+    streams: dict[str, _ParticipantAudioInputStream] = {}
+
+    def joined(participant: rtc.RemoteParticipant) -> None:
+        if participant.identity in streams:
+            return
+        stream = _ParticipantAudioInputStream(room, sample_rate=ROOM_RATE, num_channels=1, noise_cancellation=None,
+                                              pre_connect_audio_handler=None)
+        stream.set_participant(participant.identity)
+        streams[participant.identity] = stream
+        floor.add(participant.identity, stream)
+
+    def left(participant: rtc.RemoteParticipant) -> None:
+        floor.remove(participant.identity)
+        if (stream := streams.pop(participant.identity, None)) is not None:
+            task = asyncio.ensure_future(stream.aclose())
+            _BACKGROUND.add(task)
+            task.add_done_callback(_BACKGROUND.discard)
+
+    for participant in room.remote_participants.values():
+        joined(participant)
+    room.on("participant_connected", joined)
+    room.on("participant_disconnected", left)
 
 
 def _watch_people(room: rtc.Room, runtime: Runtime) -> None:
@@ -73,8 +112,8 @@ def _watch_video(track: rtc.Track, participant: rtc.RemoteParticipant, runtime: 
             runtime.agent.view.camera.see(event.frame, participant.identity)
 
     task = asyncio.create_task(watch(), name=f"video:{track.sid}")
-    _VIDEO_TASKS.add(task)
-    task.add_done_callback(_VIDEO_TASKS.discard)
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
 
 
 def run(mode: str, config_path: Path, overrides: list[str], extra: list[str]) -> None:

@@ -1,14 +1,20 @@
 """Several people, one avatar: attribution, addressing, and what presence and visibility add to a turn.
 
-    .venv/bin/python bench/agent_group.py [--turns 2000] [--searches 100]
+    .venv/bin/python bench/agent_group.py [--turns 2000] [--searches 100] [--checks 40]
 
 1. A recorded conversation of real FSDD voices (george, jackson, lucas enrolled; nicolas never),
-   14 utterances, replayed through `alphaavatar agent replay` with the fake STT reading the script
-   and a fake LLM: attribution accuracy per utterance, addressing precision and recall.
-2. The added latency per turn, side by side: the agent's own work for a group turn (presence
+   14 utterances, replayed through `alphaavatar agent replay` with the fake STT reading the words
+   of each clip it is sent and a fake LLM: attribution accuracy per utterance, addressing
+   precision and recall.
+2. A conversation of turns that each hold two voices back to back (no pause the VAD cuts at),
+   replayed the same way: attribution accuracy per part, and how many turns were split.
+3. The added latency per turn, side by side: the agent's own work for a group turn (presence
    update, audience, addressing by cues, the history filter over 40 messages) against nothing;
    and `memory_search` with `present` against the same search without it, on one memory server
    over stdio (when the server takes `present`), alternating, so load affects both alike.
+4. The voice-change check (`agent.split`) on one persona server over stdio: on a single-voice turn
+   (two edge identifications, run in the silence that ends the turn) and on a two-voice turn
+   (the same, then `speaker_segment`).
 """
 
 from __future__ import annotations
@@ -24,17 +30,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import numpy as np  # noqa: E402
+from livekit import rtc  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
+from scipy.signal import resample_poly  # noqa: E402
 
 from agent.addressing import Addressing  # noqa: E402
-from agent.config import GroupConfig, McpServerConfig  # noqa: E402
+from agent.audio import wav_base64  # noqa: E402
+from agent.config import GroupConfig, McpServerConfig, TurnConfig  # noqa: E402
 from agent.mcp_sessions import McpHub  # noqa: E402
 from agent.presence import Presence  # noqa: E402
 from agent.speaker import Speaker  # noqa: E402
-from tests.conversation import CONFIG, ENROLLED, Script, Turn, enroll, line_at, recording, replay  # noqa: E402
-from tests.datasets import fsdd  # noqa: E402
+from agent.split import VoiceChange  # noqa: E402
+from tests.conversation import CONFIG, ENROLLED, REC_RATE, Script, Turn, enroll, line_at, recording, replay  # noqa: E402
+from tests.datasets import RATE, fsdd  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 from tests.support import server_env  # noqa: E402
 
@@ -56,12 +67,24 @@ CONVERSATION: list[Turn] = [
 ]
 
 
+TWO_VOICES: list[Turn] = [  # each pair is one turn: the second speaker starts 0.15 s after the first stops
+    ("george", "Lucas, did you see the game?", False), ("lucas", "Alpha, who won last night?", True),
+    ("jackson", "I missed it, George.", False), ("george", "Alpha, what is the score?", True),
+    ("lucas", "Jackson, come over later.", False), ("jackson", "Alpha, remind me at six.", True),
+    ("george", "Alpha, play some jazz.", True), ("nicolas", "Is that seat taken?", False),
+]
+JOINED = frozenset(range(1, len(TWO_VOICES), 2))
+
+
 def pct(values: list[float], q: float) -> float:
     return sorted(values)[min(len(values) - 1, int(q * len(values)))]
 
 
-def conversation() -> tuple[float, float, float, int]:
-    """(attribution accuracy, addressing precision, recall, utterances) of one replayed conversation."""
+def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
+                 ) -> tuple[float, float, float, int, list[str]]:
+    """(attribution accuracy, addressing precision, recall, utterances heard as their own line) of one
+    replayed conversation; an utterance is attributed right when its line (the nearest start) names
+    its speaker, or for the unknown voice, nobody enrolled. Also: what went wrong, one line each."""
     script = Script()
     with tempfile.TemporaryDirectory() as home, FakeOpenAI(lambda body: Reply(content="Sure."),
                                                            transcriber=script.transcribe) as fake:
@@ -69,21 +92,60 @@ def conversation() -> tuple[float, float, float, int]:
         utts = fsdd(digits=6)
         asyncio.run(enroll(env, utts))
         config = Path(home) / "replay.yaml"
-        config.write_text(CONFIG.format(url=fake.base_url))
+        config.write_text(CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
         wav = Path(home) / "conversation.wav"
-        starts = recording(CONVERSATION, utts, {k: 3 for k in utts}, wav)
-        script.lines = [t for _, t, _ in CONVERSATION]
+        starts = recording(turns, utts, {k: 3 for k in utts}, wav, joined=joined, script=script)
         lines = replay(config, wav, env)
     right = tp = fp = fn = 0
-    for (speaker, _, to_avatar), start in zip(CONVERSATION, starts, strict=True):
+    wrong = []
+    for (speaker, text, to_avatar), start in zip(turns, starts, strict=True):
         line = line_at(lines, start)
         who = line["speaker"]["user_id"] if line else "missing"
-        right += who == speaker if speaker in ENROLLED else who != "missing" and who not in ENROLLED
+        ok = who == speaker if speaker in ENROLLED else who != "missing" and who not in ENROLLED
+        right += ok
         said = bool(line and line["addressed"])
+        if not ok or said != to_avatar:
+            wrong.append(f"{start:.1f} s {speaker} {text!r} (to the avatar: {to_avatar}) -> {line}")
         tp += said and to_avatar
         fp += said and not to_avatar
         fn += to_avatar and not said
-    return right / len(CONVERSATION), tp / max(1, tp + fp), tp / max(1, tp + fn), len(CONVERSATION)
+    wrong += [f"extra line: {ln}" for ln in lines if not any(line_at([ln], s) for s in starts)]
+    return right / len(turns), tp / max(1, tp + fp), tp / max(1, tp + fn), len(lines), wrong
+
+
+async def voice_change_checks(n: int) -> tuple[list[float], list[float], int]:
+    """The voice-change check (ms) on single-voice and on two-voice turns, and how many two-voice turns it
+    split into their two speakers' parts."""
+    with tempfile.TemporaryDirectory() as home:
+        env = server_env(Path(home))
+        utts = fsdd(digits=6)
+        await enroll(env, utts)
+        hub = McpHub([McpServerConfig(name="persona", timeout=120)], env)
+        await hub.start()
+        change = VoiceChange(hub, TurnConfig())
+        gap = np.zeros(int(0.15 * REC_RATE), dtype=np.float32)
+        pre = np.zeros(int(0.6 * REC_RATE), dtype=np.float32)  # the pre-roll before speech, and the silence after
+
+        def wav(*clips: np.ndarray) -> bytes:
+            x = np.concatenate([pre, *(c for clip in clips for c in (resample_poly(clip, REC_RATE, RATE), gap)), pre])
+            x = (0.8 * x / np.abs(x).max() * 32767).astype(np.int16)
+            return rtc.AudioFrame(x.tobytes(), REC_RATE, 1, len(x)).to_wav_bytes()
+
+        try:
+            await hub.call_data("speaker_identify", {"audio": wav_base64(wav(utts["george"][3])), "adapt": False})
+            single, double, split = [], [], 0
+            for i in range(n):
+                people = sorted(ENROLLED)
+                a, b = people[i % 3], people[(i + 1) % 3]
+                for audio, out in ((wav(utts[a][3 + i % 10]), single), (wav(utts[a][3 + i % 10], utts[b][4 + i % 10]), double)):
+                    started = time.perf_counter()
+                    change.listen(audio)
+                    parts = await change.parts(audio) if await change.differs(30) else None
+                    out.append((time.perf_counter() - started) * 1000)
+                    split += out is double and parts is not None and [q.speaker and q.speaker.user_id for q in parts] == [a, b]
+            return single, double, split
+        finally:
+            await hub.aclose()
 
 
 async def group_turn_work(turns: int) -> tuple[list[float], list[float]]:
@@ -136,16 +198,23 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--turns", type=int, default=2000)
     ap.add_argument("--searches", type=int, default=100)
+    ap.add_argument("--checks", type=int, default=40)
     ap.add_argument("--no-replay", action="store_true")
     a = ap.parse_args()
     console = Console()
     if not a.no_replay:
-        acc, precision, recall, n = conversation()
-        t = Table(title=f"replayed conversation ({n} utterances, 3 enrolled voices + 1 unknown)")
-        for col in ("attribution accuracy", "addressing precision", "addressing recall"):
+        t = Table(title="replayed conversations (3 enrolled voices + 1 unknown)")
+        for col in ("conversation", "utterances / lines", "attribution accuracy", "addressing precision",
+                    "addressing recall"):
             t.add_column(col)
-        t.add_row(f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
+        acc, precision, recall, n, wrong = conversation(CONVERSATION)
+        t.add_row("one voice per turn", f"{len(CONVERSATION)} / {n}", f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
+        acc, precision, recall, n, wrong_parts = conversation(TWO_VOICES, JOINED)
+        t.add_row(f"two voices per turn ({len(TWO_VOICES) // 2} turns), per part", f"{len(TWO_VOICES)} / {n}",
+                  f"{acc:.1%}", f"{precision:.1%}", f"{recall:.1%}")
         console.print(t)
+        for miss in wrong + wrong_parts:
+            print("  wrong:", miss)
     work, base = asyncio.run(group_turn_work(a.turns))
     t = Table(title=f"added latency per turn ({a.turns} turns)")
     for col in ("what", "p50", "p95", "max"):
@@ -162,6 +231,11 @@ def main() -> None:
         t.add_row("memory_search with present (ms)", *(f"{v:.1f}" for v in (statistics.median(filtered), pct(filtered, .95), max(filtered))))
         t.add_row("ratio p50 / p95", f"{statistics.median(filtered) / statistics.median(plain):.2f}",
                   f"{pct(filtered, .95) / pct(plain, .95):.2f}", "")
+    single, double, split = asyncio.run(voice_change_checks(a.checks))
+    t.add_row("voice-change check, single-voice turn (ms; in the end-of-turn silence)",
+              *(f"{v:.1f}" for v in (statistics.median(single), pct(single, .95), max(single))))
+    t.add_row(f"voice-change check + speaker_segment, two-voice turn (ms; split {split}/{len(double)})",
+              *(f"{v:.1f}" for v in (statistics.median(double), pct(double, .95), max(double))))
     console.print(t)
 
 

@@ -226,7 +226,7 @@ _PASSTHROUGH = {"allow_extra_args": True, "ignore_unknown_options": True}
 def agent(
     ctx: typer.Context,
     mode: Annotated[str, typer.Argument(help="dev | start | console | connect (the livekit-agents worker CLI), "
-                                              "or replay (CONFIG RECORDING.wav [--out FILE.jsonl])")],
+                                              "or replay (CONFIG RECORDING.wav [MORE.wav…: one per participant] [--out FILE.jsonl])")],
     config: ConfigArg,
     set_: SetOpt = None,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import subprocess
@@ -10,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from scipy.signal import resample_poly
 
 from tests.datasets import RATE, wav_b64
 from tests.support import ALPHAAVATAR, ROOT, ok, stdio_session
@@ -27,16 +29,38 @@ Turn = tuple[str, str, bool]  # speaker, what they say, spoken to the avatar
 
 
 class Script:
-    """What the fake STT hears, in order."""
+    """What the fake STT hears: the script's lines in order, or, once `clips` are given, the words of
+    each recorded clip the audio holds (most of it), in the order they are heard."""
 
     def __init__(self) -> None:
         self.lines: list[str] = []
         self.heard = 0
+        self.clips: list[tuple[np.ndarray, str]] = []  # (samples at REC_RATE, its words)
 
     def transcribe(self, wav: bytes) -> str:
+        if self.clips:
+            return self.words_in(wav)
         text = self.lines[self.heard] if self.heard < len(self.lines) else ""
         self.heard += 1
         return text
+
+    def words_in(self, wav: bytes) -> str:
+        audio, rate = sf.read(io.BytesIO(wav), dtype="float32")
+        audio = audio.mean(axis=1) if audio.ndim > 1 else audio
+        if rate != REC_RATE:
+            audio = np.interp(np.arange(int(len(audio) * REC_RATE / rate)) / REC_RATE, np.arange(len(audio)) / rate, audio)
+        found = [(at, text) for clip, text in self.clips if (at := _place(audio, clip)) is not None]
+        return " ".join(text for _, text in sorted(found))
+
+
+def _place(audio: np.ndarray, clip: np.ndarray) -> int | None:
+    """Where `clip` is in `audio`, when the audio holds at least half of the clip's energy there."""
+    n = len(audio) + len(clip)
+    size = 1 << (n - 1).bit_length()
+    corr = np.fft.irfft(np.fft.rfft(audio, size) * np.conj(np.fft.rfft(clip, size)), size)
+    corr = np.concatenate([corr[-(len(clip) - 1):], corr[:len(audio)]]) if len(clip) > 1 else corr[:len(audio)]
+    best = int(np.argmax(corr))
+    return best - (len(clip) - 1) if corr[best] >= 0.5 * float(clip @ clip) else None
 
 
 async def enroll(env: dict[str, str], utts: dict[str, list[np.ndarray]]) -> None:
@@ -48,27 +72,56 @@ async def enroll(env: dict[str, str], utts: dict[str, list[np.ndarray]]) -> None
                 await ok(persona, "speaker_enroll", {"user_id": who, "audio": wav_b64(x)})
 
 
-def recording(turns: list[Turn], utts: dict[str, list[np.ndarray]], used: dict[str, int], path: Path) -> list[float]:
-    """Each speaker's next utterance, 1.6 s of silence around each; the start of each, in seconds."""
-    silence = np.zeros(int(1.6 * REC_RATE), dtype=np.float32)
-    parts, starts, t = [silence], [], len(silence) / REC_RATE
-    for speaker, _, _ in turns:
+def _timeline(turns: list[Turn], utts: dict[str, list[np.ndarray]], used: dict[str, int], joined: frozenset[int],
+              script: Script | None) -> tuple[list[tuple[int, np.ndarray]], int, list[float]]:
+    """Where each turn's clip goes (sample offset, clip), the total length, and each start in seconds."""
+    silence = int(1.6 * REC_RATE)
+    placed: list[tuple[int, np.ndarray]] = []
+    t = silence
+    for i, (speaker, text, _) in enumerate(turns):
         x = utts[speaker][used[speaker]]
         used[speaker] += 1
-        x = np.interp(np.arange(int(len(x) * REC_RATE / RATE)) / REC_RATE, np.arange(len(x)) / RATE, x)
-        x = 0.8 * x / max(1e-6, float(np.abs(x).max()))
-        parts += [x.astype(np.float32), silence]
-        starts.append(t)
-        t += (len(x) + len(silence)) / REC_RATE
-    sf.write(path, np.concatenate(parts), REC_RATE, subtype="PCM_16")
+        x = resample_poly(x, REC_RATE, RATE)  # band-limited: interpolation's images above 4 kHz change the voice
+        x = (0.8 * x / max(1e-6, float(np.abs(x).max()))).astype(np.float32)
+        if i in joined:  # back to back with the turn before: a short pause instead of the silence
+            t -= silence - int(0.15 * REC_RATE)
+        placed.append((t, x))
+        t += len(x) + silence
+        if script is not None:
+            script.clips.append((x.astype(np.float64), text))
+    return placed, t, [at / REC_RATE for at, _ in placed]
+
+
+def recording(turns: list[Turn], utts: dict[str, list[np.ndarray]], used: dict[str, int], path: Path,
+              joined: frozenset[int] = frozenset(), script: Script | None = None) -> list[float]:
+    """Each speaker's next utterance, 1.6 s of silence around each (0.15 s before the turns in
+    `joined`: one turn with the one before, too short a pause for the VAD); the start of each, in
+    seconds. `script` hears each clip's words (a content-reading fake STT)."""
+    placed, total, starts = _timeline(turns, utts, used, joined, script)
+    audio = np.zeros(total, dtype=np.float32)
+    for at, x in placed:
+        audio[at: at + len(x)] = x
+    sf.write(path, audio, REC_RATE, subtype="PCM_16")
     return starts
 
 
-def replay(config: Path, wav: Path | list[Path], env: dict[str, str]) -> list[dict[str, Any]]:
-    """`alphaavatar agent replay` in its own process; its lines."""
-    wavs = wav if isinstance(wav, list) else [wav]
-    out = wavs[0].with_suffix(".jsonl")
-    proc = subprocess.run([ALPHAAVATAR, "agent", "replay", str(config), *map(str, wavs), "--out", str(out)],
+def streams(turns: list[Turn], owners: list[str], utts: dict[str, list[np.ndarray]], used: dict[str, int],
+            folder: Path, script: Script | None = None) -> tuple[list[Path], list[float]]:
+    """The conversation as each participant's own microphone (`owners[i]`: whose stream turn i is on;
+    silence on the others meanwhile), one WAV each named `<participant>.wav`; and each turn's start."""
+    placed, total, starts = _timeline(turns, utts, used, frozenset(), script)
+    audio = {who: np.zeros(total, dtype=np.float32) for who in owners}
+    for (at, x), who in zip(placed, owners, strict=True):
+        audio[who][at: at + len(x)] = x
+    paths = []
+    for who, samples in audio.items():
+        sf.write(folder / f"{who}.wav", samples, REC_RATE, subtype="PCM_16")
+        paths.append(folder / f"{who}.wav")
+    return paths, starts
+
+
+def _run_replay(config: Path, args: list[str], out: Path, env: dict[str, str]) -> list[dict[str, Any]]:
+    proc = subprocess.run([ALPHAAVATAR, "agent", "replay", str(config), *args, "--out", str(out)],
                           capture_output=True, text=True, timeout=900,
                           env={**env, "PYTHONPATH": os.environ.get("PYTHONPATH", str(ROOT))})
     if proc.returncode != 0:
@@ -76,11 +129,18 @@ def replay(config: Path, wav: Path | list[Path], env: dict[str, str]) -> list[di
     return [json.loads(ln) for ln in out.read_text().splitlines() if ln.strip()]
 
 
+def replay(config: Path, wav: Path | list[Path], env: dict[str, str]) -> list[dict[str, Any]]:
+    """`alphaavatar agent replay` in its own process (several WAVs: several participants); its lines."""
+    wavs = wav if isinstance(wav, list) else [wav]
+    return _run_replay(config, [str(w) for w in wavs], wavs[0].with_suffix(".jsonl"), env)
+
+
 def replay_several(config: Path, wavs: list[Path], env: dict[str, str]) -> list[list[dict[str, Any]]]:
-    """`alphaavatar agent replay` of several recordings in one process (one conversation each, the
-    servers started once); the lines of each recording."""
+    """`alphaavatar agent replay A.wav --next B.wav …`: one conversation per recording in one process
+    (the servers started once); the lines of each recording."""
+    args = [a for w in wavs for a in ("--next", str(w))][1:]
     by: dict[str, list[dict[str, Any]]] = {str(wav): [] for wav in wavs}
-    for ln in replay(config, wavs, env):
+    for ln in _run_replay(config, args, wavs[0].with_suffix(".jsonl"), env):
         by[ln.pop("recording")].append(ln)
     return list(by.values())
 

@@ -1,6 +1,7 @@
 """The parts of a group conversation that need no MCP server: presence, addressing (with the LLM as
 judge over the real OpenAI wire protocol), the character on the room's data channel (through
-livekit's own `rtc.LocalParticipant`, as far as it goes without a LiveKit server)."""
+livekit's own `rtc.LocalParticipant`, as far as it goes without a LiveKit server), the floor that
+hears several participants one at a time, and who a participant's voice says they are."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ import logging
 from collections.abc import Iterator
 from typing import Any
 
+import numpy as np
 import pytest
 from livekit import rtc
 from livekit.plugins import openai
@@ -18,9 +20,13 @@ from livekit.rtc._utils import BroadcastQueue
 from agent.addressing import Addressing, llm_judge
 from agent.character import CharacterLink
 from agent.config import CharacterConfig, GroupConfig
+from agent.floor import Floor
 from agent.mcp_sessions import McpHub
+from agent.participant import vouched
 from agent.presence import Presence
+from agent.replay import Recording
 from agent.speaker import Speaker
+from agent.worker import hear_everyone
 from character_bridge.protocol import parse_event
 from tests.fakes.openai_server import FakeOpenAI, Reply
 
@@ -121,3 +127,78 @@ async def test_character_events_go_to_the_room_in_the_character_protocol(caplog:
         await link.drain(5)
     assert sum("character: publish failed" in r.getMessage() for r in caplog.records) == 2
     await link.aclose()
+
+
+def _tone(at_s: float, length_s: float, total_s: float, freq: float) -> np.ndarray:
+    t = np.arange(int(total_s * 16_000)) / 16_000
+    on = (t >= at_s) & (t < at_s + length_s)
+    return (on * 8000 * np.sin(2 * np.pi * freq * t)).astype(np.int16)
+
+
+async def test_the_floor_hears_one_participant_at_a_time_and_loses_no_one() -> None:
+    """george speaks first; lucas starts while george holds the floor: lucas is heard right after
+    george's turn is released, from just before his first sound, whole."""
+    floor = Floor()
+    george, lucas = Recording(_tone(0.2, 0.5, 1.0, 200), 16_000), Recording(_tone(0.4, 0.5, 1.0, 900), 16_000)
+    floor.add("george", george)
+    floor.add("lucas", lucas)
+    assert sorted(floor.participants) == ["george", "lucas"]
+    await asyncio.gather(george.play(), lucas.play())
+    spoken = await _drain(floor)  # what reached the session while george held the floor
+    assert floor.holder == "george"
+    assert _dominant(spoken) == 200 and _loud(spoken) == _loud(george.samples)
+    floor.release()  # george's turn is decided
+    assert floor.holder == "lucas"
+    said = await _drain(floor)
+    assert _dominant(said) == 900 and _loud(said) == _loud(lucas.samples)  # all of it, though he spoke meanwhile
+    floor.remove("lucas")
+    assert floor.holder is None and floor.participants == ["george"]
+    await floor.aclose()
+
+
+async def _drain(floor: Floor) -> np.ndarray:
+    frames = []
+    while True:
+        try:
+            frame = await asyncio.wait_for(floor.__anext__(), 0.5)
+        except TimeoutError:
+            return np.concatenate(frames) if frames else np.zeros(0, dtype=np.int16)
+        frames.append(np.frombuffer(frame.data, dtype=np.int16))
+
+
+def _loud(x: np.ndarray) -> int:
+    return int((np.abs(x) > 4000).sum())
+
+
+def _dominant(x: np.ndarray) -> int:
+    spectrum = np.abs(np.fft.rfft(x.astype(np.float32)))
+    return int(round(np.fft.rfftfreq(len(x), 1 / 16_000)[int(np.argmax(spectrum))] / 100) * 100)
+
+
+async def test_every_room_participant_is_heard_through_livekits_own_audio_input() -> None:
+    """The worker's wiring against livekit's `rtc.Room` (no server: no track ever arrives): each
+    participant that connects gets livekit's participant audio input in the floor, until they leave."""
+    room, floor = rtc.Room(), Floor()
+    hear_everyone(room, floor)
+
+    def participant(identity: str) -> rtc.RemoteParticipant:
+        owned = participant_pb2.OwnedParticipant()
+        owned.info.identity = identity
+        return rtc.RemoteParticipant(owned)
+
+    george, lucas = participant("george"), participant("lucas")
+    room.emit("participant_connected", george)
+    room.emit("participant_connected", lucas)
+    assert sorted(floor.participants) == ["george", "lucas"]
+    room.emit("participant_disconnected", george)
+    await asyncio.sleep(0)
+    assert floor.participants == ["lucas"]
+    await floor.aclose()
+
+
+def test_a_participants_identity_is_a_prior_their_voice_confirms() -> None:
+    assert vouched(Speaker("george", "George", "known", 0.9), "george").decision == "known"
+    assert vouched(Speaker("george", None, "uncertain", 0.74), "george").decision == "known"  # the prior settles it
+    other = vouched(Speaker("jackson", "Jackson", "known", 0.9), "george")
+    assert (other.user_id, other.decision, other.resembles[0]) == ("george", "uncertain", "jackson")
+    assert vouched(None, "george").decision == "uncertain"

@@ -1,0 +1,78 @@
+"""Several participants' microphones at the session level, through `alphaavatar agent replay` with one
+recording per participant (george.wav, lucas.wav: each the stream of the participant of that name).
+
+george, jackson and lucas are enrolled by voice. Each stream's utterances are attributed by the
+participant's identity together with the voice: george's and lucas's own voices confirm them;
+jackson speaking into george's microphone is a mismatch, uncertain, and nobody's memory gets it.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from tests.conversation import CONFIG as REPLAY_CONFIG
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, replay, streams
+from tests.datasets import fsdd, needs_fsdd
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import ok, server_env, stdio_session
+
+pytestmark = needs_fsdd
+
+TURNS: list[Turn] = [("george", "Alpha, remind me to buy flowers.", True),
+                     ("lucas", "Hi George, what are you up to?", False),
+                     ("george", "Lucas, I am planning the weekend.", False),
+                     ("jackson", "Alpha, what is the capital of France?", True),
+                     ("lucas", "Alpha, add milk to my shopping list.", True)]
+STREAMS = ["george", "lucas", "george", "george", "lucas"]  # whose microphone each turn is on
+
+
+@pytest.fixture(scope="module")
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture(scope="module")
+def fake(script: Script) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("participants")
+    env = server_env(home)
+    utts = fsdd(digits=6)
+    await enroll(env, utts)
+    config = home / "replay.yaml"
+    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
+    wavs, starts = streams(TURNS, STREAMS, utts, {k: 3 for k in utts}, home, script=script)
+    lines = replay(config, wavs, env)
+    async with stdio_session("memory", env) as memory:
+        memories = {who: json.dumps((await ok(memory, "memory_list", {"user_id": who, "scope": "user",
+                                                                        "limit": 100}))["results"])
+                    for who in ENROLLED}
+    return {"starts": starts, "lines": lines, "memories": memories}
+
+
+async def test_each_participants_utterances_are_attributed_by_identity_and_voice(replayed: dict[str, Any]) -> None:
+    lines = replayed["lines"]
+    assert len(lines) == len(TURNS), lines
+    for (voice, text, to_avatar), stream, start in zip(TURNS, STREAMS, replayed["starts"], strict=True):
+        line = line_at(lines, start)
+        assert line is not None, f"no line for the utterance at {start:.1f} s: {lines}"
+        assert line["participant"] == stream and line["text"] == text, line
+        assert line["speaker"]["user_id"] == stream, line
+        assert line["speaker"]["decision"] == ("known" if voice == stream else "uncertain"), line
+        assert line["addressed"] is to_avatar and (line["reply"] is not None) is to_avatar, line
+
+
+async def test_each_participants_speech_goes_to_their_own_memory(replayed: dict[str, Any]) -> None:
+    memories = replayed["memories"]
+    assert "buy flowers" in memories["george"] and "planning the weekend" in memories["george"]
+    assert "what are you up to" in memories["lucas"] and "milk" in memories["lucas"]
+    assert "buy flowers" not in memories["lucas"] and "milk" not in memories["george"]
+    assert not any("capital of France" in m for m in memories.values())  # a voice that is not the participant's

@@ -1,0 +1,107 @@
+"""A turn that holds two voices, through `alphaavatar agent replay` on real FSDD voices.
+
+george, jackson and lucas are enrolled by voice. lucas asks george something; george answers and
+jackson, without a pause the VAD would cut at, asks the avatar: one turn, two voices. The fake STT
+reads the words of each recorded clip the audio it is sent holds, so each part's words come from
+STT on that part's audio alone.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from agent.audio import ID_RATE
+from agent.contracts import Segments
+from agent.split import parts_of
+from tests.conversation import CONFIG as REPLAY_CONFIG
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
+from tests.datasets import fsdd, needs_fsdd
+from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.support import ok, server_env, stdio_session
+
+pytestmark = needs_fsdd
+
+TURNS: list[Turn] = [("lucas", "Hey George, are you free tonight?", False),
+                     ("george", "Yes Lucas, I am free after six.", False),
+                     ("jackson", "Alpha, book a table for the three of us.", True)]
+JOINED = frozenset({2})  # jackson speaks right after george: one VAD turn
+
+
+@pytest.fixture(scope="module")
+def script() -> Script:
+    return Script()
+
+
+@pytest.fixture(scope="module")
+def fake(script: Script) -> Iterator[FakeOpenAI]:
+    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
+    home = tmp_path_factory.mktemp("split")
+    env = server_env(home)
+    utts = fsdd(digits=6)
+    await enroll(env, utts)
+    config = home / "replay.yaml"
+    config.write_text(REPLAY_CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
+    wav = home / "two-voices.wav"
+    starts = recording(TURNS, utts, {k: 3 for k in utts}, wav, joined=JOINED, script=script)
+    lines = replay(config, wav, env)
+    async with stdio_session("memory", env) as memory:
+        memories = {who: json.dumps((await ok(memory, "memory_list", {"user_id": who, "scope": "user",
+                                                                        "limit": 100}))["results"])
+                    for who in ENROLLED}
+    return {"starts": starts, "lines": lines, "memories": memories, "llm": [b for b in fake.requests if "messages" in b]}
+
+
+async def test_a_turn_with_two_voices_is_split_and_each_part_attributed(replayed: dict[str, Any]) -> None:
+    lines = replayed["lines"]
+    assert len(lines) == len(TURNS), lines  # one line per voice, though the VAD heard two turns
+    for (speaker, text, to_avatar), start in zip(TURNS, replayed["starts"], strict=True):
+        line = line_at(lines, start)
+        assert line is not None, f"no line for the utterance at {start:.1f} s: {lines}"
+        assert line["speaker"]["user_id"] == speaker and line["speaker"]["decision"] == "known", line
+        assert line["text"] == text, line  # STT on the part's audio: its own words only
+        assert line["addressed"] is to_avatar and (line["reply"] is not None) is to_avatar, line
+        assert speaker in line["present"]
+    george, jackson = lines[1], lines[2]
+    assert george["end"] <= jackson["start"] + 0.5 and set(jackson["present"]) >= {"george", "jackson", "lucas"}
+
+
+async def test_each_part_goes_to_its_own_speakers_memory(replayed: dict[str, Any]) -> None:
+    memories = replayed["memories"]
+    assert "free after six" in memories["george"] and "book a table" not in memories["george"]
+    assert "book a table" in memories["jackson"] and "free after six" not in memories["jackson"]
+    assert "free tonight" in memories["lucas"]
+    assert not any(t in memories["lucas"] for t in ("free after six", "book a table"))
+
+
+async def test_the_llm_is_asked_with_the_answered_part_only(replayed: dict[str, Any]) -> None:
+    asked = [b["messages"] for b in replayed["llm"] if "book a table" in json.dumps(b["messages"])]
+    assert asked
+    said = [m for m in asked[0] if m["role"] == "user"][-1]
+    assert "book a table" in json.dumps(said) and "free after six" not in json.dumps(said)
+
+
+def test_a_stretch_too_short_to_be_a_part_joins_its_neighbour() -> None:
+    def speaker(tag: str, user: str | None) -> dict[str, Any]:
+        return {"speaker": tag, "user_id": user, "decision": "known" if user else "unknown", "unknown_below": 0.7}
+
+    found = Segments.model_validate({
+        "segments": [{"start": 0.3, "end": 0.6, "speaker": "S3"}, {"start": 0.7, "end": 4.3, "speaker": "S1"},
+                     {"start": 4.4, "end": 7.0, "speaker": "S2"}, {"start": 7.1, "end": 7.5, "speaker": "S3"}],
+        "speakers": [speaker("S1", "george"), speaker("S2", "jackson"), speaker("S3", None)]})
+    samples = np.zeros(8 * ID_RATE, dtype=np.int16)
+    for start, end in ((0.3, 4.3), (4.4, 7.5)):
+        samples[int(start * ID_RATE): int(end * ID_RATE)] = 5000
+    parts = parts_of(found, samples)
+    assert [(round(p.start, 1), round(p.end, 1), p.speaker.user_id if p.speaker else None) for p in parts] == [
+        (0.3, 4.3, "george"), (4.4, 7.5, "jackson")]
+    assert sum(len(p.samples) for p in parts) == 8 * ID_RATE  # cut in the pause between them, nothing lost
