@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 from mcp import ClientSession
@@ -58,3 +59,21 @@ async def scratch_stdio(tmp_path_factory: pytest.TempPathFactory
             return opened[server]
 
         yield session
+
+
+# Replays of recorded conversations (test_agent_split, test_agent_participants): what the fake STT
+# hears, and a fake LLM that answers "Sure." and records every request. Imported here, not at the
+# top: a memory-only install runs this conftest without the agent's audio stack.
+@pytest.fixture(scope="module")
+def script() -> Any:
+    from tests.conversation import Script
+
+    return Script()
+
+
+@pytest.fixture(scope="module")
+def fake(script: Any) -> Iterator[Any]:
+    from tests.fakes.openai_server import FakeOpenAI, Reply
+
+    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
+        yield server

@@ -9,7 +9,6 @@ jackson speaking into george's microphone is a mismatch, uncertain, and nobody's
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -17,7 +16,7 @@ import pytest
 from tests.conversation import CONFIG as REPLAY_CONFIG
 from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, replay, streams
 from tests.datasets import fsdd, needs_fsdd
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
 
 pytestmark = needs_fsdd
@@ -28,17 +27,6 @@ TURNS: list[Turn] = [("george", "Alpha, remind me to buy flowers.", True),
                      ("jackson", "Alpha, what is the capital of France?", True),
                      ("lucas", "Alpha, add milk to my shopping list.", True)]
 STREAMS = ["george", "lucas", "george", "george", "lucas"]  # whose microphone each turn is on
-
-
-@pytest.fixture(scope="module")
-def script() -> Script:
-    return Script()
-
-
-@pytest.fixture(scope="module")
-def fake(script: Script) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ STT on that part's audio alone.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -21,7 +20,7 @@ from agent.split import parts_of
 from tests.conversation import CONFIG as REPLAY_CONFIG
 from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
 from tests.datasets import fsdd, needs_fsdd
-from tests.fakes.openai_server import FakeOpenAI, Reply
+from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
 
 pytestmark = needs_fsdd
@@ -30,17 +29,6 @@ TURNS: list[Turn] = [("lucas", "Hey George, are you free tonight?", False),
                      ("george", "Yes Lucas, I am free after six.", False),
                      ("jackson", "Alpha, book a table for the three of us.", True)]
 JOINED = frozenset({2})  # jackson speaks right after george: one VAD turn
-
-
-@pytest.fixture(scope="module")
-def script() -> Script:
-    return Script()
-
-
-@pytest.fixture(scope="module")
-def fake(script: Script) -> Iterator[FakeOpenAI]:
-    with FakeOpenAI(lambda body: Reply(content="Sure."), transcriber=script.transcribe) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")
