@@ -80,6 +80,7 @@ class Experience(View):
     arguments: dict[str, Any] = Field(default_factory=dict)
     outcome: str | None = None
     success: bool
+    lesson: str | None = None  # drawn from several past calls (memory_reflect)
 
 
 class ExperienceSearch(View):

@@ -131,3 +131,20 @@ async def test_follow_ups_only_in_front_of_who_may_hear(fake: FakeOpenAI, config
     assert "team party" in raised_in(fake, line)
     assert await statuses(hub, "omar") == {"Remind me to take my pills tomorrow at 8am.": "open",
                                            "Our team party is tomorrow at 7pm.": "raised"}
+
+
+async def test_a_tool_lesson_reaches_the_next_conversation(fake: FakeOpenAI, config: PipelineConfig, hub: McpHub,
+                                                           tmp_path: Path) -> None:
+    for task, ok, outcome in [("look up the tide tables for Cascais", True, "high tide at 14:02"),
+                              ("look up the tide in Cascais for Sunday", False, "the tide site timed out")]:
+        await hub.call_data("tool_call_record", {"tool": "web_search", "task": task, "success": ok,
+                                                 "outcome": outcome, "user_id": "ines"})
+    async with conversation(config, hub, tmp_path, "ines") as rt:
+        await rt.agent.text_turn("Hello, I am back from the beach.")
+    # the conversation's end reflected: a lesson from the two calls, which the next turn is given
+    line = "Can you look up the tide in Cascais again?"
+    async with conversation(config, hub, tmp_path, "ines") as rt:
+        await rt.agent.text_turn(line)
+    context = context_for(fake, line)
+    assert "Lesson on web_search from 2 calls (1 worked, 1 failed), " in context, context
+    assert "Failed for: look up the tide in Cascais for Sunday (the tide site timed out)." in context

@@ -130,3 +130,50 @@ async def test_insights_with_an_llm(tmp_path: Path) -> None:
             out = await call(s, "memory_reflect", {"user_id": "eve"})
             assert out.data["mode"] == "entity_cards" and "Entity cards stand in" in out.data["note"]
             assert [e["kind"] for e in out.data["results"]] == ["entity_card"]
+
+
+async def test_tool_lessons_from_recorded_calls(tmp_path: Path) -> None:
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        async def record(user: str, tool: str, task: str, ok: bool, outcome: str, ms: float) -> str:
+            res = await call(s, "tool_call_record", {"tool": tool, "task": task, "success": ok, "outcome": outcome,
+                                                     "latency_ms": ms, "arguments": {"q": task}, "user_id": user})
+            assert not res.is_error, res.text
+            return str(res.data["results"][0]["id"])
+
+        calls = [await record("alice", "web_search", "find trains to Porto", True, "3 trains", 800),
+                 await record("alice", "web_search", "opening hours of the Gulbenkian", False, "timeout after 10 s", 10000),
+                 await record("alice", "web_search", "weather in Lisbon", True, "sunny", 600)]
+        await record("alice", "calendar_add", "dentist on Friday", True, "added", 90)  # once: nothing to learn yet
+        await record("bob", "web_search", "bob's secret errand", True, "done", 500)
+        await record("bob", "web_search", "bob's other errand", True, "done", 500)
+
+        out = await call(s, "memory_reflect", {"user_id": "alice"})
+        assert not out.is_error, out.text
+        [lesson] = [e for e in out.data["results"] if e["kind"] == "tool_lesson"]
+        assert lesson["event"] == "ADD" and sorted(lesson["derived_from"]) == sorted(calls)
+        text = (await call(s, "memory_get", {"memory_id": lesson["id"]})).data["content"]
+        assert text.startswith("Lesson on web_search from 3 calls (2 worked, 1 failed; median 800 ms)"), text
+        assert "Worked for: weather in Lisbon; find trains to Porto." in text
+        assert "Failed for: opening hours of the Gulbenkian (timeout after 10 s)." in text
+        assert "errand" not in text  # bob's calls are bob's
+
+        found = await call(s, "tool_experience_search", {"task": "look something up on the web", "user_id": "alice",
+                                                         "tool": "web_search", "limit": 10})
+        [taught] = [e for e in found.data["results"] if e["lesson"]]
+        assert taught["id"] == lesson["id"] and taught["success"] is True and taught["lesson"] == text
+        assert f"- {text}" in found.text
+        assert [e["event"] for e in (await call(s, "memory_reflect", {"user_id": "alice"})).data["results"]] == ["UNCHANGED"]
+
+        # no lesson outlives its calls: one deleted, it is counted again; fewer than two, it goes
+        await call(s, "memory_delete", {"memory_id": calls[0]})
+        again = (await call(s, "memory_get", {"memory_id": lesson["id"]})).data
+        assert again["content"].startswith("Lesson on web_search from 2 calls (1 worked, 1 failed")
+        assert sorted(again["derived_from"]) == sorted(calls[1:])
+        await call(s, "memory_delete", {"memory_id": calls[1]})
+        gone = await call(s, "memory_get", {"memory_id": lesson["id"]})
+        assert gone.is_error
+        bob = await call(s, "memory_reflect", {"user_id": "bob"})
+        assert [e["kind"] for e in bob.data["results"]] == ["tool_lesson"]
+        assert not (await call(s, "memory_forget_user", {"user_id": "bob"})).is_error
+        left = await call(s, "tool_experience_search", {"task": "errand", "user_id": "bob"})
+        assert left.data["results"] == []

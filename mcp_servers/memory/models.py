@@ -136,6 +136,8 @@ class ToolExperience(BaseModel):
     latency_ms: float | None = None
     occurred_at: str | None = None
     score: float | None = None
+    lesson: str | None = Field(default=None, description="Set on a lesson drawn from several past calls of the tool "
+                               "(memory_reflect): what they were for, how often they worked, why they failed.")
 
 
 class ToolExperienceResult(BaseModel):
@@ -169,7 +171,8 @@ class FollowupList(BaseModel):
 class ReflectEvent(BaseModel):
     id: str
     event: Literal["ADD", "UPDATE", "DELETE", "UNCHANGED"]
-    kind: str = Field(description="'entity_card' (no LLM) or 'insight' (written by the LLM).")
+    kind: str = Field(description="'entity_card' (no LLM), 'insight' (written by the LLM) or 'tool_lesson' (counted "
+                      "from the person's recorded tool calls).")
     about: str = Field(description="Its first line.")
     derived_from: list[str] = Field(description="The memories it rests on.")
     visibility: Visibility

@@ -4,9 +4,12 @@ Without an LLM, an **entity card** stands for each rare name a person's memories
 `MAX_SOURCES` of them; a name in more is the people of every turn, as `retrieval.expand` reads
 it): who or what, first and last seen, and the memories that mention it, each with its date and
 the times it mentions resolved against when it was said. With an LLM, it writes **insights** —
-lasting traits, goals, relationships — each naming the memories it rests on.
+lasting traits, goals, relationships — each naming the memories it rests on. From the tool-call
+memory (`tool_call_record`), a **tool lesson** per tool the person's turns used more than once:
+what the calls were for, how often they worked, why they failed, how long they took — counted, with
+or without an LLM, so a lesson states only what the calls show.
 
-A derived record is a memory of its person (scope `user`, `source` "reflection") with the ids
+A derived record is a memory of its person (scope `user`, or `tool` for a lesson; `source` "reflection") with the ids
 of its sources in `derived_from` (keyword-indexed), so it is recalled like any memory and found
 again when a source changes. It is as narrow as its narrowest source (`narrowest`). `plan` says
 what a reflection writes: what is new is added, what changed is updated (by `key`: the card of
@@ -18,7 +21,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -29,12 +32,13 @@ from mcp_servers.core.store import Hit
 from . import visibility
 
 DERIVED = "reflection"  # the `source` of a derived memory
-CARD, INSIGHT = "entity_card", "insight"
+CARD, INSIGHT, LESSON = "entity_card", "insight", "tool_lesson"
 MIN_MENTIONS = 2  # a name mentioned once has nothing to gather
 MAX_SOURCES = 20  # a name in more memories than this is too common for a card
 QUOTE_CHARS = 200
 LLM_MEMORIES = 200  # the most recent memories an LLM reflects on
 MAX_INSIGHTS = 12
+LESSON_ITEMS = 3  # tasks (and failures) a lesson names, the most recent first
 
 
 @dataclass(frozen=True)
@@ -46,6 +50,8 @@ class Derived:
     text: str
     sources: tuple[str, ...]  # sorted memory ids
     occurred_at: datetime  # its latest source's time: a card reads as of its last mention
+    tool: str | None = None  # a lesson's tool (it is then a `tool`-scope memory, found by tool_experience_search)
+    worked: tuple[int, int] = (0, 0)  # a lesson's calls that worked, of how many
 
 
 def narrowest(payloads: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
@@ -110,6 +116,50 @@ def cards(hits: Sequence[Hit]) -> list[Derived]:
             by_name.setdefault(e, []).append(h)
     found = (card(e, group) for e, group in sorted(by_name.items()))
     return [c for c in found if c is not None]
+
+
+def lesson(tool: str, hits: Sequence[Hit]) -> Derived | None:
+    """The lesson of one tool from the person's recorded calls of it (None: fewer than two); it rests
+    on the most recent `MAX_SOURCES` calls."""
+    calls = sorted(hits, key=lambda h: (h.payload.get("occurred_ts", 0.0), h.id))[-MAX_SOURCES:]
+    if len(calls) < MIN_MENTIONS:
+        return None
+    md = [h.payload.get("metadata") or {} for h in calls]
+    ok = [m for m in md if m.get("success")]
+    waits = sorted(float(m["latency_ms"]) for m in md if isinstance(m.get("latency_ms"), int | float))
+    first, last = _when(calls[0].payload), _when(calls[-1].payload)
+    took = f"; median {waits[len(waits) // 2]:.0f} ms" if waits else ""
+    lines = [f"Lesson on {tool} from {len(calls)} calls ({len(ok)} worked, {len(calls) - len(ok)} failed{took}), "
+             f"{_day(first)} to {_day(last)}."]
+    helped = _distinct(str(m.get("task") or "").strip() for m in reversed(ok))
+    if helped:
+        lines.append("Worked for: " + "; ".join(helped) + ".")
+    failed = _distinct(f"{str(m.get('task') or 'a call').strip()} ({' '.join(str(m.get('outcome') or 'no reason').split())[:80]})"
+                       for m in reversed(md) if not m.get("success"))
+    if failed:
+        lines.append("Failed for: " + "; ".join(failed) + ".")
+    return Derived(f"tool:{tool}", LESSON, "\n".join(lines), tuple(sorted(h.id for h in calls)), last, tool,
+                   (len(ok), len(calls)))
+
+
+def lessons(hits: Sequence[Hit]) -> list[Derived]:
+    """A lesson for every tool these recorded calls (a person's, none derived) used more than once."""
+    by_tool: dict[str, list[Hit]] = {}
+    for h in hits:
+        by_tool.setdefault(str(h.payload.get("tool") or "?"), []).append(h)
+    found = (lesson(t, group) for t, group in sorted(by_tool.items()))
+    return [x for x in found if x is not None]
+
+
+def _distinct(texts: Iterable[str]) -> list[str]:
+    """The first `LESSON_ITEMS` different non-empty texts, in order."""
+    out: list[str] = []
+    for t in texts:
+        if t and t.lower() not in (o.lower() for o in out):
+            out.append(t[:120])
+        if len(out) == LESSON_ITEMS:
+            break
+    return out
 
 
 REFLECT_PROMPT = """You reflect on what a person told an assistant, to help it know them over time.
@@ -184,4 +234,8 @@ def fields(d: Derived, sources: Mapping[str, Mapping[str, Any]]) -> dict[str, An
 
 
 def metadata(d: Derived) -> dict[str, Any]:
-    return {"derived": {"kind": d.kind, "key": d.key}}
+    """A derived record's metadata: what it is; a lesson also names its tool, as recorded calls do, and
+    whether its calls mostly worked."""
+    if d.tool is None:
+        return {"derived": {"kind": d.kind, "key": d.key}}
+    return {"derived": {"kind": d.kind, "key": d.key}, "tool": d.tool, "success": 2 * d.worked[0] >= d.worked[1]}

@@ -15,6 +15,7 @@ from .models import (
     MemoryItem,
     ReassignResult,
     ReflectResult,
+    ToolExperience,
     ToolExperienceResult,
 )
 
@@ -96,10 +97,14 @@ def render_export(r: ExportResult) -> str:
 def render_experiences(r: ToolExperienceResult) -> str:
     if not r.results:
         return "No past calls for a task like this."
-    return "\n".join(f"- {e.tool} {'ok' if e.success else 'failed'}"
-                     + (f" in {e.latency_ms:.0f} ms" if e.latency_ms is not None else "")
-                     + (f" for {e.task}" if e.task else "") + (f": {e.outcome}" if e.outcome else "")
-                     for e in r.results)
+    return "\n".join(_experience(e) for e in r.results)
+
+
+def _experience(e: ToolExperience) -> str:
+    if e.lesson:
+        return f"- {e.lesson}"
+    return (f"- {e.tool} {'ok' if e.success else 'failed'}" + (f" in {e.latency_ms:.0f} ms" if e.latency_ms is not None else "")
+            + (f" for {e.task}" if e.task else "") + (f": {e.outcome}" if e.outcome else ""))
 
 
 def render_reflect(result: ReflectResult) -> str:

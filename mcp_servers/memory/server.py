@@ -283,8 +283,9 @@ def create_server(settings: Settings) -> ServerSpec:
     @mcp.tool(annotations=RESETS)
     async def memory_reflect(ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, ReflectResult]:
         """Derive what lasts from a person's memories — insights written by the LLM, or without one an entity
-        card per name they mention — each citing its sources and as private as they are; recalled like
-        memories, updated on the next reflection, re-derived or removed when a source changes."""
+        card per name they mention, and a lesson per tool from their recorded calls — each citing its sources
+        and as private as they are; recalled like memories, updated on the next reflection, re-derived or
+        removed when a source changes."""
         result = await svc.reflect(auth.caller(ctx), user_id)
         return rendered(result, render_reflect(result))
 

@@ -469,6 +469,14 @@ class MemoryService:
         return Where(equals={"avatar_id": self.avatar_id, "user_id": user}, any_of={"scope": ["user", "session"]},
                      not_equals={"source": reflection.DERIVED})
 
+    def _called(self, user: str, tool: str | None = None) -> Where:
+        """A person's recorded tool calls (of one tool), none derived: what lessons are counted from."""
+        where = Where(equals={"avatar_id": self.avatar_id, "user_id": user, "scope": "tool"},
+                      not_equals={"source": reflection.DERIVED})
+        if tool is not None:
+            where.equals["tool"] = tool
+        return where
+
     def _derived(self, user: str | None = None, sources: Sequence[str] = ()) -> Where:
         """Derived memories: a person's, or those resting on any of `sources`."""
         where = Where(equals={"avatar_id": self.avatar_id, "source": reflection.DERIVED})
@@ -503,8 +511,10 @@ class MemoryService:
         mode: Literal["entity_cards", "llm"] = "entity_cards" if wanted is None else "llm"
         if wanted is None:
             wanted = reflection.cards(said)
+        called = await off_loop(self._every, self._called(user))
+        wanted += reflection.lessons(called)
         stored = await off_loop(self._every, self._derived(user))
-        sources = {h.id: h.payload for h in said}
+        sources = {h.id: h.payload for h in [*said, *called]}
         events = await self._apply(user, reflection.plan(stored, wanted, sources), sources)
         return ReflectResult(user_id=user, mode=mode, results=events, note=note)
 
@@ -521,8 +531,9 @@ class MemoryService:
 
         if todo.add:
             extra = [reflection.fields(d, sources) for d in todo.add]
-            prepared = [(AddItem(content=d.text, scope="user", user_id=user, occurred_at=d.occurred_at, infer=False,
-                                 metadata=reflection.metadata(d)), d.text, user) for d in todo.add]
+            prepared = [(AddItem(content=d.text, scope="tool" if d.tool else "user", user_id=user,
+                                 occurred_at=d.occurred_at, infer=False, metadata=reflection.metadata(d)), d.text, user)
+                        for d in todo.add]
             added = await self.writer.add(prepared, "reflect", reflection.DERIVED, extra)
             for d, ev, f in zip(todo.add, added.results, extra, strict=True):
                 events.append(event(ev.id, "ADD" if ev.event == "ADD" else "UNCHANGED", d, f))
@@ -543,8 +554,8 @@ class MemoryService:
         return events
 
     async def _rederive(self, memory_ids: Sequence[str]) -> None:
-        """Memories changed or went: what was derived from them is derived again (a card) or removed (an
-        LLM's insight, until the next reflection), so no derived memory outlives its sources."""
+        """Memories changed or went: what was derived from them is derived again (a card, a lesson) or
+        removed (an LLM's insight, until the next reflection), so no derived memory outlives its sources."""
         for d in await off_loop(self._every, self._derived(sources=memory_ids)):
             user = d.payload.get("user_id") or DEFAULT_USER
             key = reflection.key_of(d)
@@ -555,6 +566,10 @@ class MemoryService:
                 where.any_of["entities"] = [key.removeprefix("entity:")]
                 hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
                 wanted = [c] if (c := reflection.card(key.removeprefix("entity:"), hits)) else []
+            elif key.startswith("tool:"):
+                tool = key.removeprefix("tool:")
+                hits = await off_loop(self._every, self._called(user, tool))
+                wanted = [t] if (t := reflection.lesson(tool, hits)) else []
             sources = {h.id: h.payload for h in hits}
             await self._apply(user, reflection.plan([d], wanted, sources), sources)
 
@@ -671,6 +686,9 @@ class MemoryService:
             out.append(ToolExperience(
                 id=h.id, tool=md.get("tool", "?"), task=md.get("task"), arguments=md.get("arguments") or {},
                 outcome=md.get("outcome"), success=bool(md.get("success")), latency_ms=md.get("latency_ms"),
+                occurred_at=h.payload.get("occurred_at"), score=round(h.score, 6) if h.score else None,
+            ) if h.payload.get("source") != reflection.DERIVED else ToolExperience(
+                id=h.id, tool=md.get("tool", "?"), lesson=h.payload["content"], success=bool(md.get("success")),
                 occurred_at=h.payload.get("occurred_at"), score=round(h.score, 6) if h.score else None,
             ))
         return out
