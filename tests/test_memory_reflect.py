@@ -177,3 +177,47 @@ async def test_tool_lessons_from_recorded_calls(tmp_path: Path) -> None:
         assert not (await call(s, "memory_forget_user", {"user_id": "bob"})).is_error
         left = await call(s, "tool_experience_search", {"task": "errand", "user_id": "bob"})
         assert left.data["results"] == []
+
+
+async def test_the_avatars_own_knowledge_takes_only_what_was_shared(tmp_path: Path) -> None:
+    async with stdio_session("memory", server_env(tmp_path)) as s:
+        res = await call(s, "memory_add_batch", {"items": [
+            memory("alice", "Alice: The Gulbenkian garden opens at ten.", visibility="everyone"),
+            memory("bob", "Bob: The Gulbenkian has a new Monet room.", "2023-05-09T10:00:00+01:00", visibility="everyone"),
+            memory("carol", "Carol: I cried in the Gulbenkian garden after the news.", visibility="private"),
+            memory("alice", "Alice: Teodoro is my cousin.", visibility="everyone"),  # one person: not the avatar's
+        ]})
+        assert not res.is_error, res.text
+        garden, monet = (r["id"] for r in res.data["results"][:2])
+        refused = await call(s, "memory_reflect", {"avatar": True, "user_id": "alice"})
+        assert refused.is_error and "leave user_id empty" in refused.text
+
+        out = await call(s, "memory_reflect", {"avatar": True})
+        assert not out.is_error, out.text
+        assert out.data["user_id"] is None and "what people shared with everyone" in out.text
+        [card] = out.data["results"]
+        assert card["event"] == "ADD" and sorted(card["derived_from"]) == sorted([garden, monet])
+        assert card["visibility"] == "everyone"
+        text = (await call(s, "memory_get", {"memory_id": card["id"]})).data["content"]
+        assert text.startswith("About Gulbenkian (mentioned in 2 memories by 2 people, first on 8 May 2023"), text
+        assert "Monet" in text and "opens at ten" in text and "cried" not in text and "Teodoro" not in text
+        found = await call(s, "memory_search", {"query": "When does the Gulbenkian open?", "user_id": "dora"})
+        assert card["id"] in [m["id"] for m in found.data["results"]]  # the avatar's knowledge is everyone's
+        again = await call(s, "memory_reflect", {"avatar": True})
+        assert [e["event"] for e in again.data["results"]] == ["UNCHANGED"]
+
+        # a source taken back from everyone leaves one person: the card goes
+        await call(s, "memory_set_visibility", {"memory_id": monet, "visibility": "private"})
+        assert (await call(s, "memory_get", {"memory_id": card["id"]})).is_error
+        await call(s, "memory_set_visibility", {"memory_id": monet, "visibility": "everyone"})
+        [card] = (await call(s, "memory_reflect", {"avatar": True})).data["results"]
+
+        # forgetting alice erases what quotes her, its history (which held the quotes) too
+        kept = await call(s, "memory_history", {"memory_id": card["id"]})
+        assert "opens at ten" in kept.data["events"][0]["new"]
+        assert not (await call(s, "memory_forget_user", {"user_id": "alice"})).is_error
+        assert (await call(s, "memory_get", {"memory_id": card["id"]})).is_error
+        erased = await call(s, "memory_history", {"memory_id": card["id"]})
+        assert erased.is_error and "No history" in erased.text
+        left = await call(s, "memory_search", {"query": "Gulbenkian garden opens at ten", "user_id": "dora"})
+        assert all("opens at ten" not in m["content"] for m in left.data["results"])

@@ -106,6 +106,9 @@ def test_history_moves_and_forgets_a_user(history: Histories) -> None:
     assert history.forget_user("cid") == 3  # m1's ADD and REASSIGN, m2's ADD; the FORGET mark goes too
     assert not history.has_user("cid") and history.events("m1") == [] and history.pending() == {}
     assert [e.event for e in history.events("m3")] == ["ADD"]
+    history.commit(history.intend([_ev("m3", "", "UPDATE", "z"), _ev("m5", "")]))
+    assert history.forget_memories(["m3", "m9"]) == 2  # a record quoting an erased person goes with its events
+    assert history.events("m3") == [] and [e.event for e in history.events("m5")] == ["ADD"]
 
 
 def test_audit_records_pages_and_forgets(audit: AuditLog) -> None:

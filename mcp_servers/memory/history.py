@@ -149,6 +149,12 @@ class History:
             self._db.execute("UPDATE events SET txn=NULL WHERE txn=?", (txn,))
             return int(n)
 
+    def forget_memories(self, memory_ids: Sequence[str]) -> int:
+        """Delete the events of these memories (secure_delete zeroes them; `forget_user` vacuums after)."""
+        with self._lock, self._db:
+            return sum(self._db.execute(f"DELETE FROM events WHERE memory_id IN ({','.join('?' * len(chunk))})",
+                                        chunk).rowcount for chunk in _chunks(memory_ids))
+
     def forget_user(self, user_id: str) -> int:
         """Delete the user's events (and the FORGET mark), then checkpoint and vacuum so no page keeps them."""
         with self._lock:
@@ -183,13 +189,7 @@ class StoreHistory:
         return Where(equals=dict(equals))
 
     def _ids(self, where: Where) -> list[str]:
-        ids: list[str] = []
-        cursor: str | None = None
-        while True:
-            hits, cursor = self.store.scroll(where, 1000, cursor)
-            ids += [h.id for h in hits]
-            if cursor is None:
-                return ids
+        return [h.id for h in self.store.every(where)]
 
     def intend(self, rows: Sequence[Event]) -> str:
         txn = uuid.uuid4().hex
@@ -251,6 +251,14 @@ class StoreHistory:
         self.commit(txn)
         return len(ids)
 
+    def forget_memories(self, memory_ids: Sequence[str]) -> int:
+        n = 0
+        for chunk in _chunks(memory_ids):
+            where = Where(any_of={"memory_id": list(chunk)})
+            n += self.store.count(where)
+            self.store.delete_where(where)
+        return n
+
     def forget_user(self, user_id: str) -> int:
         n = self.store.count(Where(equals={"user_id": user_id}, not_equals={"event": FORGET}))
         self.store.delete_where(self._where(user_id=user_id))
@@ -267,3 +275,7 @@ def _event(hit: Hit) -> Event:
 
 
 Histories = History | StoreHistory
+
+
+def _chunks(ids: Sequence[str], size: int = 500) -> list[list[str]]:
+    return [list(ids[i : i + size]) for i in range(0, len(ids), size)]

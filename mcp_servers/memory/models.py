@@ -179,7 +179,7 @@ class ReflectEvent(BaseModel):
 
 
 class ReflectResult(BaseModel):
-    user_id: str
+    user_id: str | None = Field(description="Whose memories were reflected on; null: the avatar's, across people.")
     mode: Literal["entity_cards", "llm"]
     results: list[ReflectEvent]
     note: str | None = None

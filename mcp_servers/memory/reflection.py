@@ -9,11 +9,16 @@ memory (`tool_call_record`), a **tool lesson** per tool the person's turns used 
 what the calls were for, how often they worked, why they failed, how long they took — counted, with
 or without an LLM, so a lesson states only what the calls show.
 
-A derived record is a memory of its person (scope `user`, or `tool` for a lesson; `source` "reflection") with the ids
-of its sources in `derived_from` (keyword-indexed), so it is recalled like any memory and found
-again when a source changes. It is as narrow as its narrowest source (`narrowest`). `plan` says
-what a reflection writes: what is new is added, what changed is updated (by `key`: the card of
-one name stays one memory), what is no longer derived is removed.
+The avatar's own knowledge across people (`memory_reflect(avatar=true)`, the owner's) is entity cards
+drawn only from what people shared with everyone (visibility `everyone`, and avatar-scope memories),
+each name mentioned by at least two people: nothing private crosses.
+
+A derived record is a memory of its person (scope `user`, or `tool` for a lesson; `avatar` for the
+avatar's own; `source` "reflection") with the ids of its sources in `derived_from` (keyword-indexed),
+so it is recalled like any memory and found again when a source changes. It is as narrow as its
+narrowest source (`narrowest`). `plan` says what a reflection writes: what is new is added, what
+changed is updated (by `key`: the card of one name stays one memory), what is no longer derived is
+removed.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ MAX_SOURCES = 20  # a name in more memories than this is too common for a card
 QUOTE_CHARS = 200
 LLM_MEMORIES = 200  # the most recent memories an LLM reflects on
 MAX_INSIGHTS = 12
+AVATAR = "avatar:"  # the key prefix of the avatar's own records (scope `avatar`, drawn from several people)
 LESSON_ITEMS = 3  # tasks (and failures) a lesson names, the most recent first
 
 
@@ -91,13 +97,16 @@ def _name(key: str, contents: Sequence[str]) -> str:
     return key.title()
 
 
-def card(key: str, hits: Sequence[Hit]) -> Derived | None:
-    """The card of the name `key` from the memories that mention it (None: too few or too many)."""
-    if not MIN_MENTIONS <= len(hits) <= MAX_SOURCES:
+def card(key: str, hits: Sequence[Hit], across: bool = False) -> Derived | None:
+    """The card of the name `key` from the memories that mention it (None: too few or too many); `across`:
+    the avatar's card from what several people shared with everyone (None: fewer than two people)."""
+    people = {h.payload.get("user_id") or "" for h in hits}
+    if not MIN_MENTIONS <= len(hits) <= MAX_SOURCES or (across and len(people) < 2):
         return None
     ordered = sorted(hits, key=lambda h: (h.payload.get("occurred_ts", 0.0), h.id))
     first, last = _when(ordered[0].payload), _when(ordered[-1].payload)
-    lines = [f"About {_name(key, [h.payload['content'] for h in ordered])} (mentioned in {len(ordered)} memories, "
+    by = f" by {len(people)} people" if across else ""
+    lines = [f"About {_name(key, [h.payload['content'] for h in ordered])} (mentioned in {len(ordered)} memories{by}, "
              f"first on {_day(first)}, last on {_day(last)}):"]
     for h in ordered:
         said = _when(h.payload)
@@ -105,16 +114,18 @@ def card(key: str, hits: Sequence[Hit]) -> Derived | None:
         quote = quote if len(quote) <= QUOTE_CHARS else quote[: QUOTE_CHARS - 1] + "…"
         times = [_span(a, b, said.tzinfo) for a, b in h.payload.get("mentions") or ()]
         lines.append(f"- {_day(said)}: {quote}" + (f" (that is: {'; '.join(times)})" if times else ""))
-    return Derived(f"entity:{key}", CARD, "\n".join(lines), tuple(sorted(h.id for h in ordered)), last)
+    return Derived(f"{AVATAR if across else ''}entity:{key}", CARD, "\n".join(lines),
+                   tuple(sorted(h.id for h in ordered)), last)
 
 
-def cards(hits: Sequence[Hit]) -> list[Derived]:
-    """The cards of every rare name these memories (a person's own, none derived) mention."""
+def cards(hits: Sequence[Hit], across: bool = False) -> list[Derived]:
+    """The cards of every rare name these memories (a person's own, or with `across` what anyone shared
+    with everyone; none derived) mention."""
     by_name: dict[str, list[Hit]] = {}
     for h in hits:
         for e in h.payload.get("entities") or ():
             by_name.setdefault(e, []).append(h)
-    found = (card(e, group) for e, group in sorted(by_name.items()))
+    found = (card(e, group, across) for e, group in sorted(by_name.items()))
     return [c for c in found if c is not None]
 
 
@@ -229,8 +240,12 @@ def key_of(hit: Hit) -> str:
 
 
 def fields(d: Derived, sources: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
-    """The payload fields a derived record gets from its sources: who may hear it, what it rests on."""
-    return {**narrowest([sources[i] for i in d.sources]), "derived_from": list(d.sources)}
+    """The payload fields a derived record gets from its sources: who may hear it, what it rests on; the
+    avatar's own records also name whose memories they quote, so that erasing a person erases them."""
+    out = {**narrowest([sources[i] for i in d.sources]), "derived_from": list(d.sources)}
+    if d.key.startswith(AVATAR):
+        out["cites_users"] = sorted({sources[i].get("user_id") or "" for i in d.sources} - {""})
+    return out
 
 
 def metadata(d: Derived) -> dict[str, Any]:

@@ -113,7 +113,8 @@ def render_reflect(result: ReflectResult) -> str:
         counts[e.event] = counts.get(e.event, 0) + 1
     summary = ", ".join(f"{n} {ev.lower()}" for ev, n in counts.items()) or "nothing to derive yet"
     kinds = "insights" if result.mode == "llm" else "entity cards"
-    lines = [f"Reflection on {result.user_id} ({kinds}): {summary}. {result.note or ''}".strip()]
+    whose = result.user_id if result.user_id is not None else "what people shared with everyone"
+    lines = [f"Reflection on {whose} ({kinds}): {summary}. {result.note or ''}".strip()]
     lines += [f"- {e.about}  (id {e.id}, {e.visibility}, from {len(e.derived_from)} memories)"
               for e in result.results if e.event != "DELETE"]
     return "\n".join(lines)

@@ -281,12 +281,17 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(updated, render_followups([updated]))
 
     @mcp.tool(annotations=RESETS)
-    async def memory_reflect(ctx: Context, user_id: UserId = None) -> Annotated[CallToolResult, ReflectResult]:
+    async def memory_reflect(
+        ctx: Context,
+        user_id: UserId = None,
+        avatar: Annotated[bool, Field(description="Instead, the avatar's own knowledge across people (owner only): "
+                                      "entity cards from what at least two people shared with everyone.")] = False,
+    ) -> Annotated[CallToolResult, ReflectResult]:
         """Derive what lasts from a person's memories — insights written by the LLM, or without one an entity
         card per name they mention, and a lesson per tool from their recorded calls — each citing its sources
         and as private as they are; recalled like memories, updated on the next reflection, re-derived or
         removed when a source changes."""
-        result = await svc.reflect(auth.caller(ctx), user_id)
+        result = await svc.reflect(auth.caller(ctx), user_id, avatar)
         return rendered(result, render_reflect(result))
 
     @mcp.resource("memory://users/{user_id}/memories", mime_type="text/markdown")

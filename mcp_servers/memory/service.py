@@ -76,9 +76,17 @@ def memories_spec(dim: int) -> CollectionSpec:
         sparse=True,
         tenant_fields=("avatar_id", "user_id"),
         keyword_fields=("scope", "session_id", "hash", "tool", "visibility", "heard_by", "entities", "source",
-                        "derived_from"),
+                        "derived_from", "cites_users"),
         float_fields=("occurred_ts", "created_ts", "seq"),
     )
+
+
+AVATAR_OWNER = ""  # the user_id of avatar-scope memories: theirs is no one's
+
+
+def _scope_of(d: reflection.Derived) -> Scope:
+    """Where a derived record lives: the avatar's own, a tool lesson, or a person's."""
+    return "avatar" if d.key.startswith(reflection.AVATAR) else "tool" if d.tool else "user"
 
 
 def to_item(hit: Hit) -> MemoryItem:
@@ -477,6 +485,12 @@ class MemoryService:
             where.equals["tool"] = tool
         return where
 
+    def _shared(self) -> Where:
+        """What anyone shared with everyone (and the avatar's own memories), none derived: the only
+        memories the avatar's knowledge across people is drawn from."""
+        return Where(equals={"avatar_id": self.avatar_id, "visibility": "everyone"},
+                     any_of={"scope": ["user", "session", "avatar"]}, not_equals={"source": reflection.DERIVED})
+
     def _derived(self, user: str | None = None, sources: Sequence[str] = ()) -> Where:
         """Derived memories: a person's, or those resting on any of `sources`."""
         where = Where(equals={"avatar_id": self.avatar_id, "source": reflection.DERIVED})
@@ -486,20 +500,13 @@ class MemoryService:
             where.any_of["derived_from"] = list(sources)
         return where
 
-    def _every(self, where: Where) -> list[Hit]:
-        out: list[Hit] = []
-        cursor: str | None = None
-        while True:
-            hits, cursor = self.store.scroll(where, 1000, cursor)
-            out += hits
-            if cursor is None:
-                return out
-
-    async def reflect(self, principal: Principal, user_id: str | None) -> ReflectResult:
-        """Derive a person's insights (with the LLM) or entity cards (without) from their memories, and
-        write what changed since the last reflection."""
+    async def reflect(self, principal: Principal, user_id: str | None, avatar: bool = False) -> ReflectResult:
+        """Derive a person's insights (with the LLM) or entity cards (without) and tool lessons from their
+        memories, or the avatar's cards across people, and write what changed since the last reflection."""
+        if avatar:
+            return await self._reflect_across(principal, user_id)
         user = scope_user(principal, user_id) or DEFAULT_USER
-        said = await off_loop(self._every, self._said(user))
+        said = await off_loop(self.store.every, self._said(user))
         wanted: list[reflection.Derived] | None = None
         note = None
         if self.llm is not None and said:
@@ -511,12 +518,24 @@ class MemoryService:
         mode: Literal["entity_cards", "llm"] = "entity_cards" if wanted is None else "llm"
         if wanted is None:
             wanted = reflection.cards(said)
-        called = await off_loop(self._every, self._called(user))
+        called = await off_loop(self.store.every, self._called(user))
         wanted += reflection.lessons(called)
-        stored = await off_loop(self._every, self._derived(user))
+        stored = await off_loop(self.store.every, self._derived(user))
         sources = {h.id: h.payload for h in [*said, *called]}
         events = await self._apply(user, reflection.plan(stored, wanted, sources), sources)
         return ReflectResult(user_id=user, mode=mode, results=events, note=note)
+
+    async def _reflect_across(self, principal: Principal, user_id: str | None) -> ReflectResult:
+        if principal.user_id is not None:
+            raise Forbidden("Only the owner can reflect across people; a user-scoped token reflects on its own user.")
+        if user_id is not None:
+            raise UserError("The avatar's reflection draws on everyone: leave user_id empty, or drop 'avatar'.")
+        shared = await off_loop(self.store.every, self._shared())
+        wanted = reflection.cards(shared, across=True)
+        stored = await off_loop(self.store.every, self._derived(AVATAR_OWNER))
+        sources = {h.id: h.payload for h in shared}
+        events = await self._apply(AVATAR_OWNER, reflection.plan(stored, wanted, sources), sources)
+        return ReflectResult(user_id=None, mode="entity_cards", results=events)
 
     async def _apply(self, user: str, todo: reflection.Plan,
                      sources: dict[str, dict[str, Any]]) -> list[ReflectEvent]:
@@ -531,8 +550,8 @@ class MemoryService:
 
         if todo.add:
             extra = [reflection.fields(d, sources) for d in todo.add]
-            prepared = [(AddItem(content=d.text, scope="tool" if d.tool else "user", user_id=user,
-                                 occurred_at=d.occurred_at, infer=False, metadata=reflection.metadata(d)), d.text, user)
+            prepared = [(AddItem(content=d.text, scope=_scope_of(d), user_id=user or None, occurred_at=d.occurred_at,
+                                 infer=False, metadata=reflection.metadata(d)), d.text, user or None)
                         for d in todo.add]
             added = await self.writer.add(prepared, "reflect", reflection.DERIVED, extra)
             for d, ev, f in zip(todo.add, added.results, extra, strict=True):
@@ -556,19 +575,24 @@ class MemoryService:
     async def _rederive(self, memory_ids: Sequence[str]) -> None:
         """Memories changed or went: what was derived from them is derived again (a card, a lesson) or
         removed (an LLM's insight, until the next reflection), so no derived memory outlives its sources."""
-        for d in await off_loop(self._every, self._derived(sources=memory_ids)):
-            user = d.payload.get("user_id") or DEFAULT_USER
+        for d in await off_loop(self.store.every, self._derived(sources=memory_ids)):
+            user = d.payload.get("user_id") or AVATAR_OWNER
             key = reflection.key_of(d)
             wanted: list[reflection.Derived] = []
             hits: list[Hit] = []
-            if key.startswith("entity:"):
+            if key.startswith(reflection.AVATAR + "entity:"):
+                where = self._shared()
+                where.any_of["entities"] = [name := key.removeprefix(reflection.AVATAR + "entity:")]
+                hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
+                wanted = [c] if (c := reflection.card(name, hits, across=True)) else []
+            elif key.startswith("entity:"):
                 where = self._said(user)
                 where.any_of["entities"] = [key.removeprefix("entity:")]
                 hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
                 wanted = [c] if (c := reflection.card(key.removeprefix("entity:"), hits)) else []
             elif key.startswith("tool:"):
                 tool = key.removeprefix("tool:")
-                hits = await off_loop(self._every, self._called(user, tool))
+                hits = await off_loop(self.store.every, self._called(user, tool))
                 wanted = [t] if (t := reflection.lesson(tool, hits)) else []
             sources = {h.id: h.payload for h in hits}
             await self._apply(user, reflection.plan([d], wanted, sources), sources)

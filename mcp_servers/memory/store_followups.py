@@ -102,13 +102,7 @@ class StoreFollowups:
         return len(ids)
 
     def _all(self, where: Where) -> list[Hit]:
-        hits: list[Hit] = []
-        cursor: str | None = None
-        while True:
-            page, cursor = self.store.scroll(where, _PAGE, cursor)
-            hits += page
-            if cursor is None:
-                return hits
+        return self.store.every(where, _PAGE)
 
 
 def _followup(hit: Hit) -> Followup:

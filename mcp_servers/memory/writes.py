@@ -158,6 +158,7 @@ class Writer:
             rows = [Event(mid, into, REASSIGN, user, into, "mcp", at) for mid in ids]
             txn = await off_loop(self.history.intend, rows)
             try:
+                await off_loop(self._erase_cited, user)  # re-derived by the next reflection
                 if ids:
                     await off_loop(self.store.set_payload, ids, {"user_id": into, "updated_at": at})
             except Exception:
@@ -171,18 +172,24 @@ class Writer:
         return len(ids)
 
     def _ids_of(self, user: str) -> list[str]:
-        ids: list[str] = []
-        cursor: str | None = None
-        while True:
-            hits, cursor = self.store.scroll(self._user_where(user), 1000, cursor)
-            ids.extend(h.id for h in hits)
-            if cursor is None:
-                return ids
+        return [h.id for h in self.store.every(self._user_where(user))]
 
     def _user_where(self, user: str) -> Where:
         return Where(equals={"avatar_id": self.avatar_id, "user_id": user})
 
+    def _cited(self, user: str) -> Where:
+        """The avatar's records quoting this user's memories (`reflection.fields`)."""
+        return Where(equals={"avatar_id": self.avatar_id}, any_of={"cites_users": [user]})
+
+    def _erase_cited(self, user: str) -> None:
+        """Erase the avatar's records that quote this user's memories, their events too."""
+        cited = [h.id for h in self.store.every(self._cited(user))]
+        if cited:
+            self.history.forget_memories(cited)
+            self.store.delete_where(self._cited(user))
+
     def _erase(self, user: str, compact: bool = True) -> int:
+        self._erase_cited(user)  # first: a crash before their own memories go repeats it
         self.store.delete_where(self._user_where(user))
         named = visibility.unhear(self.store, self.avatar_id, user)  # their id in what others said
         if compact or named:

@@ -176,6 +176,16 @@ class VectorStore(ABC):
     @abstractmethod
     def count(self, where: Where | None = None) -> int: ...
 
+    def every(self, where: Where | None, page: int = 1000) -> list[Hit]:
+        """Every point `where` matches, `page` at a time (for sets a caller knows to be bounded)."""
+        hits: list[Hit] = []
+        cursor: str | None = None
+        while True:
+            more, cursor = self.scroll(where, page, cursor)
+            hits += more
+            if cursor is None:
+                return hits
+
     def latest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
         """The `limit` points with the largest value of the float field `key`, largest first."""
         hits: list[Hit] = []
