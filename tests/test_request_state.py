@@ -32,7 +32,18 @@ def test_replicas_sharing_the_owner_token_or_the_key_open_each_others_state() ->
     assert not opens(settings(), settings()), "with no shared secret each process seals with its own key"
 
 
+def test_a_key_rotates_without_refusing_the_questions_in_flight() -> None:
+    old, new = "o" * 32, "n" * 32
+    step1 = settings(request_state_key=old, request_state_previous_key=new)  # every replica first accepts new
+    step2 = settings(request_state_key=new, request_state_previous_key=old)  # then seals with it
+    step3 = settings(request_state_key=new)
+    assert opens(settings(request_state_key=old), step1) and opens(step1, step2) and opens(step2, step1)
+    assert opens(step2, step3) and not opens(step1, step3), "after the last step the old key opens nothing"
+
+
 def test_a_short_key_is_refused_saying_how_to_make_one() -> None:
     with pytest.raises(ValidationError, match="at least 32 characters") as refused:
         settings(request_state_key="short-secret")
     assert "short-secret" not in str(refused.value), "the refusal does not echo the secret"
+    with pytest.raises(ValidationError, match="at least 32 characters"):
+        settings(request_state_key="k" * 32, request_state_previous_key="short-secret")

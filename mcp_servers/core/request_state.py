@@ -5,7 +5,8 @@ The MCP SDK seals `requestState` with AES-GCM under a key of ours and binds it t
 and, here, the caller's principal. Its default key lives in one process only: a replica that did not
 ask the question refused the answer. The key is `ALPHAAVATAR_REQUEST_STATE_KEY` when set, else derived
 from the owner token (every replica holds the same one), else this process's own (one process, or no
-shared secret to derive it from).
+shared secret to derive it from). `ALPHAAVATAR_REQUEST_STATE_PREVIOUS_KEY` opens states sealed with
+another key, so replicas roll a new key without refusing the questions in flight.
 """
 
 from __future__ import annotations
@@ -38,4 +39,7 @@ def _principal(ctx: Any) -> str:
 
 
 def security(settings: Settings) -> RequestStateSecurity:
-    return RequestStateSecurity(keys=[state_key(settings)], bind_principal=_principal)
+    """The SDK's ring: the first key seals, every key opens (a rotation keeps the questions in flight)."""
+    previous = settings.request_state_previous_key
+    keys = [state_key(settings), *([previous.get_secret_value().encode()] if previous is not None else [])]
+    return RequestStateSecurity(keys=keys, bind_principal=_principal)

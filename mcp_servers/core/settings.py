@@ -38,6 +38,10 @@ class Settings(BaseSettings):
         "person's yes (MCP 2026-07-28), the same on every replica of a server. Unset: derived from the owner token, "
         "or, without one, a key of this process only.",
     )
+    request_state_previous_key: SecretStr | None = Field(
+        default=None, description="During a key rotation: another key whose sealed states are still opened "
+        "(never used to seal). Roll out the new key here first, then swap the two, then drop this one.",
+    )
     allowed_hosts: list[str] = Field(
         default_factory=list, description="Extra Host headers accepted (DNS-rebinding protection)."
     )
@@ -84,11 +88,11 @@ class Settings(BaseSettings):
     # Files a tool may read when given a path instead of bytes.
     allowed_roots: list[Path] = Field(default_factory=list, description="Folders tools may read files from.")
 
-    @field_validator("request_state_key", mode="after")
+    @field_validator("request_state_key", "request_state_previous_key", mode="after")
     @classmethod
     def _long_enough(cls, v: SecretStr | None) -> SecretStr | None:
         if v is not None and len(v.get_secret_value().encode()) < 32:
-            raise ValueError("ALPHAAVATAR_REQUEST_STATE_KEY must be at least 32 characters of secret randomness; "
+            raise ValueError("A request-state key must be at least 32 characters of secret randomness; "
                              "generate one with: python -c \"import secrets; print(secrets.token_hex(32))\"")
         return v
 
