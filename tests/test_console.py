@@ -678,4 +678,14 @@ async def test_newest_memory_first_and_an_honest_empty_search(up: str) -> None:
         by(driver, "#q").send_keys("kayak")
         by(driver, "#search").click()
         wait(driver, lambda: "red kayak" in by(driver, "#memories li.memory .content").text, what="the match first")
+
+        async with mcp(up, "memory", OWNER) as owner:  # what reflection derived is marked as such
+            await ok(owner, "memory_add_batch", {"items": [
+                {"content": f"Ivan: Tejo Marina {what}.", "user_id": "ivan", "infer": False}
+                for what in ("rents out canoes", "closes at six in winter")]})
+            await ok(owner, "memory_reflect", {"user_id": "ivan"})
+        by(driver, "#q").clear()
+        by(driver, "#q").send_keys("Tejo Marina")
+        by(driver, "#search").click()
+        wait(driver, lambda: "derived from 2 memories" in by(driver, "#memories").text, what="the card, marked derived")
         assert script_errors(driver) == []

@@ -30,6 +30,7 @@ function Memory({ m, user, onChanged }) {
       : html`<p class="content">${m.content}</p>`}
     <p class="meta">
       <span class="tag">${m.scope}</span>
+      ${m.source === "reflection" ? html`<span class="tag derived">derived from ${m.derived_from.length} memories</span>` : null}
       ${m.session_id ? html`<span>session ${m.session_id}</span>` : null}
       <span>occurred ${when(m.occurred_at)}</span> <span>updated ${when(m.updated_at)}</span>
       ${m.score != null ? html`<span>score ${m.score.toFixed(3)}</span>` : null}
