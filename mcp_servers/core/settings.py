@@ -52,9 +52,12 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("ALPHAAVATAR_QDRANT_API_KEY", "QDRANT_API_KEY")
     )
 
-    # Text embeddings: bundled all-MiniLM-L6-v2, or an OpenAI-compatible endpoint.
-    embedder: str = Field(default="local", description="'local' (bundled MiniLM) or 'openai'.")
-    embedding_model: str | None = Field(default=None, description="Model name for 'openai', or a local path.")
+    # Text embeddings: all-MiniLM-L6-v2 on ONNX Runtime, or an OpenAI-compatible endpoint.
+    embedder: str = Field(default="local", description="'local' (all-MiniLM-L6-v2, CPU) or 'openai'.")
+    embedding_model: str | None = Field(
+        default=None, description="The model name for 'openai'; for 'local', a folder with the model's files, used "
+        "instead of all-MiniLM-L6-v2 from its package, the Hugging Face cache or the Hub (core/text_weights.py).",
+    )
     embedding_dim: int = 384
     embedding_precision: Literal["auto", "fp32", "bf16"] = Field(
         default="auto",

