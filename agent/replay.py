@@ -33,7 +33,8 @@ from livekit.agents.voice import io
 from livekit.agents.voice.events import UserStateChangedEvent
 
 from .avatar import Heard
-from .config import ConfigError, PipelineConfig, load_config
+from .config import ConfigError, PipelineConfig
+from .config_file import load_config
 from .floor import Floor
 from .mcp_sessions import McpHub
 from .pipeline import build_runtime, start_hub

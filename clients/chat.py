@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_file import load_config
 from agent.pipeline import agent_home, build_runtime, start_hub
 from mcp_servers.core.llm import llm_failed
 
