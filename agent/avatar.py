@@ -2,7 +2,7 @@
 
 - STT node: tees the user's audio into `TurnAudio` (for speaker identification).
 - `on_user_turn_completed`: identify + recall within budget for a spoken turn.
-- LLM node: the turn's recalled context goes into this request only (typed turns are prepared
+- LLM node: the turn's context goes into this request only (`request`; typed turns are prepared
   here); emotion tags are stripped from the stream and become character expressions.
 - TTS node: each sentence's audio goes to the character for lip-sync (`character.LipSync`).
 - Session events: the speech events drive identification (`speaking`), every finished turn is
@@ -34,12 +34,11 @@ from .addressing import Addressed, Addressing
 from .audio import TurnAudio
 from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
-from .context import followup_line, render
-from .contracts import Followup
 from .conversation import Conversation
 from .mcp_sessions import McpHub
 from .participant import ParticipantView
 from .presence import KNOWN
+from .request import TurnRequest
 from .split import Part, VoiceChange
 from .status import Status
 from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
@@ -78,9 +77,7 @@ class AvatarAgent(Agent):
         self.addressing = addressing
         self.on_heard: Callable[[Heard], None] | None = None  # every utterance heard, as it is decided
         self._utterance: Heard | None = None  # the last one, waiting for its reply
-        self._heard_by: dict[str, frozenset[str]] = {}  # chat message id -> who was present when it was said
-        self._images: dict[str, list[str]] = {}
-        self._due: dict[str, list[Followup]] = {}  # the user message's due follow-ups, for all its requests
+        self.request = TurnRequest(config.context, hooks, self.view)
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._heard: str | None = None  # the user message whose words consent last heard
@@ -136,11 +133,11 @@ class AvatarAgent(Agent):
         prep = self._preps.get(item.id)
         if item.role == "user":
             self.conversation.user_said(text, prep)
-            self._heard_by[item.id] = frozenset(prep.audience if prep else self.hooks.audience(self.hooks.user_id))
+            self.request.heard(item.id, prep.audience if prep else self.hooks.audience(self.hooks.user_id))
         elif item.role == "assistant" and text.strip():
             self.conversation.avatar_said(text)
             if self.last_prep is not None:
-                self._heard_by[item.id] = frozenset(self.last_prep.audience)
+                self.request.heard(item.id, self.last_prep.audience)
             if not self._speaks():
                 self.character.speak(text)
 
@@ -298,40 +295,8 @@ class AvatarAgent(Agent):
             self._heard = message.id
             self.toolset.consent.hear(self._acting_for(), text)  # an unsure voice's yes grants nothing
         self._task_text = text
-        self._heard_by[message.id] = frozenset(prep.audience)
-        index = self._only_for(chat_ctx, frozenset(prep.audience), index)
-        profile = prep.recall.profile if prep.recall else None
-        self.status.begin_turn(message.id, profile)
-        known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
-        images = self._images.get(message.id)
-        if images is None:  # sampled once per turn; the turn's follow-up requests carry the same frames
-            images = self.view.frames()
-            self._images = {message.id: images}  # this turn's only: earlier turns' frames are never resent
-        if images:
-            chat_ctx.items[index] = message.model_copy(update={
-                "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
-        due = self._due.get(message.id)
-        if due is None:  # chosen once per turn (the turn's later requests carry the same), for a sure voice only
-            sure = prep.speaker is not None and prep.speaker.decision in KNOWN
-            due = self.hooks.due(prep.recall.followups) if prep.recall and sure else []
-            self._due = {message.id: due}
-        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self.view.timezone() or known_zone,
-                       sight=self.view.sight_line(len(images)),
-                       identity=self.hooks.settler.note() if self.hooks.settler else None, followups=due)
-        chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
-        shown = set(block.splitlines())
-        self.hooks.raised([f for f in due if followup_line(f) in shown])
-
-    def _only_for(self, chat_ctx: llm.ChatContext, audience: frozenset[str], index: int) -> int:
-        """Leave out of this request what was said before someone present now was there to hear it
-        (the rule for memories 'present' at the time, applied to the conversation's own history);
-        returns the new index of the user message at `index`."""
-        keep = [(i, it) for i, it in enumerate(chat_ctx.items)
-                if it.id not in self._heard_by or audience <= self._heard_by[it.id]]
-        if len(keep) == len(chat_ctx.items):
-            return index
-        chat_ctx.items[:] = [it for _, it in keep]
-        return next(n for n, (i, _) in enumerate(keep) if i == index)
+        self.status.begin_turn(message.id, prep.recall.profile if prep.recall else None)
+        self.request.compose(chat_ctx, index, prep)
 
     async def text_turn(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """One typed user turn; returns the reply text. `on_text` gets the reply's text piece by
