@@ -97,6 +97,10 @@ class SpeakerTracker:
         """An identification was started for this turn (it may have finished)."""
         return self._task is not None
 
+    def pending(self) -> asyncio.Task[Speaker | None] | None:
+        """The identification under way for this turn (it may have finished)."""
+        return self._task
+
     def needs_turn_audio(self) -> bool:
         """Whether the turn's end would identify from its audio: nothing under way, and turns are identified."""
         return self._task is None and self.identifies()

@@ -192,6 +192,7 @@ class TurnHooks:
             identify = None
         guess = self.user_id
         heard = self.speaker
+        before = self.speakers.presence.audience()  # who was here before this turn's voice: the company it is in
         if identify is None and heard is not None:
             self.speakers.presence.heard(heard)  # who speaks is known already: present now
         guessed = tuple(self.audience(guess))
@@ -200,7 +201,7 @@ class TurnHooks:
         if speculative is None and self.cfg.recall and (guess is not None or identify is None):
             speculative = self._start_recall(guess, text, list(guessed))
         late = False
-        company = guess is None or any(a != guess for a in guessed)
+        company = guess is None or any(a != guess for a in before)
         wait_ms = max(self.cfg.identify_budget_ms, self.group.identify_wait_ms) if company else self.cfg.identify_budget_ms
         if identify is not None:
             try:
@@ -234,7 +235,7 @@ class TurnHooks:
         owner, speaker = self.user_id, self.speaker
         if speaker is not None and late and company:  # a guess in company is no attribution
             speaker = Speaker(speaker.user_id, speaker.name, "unknown", resembles=speaker.resembles)
-        if speaker is not None and speaker.decision not in KNOWN and (claimed or any(a != guess for a in guessed)):
+        if speaker is not None and speaker.decision not in KNOWN and (claimed or any(a != owner for a in before)):
             owner = None  # unsure who spoke, in company or on a participant's stream: nobody's memory gets it
         return TurnPrep(speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early,
                         audience=audience, owner=owner)
