@@ -104,7 +104,7 @@ class TurnConfig(_Strict):
     identify_speaker: bool = True
     stream_identify_s: float = Field(default=1.5, ge=0, le=10, description="Identify after this much speech, "
                                      "while the person still talks (0: when speech stops).")
-    split_min_s: float = Field(default=0.0, ge=0, le=30, description="A turn with this much speech is checked "
+    split_min_s: float = Field(default=3.0, ge=0, le=30, description="A turn with this much speech is checked "
                                "for a second voice and split where the voice changes (0: never).")
     adapt_voiceprints: bool = Field(default=True, description="Let confident matches refine a voiceprint.")
     recall: bool = True
