@@ -91,7 +91,8 @@ class AvatarAgent(Agent):
 
     def _on_transcript(self, ev: UserInputTranscribedEvent) -> None:
         if ev.is_final and ev.transcript.strip():
-            self.hooks.prefetch(ev.transcript.strip())  # recall starts before the turn ends
+            recall = self.hooks.prefetch(ev.transcript.strip())  # recall starts before the turn ends
+            self.voice_change.start(recall.calls.values() if recall is not None else ())
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
@@ -106,7 +107,7 @@ class AvatarAgent(Agent):
                 self._streaming.cancel()  # shorter than the streaming window: identify it whole
             if self.hooks.identifies():
                 wav = self.turn_audio.peek()
-                split = self.voice_change.listen(wav)  # checked once the turn's own identification is done
+                split = self.voice_change.listen(wav)  # checked once its words, identification and recall are in
                 self.hooks.speakers.hear("speech_stopped", wav, self.view.jpeg(), tentative=split)
 
     async def _identify_while_speaking(self) -> None:

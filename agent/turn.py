@@ -155,10 +155,11 @@ class TurnHooks:
         budget_s = self.cfg.recall_budget_ms / 1000 if budget_s is None else budget_s
         return await self._start_recall(user_id, text).collect(budget_s)
 
-    def prefetch(self, text: str) -> None:
+    def prefetch(self, text: str) -> RecallCalls | None:
         """Start recalling for a turn whose text is known before the turn ends (a final transcript
         during the end-of-turn silence, a line read ahead): the turn then only waits for what is
-        still missing. The recall is for the voice identified early, if that is done already."""
+        still missing. The recall is for the voice identified early, if that is done already.
+        Returns the recall under way for it (None when recall is off)."""
         guess = self.speakers.guess()
         user = guess.user_id if guess is not None else None
         key = (user, tuple(self.audience(user)), text)
@@ -166,6 +167,7 @@ class TurnHooks:
             self._prefetched[key] = self._start_recall(user, text, list(key[1]))
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
+        return self._prefetched.get(key)
 
     async def warm(self, within: float = 120.0) -> None:
         """Make the servers load their models before the first turn, so its budget is not spent

@@ -12,9 +12,10 @@
    update, audience, addressing by cues, the history filter over 40 messages) against nothing;
    and `memory_search` with `present` against the same search without it, on one memory server
    over stdio (when the server takes `present`), alternating, so load affects both alike.
-4. The voice-change check (`agent.split`) on one persona server over stdio, as the agent runs it when
-   speech stops: on a long single-voice turn, the turn's own identification and the wait the two edge
-   identifications add after it; on a two-voice turn, all of it with `speaker_segment`.
+4. The voice-change check (`agent.split`) on one persona server over stdio: on a long single-voice
+   turn, the turn's own identification from speech stop and the wait the two edge identifications add
+   after it (the agent also lets the turn's transcript and recall go first); on a two-voice turn, all
+   of it with `speaker_segment`.
 """
 
 from __future__ import annotations

@@ -33,7 +33,7 @@ class Lines:
     """User turns from stdin. Piped input is read ahead in the background, and each line's recall
     starts as soon as the line arrives (`on_line`), so a turn waits only for what is still missing."""
 
-    def __init__(self, interactive: bool, on_line: Callable[[str], None]):
+    def __init__(self, interactive: bool, on_line: Callable[[str], object]):
         self.interactive = interactive
         self._on_line = on_line
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()
