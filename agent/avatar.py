@@ -1,8 +1,10 @@
 """The avatar: a livekit-agents `Agent` whose turns run our hooks.
 
 - STT node: tees the user's audio into `TurnAudio` (for speaker identification).
-- `on_user_turn_completed`: identify + recall within budget for a spoken turn.
-- LLM node: the turn's recalled context goes into this request only (typed turns are prepared
+- `on_user_turn_completed`: a spoken turn is split where the voice changes (`split`), identified
+  and recalled for within budget, and heard (`hearing`: whether it was for the avatar); of a split
+  turn, every part spoken to the avatar is answered in turn.
+- LLM node: the turn's context goes into this request only (`request`; typed turns are prepared
   here); emotion tags are stripped from the stream and become character expressions.
 - TTS node: each sentence's audio goes to the character for lip-sync (`character.LipSync`).
 - Session events: the speech events drive identification (`speaking`), every finished turn is
@@ -16,11 +18,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import AsyncIterable, Callable
-from dataclasses import dataclass
 from typing import Any
 
 from livekit import rtc
-from livekit.agents import Agent, AgentSession, APIError, ModelSettings, StopResponse, llm
+from livekit.agents import Agent, AgentSession, ModelSettings, StopResponse, llm
 from livekit.agents.voice.events import (
     AgentStateChangedEvent,
     ConversationItemAddedEvent,
@@ -30,16 +31,16 @@ from livekit.agents.voice.events import (
 
 from character_bridge.tags import TagParser
 
-from .addressing import Addressed, Addressing
+from .addressing import Addressing
 from .audio import TurnAudio
 from .character import TAG_INSTRUCTIONS, CharacterLink, LipSync
 from .config import PipelineConfig
-from .context import followup_line, render
-from .contracts import Followup
 from .conversation import Conversation
+from .hearing import Heard, Hearing
 from .mcp_sessions import McpHub
 from .participant import ParticipantView
 from .presence import KNOWN
+from .request import TurnRequest
 from .split import Part, VoiceChange
 from .status import Status
 from .tools import DATA_INSTRUCTIONS, HubToolset, ToolCall
@@ -48,17 +49,6 @@ from .waiting import Fillers
 
 log = logging.getLogger(__name__)
 
-
-@dataclass
-class Heard:
-    """One utterance the avatar heard: who said it, in front of whom, whether it was for the avatar."""
-
-    text: str
-    prep: TurnPrep
-    addressed: Addressed
-    reply: str | None = None
-    within: tuple[float, float] | None = None  # a part of a two-voice turn: its seconds from the turn's start
-    part: int = 0  # which part of its turn (0: the first, or the whole turn)
 
 class AvatarAgent(Agent):
     def __init__(self, config: PipelineConfig, hub: McpHub, hooks: TurnHooks, character: CharacterLink,
@@ -71,16 +61,14 @@ class AvatarAgent(Agent):
         self.character = character
         self.status = status
         self.turn_audio = TurnAudio()
-        self.voice_change = VoiceChange(hub, config.turn)
+        self.voice_change = VoiceChange(hub, config.turn, hooks.speakers)
         self.view = ParticipantView(config.vision, self._participant)
         self.conversation = Conversation(hooks)
         self.fillers = Fillers(status, config.status.filler_after)
         self.addressing = addressing
-        self.on_heard: Callable[[Heard], None] | None = None  # every utterance heard, as it is decided
-        self._utterance: Heard | None = None  # the last one, waiting for its reply
-        self._heard_by: dict[str, frozenset[str]] = {}  # chat message id -> who was present when it was said
-        self._images: dict[str, list[str]] = {}
-        self._due: dict[str, list[Followup]] = {}  # the user message's due follow-ups, for all its requests
+        self.hearing = Hearing(hooks, addressing, self.conversation)
+        self._owed: asyncio.Task[None] | None = None  # answering a split turn's next part spoken to the avatar
+        self.request = TurnRequest(config.context, hooks, self.view)
         self.last_prep: TurnPrep | None = None
         self._preps: dict[str, TurnPrep] = {}
         self._heard: str | None = None  # the user message whose words consent last heard
@@ -103,7 +91,8 @@ class AvatarAgent(Agent):
 
     def _on_transcript(self, ev: UserInputTranscribedEvent) -> None:
         if ev.is_final and ev.transcript.strip():
-            self.hooks.prefetch(ev.transcript.strip())  # recall starts before the turn ends
+            recall = self.hooks.prefetch(ev.transcript.strip())  # recall starts before the turn ends
+            self.voice_change.start(recall.calls.values() if recall is not None else ())
 
     def _on_user_state(self, ev: UserStateChangedEvent) -> None:
         if ev.new_state == "speaking":
@@ -118,8 +107,8 @@ class AvatarAgent(Agent):
                 self._streaming.cancel()  # shorter than the streaming window: identify it whole
             if self.hooks.identifies():
                 wav = self.turn_audio.peek()
-                self.hooks.speakers.hear("speech_stopped", wav, self.view.jpeg())
-                self.voice_change.listen(wav)
+                split = self.voice_change.listen(wav)  # checked once its words, identification and recall are in
+                self.hooks.speakers.hear("speech_stopped", wav, self.view.jpeg(), tentative=split)
 
     async def _identify_while_speaking(self) -> None:
         await asyncio.sleep(self.hooks.cfg.stream_identify_s)
@@ -127,6 +116,8 @@ class AvatarAgent(Agent):
 
     def _on_agent_state(self, ev: AgentStateChangedEvent) -> None:
         self.character.state(ev.new_state)
+        if ev.new_state == "listening" and self.hearing.owed and self.session.user_state != "speaking":
+            self._owed = asyncio.create_task(self._answer_owed())
 
     def _on_item(self, ev: ConversationItemAddedEvent) -> None:
         item = ev.item
@@ -136,11 +127,11 @@ class AvatarAgent(Agent):
         prep = self._preps.get(item.id)
         if item.role == "user":
             self.conversation.user_said(text, prep)
-            self._heard_by[item.id] = frozenset(prep.audience if prep else self.hooks.audience(self.hooks.user_id))
+            self.request.heard(item.id, prep.audience if prep else self.hooks.audience(self.hooks.user_id))
         elif item.role == "assistant" and text.strip():
             self.conversation.avatar_said(text)
             if self.last_prep is not None:
-                self._heard_by[item.id] = frozenset(self.last_prep.audience)
+                self.request.heard(item.id, self.last_prep.audience)
             if not self._speaks():
                 self.character.speak(text)
 
@@ -174,87 +165,66 @@ class AvatarAgent(Agent):
                 self.view.floor.release()
 
     async def _turn_completed(self, new_message: llm.ChatMessage) -> None:
+        self.hearing.forgo()  # a new turn: answers still owed to an earlier one would come too late
         wav, image = None, None
         split = self.voice_change.armed()  # it may hold two voices: segmenting needs its audio
         if self.hooks.needs_turn_audio() or split:  # else identified early (or not at all): encoding would be wasted
             wav, image = self.turn_audio.take(), self.view.jpeg()
         else:
             self.turn_audio.clear()
+        claimed = self.view.claimed(self.addressing.known_users)
         if split and wav is not None and await self.voice_change.differs(self.hooks.group.identify_wait_ms / 1000):
             whole = self.hooks.speakers.take()  # taken now: after segmenting, a new turn's may be there
-            if parts := await self._parts(wav):
+            if parts := await self.voice_change.heard_parts(wav, self.session.stt):
                 if whole is not None:
                     whole.cancel()  # two people's voice says nothing of who spoke
-                return await self._hear_parts(parts, new_message)
+                return await self._hear_parts(parts, new_message, claimed)
             if whole is not None:
                 self.hooks.speakers.restore(whole)  # one voice after all: the turn keeps its identification
+        if split:
+            self.hooks.speakers.one_voice()
         text = (new_message.text_content or "").strip()
-        prep = await self.hooks.prepare(text, wav, image, self.view.claimed(self.addressing.known_users))
+        prep = await self.hooks.prepare(text, wav, image, claimed)
         prep.modality = "video" if self.view.camera.fresh(self.view.identity()) else "voice"
-        presence = self.hooks.speakers.presence
         if (identity := self.view.identity()) is not None and prep.speaker_id:
-            presence.link(identity, prep.speaker_id)
-        people = presence.people()
-        who = next((p for p in people if prep.speaker_id and p.user_id == prep.speaker_id), None)
+            self.hooks.speakers.presence.link(identity, prep.speaker_id)
         facing = prep.speaker is not None and prep.speaker.face is not None and prep.speaker.face == prep.speaker_id
-        addressed = await self.addressing.decide(text, who, people, facing)
-        self._utterance = Heard(text, prep, addressed)
-        log.info("heard %s (%s), present: %s; addressed: %s (%s)", prep.speaker_id or "someone",
-                 prep.speaker.decision if prep.speaker else "unknown", presence.describe(), addressed.yes, addressed.why)
-        if self.on_heard is not None:
-            self.on_heard(self._utterance)
-        if not addressed.yes:  # people talking to each other: listen, remember, stay quiet
-            self.conversation.unanswered(text, prep)
+        heard = await self.hearing.whole(text, prep, facing)
+        if not heard.addressed.yes:
+            self.hearing.current = heard
             raise StopResponse()
-        self._remember_prep(new_message.id, prep)
-        self.addressing.answered(prep.speaker_id)
-        self.character.look_at(prep.speaker_id or "someone")
+        self._answering(new_message.id, heard)
 
-    async def _parts(self, wav: bytes) -> list[tuple[Part, str]] | None:
-        """The turn's parts with their words when it held two voices (STT on each part's audio); None
-        when it held one, or a part could not be transcribed (the turn then stays whole)."""
-        parts = await self.voice_change.parts(wav)
-        stt = self.session.stt
-        if parts is None or stt is None:
-            return None
-        try:
-            heard = await asyncio.gather(*(stt.recognize(buffer=part.frame()) for part in parts))
-        except APIError as exc:
-            log.warning("a part of a two-voice turn could not be transcribed, the turn stays whole: %s", exc)
-            return None
-        texts = [(ev.alternatives[0].text if ev.alternatives else "").strip() for ev in heard]
-        kept = [(part, text) for part, text in zip(parts, texts, strict=True) if text]
-        return kept if len(kept) > 1 else None  # one voice with words: the turn is theirs, heard whole
-
-    async def _hear_parts(self, parts: list[tuple[Part, str]], message: llm.ChatMessage) -> None:
-        """A turn that held two voices: each part is its speaker's own utterance, remembered for them
-        only; the avatar answers the last part spoken to it (that part becomes the user message)."""
-        presence = self.hooks.speakers.presence
-        base = parts[0][0].start
-        heard: list[Heard] = []
-        for i, (part, text) in enumerate(parts):
-            prep = self.hooks.part(part.speaker)
-            people = presence.people()
-            who = next((p for p in people if prep.speaker_id and p.user_id == prep.speaker_id), None)
-            addressed = await self.addressing.decide(text, who, people)
-            heard.append(Heard(text, prep, addressed, within=(part.start - base, part.end - base), part=i))
-        answered = next((h for h in reversed(heard) if h.addressed.yes), None)
-        for h in heard:
-            log.info("heard part %d: %s (%s); addressed: %s (%s)", h.part, h.prep.speaker_id or "someone",
-                     h.prep.speaker.decision if h.prep.speaker else "unknown", h.addressed.yes, h.addressed.why)
-            if self.on_heard is not None:
-                self.on_heard(h)
-            if h is not answered:
-                self.conversation.unanswered(h.text, h.prep)
-        self._utterance = answered
-        if answered is None:
+    async def _hear_parts(self, parts: list[tuple[Part, str]], message: llm.ChatMessage, claimed: str | None) -> None:
+        """A turn that held two voices: the first part spoken to the avatar is answered now (its words
+        become the user message, recall is for its speaker), the others once the avatar has spoken."""
+        addressed = await self.hearing.parts(parts, claimed, self.view.identity())
+        if not addressed:
+            self.hearing.current = None
             raise StopResponse()
-        if answered.prep.owner is not None and self.hooks.cfg.recall:
-            answered.prep.recall = await self.hooks.recall(answered.prep.owner, answered.text)
-        message.content = [answered.text]
-        self._remember_prep(message.id, answered.prep)
-        self.addressing.answered(answered.prep.speaker_id)
-        self.character.look_at(answered.prep.speaker_id or "someone")
+        first, self.hearing.owed = addressed[0], addressed[1:]
+        await self._recall_for(first)
+        message.content = [first.text]
+        self._answering(message.id, first)
+
+    async def _recall_for(self, heard: Heard) -> None:
+        if heard.prep.owner is not None and self.hooks.cfg.recall:
+            heard.prep.recall = await self.hooks.recall(heard.prep.owner, heard.text)
+
+    async def _answer_owed(self) -> None:
+        """The avatar finished speaking: the next part of a split turn spoken to it gets its own reply."""
+        heard = self.hearing.owed.pop(0)
+        await self._recall_for(heard)
+        message = llm.ChatMessage(role="user", content=[heard.text])
+        self._answering(message.id, heard)
+        self.session.generate_reply(user_input=message)
+
+    def _answering(self, message_id: str, heard: Heard) -> None:
+        """The avatar answers `heard` now: its reply, its speaker's rights, the character's gaze."""
+        self.hearing.current = heard
+        self._remember_prep(message_id, heard.prep)
+        self.addressing.answered(heard.prep.speaker_id)
+        self.character.look_at(heard.prep.speaker_id or "someone")
 
     def _participant(self) -> rtc.RemoteParticipant | None:
         """The room participant whose microphone we hear: the floor's holder when several are heard
@@ -291,47 +261,15 @@ class AvatarAgent(Agent):
         text = (message.text_content or "").strip()
         prep = self._preps.get(message.id)
         if prep is None:  # a typed turn
-            self._utterance = None
+            self.hearing.current = None
             prep = await self.hooks.prepare(text)
             self._remember_prep(message.id, prep)
         if self._heard != message.id:  # once per user turn: it may answer a question put to its speaker
             self._heard = message.id
             self.toolset.consent.hear(self._acting_for(), text)  # an unsure voice's yes grants nothing
         self._task_text = text
-        self._heard_by[message.id] = frozenset(prep.audience)
-        index = self._only_for(chat_ctx, frozenset(prep.audience), index)
-        profile = prep.recall.profile if prep.recall else None
-        self.status.begin_turn(message.id, profile)
-        known_zone = ((profile or {}).get("identity") or {}).get("time_zone")
-        images = self._images.get(message.id)
-        if images is None:  # sampled once per turn; the turn's follow-up requests carry the same frames
-            images = self.view.frames()
-            self._images = {message.id: images}  # this turn's only: earlier turns' frames are never resent
-        if images:
-            chat_ctx.items[index] = message.model_copy(update={
-                "content": [*message.content, *(llm.ImageContent(image=url) for url in images)]})
-        due = self._due.get(message.id)
-        if due is None:  # chosen once per turn (the turn's later requests carry the same), for a sure voice only
-            sure = prep.speaker is not None and prep.speaker.decision in KNOWN
-            due = self.hooks.due(prep.recall.followups) if prep.recall and sure else []
-            self._due = {message.id: due}
-        block = render(self.config.context, prep, prep.modality, self.hooks.present(), self.view.timezone() or known_zone,
-                       sight=self.view.sight_line(len(images)),
-                       identity=self.hooks.settler.note() if self.hooks.settler else None, followups=due)
-        chat_ctx.items.insert(index + 1, llm.ChatMessage(role="system", content=[block]))
-        shown = set(block.splitlines())
-        self.hooks.raised([f for f in due if followup_line(f) in shown])
-
-    def _only_for(self, chat_ctx: llm.ChatContext, audience: frozenset[str], index: int) -> int:
-        """Leave out of this request what was said before someone present now was there to hear it
-        (the rule for memories 'present' at the time, applied to the conversation's own history);
-        returns the new index of the user message at `index`."""
-        keep = [(i, it) for i, it in enumerate(chat_ctx.items)
-                if it.id not in self._heard_by or audience <= self._heard_by[it.id]]
-        if len(keep) == len(chat_ctx.items):
-            return index
-        chat_ctx.items[:] = [it for _, it in keep]
-        return next(n for n, (i, _) in enumerate(keep) if i == index)
+        self.status.begin_turn(message.id, prep.recall.profile if prep.recall else None)
+        self.request.compose(chat_ctx, index, prep)
 
     async def text_turn(self, text: str, on_text: Callable[[str], None] | None = None) -> str:
         """One typed user turn; returns the reply text. `on_text` gets the reply's text piece by
@@ -362,7 +300,7 @@ class AvatarAgent(Agent):
             if piece := _text_of(chunk):
                 if self._on_text is not None:
                     self._on_text(piece)
-                if (heard := self._utterance) is not None and heard.addressed.yes:
+                if (heard := self.hearing.current) is not None and heard.addressed.yes:
                     heard.reply = (heard.reply or "") + piece  # what the LLM answered, even if cut off while spoken
             yield chunk
 

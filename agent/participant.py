@@ -30,6 +30,17 @@ def vouched(voice: Speaker | None, claimed: str) -> Speaker:
     return Speaker(claimed, None, "uncertain", voice.score, resembles=(voice.user_id, *voice.resembles), face=voice.face)
 
 
+def vouched_parts(voices: list[Speaker | None], claimed: str) -> list[Speaker | None]:
+    """Who speaks each part of a two-voice turn on the stream of a participant who is `claimed`. The
+    part in their own voice, sure or unsure, is them for sure; the other voices are other people at
+    their microphone, as their voices say. When no part is in their voice, identity and voices
+    disagree: each part is trusted with nothing (a sure voice is uncertain, none is theirs unsure)."""
+    if any(v is not None and v.user_id == claimed and v.decision in (*KNOWN, "uncertain") for v in voices):
+        return [vouched(v, claimed) if v is not None and v.user_id == claimed else v for v in voices]
+    return [vouched(None, claimed) if v is None else
+            Speaker(v.user_id, v.name, "uncertain", v.score, resembles=v.resembles, face=v.face) for v in voices]
+
+
 class ParticipantView:
     """The participant whose microphone we hear (None outside a room), and their camera."""
 

@@ -32,9 +32,10 @@ from livekit.agents import utils
 from livekit.agents.voice import io
 from livekit.agents.voice.events import UserStateChangedEvent
 
-from .avatar import Heard
-from .config import ConfigError, PipelineConfig, load_config
+from .config import ConfigError, PipelineConfig
+from .config_file import load_config
 from .floor import Floor
+from .hearing import Heard
 from .mcp_sessions import McpHub
 from .pipeline import build_runtime, start_hub
 
@@ -195,7 +196,7 @@ async def replay(config: PipelineConfig, recordings: list[Path], hub: McpHub) ->
         participants.append(floor.holder if floor is not None else None)
 
     runtime.session.on("user_state_changed", on_user_state)
-    runtime.agent.on_heard = on_heard
+    runtime.agent.hearing.on_heard = on_heard
     try:
         await runtime.warm()
         await runtime.session.start(runtime.agent, record=False)

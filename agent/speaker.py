@@ -46,17 +46,18 @@ def resembles(found: Identification) -> tuple[str, ...]:
 
 
 async def identify(hub: McpHub, cfg: TurnConfig, wav: bytes, image: bytes | None = None, create: bool = True,
-                   current: Speaker | None = None) -> Speaker | None:
+                   current: Speaker | None = None, adapt: bool = True) -> Speaker | None:
     """The speaker of this audio (and face, when a video frame is given): a known user, or a
     provisional one the persona server creates for a new voice (later turns of it match it).
-    Uncertain, or unknown from too little speech to start a new user: `current` goes on speaking."""
+    Uncertain, or unknown from too little speech to start a new user: `current` goes on speaking.
+    `adapt`: a confident match may refine the voiceprint (as `turn.adapt_voiceprints` allows)."""
     args: dict[str, Any] = {"audio": wav_base64(wav), "create_if_unknown": create}
     try:
         if image is not None and hub.has(c.IDENTIFY):
             args["image"] = base64.b64encode(image).decode("ascii")
             found = await hub.call_view(c.IDENTIFY, args, Identification)
         elif hub.has(c.SPEAKER_IDENTIFY):
-            args["adapt"] = cfg.adapt_voiceprints
+            args["adapt"] = cfg.adapt_voiceprints and adapt
             found = Identification.of_voice(await hub.call_view(c.SPEAKER_IDENTIFY, args, VoiceMatch))
         else:
             return None

@@ -50,6 +50,7 @@ class SpeakerTracker:
         self.fixed_user = user_id is not None
         self._task: asyncio.Task[Speaker | None] | None = None
         self._phase: Literal["idle", "streaming", "ending"] = "idle"
+        self._tentative = False  # the identification under way neither creates a user nor adapts a voiceprint
         self._streamed_at = 0.0
         self.presence = Presence(group)
         self._merged: dict[str, str] = {}  # provisional user -> the user it was merged into
@@ -75,19 +76,21 @@ class SpeakerTracker:
         """Whether turns are identified by voice: a `speaker_identify` tool is there, and the user is not fixed."""
         return self.cfg.identify_speaker and not self.fixed_user and self.hub.has(SPEAKER_IDENTIFY)
 
-    def hear(self, event: Event, wav: bytes | None = None, image: bytes | None = None) -> None:
+    def hear(self, event: Event, wav: bytes | None = None, image: bytes | None = None, tentative: bool = False) -> None:
         """The one entry: speech started (a turn goes on), its first seconds are in, or it stopped;
-        `wav` (and `image`) is the turn's audio (and camera frame) so far."""
+        `wav` (and `image`) is the turn's audio (and camera frame) so far. `tentative`: the turn may
+        hold two voices, so when speech stops it is identified without creating a user or adapting a
+        voiceprint (two people's voice must not become anyone's)."""
         state = self.state
         if event == "speech_started":
             if state not in ("streaming", "matched"):  # an identification from streaming speech stands
                 self._drop()
         elif event == "first_seconds":
             self._drop()
-            self._start(wav, image, create=False, phase="streaming")
+            self._start(wav, image, phase="streaming")
         elif event == "speech_stopped" and state != "matched":  # else identified while they spoke
             self._drop()
-            self._start(wav, image, create=True, phase="ending")
+            self._start(wav, image, phase="ending", tentative=tentative)
 
     def guess(self) -> Speaker | None:
         """Who is most likely speaking in this turn: what identification found already, else the last speaker."""
@@ -96,6 +99,19 @@ class SpeakerTracker:
     def busy(self) -> bool:
         """An identification was started for this turn (it may have finished)."""
         return self._task is not None
+
+    def pending(self) -> asyncio.Task[Speaker | None] | None:
+        """The identification under way for this turn (it may have finished)."""
+        return self._task
+
+    def one_voice(self) -> None:
+        """The turn holds one voice after all: a tentative identification that named nobody is dropped,
+        so the turn is identified anew and a new voice gets its provisional user."""
+        if self._task is None or not self._task.done() or not self._tentative:
+            return
+        found = result(self._task)
+        if found is None or found.decision == "unknown":
+            self._drop()
 
     def needs_turn_audio(self) -> bool:
         """Whether the turn's end would identify from its audio: nothing under way, and turns are identified."""
@@ -149,13 +165,17 @@ class SpeakerTracker:
                 await self.hub.call(SPEAKER_IDENTIFY, {"audio": wav_base64(wav), "create_if_unknown": False,
                                                        "adapt": False}, time_limit=within)
 
-    async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True) -> Speaker | None:
-        return await identify(self.hub, self.cfg, wav, image, create, self.speaker)
+    async def identify(self, wav: bytes, image: bytes | None = None, create: bool = True,
+                       adapt: bool = True) -> Speaker | None:
+        return await identify(self.hub, self.cfg, wav, image, create, self.speaker, adapt)
 
-    def _start(self, wav: bytes | None, image: bytes | None, create: bool, phase: Literal["streaming", "ending"]) -> None:
+    def _start(self, wav: bytes | None, image: bytes | None, phase: Literal["streaming", "ending"],
+               tentative: bool = False) -> None:
+        """Streaming speech is never a new user (the person goes on talking); a tentative turn is nobody's yet."""
         if wav is not None and self.identifies():
-            self._task = asyncio.create_task(self.identify(wav, image, create=create))
-            self._phase, self._streamed_at = phase, time.monotonic()
+            create = phase == "ending" and not tentative
+            self._task = asyncio.create_task(self.identify(wav, image, create=create, adapt=not tentative))
+            self._phase, self._streamed_at, self._tentative = phase, time.monotonic(), tentative
 
     def _drop(self) -> None:
         if self._task is not None and not self._task.done():

@@ -1,11 +1,12 @@
 """Two voices in one turn: where the voice changes, and who speaks each part.
 
-When speech stops, a turn long enough to hold two people (`turn.split_min_s` of speech) has its
-first and last `EDGE_S` seconds of sound identified, in the silence that ends the turn, as the whole turn's
-voice is. Only when the two are different voices does persona's `speaker_segment` run on the whole
-turn. A single-voice turn so costs two short identifications, finished before the turn's hooks
-need them; segmenting (about a second of CPU for a few seconds of audio) is paid by the turns that
-hold two voices.
+When speech stops, a turn long enough to hold two people (`turn.split_min_s` of speech) is to be
+checked: once its words are in and its own identification and recall are done, its first and last
+`EDGE_S` seconds of sound are identified, in the silence that ends the turn. So the check never
+delays the turn's identification, recall or transcript. Only when the two ends are different
+voices does persona's `speaker_segment` run on the whole turn. A single-voice turn so costs two
+short identifications, mostly finished before the turn's hooks need them; segmenting (about a
+second of CPU for a few seconds of audio) is paid by the turns that hold two voices.
 """
 
 from __future__ import annotations
@@ -15,10 +16,14 @@ import io
 import itertools
 import logging
 import wave
+from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from livekit import rtc
+from livekit.agents import APIError
+from livekit.agents.stt import STT
 
 from . import contracts as c
 from .audio import ID_RATE, wav_base64
@@ -26,6 +31,7 @@ from .config import TurnConfig
 from .contracts import Identification, Segment, Segments, VoiceMatch
 from .mcp_sessions import McpHub, ToolFailed, ToolUnavailable
 from .speaker import Speaker, speaker_of
+from .speaking import SpeakerTracker
 
 log = logging.getLogger(__name__)
 
@@ -112,53 +118,88 @@ def parts_of(found: Segments, samples: np.ndarray) -> list[Part]:
 class VoiceChange:
     """Whether the current turn holds two voices, and its parts when it does."""
 
-    def __init__(self, hub: McpHub, cfg: TurnConfig):
-        self.hub, self.cfg = hub, cfg
-        self._edges: asyncio.Future[list[VoiceMatch | None]] | None = None
+    def __init__(self, hub: McpHub, cfg: TurnConfig, speakers: SpeakerTracker):
+        self.hub, self.cfg, self.speakers = hub, cfg, speakers
+        self._armed: list[bytes] | None = None  # the turn's first and last seconds of sound, to identify
+        self._edges: asyncio.Task[list[VoiceMatch | None]] | None = None
 
     def enabled(self) -> bool:
         return self.cfg.split_min_s > 0 and self.hub.has(c.SPEAKER_SEGMENT) and self.hub.has(c.SPEAKER_IDENTIFY)
 
-    def listen(self, wav: bytes | None) -> None:
-        """Speech stopped: a turn with sound long enough for two voices has its first and last seconds
-        of sound identified now."""
+    def listen(self, wav: bytes | None) -> bool:
+        """Speech stopped: a turn with sound long enough for two voices is to be checked (`start`);
+        returns whether it is."""
         self.drop()
         if wav is None or not self.enabled():
-            return
+            return False
         samples = samples_of(wav)
         first, last = sound_span(samples)
         if last - first < self.cfg.split_min_s * ID_RATE:
-            return
+            return False
         edges = (samples[first: first + int(EDGE_S * ID_RATE)], samples[last - int(EDGE_S * ID_RATE): last])
-        self._edges = asyncio.gather(*(self._identify(rtc.AudioFrame(e.tobytes(), ID_RATE, 1, len(e)).to_wav_bytes())
-                                       for e in edges))
+        self._armed = [rtc.AudioFrame(e.tobytes(), ID_RATE, 1, len(e)).to_wav_bytes() for e in edges]
+        return True
+
+    def start(self, after: Iterable[asyncio.Future[Any]] = ()) -> None:
+        """The turn's words are in: its edges are identified once its own identification and `after`
+        (the recall its words started) are done, so the check never competes with them, nor with
+        transcribing the turn, for the persona server or the CPU."""
+        if self._armed is not None and self._edges is None:
+            self._edges = asyncio.create_task(self._check(self._armed, list(after)))
+
+    async def _check(self, edges: list[bytes], after: list[asyncio.Future[Any]]) -> list[VoiceMatch | None]:
+        first = [f for f in (self.speakers.pending(), *after) if f is not None]
+        if first:
+            await asyncio.wait(first)
+        return list(await asyncio.gather(*(self._identify(e) for e in edges)))
 
     def armed(self) -> bool:
-        """A check is under way for this turn (its audio will be needed)."""
-        return self._edges is not None
+        """The turn is to be checked (its audio will be needed)."""
+        return self._armed is not None
 
     def drop(self) -> None:
         """Speech went on (or the turn is over): the check belongs to no turn any more."""
         if self._edges is not None and not self._edges.done():
             self._edges.cancel()
-        self._edges = None
+        self._armed, self._edges = None, None
 
     async def differs(self, wait_s: float) -> bool:
         """Whether the turn's first and last seconds are two voices (False when not known within
         `wait_s`: the turn then stays whole)."""
-        edges, self._edges = self._edges, None
+        self.start()  # no words came after speech stopped: checked now
+        edges, self._armed, self._edges = self._edges, None, None
         if edges is None:
             return False
         try:
-            head, tail = await asyncio.wait_for(edges, wait_s)
+            head, tail = await asyncio.wait_for(asyncio.shield(edges), wait_s)
         except TimeoutError:
+            edges.cancel()
             log.warning("voice change check late (%.0f ms): the turn stays whole", wait_s * 1000)
             return False
+        except asyncio.CancelledError:
+            if not edges.cancelled():
+                raise
+            return False  # speech went on meanwhile: the turn is not over, the check belongs to no turn
         if head is None or tail is None or not two_voices(head, tail):
             return False
         log.info("two voices in one turn? first seconds %s (%s), last %s (%s)", head.user_id, head.decision,
                  tail.user_id, tail.decision)
         return True
+
+    async def heard_parts(self, wav: bytes, stt: STT | None) -> list[tuple[Part, str]] | None:
+        """The turn's parts with their words when it held two voices (`stt` on each part's audio); None
+        when it held one, or a part could not be transcribed (the turn then stays whole)."""
+        parts = await self.parts(wav)
+        if parts is None or stt is None:
+            return None
+        try:
+            heard = await asyncio.gather(*(stt.recognize(buffer=part.frame()) for part in parts))
+        except APIError as exc:
+            log.warning("a part of a two-voice turn could not be transcribed, the turn stays whole: %s", exc)
+            return None
+        texts = [(ev.alternatives[0].text if ev.alternatives else "").strip() for ev in heard]
+        kept = [(part, text) for part, text in zip(parts, texts, strict=True) if text]
+        return kept if len(kept) > 1 else None  # one voice with words: the turn is theirs, heard whole
 
     async def parts(self, wav: bytes) -> list[Part] | None:
         """The parts of a turn whose edges differ, one per voice (None: `speaker_segment` found one voice,

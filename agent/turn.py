@@ -155,10 +155,11 @@ class TurnHooks:
         budget_s = self.cfg.recall_budget_ms / 1000 if budget_s is None else budget_s
         return await self._start_recall(user_id, text).collect(budget_s)
 
-    def prefetch(self, text: str) -> None:
+    def prefetch(self, text: str) -> RecallCalls | None:
         """Start recalling for a turn whose text is known before the turn ends (a final transcript
         during the end-of-turn silence, a line read ahead): the turn then only waits for what is
-        still missing. The recall is for the voice identified early, if that is done already."""
+        still missing. The recall is for the voice identified early, if that is done already.
+        Returns the recall under way for it (None when recall is off)."""
         guess = self.speakers.guess()
         user = guess.user_id if guess is not None else None
         key = (user, tuple(self.audience(user)), text)
@@ -166,6 +167,7 @@ class TurnHooks:
             self._prefetched[key] = self._start_recall(user, text, list(key[1]))
             while len(self._prefetched) > PREFETCH_KEEP:  # transcripts that never became a turn
                 self._prefetched.pop(next(iter(self._prefetched))).cancel()
+        return self._prefetched.get(key)
 
     async def warm(self, within: float = 120.0) -> None:
         """Make the servers load their models before the first turn, so its budget is not spent
@@ -192,6 +194,7 @@ class TurnHooks:
             identify = None
         guess = self.user_id
         heard = self.speaker
+        before = self.speakers.presence.audience()  # who was here before this turn's voice: the company it is in
         if identify is None and heard is not None:
             self.speakers.presence.heard(heard)  # who speaks is known already: present now
         guessed = tuple(self.audience(guess))
@@ -200,7 +203,7 @@ class TurnHooks:
         if speculative is None and self.cfg.recall and (guess is not None or identify is None):
             speculative = self._start_recall(guess, text, list(guessed))
         late = False
-        company = guess is None or any(a != guess for a in guessed)
+        company = guess is None or any(a != guess for a in before)
         wait_ms = max(self.cfg.identify_budget_ms, self.group.identify_wait_ms) if company else self.cfg.identify_budget_ms
         if identify is not None:
             try:
@@ -234,7 +237,7 @@ class TurnHooks:
         owner, speaker = self.user_id, self.speaker
         if speaker is not None and late and company:  # a guess in company is no attribution
             speaker = Speaker(speaker.user_id, speaker.name, "unknown", resembles=speaker.resembles)
-        if speaker is not None and speaker.decision not in KNOWN and (claimed or any(a != guess for a in guessed)):
+        if speaker is not None and speaker.decision not in KNOWN and (claimed or any(a != owner for a in before)):
             owner = None  # unsure who spoke, in company or on a participant's stream: nobody's memory gets it
         return TurnPrep(speaker, recall, identify_ms, (time.perf_counter() - started) * 1000, started_early,
                         audience=audience, owner=owner)

@@ -19,7 +19,8 @@ from livekit.agents.voice.room_io import RoomOptions
 from livekit.agents.voice.room_io._input import _ParticipantAudioInputStream
 from livekit.plugins import openai, silero  # noqa: F401  (plugins register on the main thread)
 
-from .config import ConfigError, PipelineConfig, load_config
+from .config import ConfigError, PipelineConfig
+from .config_file import load_config
 from .floor import Floor
 from .pipeline import Runtime, build_runtime, build_vad, start_hub
 

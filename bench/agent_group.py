@@ -12,9 +12,10 @@
    update, audience, addressing by cues, the history filter over 40 messages) against nothing;
    and `memory_search` with `present` against the same search without it, on one memory server
    over stdio (when the server takes `present`), alternating, so load affects both alike.
-4. The voice-change check (`agent.split`) on one persona server over stdio: on a single-voice turn
-   (two edge identifications, run in the silence that ends the turn) and on a two-voice turn
-   (the same, then `speaker_segment`).
+4. The voice-change check (`agent.split`) on one persona server over stdio: on a long single-voice
+   turn, the turn's own identification from speech stop and the wait the two edge identifications add
+   after it (the agent also lets the turn's transcript and recall go first); on a two-voice turn, all
+   of it with `speaker_segment`.
 """
 
 from __future__ import annotations
@@ -30,12 +31,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-import numpy as np  # noqa: E402
-from livekit import rtc  # noqa: E402
 from livekit.agents import llm  # noqa: E402
 from rich.console import Console  # noqa: E402
 from rich.table import Table  # noqa: E402
-from scipy.signal import resample_poly  # noqa: E402
 
 from agent.addressing import Addressing  # noqa: E402
 from agent.audio import wav_base64  # noqa: E402
@@ -43,9 +41,10 @@ from agent.config import GroupConfig, McpServerConfig, TurnConfig  # noqa: E402
 from agent.mcp_sessions import McpHub  # noqa: E402
 from agent.presence import Presence  # noqa: E402
 from agent.speaker import Speaker  # noqa: E402
+from agent.speaking import SpeakerTracker  # noqa: E402
 from agent.split import VoiceChange  # noqa: E402
-from tests.conversation import CONFIG, ENROLLED, REC_RATE, Script, Turn, enroll, line_at, recording, replay  # noqa: E402
-from tests.datasets import RATE, fsdd  # noqa: E402
+from tests.conversation import CONFIG, ENROLLED, Script, Turn, enroll, line_at, recording, replay, turn_wav  # noqa: E402
+from tests.datasets import fsdd  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 from tests.support import server_env  # noqa: E402
 
@@ -92,7 +91,7 @@ def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
         utts = fsdd(digits=6)
         asyncio.run(enroll(env, utts))
         config = Path(home) / "replay.yaml"
-        config.write_text(CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
+        config.write_text(CONFIG.format(url=fake.base_url))
         wav = Path(home) / "conversation.wav"
         starts = recording(turns, utts, {k: 3 for k in utts}, wav, joined=joined, script=script)
         lines = replay(config, wav, env)
@@ -113,8 +112,10 @@ def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
     return right / len(turns), tp / max(1, tp + fp), tp / max(1, tp + fn), len(lines), wrong
 
 
-async def voice_change_checks(n: int) -> tuple[list[float], list[float], int]:
-    """The voice-change check (ms) on single-voice and on two-voice turns, and how many two-voice turns it
+async def voice_change_checks(n: int) -> tuple[list[float], list[float], list[float], int]:
+    """What the voice-change check costs, as the agent runs it when speech stops: on long single-voice
+    turns (one speaker's two utterances), the turn's own identification (ms) and the wait the edge checks
+    add after it (ms); on two-voice turns, all of it with `speaker_segment` (ms), and how many of those it
     split into their two speakers' parts."""
     with tempfile.TemporaryDirectory() as home:
         env = server_env(Path(home))
@@ -122,28 +123,33 @@ async def voice_change_checks(n: int) -> tuple[list[float], list[float], int]:
         await enroll(env, utts)
         hub = McpHub([McpServerConfig(name="persona", timeout=120)], env)
         await hub.start()
-        change = VoiceChange(hub, TurnConfig())
-        gap = np.zeros(int(0.15 * REC_RATE), dtype=np.float32)
-        pre = np.zeros(int(0.6 * REC_RATE), dtype=np.float32)  # the pre-roll before speech, and the silence after
-
-        def wav(*clips: np.ndarray) -> bytes:
-            x = np.concatenate([pre, *(c for clip in clips for c in (resample_poly(clip, REC_RATE, RATE), gap)), pre])
-            x = (0.8 * x / np.abs(x).max() * 32767).astype(np.int16)
-            return rtc.AudioFrame(x.tobytes(), REC_RATE, 1, len(x)).to_wav_bytes()
-
+        cfg = TurnConfig()
+        speakers = SpeakerTracker(hub, cfg)
+        change = VoiceChange(hub, cfg, speakers)
         try:
-            await hub.call_data("speaker_identify", {"audio": wav_base64(wav(utts["george"][3])), "adapt": False})
-            single, double, split = [], [], 0
+            await hub.call_data("speaker_identify", {"audio": wav_base64(turn_wav(utts["george"][3])), "adapt": False})
+            ident, added, double, split = [], [], [], 0
             for i in range(n):
                 people = sorted(ENROLLED)
                 a, b = people[i % 3], people[(i + 1) % 3]
-                for audio, out in ((wav(utts[a][3 + i % 10]), single), (wav(utts[a][3 + i % 10], utts[b][4 + i % 10]), double)):
+                for audio, two in ((turn_wav(utts[a][3 + i % 10], utts[a][4 + i % 10]), False),
+                                   (turn_wav(utts[a][3 + i % 10], utts[b][4 + i % 10]), True)):
                     started = time.perf_counter()
-                    change.listen(audio)
+                    tentative = change.listen(audio)
+                    speakers.hear("speech_stopped", audio, tentative=tentative)
+                    turn = speakers.pending()
+                    assert tentative and turn is not None
+                    await turn
+                    identified = time.perf_counter()
                     parts = await change.parts(audio) if await change.differs(30) else None
-                    out.append((time.perf_counter() - started) * 1000)
-                    split += out is double and parts is not None and [q.speaker and q.speaker.user_id for q in parts] == [a, b]
-            return single, double, split
+                    speakers.hear("speech_started")  # the next turn
+                    if two:
+                        double.append((time.perf_counter() - started) * 1000)
+                        split += parts is not None and [q.speaker and q.speaker.user_id for q in parts] == [a, b]
+                    else:
+                        ident.append((identified - started) * 1000)
+                        added.append((time.perf_counter() - identified) * 1000)
+            return ident, added, double, split
         finally:
             await hub.aclose()
 
@@ -231,10 +237,12 @@ def main() -> None:
         t.add_row("memory_search with present (ms)", *(f"{v:.1f}" for v in (statistics.median(filtered), pct(filtered, .95), max(filtered))))
         t.add_row("ratio p50 / p95", f"{statistics.median(filtered) / statistics.median(plain):.2f}",
                   f"{pct(filtered, .95) / pct(plain, .95):.2f}", "")
-    single, double, split = asyncio.run(voice_change_checks(a.checks))
-    t.add_row("voice-change check, single-voice turn (ms; in the end-of-turn silence)",
-              *(f"{v:.1f}" for v in (statistics.median(single), pct(single, .95), max(single))))
-    t.add_row(f"voice-change check + speaker_segment, two-voice turn (ms; split {split}/{len(double)})",
+    ident, added, double, split = asyncio.run(voice_change_checks(a.checks))
+    t.add_row("long single-voice turn: its own identification, from speech stop (ms)",
+              *(f"{v:.1f}" for v in (statistics.median(ident), pct(ident, .95), max(ident))))
+    t.add_row("long single-voice turn: edge checks after it, added (ms; in the end-of-turn silence)",
+              *(f"{v:.1f}" for v in (statistics.median(added), pct(added, .95), max(added))))
+    t.add_row(f"two-voice turn: identification + edge checks + speaker_segment (ms; split {split}/{len(double)})",
               *(f"{v:.1f}" for v in (statistics.median(double), pct(double, .95), max(double))))
     console.print(t)
 

@@ -25,7 +25,7 @@ from rich.table import Table
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from agent.config import load_config  # noqa: E402
+from agent.config_file import load_config  # noqa: E402
 from agent.mcp_sessions import McpHub  # noqa: E402
 from agent.pipeline import build_runtime, server_env  # noqa: E402
 from agent.tools import _schema_for_llm  # noqa: E402

@@ -16,7 +16,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_file import load_config
 from agent.pipeline import agent_home, build_runtime, start_hub
 from mcp_servers.core.llm import llm_failed
 
@@ -32,7 +33,7 @@ class Lines:
     """User turns from stdin. Piped input is read ahead in the background, and each line's recall
     starts as soon as the line arrives (`on_line`), so a turn waits only for what is still missing."""
 
-    def __init__(self, interactive: bool, on_line: Callable[[str], None]):
+    def __init__(self, interactive: bool, on_line: Callable[[str], object]):
         self.interactive = interactive
         self._on_line = on_line
         self._queue: asyncio.Queue[str | None] = asyncio.Queue()

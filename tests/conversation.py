@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import soundfile as sf
+from livekit import rtc
 from scipy.signal import resample_poly
 
 from tests.datasets import RATE, wav_b64
@@ -149,3 +150,11 @@ def line_at(lines: list[dict[str, Any]], start: float) -> dict[str, Any] | None:
     """The line of the utterance that started at `start` (within 1.5 s), if any."""
     line = min(lines, key=lambda d: abs(d["start"] - start), default=None)
     return line if line is not None and abs(line["start"] - start) < 1.5 else None
+
+
+def turn_wav(*clips: np.ndarray) -> bytes:
+    """One turn's audio as the agent keeps it (16 kHz WAV): the clips back to back, a little silence around."""
+    gap, pre = np.zeros(int(0.15 * REC_RATE)), np.zeros(int(0.6 * REC_RATE))
+    x = np.concatenate([pre, *(c for clip in clips for c in (resample_poly(clip, REC_RATE, RATE), gap)), pre])
+    x = (0.8 * x / np.abs(x).max() * 32767).astype(np.int16)
+    return rtc.AudioFrame(x.tobytes(), REC_RATE, 1, len(x)).to_wav_bytes()

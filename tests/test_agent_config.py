@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from agent.config import ConfigError, load_config
+from agent.config import ConfigError
+from agent.config_file import load_config
 from tests.support import ALPHAAVATAR, ROOT, server_env
 
 EXAMPLES = ROOT / "clients" / "examples"

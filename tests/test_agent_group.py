@@ -22,7 +22,7 @@ from agent.character import CharacterLink
 from agent.config import CharacterConfig, GroupConfig
 from agent.floor import Floor
 from agent.mcp_sessions import McpHub
-from agent.participant import vouched
+from agent.participant import vouched, vouched_parts
 from agent.presence import Presence
 from agent.replay import Recording
 from agent.speaker import Speaker
@@ -202,3 +202,11 @@ def test_a_participants_identity_is_a_prior_their_voice_confirms() -> None:
     other = vouched(Speaker("jackson", "Jackson", "known", 0.9), "george")
     assert (other.user_id, other.decision, other.resembles[0]) == ("george", "uncertain", "jackson")
     assert vouched(None, "george").decision == "uncertain"
+
+
+def test_a_participants_identity_is_the_prior_of_each_part_of_a_split_turn() -> None:
+    jackson = Speaker("jackson", "Jackson", "known", 0.9)
+    theirs = vouched_parts([Speaker("george", None, "uncertain", 0.74), jackson], "george")
+    assert [(s.user_id, s.decision) for s in theirs if s] == [("george", "known"), ("jackson", "known")]
+    neither = vouched_parts([jackson, None], "george")  # identity and voices disagree: nobody is trusted
+    assert [(s.user_id, s.decision) for s in neither if s] == [("jackson", "uncertain"), ("george", "uncertain")]

@@ -1,9 +1,11 @@
-"""A turn that holds two voices, through `alphaavatar agent replay` on real FSDD voices.
+"""Turns that hold two voices, through `alphaavatar agent replay` on real FSDD voices, with the
+split on by default.
 
 george, jackson and lucas are enrolled by voice. lucas asks george something; george answers and
-jackson, without a pause the VAD would cut at, asks the avatar: one turn, two voices. The fake STT
-reads the words of each recorded clip the audio it is sent holds, so each part's words come from
-STT on that part's audio alone.
+jackson, without a pause the VAD would cut at, asks the avatar: one turn, two voices. Later lucas
+and george each ask the avatar something, back to back: both parts are answered, one reply each.
+The fake STT reads the words of each recorded clip the audio it is sent holds, so each part's words
+come from STT on that part's audio alone.
 """
 
 from __future__ import annotations
@@ -15,11 +17,14 @@ import numpy as np
 import pytest
 
 from agent.audio import ID_RATE
+from agent.config import McpServerConfig, TurnConfig
 from agent.contracts import Segments
-from agent.split import parts_of
+from agent.mcp_sessions import McpHub
+from agent.speaking import SpeakerTracker
+from agent.split import VoiceChange, parts_of
 from tests.conversation import CONFIG as REPLAY_CONFIG
-from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay
-from tests.datasets import fsdd, needs_fsdd
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay, turn_wav
+from tests.datasets import fsdd, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
 
@@ -27,8 +32,10 @@ pytestmark = needs_fsdd
 
 TURNS: list[Turn] = [("lucas", "Hey George, are you free tonight?", False),
                      ("george", "Yes Lucas, I am free after six.", False),
-                     ("jackson", "Alpha, book a table for the three of us.", True)]
-JOINED = frozenset({2})  # jackson speaks right after george: one VAD turn
+                     ("jackson", "Alpha, book a table for the three of us.", True),
+                     ("lucas", "Alpha, who won the game last night?", True),
+                     ("george", "Alpha, and what is the weather tomorrow?", True)]
+JOINED = frozenset({2, 4})  # jackson speaks right after george, george right after lucas: one VAD turn each
 
 
 @pytest.fixture(scope="module")
@@ -38,7 +45,7 @@ async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.Te
     utts = fsdd(digits=6)
     await enroll(env, utts)
     config = home / "replay.yaml"
-    config.write_text(REPLAY_CONFIG.format(url=fake.base_url) + "turn: {split_min_s: 3}\n")
+    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
     wav = home / "two-voices.wav"
     starts = recording(TURNS, utts, {k: 3 for k in utts}, wav, joined=JOINED, script=script)
     lines = replay(config, wav, env)
@@ -67,15 +74,28 @@ async def test_each_part_goes_to_its_own_speakers_memory(replayed: dict[str, Any
     memories = replayed["memories"]
     assert "free after six" in memories["george"] and "book a table" not in memories["george"]
     assert "book a table" in memories["jackson"] and "free after six" not in memories["jackson"]
-    assert "free tonight" in memories["lucas"]
-    assert not any(t in memories["lucas"] for t in ("free after six", "book a table"))
+    assert "free tonight" in memories["lucas"] and "who won" in memories["lucas"]
+    assert not any(t in memories["lucas"] for t in ("free after six", "book a table", "weather tomorrow"))
+    assert "weather tomorrow" in memories["george"] and "who won" not in memories["george"]
+
+
+def last_said(messages: list[dict[str, Any]]) -> str:
+    return json.dumps([m for m in messages if m["role"] == "user"][-1])
 
 
 async def test_the_llm_is_asked_with_the_answered_part_only(replayed: dict[str, Any]) -> None:
     asked = [b["messages"] for b in replayed["llm"] if "book a table" in json.dumps(b["messages"])]
     assert asked
-    said = [m for m in asked[0] if m["role"] == "user"][-1]
-    assert "book a table" in json.dumps(said) and "free after six" not in json.dumps(said)
+    assert "book a table" in last_said(asked[0]) and "free after six" not in last_said(asked[0])
+
+
+async def test_both_parts_spoken_to_the_avatar_get_a_reply_each_in_order(replayed: dict[str, Any]) -> None:
+    lucas = [b["messages"] for b in replayed["llm"] if "who won" in last_said(b["messages"])]
+    george = [b["messages"] for b in replayed["llm"] if "weather tomorrow" in last_said(b["messages"])]
+    assert len(lucas) == 1 and len(george) == 1, [last_said(b["messages"]) for b in replayed["llm"]]
+    assert "weather tomorrow" not in json.dumps(lucas[0])  # one question per request: its asker's
+    history = [m for m in george[0] if m["role"] in ("user", "assistant")]
+    assert "who won" in json.dumps(history[-3]) and history[-2]["role"] == "assistant"  # lucas was answered first
 
 
 def test_a_stretch_too_short_to_be_a_part_joins_its_neighbour() -> None:
@@ -93,3 +113,39 @@ def test_a_stretch_too_short_to_be_a_part_joins_its_neighbour() -> None:
     assert [(round(p.start, 1), round(p.end, 1), p.speaker.user_id if p.speaker else None) for p in parts] == [
         (0.3, 4.3, "george"), (4.4, 7.5, "jackson")]
     assert sum(len(p.samples) for p in parts) == 8 * ID_RATE  # cut in the pause between them, nothing lost
+
+
+async def test_a_turn_that_may_hold_two_voices_makes_nobody_of_them_until_it_holds_one(
+        tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Two people's voice must adapt no voiceprint and start no user; one new voice still gets its user."""
+    env = server_env(tmp_path_factory.mktemp("tentative"))
+    utts, long = fsdd(digits=6), fsdd(digits=8)
+    async with stdio_session("persona", env) as persona:  # lucas is the new voice here
+        for who in ("george", "jackson"):
+            await ok(persona, "user_create", {"user_id": who, "name": who.title()})
+            await ok(persona, "speaker_enroll", {"user_id": who, "audio": [wav_b64(x) for x in utts[who][:3]]})
+    hub = McpHub([McpServerConfig(name="persona", timeout=120)], env)
+    await hub.start()
+    try:
+        cfg = TurnConfig()
+        speakers = SpeakerTracker(hub, cfg)
+        change = VoiceChange(hub, cfg, speakers)
+        for clips, two in (((utts["george"][3], utts["jackson"][3]), True), ((long["lucas"][5],), False)):
+            wav = turn_wav(*clips)
+            tentative = change.listen(wav)
+            speakers.hear("speech_stopped", wav, tentative=tentative)
+            assert tentative and await change.differs(120) is two
+            speakers.one_voice()
+            task = speakers.take(wav)
+            assert task is not None
+            found = await task
+            if two:
+                for who in ("george", "jackson"):
+                    held = (await hub.call_data("user_get", {"user_id": who}))["voice_samples"]
+                    assert held.get("adapted", 0) == 0, (who, held)
+            else:
+                assert found is not None and found.decision == "provisional", found
+        new = (await hub.call_data("user_list", {"provisional": True}))["users"]
+        assert found is not None and [u["user_id"] for u in new] == [found.user_id]
+    finally:
+        await hub.aclose()
