@@ -54,9 +54,10 @@ conformance: install
 test: lint system conformance
 	$(BIN)/python -m pytest -q
 
-# The long checks left out of the default run (more kill rounds, 400 fuzz sets per tool): CI runs them too.
+# The long checks left out of the default run (more kill rounds, 400 fuzz sets per tool, the real-time
+# replays): CI runs them too, in one process, so that no other test takes the cores from the replays.
 test-slow: install system
-	$(BIN)/python -m pytest -q -m slow
+	$(BIN)/python -m pytest -q -m slow -n 0
 
 # The memory server installed on its own: a fresh virtualenv with only alphaavatar[memory] (and the test
 # runner), non-editable, plus the text model's weights as an offline site gets them (the package without its

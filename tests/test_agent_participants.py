@@ -19,7 +19,9 @@ from tests.datasets import fsdd, needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
 
-pytestmark = needs_fsdd
+# A minute of real-time audio: a participant's identity as a prior their voice confirms, and every
+# participant heard, are checked in the default run by test_agent_group; the replay in -m slow.
+pytestmark = [needs_fsdd, pytest.mark.slow]
 
 TURNS: list[Turn] = [("george", "Alpha, remind me to buy flowers.", True),
                      ("lucas", "Hi George, what are you up to?", False),

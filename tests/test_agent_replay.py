@@ -25,7 +25,9 @@ from tests.datasets import fsdd, needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import ok, server_env, stdio_session
 
-pytestmark = needs_fsdd
+# Minutes of real-time audio: attribution, addressing and who hears a private fact are checked in the
+# default run by test_agent_voice, test_agent_group and test_visibility; the whole conversation in -m slow.
+pytestmark = [needs_fsdd, pytest.mark.slow]
 
 SECRET = "surprise party"
 UNKNOWN = "nicolas"

@@ -29,6 +29,8 @@ from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
 
 pytestmark = needs_fsdd
+# The replayed tests are real-time audio, timing-sensitive on a loaded machine: they run in -m slow;
+# where a turn is cut (parts_of) is checked in the default run, at the end.
 
 TURNS: list[Turn] = [("lucas", "Hey George, are you free tonight?", False),
                      ("george", "Yes Lucas, I am free after six.", False),
@@ -56,6 +58,7 @@ async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.Te
     return {"starts": starts, "lines": lines, "memories": memories, "llm": [b for b in fake.requests if "messages" in b]}
 
 
+@pytest.mark.slow
 async def test_a_turn_with_two_voices_is_split_and_each_part_attributed(replayed: dict[str, Any]) -> None:
     lines = replayed["lines"]
     assert len(lines) == len(TURNS), lines  # one line per voice, though the VAD heard two turns
@@ -70,6 +73,7 @@ async def test_a_turn_with_two_voices_is_split_and_each_part_attributed(replayed
     assert george["end"] <= jackson["start"] + 0.5 and set(jackson["present"]) >= {"george", "jackson", "lucas"}
 
 
+@pytest.mark.slow
 async def test_each_part_goes_to_its_own_speakers_memory(replayed: dict[str, Any]) -> None:
     memories = replayed["memories"]
     assert "free after six" in memories["george"] and "book a table" not in memories["george"]
@@ -83,6 +87,7 @@ def last_said(messages: list[dict[str, Any]]) -> str:
     return json.dumps([m for m in messages if m["role"] == "user"][-1])
 
 
+@pytest.mark.slow
 async def test_the_llm_is_asked_with_the_answered_part_only(replayed: dict[str, Any]) -> None:
     asked = [b["messages"] for b in replayed["llm"] if "book a table" in json.dumps(b["messages"])]
     assert asked

@@ -227,9 +227,14 @@ async def test_stalled_memory_server_does_not_delay_the_turn(
     assert sorted(prep.recall.late) == ["followup_list", "memory_search", "tool_experience_search"]
 
 
-def test_chat_command_scripted_with_an_unreachable_server(fake: FakeOpenAI, tmp_path: Path) -> None:
-    """`alphaavatar chat` piped, twice: one reply per line; what the first chat was told reaches
-    the second chat's context; a dead server is named at start and the rest works."""
+def test_chat_command_piped_then_on_a_terminal(fake: FakeOpenAI, tmp_path: Path) -> None:
+    """`alphaavatar chat` piped: one reply per line, a dead server named at start and the rest working.
+    Then the same chat on a terminal (a pty here): the reply is written piece by piece as the LLM
+    streams it (some read of the terminal holds its start without its end), with what the first chat
+    was told in its context. One test for both: each chat run costs seconds of start-up."""
+    import pty
+    import select
+
     path = tmp_path / "agent.yaml"
     path.write_text(f"""
 llm: {{provider: openai, model: fake, base_url: "{fake.base_url}", api_key: k}}
@@ -238,19 +243,41 @@ mcp_servers:
   - {{name: weather, url: "http://127.0.0.1:9/mcp", connect_timeout: 5}}
 character: {{enabled: false}}
 """, encoding="utf-8")
+    command = [ALPHAAVATAR, "chat", str(path), "--user", "gina"]
 
-    def chat(lines: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([ALPHAAVATAR, "chat", str(path), "--user", "gina"], input=lines,
-                              capture_output=True, text=True, env=server_env(tmp_path), timeout=300)
-
-    first = chat("I live in Lisbon, near the river.\n\nI also play the cello.\n")
+    first = subprocess.run(command, input="I live in Lisbon, near the river.\n\nI also play the cello.\n",
+                           capture_output=True, text=True, env=server_env(tmp_path), timeout=300)
     assert first.returncode == 0, first.stderr
     assert first.stdout.splitlines() == ["Noted.", "Noted."]
     assert "MCP server 'weather' is not reachable" in first.stderr and "mcp_servers" in first.stderr
 
-    second = chat("Where do I live?\n")
-    assert second.returncode == 0 and second.stdout == "Noted.\n", second.stderr
-    asked = json.loads(requests_for(fake, "Where do I live?")[-1])
+    question, reply = "Where do I live?", "You live in Lisbon, near the river, and you play the cello."
+    fake.responder.rules[question] = Reply(content=reply, gap=0.2)  # type: ignore[attr-defined]
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave, env=server_env(tmp_path))  # input() prompts on stderr
+    os.close(slave)
+    seen, snapshots = "", []
+
+    def read_until(wanted: str) -> None:
+        nonlocal seen
+        while wanted not in seen:
+            ready, _, _ = select.select([master], [], [], 120)
+            assert ready, f"the terminal never showed {wanted!r}: {seen!r}"
+            seen += os.read(master, 4096).decode(errors="replace")
+            snapshots.append(seen)
+
+    try:
+        read_until("you> ")
+        os.write(master, f"{question}\n".encode())
+        read_until(reply)
+        read_until("you> ")
+        os.write(master, b"\x04")  # Ctrl-D: the chat ends
+        assert proc.wait(60) == 0
+    finally:
+        proc.kill()
+        os.close(master)
+    assert any(reply[:12] in s and reply not in s for s in snapshots), snapshots
+    asked = json.loads(requests_for(fake, question)[-1])
     context = [m["content"] for m in asked["messages"] if m["role"] == "system"]
     assert any("Lisbon" in c for c in context), context
 
@@ -299,41 +326,3 @@ async def test_hub_over_streamable_http_with_a_bearer_token(tmp_path: Path) -> N
             assert added["results"][0]["event"] == "ADD"
         finally:
             await hub.aclose()
-
-
-def test_chat_command_on_a_terminal_writes_the_reply_as_it_streams(tmp_path: Path) -> None:
-    """On a terminal (a pty here) `alphaavatar chat` writes the reply piece by piece, as the LLM
-    streams it: some read of the terminal holds the reply's start without its end."""
-    import pty
-    import select
-
-    reply = "You live in Lisbon, near the river, and you play the cello."
-    with FakeOpenAI(lambda body: Reply(content=reply, gap=0.2)) as llm:
-        path = tmp_path / "agent.yaml"
-        path.write_text(f'llm: {{provider: openai, model: fake, base_url: "{llm.base_url}", api_key: k}}\n'
-                        "mcp_servers: []\ncharacter: {enabled: false}\n", encoding="utf-8")
-        master, slave = pty.openpty()
-        proc = subprocess.Popen([ALPHAAVATAR, "chat", str(path), "--user", "ivy"], stdin=slave, stdout=slave,
-                                stderr=slave, env=server_env(tmp_path))  # input() prompts on stderr
-        os.close(slave)
-        seen, snapshots = "", []
-
-        def read_until(wanted: str) -> None:
-            nonlocal seen
-            while wanted not in seen:
-                ready, _, _ = select.select([master], [], [], 120)
-                assert ready, f"the terminal never showed {wanted!r}: {seen!r}"
-                seen += os.read(master, 4096).decode(errors="replace")
-                snapshots.append(seen)
-
-        try:
-            read_until("you> ")
-            os.write(master, b"Where do I live?\n")
-            read_until(reply)
-            read_until("you> ")
-            os.write(master, b"\x04")  # Ctrl-D: the chat ends
-            assert proc.wait(60) == 0
-        finally:
-            proc.kill()
-            os.close(master)
-    assert any(reply[:12] in s and reply not in s for s in snapshots), snapshots

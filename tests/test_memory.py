@@ -214,6 +214,7 @@ async def test_bad_input_is_refused_and_nothing_is_written(tmp_path: Path) -> No
         assert len(ok.data["results"]) == 1  # still alive and serving
 
 
+@pytest.mark.slow  # the default run kills memory under acknowledged writes in tests/test_durability.py (stdio, up)
 async def test_persistence_across_restart_and_kill_9(tmp_path: Path) -> None:
     env = server_env(tmp_path)
     async with stdio_session("memory", env) as s:
