@@ -94,6 +94,7 @@ async def test_the_llm_is_asked_with_the_answered_part_only(replayed: dict[str, 
     assert "book a table" in last_said(asked[0]) and "free after six" not in last_said(asked[0])
 
 
+@pytest.mark.slow
 async def test_both_parts_spoken_to_the_avatar_get_a_reply_each_in_order(replayed: dict[str, Any]) -> None:
     lucas = [b["messages"] for b in replayed["llm"] if "who won" in last_said(b["messages"])]
     george = [b["messages"] for b in replayed["llm"] if "weather tomorrow" in last_said(b["messages"])]
