@@ -314,9 +314,25 @@ def new_person(driver: Any, up: str, name: str) -> str:
     """Signed in as the owner, create a person on the People page; their user id."""
     sign_in(driver, up, OWNER)
     page(driver, "people")
-    by(driver, "#new-user").send_keys(name)
-    by(driver, "#create-user").click()
-    wait(driver, lambda: by(driver, "#person-h").text.startswith(name), what=f"{name}'s person page")
+
+    def created() -> bool:
+        """Type and create once the page is idle; then open the person (under load the page may draw
+        itself again while the first keys arrive, and the name typed before is gone)."""
+        from selenium.webdriver.common.by import By
+
+        if name in by(driver, "#users").text:
+            heads = driver.find_elements(By.CSS_SELECTOR, "#person-h")
+            if heads and heads[0].text.startswith(name):
+                return True
+            next(b for b in driver.find_elements(By.CSS_SELECTOR, "#users button.row") if name in b.text).click()
+            return False
+        field = by(driver, "#new-user")
+        if not field.get_attribute("value") and "Working" not in text(driver):
+            field.send_keys(name)
+            by(driver, "#create-user").click()
+        return False
+
+    wait(driver, created, what=f"{name}'s person page")
     return str(by(driver, "article.person").get_attribute("data-user"))
 
 

@@ -126,11 +126,14 @@ export function People({ session, user, setSubject }) {
   const [picked, setPicked] = useState(null);
   const [newName, setNewName] = useState("");
   const [state, run] = useAction();
+  const listing = useLatest();
   // The owner's pick is the console's "showing user" (one subject for every page); a user token has its own.
   const selected = session.owner ? (users.some((u) => u.user_id === user) ? user : picked) : picked;
   const setSelected = (id) => { setPicked(id); if (id && setSubject) setSubject(id); };
   const load = (cursor) => run(async () => {
+    const current = listing();
     const r = await tool("persona", "user_list", { limit: 50, cursor });
+    if (!current()) return;  // a newer list was asked for (a user was just created): this one is stale
     setUsers(cursor ? [...users, ...r.users] : r.users);
     setNext(r.next_cursor);
     if (!session.owner && r.users.some((u) => u.user_id === user)) setPicked(user);  // a user token: its own
