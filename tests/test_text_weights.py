@@ -64,13 +64,18 @@ LOCATE = "from mcp_servers.core.text_weights import locate\nprint(locate(None))\
 DOWNLOAD_FILES = "from clients.cli import app\napp(['download-files', 'text'])\n"
 
 
-def test_a_named_folder_is_used_as_it_is(tmp_path: Path) -> None:
-    """ALPHAAVATAR_EMBEDDING_MODEL's folder comes before the installed package, and embeds alike."""
+def linked(folder: Path) -> Path:
+    """A folder holding the package's model files (as links), as a user or a mirror would have them."""
     assert PACKAGE_FILES is not None
-    folder = tmp_path / "my-minilm"
     for name in text_weights.FILES:
         (folder / name).parent.mkdir(parents=True, exist_ok=True)
         (folder / name).symlink_to(PACKAGE_FILES / name)
+    return folder
+
+
+def test_a_named_folder_is_used_as_it_is(tmp_path: Path) -> None:
+    """ALPHAAVATAR_EMBEDDING_MODEL's folder comes before the installed package, and embeds alike."""
+    folder = linked(tmp_path / "my-minilm")
     assert text_weights.locate(str(folder)) == folder
     texts = ["Caroline moved from Sweden", "x"]
     mine = LocalEmbedder(str(folder), precision="fp32", cache_dir=tmp_path / "cache")
@@ -135,11 +140,7 @@ async def test_offline_and_nowhere_a_memory_tool_answers_what_to_do(tmp_path: Pa
 
 def test_a_file_that_is_not_the_pinned_one_is_refused_and_not_kept(tmp_path: Path) -> None:
     """A mirror serving other bytes under the pinned revision: the download fails and leaves nothing to trust."""
-    assert PACKAGE_FILES is not None
-    served = tmp_path / "served"
-    for name in text_weights.FILES:
-        (served / name).parent.mkdir(parents=True, exist_ok=True)
-        (served / name).symlink_to(PACKAGE_FILES / name)
+    served = linked(tmp_path / "served")
     (served / "tokenizer_config.json").unlink()
     (served / "tokenizer_config.json").write_text('{"do_lower_case": false}')
     hf_home = tmp_path / "hf"
