@@ -110,13 +110,15 @@ async def conversation(config: PipelineConfig, hub: McpHub, home: Path, user: st
         await runtime.aclose()
 
 
-def memory_pid() -> int:
-    """The memory server this test process started (a real child process)."""
+def memory_pid(home: Path) -> int:
+    """The hub's memory server on `home` (a child process of this one), not another module's: a
+    session-wide server (conftest's scratch_stdio) is a child of this process too."""
     for child in psutil.Process().children(recursive=True):
         with contextlib.suppress(psutil.Error):
-            if "memory" in child.cmdline() and "serve" in child.cmdline():
+            if "memory" in child.cmdline() and "serve" in child.cmdline() and \
+                    child.environ().get("ALPHAAVATAR_HOME") == str(home):
                 return child.pid
-    raise AssertionError("no memory server process")
+    raise AssertionError(f"no memory server process on {home}")
 
 
 async def test_fact_recalled_in_next_session_for_same_user_only(
@@ -196,7 +198,7 @@ async def test_killed_server_reported_then_reconnected(
     line = "What do you remember about me?"
     fake.responder.rules[line] = Reply(tool_calls=[{"name": "memory_search", "arguments": {"query": "me"}}])  # type: ignore[attr-defined]
     async with conversation(config, hub, home, "erin") as rt:
-        os.kill(memory_pid(), signal.SIGKILL)
+        os.kill(memory_pid(home), signal.SIGKILL)
         reply = await rt.agent.text_turn(line)  # the agent keeps talking
         tool_output = [m for m in json.loads(requests_for(fake, line)[-1])["messages"] if m["role"] == "tool"]
         assert tool_output and "memory server" in tool_output[0]["content"], tool_output
@@ -214,7 +216,7 @@ async def test_stalled_memory_server_does_not_delay_the_turn(
         fake: FakeOpenAI, config: PipelineConfig, hub: McpHub, home: Path) -> None:
     config = config.model_copy(update={"turn": TurnConfig()})  # the default budget, 150 ms
     async with conversation(config, hub, home, "frank") as rt:
-        pid = memory_pid()
+        pid = memory_pid(home)
         os.kill(pid, signal.SIGSTOP)  # alive but answering nothing: the slowest server there is
         try:
             reply = await asyncio.wait_for(rt.agent.text_turn("Hello there, how are you?"), 60)
