@@ -47,6 +47,9 @@ function SignIn({ onIn }) {
 // Whose data the pages show: a user token is pinned to its user; the owner picks one (here or on People).
 function Subject({ session, subject, setSubject }) {
   const [users, setUsers] = useState([]);
+  // What is being typed is the field's own until committed: a redraw (the user list arriving) keeps it.
+  const [draft, setDraft] = useState(subject);
+  useEffect(() => setDraft(subject), [subject]);
   useEffect(() => {
     if (session.owner) tool("persona", "user_list", { limit: 100 }).then((r) => setUsers(r.users)).catch(() => {});
   }, [session, subject]);
@@ -54,7 +57,8 @@ function Subject({ session, subject, setSubject }) {
   const named = users.find((u) => u.user_id === subject);
   return html`<div class="subject">
     <label for="subject">Owner — showing user</label>
-    <input id="subject" list="subject-users" value=${subject} size="14" onChange=${(e) => setSubject(e.target.value.trim() || "default")} />
+    <input id="subject" list="subject-users" value=${draft} size="14" onInput=${(e) => setDraft(e.target.value)}
+      onChange=${(e) => setSubject(e.target.value.trim() || "default")} />
     ${named ? html`<span id="subject-name">${named.name}</span>` : null}
     <datalist id="subject-users">
       <option value="default">memories tied to no person</option>
