@@ -89,6 +89,17 @@ def _scope_of(d: reflection.Derived) -> Scope:
     return "avatar" if d.key.startswith(reflection.AVATAR) else "tool" if d.tool else "user"
 
 
+def _experience(hit: Hit) -> ToolExperience:
+    """A recorded call as a past experience; a lesson drawn from several calls carries its text instead."""
+    md, p = hit.payload.get("metadata") or {}, hit.payload
+    seen = {"id": hit.id, "tool": md.get("tool", "?"), "success": bool(md.get("success")),
+            "occurred_at": p.get("occurred_at"), "score": round(hit.score, 6) if hit.score else None}
+    if p.get("source") == reflection.DERIVED:
+        return ToolExperience(**seen, lesson=p["content"])
+    return ToolExperience(**seen, task=md.get("task"), arguments=md.get("arguments") or {}, outcome=md.get("outcome"),
+                          latency_ms=md.get("latency_ms"))
+
+
 def to_item(hit: Hit) -> MemoryItem:
     p = hit.payload
     return MemoryItem(
@@ -580,16 +591,13 @@ class MemoryService:
             key = reflection.key_of(d)
             wanted: list[reflection.Derived] = []
             hits: list[Hit] = []
-            if key.startswith(reflection.AVATAR + "entity:"):
-                where = self._shared()
-                where.any_of["entities"] = [name := key.removeprefix(reflection.AVATAR + "entity:")]
+            across = key.startswith(reflection.AVATAR)
+            if key.removeprefix(reflection.AVATAR).startswith("entity:"):
+                name = key.removeprefix(reflection.AVATAR).removeprefix("entity:")
+                where = self._shared() if across else self._said(user)
+                where.any_of["entities"] = [name]
                 hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
-                wanted = [c] if (c := reflection.card(name, hits, across=True)) else []
-            elif key.startswith("entity:"):
-                where = self._said(user)
-                where.any_of["entities"] = [key.removeprefix("entity:")]
-                hits, _ = await off_loop(self.store.scroll, where, reflection.MAX_SOURCES + 1)
-                wanted = [c] if (c := reflection.card(key.removeprefix("entity:"), hits)) else []
+                wanted = [c] if (c := reflection.card(name, hits, across)) else []
             elif key.startswith("tool:"):
                 tool = key.removeprefix("tool:")
                 hits = await off_loop(self.store.every, self._called(user, tool))
@@ -704,15 +712,4 @@ class MemoryService:
 
     async def tool_experiences(self, where: Where, task: str, limit: int) -> list[ToolExperience]:
         hits = await retrieval.search(self.store, self.embedder, task, where, limit)
-        out = []
-        for h in hits:
-            md = h.payload.get("metadata") or {}
-            out.append(ToolExperience(
-                id=h.id, tool=md.get("tool", "?"), task=md.get("task"), arguments=md.get("arguments") or {},
-                outcome=md.get("outcome"), success=bool(md.get("success")), latency_ms=md.get("latency_ms"),
-                occurred_at=h.payload.get("occurred_at"), score=round(h.score, 6) if h.score else None,
-            ) if h.payload.get("source") != reflection.DERIVED else ToolExperience(
-                id=h.id, tool=md.get("tool", "?"), lesson=h.payload["content"], success=bool(md.get("success")),
-                occurred_at=h.payload.get("occurred_at"), score=round(h.score, 6) if h.score else None,
-            ))
-        return out
+        return [_experience(h) for h in hits]
