@@ -124,6 +124,8 @@ class BehaviorConfig(_Strict):
         "conversation ends (memory_reflect), or never on its own.")
     reflect_every: int = Field(default=50, ge=0, le=10_000, description="Also reflect for a person after this many "
                                "new turns of theirs in one conversation (0: only at the end).")
+    reflect_idle_s: float = Field(default=300, ge=0, le=86_400, description="Also reflect for everyone with new "
+                                  "turns once the conversation has been quiet this long (0: only at the end).")
     followups: bool = Field(default=True, description="Bring up what a person said would happen (an exam, a "
                             "call to make) once it is due, once, and only in front of whom may hear it.")
     followup_kinds: list[Literal["event", "reminder"]] = Field(

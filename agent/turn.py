@@ -68,6 +68,7 @@ class TurnHooks:
         self.behavior = behavior or BehaviorConfig()
         self._raised: set[str] = set()  # follow-ups brought up in this conversation
         self._turns: dict[str, int] = {}  # turns remembered per person since their last reflection
+        self._quiet: asyncio.TimerHandle | None = None  # reflects once the conversation has been quiet a while
         self.experience_limit = experience_limit  # past tool calls recalled per turn (0: none)
         self.cfg = turn
         self.session_id = session_id
@@ -284,6 +285,19 @@ class TurnHooks:
             self._turns[user_id] = self._turns.get(user_id, 0) + 1
             if self.behavior.reflect_every and self._turns[user_id] >= self.behavior.reflect_every:
                 self._reflect(user_id)
+        self._wait_for_quiet()
+
+    def _wait_for_quiet(self) -> None:
+        """(Re)start the wait after which a quiet conversation reflects (`behavior.reflect_idle_s`)."""
+        if self._quiet is not None:
+            self._quiet.cancel()
+        if self.behavior.reflect_idle_s and self.behavior.reflect != "off":
+            self._quiet = asyncio.get_running_loop().call_later(self.behavior.reflect_idle_s, self._reflect_pending)
+
+    def _reflect_pending(self) -> None:
+        """Reflect for everyone remembered for since their last reflection."""
+        for user in [u for u, n in self._turns.items() if n]:
+            self._reflect(user)
 
     def _reflect(self, user_id: str) -> None:
         """Queue a reflection on a person's memories (after their turns, which the queue sends first)."""
@@ -323,9 +337,10 @@ class TurnHooks:
 
     async def aclose(self, within: float = 10.0) -> None:
         """The conversation ended: reflect for everyone it remembered for (`behavior.reflect`), then flush."""
+        if self._quiet is not None:
+            self._quiet.cancel()
         if self.behavior.reflect == "session_end":
-            for user in [u for u, n in self._turns.items() if n]:
-                self._reflect(user)
+            self._reflect_pending()
         if self.writer is not None:
             with contextlib.suppress(Exception):
                 await self.writer.aclose(within)

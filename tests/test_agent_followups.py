@@ -4,6 +4,7 @@ memory server over stdio and the fake OpenAI-compatible LLM."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Iterator
@@ -148,3 +149,20 @@ async def test_a_tool_lesson_reaches_the_next_conversation(fake: FakeOpenAI, con
     context = context_for(fake, line)
     assert "Lesson on web_search from 2 calls (1 worked, 1 failed), " in context, context
     assert "Failed for: look up the tide in Cascais for Sunday (the tide site timed out)." in context
+
+
+async def test_a_quiet_conversation_reflects_before_it_ends(fake: FakeOpenAI, config: PipelineConfig, hub: McpHub,
+                                                            tmp_path: Path) -> None:
+    quick = config.model_copy(update={"behavior": config.behavior.model_copy(update={"reflect_idle_s": 0.5})})
+    async with conversation(quick, hub, tmp_path, "yuki") as rt:
+        await rt.agent.text_turn("My friend Sofia lent me her bicycle.")
+        await rt.agent.text_turn("I rode Sofia's bicycle to the lake.")
+        # nobody speaks: the reflection comes while the conversation is still open
+        for _ in range(120):
+            listed = await hub.call_data("memory_list", {"user_id": "yuki", "limit": 100})
+            cards = [m["content"].split(" (")[0] for m in listed["results"] if m["source"] == "reflection"]
+            if cards:
+                break
+            await asyncio.sleep(0.25)
+        assert cards == ["About Sofia"]
+        assert rt.hooks._turns == {"yuki": 0}  # counted as reflected: the end has nothing left to do
