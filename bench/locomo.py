@@ -1,6 +1,6 @@
 """LoCoMo evidence recall of memory_search, against a pure dense MiniLM baseline in the same run.
 
-    python bench/locomo.py [--data DIR] [--json OUT] [--max-convs N] [--ablation]
+    python bench/locomo.py [--data DIR] [--json OUT] [--max-convs N] [--ablation] [--model DIR --dim N]
 
 Every turn of every conversation is stored verbatim as one memory ("speaker: text [image:
 caption]", its session, occurred_at = the session's date) through the real memory server over
@@ -9,6 +9,9 @@ is asked with `memory_search(query, user_id, limit=20)`. Reported per category: 
 recall@1/5/10/20 (share of a question's evidence turns in the top k) and all-evidence@10 (all
 of them in the top 10), with the same figures for the baseline: MiniLM cosine between the
 question and the verbatim turn text, exact, no date, no fusion.
+
+`--model` puts another local sentence-transformers folder (of `--dim` dimensions) in MiniLM's place, in
+the server and in the baseline alike: what a larger embedder would change.
 
 `--ablation` also rebuilds the index in-process on the core store with each ranking step of
 `mcp_servers.memory.retrieval` added one at a time, and prints all-evidence@10 per step.
@@ -147,7 +150,8 @@ def dense_baseline(convs: Sequence[Conversation], embedder: Embedder) -> dict[tu
 # -- through the memory server over MCP stdio ----------------------------------------------------
 
 
-async def through_mcp(convs: Sequence[Conversation]) -> tuple[dict[tuple[str, int], list[str]], list[float], float]:
+async def through_mcp(convs: Sequence[Conversation], model: dict[str, str]
+                      ) -> tuple[dict[tuple[str, int], list[str]], list[float], float]:
     """Store every turn with memory_add_batch, ask every question with memory_search.
 
     Returns the ranked dia_ids per question, search latencies (ms, client side) and add rate (items/s).
@@ -156,7 +160,7 @@ async def through_mcp(convs: Sequence[Conversation]) -> tuple[dict[tuple[str, in
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAAVATAR_", "OPENAI_", "QDRANT_"))}
-        env.update({"ALPHAAVATAR_HOME": home, "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1"})
+        env.update({"ALPHAAVATAR_HOME": home, "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", **model})
         params = StdioServerParameters(command=EXE, args=["serve", "memory", "--transport", "stdio"], env=env)
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
@@ -291,6 +295,8 @@ async def main() -> int:
     ap.add_argument("--json", type=Path, help="write the figures here")
     ap.add_argument("--max-convs", type=int, default=0, help="only the first N conversations (0 = all)")
     ap.add_argument("--ablation", action="store_true", help="also measure each ranking step in-process")
+    ap.add_argument("--model", type=Path, help="a local sentence-transformers folder to use instead of MiniLM")
+    ap.add_argument("--dim", type=int, default=384, help="the dimensions of --model's vectors")
     a = ap.parse_args()
     files = sorted(a.data.glob("*.json"))[: a.max_convs or None]
     if not files:
@@ -298,20 +304,22 @@ async def main() -> int:
         return 2
     convs = [load(p) for p in files]
     console = Console(width=150)
-    embedder = CachedEmbedder(get_embedder(Settings()))
+    model = {"ALPHAAVATAR_EMBEDDING_MODEL": str(a.model.resolve()), "ALPHAAVATAR_EMBEDDING_DIM": str(a.dim)} if a.model else {}
+    embedder = CachedEmbedder(get_embedder(Settings(embedding_model=model.get("ALPHAAVATAR_EMBEDDING_MODEL"),
+                                                    embedding_dim=a.dim)))
     dense = score(convs, dense_baseline(convs, embedder))
-    ranked, latencies, rate = await through_mcp(convs)
+    ranked, latencies, rate = await through_mcp(convs, model)
     ours = score(convs, ranked)
     n_turns = sum(len(c.turns) for c in convs)
     console.print(table(f"LoCoMo evidence recall (%), {len(convs)} conversations, {n_turns} memories, "
-                        "memory_search over MCP stdio vs dense MiniLM", ours, dense))
+                        "memory_search over MCP stdio vs dense {embedder.name}", ours, dense))
     gain = ours["all"]["all@10"] - dense["all"]["all@10"]
     p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))
     console.print(f"all-evidence@10: ours {ours['all']['all@10']:.1f} %, dense {dense['all']['all@10']:.1f} % "
                   f"({gain:+.1f} pts); memory_search p50 {p50:.1f} ms, p95 {p95:.1f} ms (client side, "
                   f"{len(latencies)} searches); memory_add_batch {rate:.0f} items/s")
-    figures: dict[str, Any] = {"conversations": [p.name for p in files], "memories": n_turns, "ours": ours,
-                               "dense": dense, "gain_all_evidence_at_10": gain, "search_ms": {"p50": p50, "p95": p95},
+    figures: dict[str, Any] = {"conversations": [p.name for p in files], "embedder": embedder.name,
+                               "memories": n_turns, "ours": ours, "dense": dense, "gain_all_evidence_at_10": gain, "search_ms": {"p50": p50, "p95": p95},
                                "add_items_per_s": rate}
     if a.ablation:
         steps = await ablation(convs, embedder)
