@@ -87,6 +87,13 @@ class SparseQuery:
 Query = DenseQuery | SparseQuery
 
 
+def hit_of(record: Any, score: float = 0.0) -> Hit:
+    """A point as either backend returns it (id, payload, the vectors asked for) as a Hit, read one way."""
+    vectors = record.vector
+    dense = vectors.get(DENSE) if isinstance(vectors, dict) else None
+    return Hit(str(record.id), float(score), dict(record.payload or {}), list(dense) if dense is not None else None)
+
+
 def named_vectors(item: Item, sparse: bool) -> dict[str, Any]:
     """An item's dense vector and, when the collection has one, its BM25 document vector, by name."""
     vector: dict[str, Any] = {}
@@ -164,14 +171,18 @@ class VectorStore(ABC):
     ) -> tuple[list[Hit], str | None]:
         """Points in id order, `limit` at a time; the second value is the next page's offset."""
 
-    @abstractmethod
     def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
         """The `limit` points with the highest value of the float field `key` (indexed: one of the
         spec's float_fields), highest first; page on by narrowing `where.ranges[key]`."""
+        return self._ordered(where, key, limit, descending=True)
 
-    @abstractmethod
     def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
         """The `limit` points with the lowest value of the float field `key` (indexed), lowest first."""
+        return self._ordered(where, key, limit, descending=False)
+
+    @abstractmethod
+    def _ordered(self, where: Where | None, key: str, limit: int, descending: bool) -> list[Hit]:
+        """The engine's own ordering by an indexed float field: what `highest` and `lowest` ask of it."""
 
     @abstractmethod
     def count(self, where: Where | None = None) -> int: ...

@@ -36,6 +36,7 @@ from .base import (
     SparseQuery,
     VectorStore,
     Where,
+    hit_of,
     named_vectors,
 )
 from .lock import DirLock
@@ -63,13 +64,6 @@ def _filter(where: Where | None) -> qe.Filter | None:
     if not must and not must_not:
         return None
     return qe.Filter(must=must or None, must_not=must_not or None)
-
-
-def _dense_of(vector: Any) -> list[float] | None:
-    if isinstance(vector, dict):
-        v = vector.get(DENSE)
-        return list(v) if v is not None else None
-    return None
 
 
 class EdgeStore(VectorStore):
@@ -175,7 +169,7 @@ class EdgeStore(VectorStore):
         if not ids:
             return []
         recs = self._shard.retrieve(list(ids), with_payload=True, with_vector=[DENSE] if with_vectors else False)
-        return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+        return [hit_of(r) for r in recs]
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         self._durable(qe.UpdateOperation.set_payload(list(ids), payload), len(ids))
@@ -206,7 +200,7 @@ class EdgeStore(VectorStore):
         results = self._shard.query_batch(qe.QueryBatchRequest(reqs)) if len(reqs) > 1 else [
             self._shard.query(reqs[0])
         ]
-        return [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in res] for res in results]
+        return [[hit_of(p, p.score) for p in res] for res in results]
 
     def scroll(
         self, where: Where | None, limit: int, offset: str | None = None, with_vectors: bool = False
@@ -220,19 +214,13 @@ class EdgeStore(VectorStore):
                 with_vector=[DENSE] if with_vectors else False,
             )
         )
-        hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
-        return hits, (str(nxt) if nxt is not None else None)
+        return [hit_of(r) for r in recs], (str(nxt) if nxt is not None else None)
 
-    def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
-        return self._ordered(where, key, limit, qe.Direction.Desc)
-
-    def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
-        return self._ordered(where, key, limit, qe.Direction.Asc)
-
-    def _ordered(self, where: Where | None, key: str, limit: int, direction: Any) -> list[Hit]:
+    def _ordered(self, where: Where | None, key: str, limit: int, descending: bool) -> list[Hit]:
+        direction = qe.Direction.Desc if descending else qe.Direction.Asc
         recs, _ = self._shard.scroll(qe.ScrollRequest(limit=limit, filter=_filter(where), with_payload=True,
                                                       order_by=qe.OrderBy(key, direction=direction)))
-        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+        return [hit_of(r) for r in recs]
 
     def count(self, where: Where | None = None) -> int:
         return int(self._shard.count(qe.CountRequest(filter=_filter(where), exact=True)))

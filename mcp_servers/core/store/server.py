@@ -14,7 +14,7 @@ from qdrant_client import models as m
 from qdrant_client.http.exceptions import UnexpectedResponse
 
 from . import bm25
-from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where, named_vectors
+from .base import DENSE, SPARSE, CollectionSpec, DenseQuery, Hit, Item, Query, VectorStore, Where, hit_of, named_vectors
 
 
 def _filter(where: Where | None) -> m.Filter | None:
@@ -40,12 +40,6 @@ def _filter(where: Where | None) -> m.Filter | None:
 
 def _sparse(vec: Any) -> m.SparseVector:
     return m.SparseVector(indices=list(vec.indices), values=list(vec.values))
-
-
-def _dense_of(vector: Any) -> list[float] | None:
-    if isinstance(vector, dict) and vector.get(DENSE) is not None:
-        return list(vector[DENSE])
-    return None
 
 
 class ServerStore(VectorStore):
@@ -98,7 +92,7 @@ class ServerStore(VectorStore):
         recs = self.client.retrieve(
             self.collection, list(ids), with_payload=True, with_vectors=[DENSE] if with_vectors else False
         )
-        return [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
+        return [hit_of(r) for r in recs]
 
     def set_payload(self, ids: Sequence[str], payload: dict[str, Any]) -> None:
         self.client.set_payload(self.collection, payload, points=list(ids), wait=True)
@@ -129,7 +123,7 @@ class ServerStore(VectorStore):
         responses = self.client.query_batch_points(
             self.collection, [self._request(q, flt, limit) for q in queries]
         )
-        return [[Hit(str(p.id), float(p.score), dict(p.payload or {})) for p in r.points] for r in responses]
+        return [[hit_of(p, p.score) for p in r.points] for r in responses]
 
     def scroll(
         self, where: Where | None, limit: int, offset: str | None = None, with_vectors: bool = False
@@ -142,28 +136,20 @@ class ServerStore(VectorStore):
             with_payload=True,
             with_vectors=[DENSE] if with_vectors else False,
         )
-        hits = [Hit(str(r.id), 0.0, dict(r.payload or {}), _dense_of(r.vector)) for r in recs]
-        return hits, (str(nxt) if nxt is not None else None)
+        return [hit_of(r) for r in recs], (str(nxt) if nxt is not None else None)
 
-    def highest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
-        return self._ordered(where, key, limit, m.Direction.DESC)
-
-    def lowest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
-        return self._ordered(where, key, limit, m.Direction.ASC)
-
-    def _ordered(self, where: Where | None, key: str, limit: int, direction: m.Direction) -> list[Hit]:
+    def _ordered(self, where: Where | None, key: str, limit: int, descending: bool) -> list[Hit]:
+        direction = m.Direction.DESC if descending else m.Direction.ASC
         recs, _ = self.client.scroll(self.collection, scroll_filter=_filter(where), limit=limit, with_payload=True,
                                      order_by=m.OrderBy(key=key, direction=direction))
-        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+        return [hit_of(r) for r in recs]
 
     def count(self, where: Where | None = None) -> int:
         return int(self.client.count(self.collection, count_filter=_filter(where), exact=True).count)
 
     def latest(self, where: Where | None, key: str, limit: int) -> list[Hit]:
-        """Ordered by the server (`order_by` on the field's range index)."""
-        recs, _ = self.client.scroll(self.collection, scroll_filter=_filter(where), limit=limit, with_payload=True,
-                                     order_by=m.OrderBy(key=key, direction=m.Direction.DESC))
-        return [Hit(str(r.id), 0.0, dict(r.payload or {})) for r in recs]
+        """Ordered by the server (`order_by` on the field's range index): the highest."""
+        return self.highest(where, key, limit)
 
     def compact(self) -> None:
         """The server vacuums deleted points itself; nothing of ours stays on this machine."""
