@@ -14,7 +14,7 @@ import math
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import Any, Literal
+from typing import Any, Generic, Literal, TypeVar
 from urllib.parse import quote
 
 from mcp_servers.core import audit, cursors
@@ -56,6 +56,7 @@ from .store_followups import FOLLOWUPS_SPEC, FollowupBook, StoreFollowups
 from .writes import Prepared, Writer, utc
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 DEFAULT_USER = "default"
 SCOPES: tuple[Scope, ...] = ("avatar", "user", "tool", "session")
@@ -131,7 +132,26 @@ def tool_call_item(tool: str, arguments: dict[str, Any], outcome: str, success: 
         "latency_ms": latency_ms, "task": task or None})
 
 
+class _Opened(Generic[T]):
+    """A part `start` opens and `close` lets go (kept as `_<name>`): read outside of them, it says so."""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.slot = f"_{name}"
+
+    def __get__(self, service: object, owner: type | None = None) -> T:
+        part: T | None = getattr(service, self.slot)
+        if part is None:
+            raise RuntimeError("memory store is not open")
+        return part
+
+
 class MemoryService:
+    store = _Opened[VectorStore]()
+    history = _Opened[Histories]()
+    exports = _Opened[Exports]()
+    followups = _Opened[FollowupBook]()
+    writer = _Opened[Writer]()
+
     def __init__(self, settings: Settings):
         self.settings = settings
         self.avatar_id = settings.avatar_id
@@ -184,29 +204,6 @@ class MemoryService:
         """What `/health` reports: the store open or closed, the embedder's state, an LLM or none."""
         return {"store": "open" if self._store is not None else "closed", "embeddings": self.embedder.state,
                 "llm": bool(self.extractor)}
-
-    @property
-    def store(self) -> VectorStore:
-        if self._store is None:
-            raise RuntimeError("memory store is not open")
-        return self._store
-
-    @property
-    def history(self) -> Histories:
-        assert self._history is not None
-        return self._history
-
-    @property
-    def followups(self) -> FollowupBook:
-        if self._followups is None:
-            raise RuntimeError("memory store is not open")
-        return self._followups
-
-    @property
-    def writer(self) -> Writer:
-        if self._writer is None:
-            raise RuntimeError("memory store is not open")
-        return self._writer
 
     # scoping --------------------------------------------------------------------------------
     def resolve_owner(self, principal: Principal, scope: Scope, user_id: str | None) -> str | None:
@@ -439,12 +436,6 @@ class MemoryService:
         if user_id == into_user_id:
             raise UserError("'user_id' and 'into_user_id' are the same user; name two different users.")
         return await self.writer.reassign(user_id, into_user_id)
-
-    @property
-    def exports(self) -> Exports:
-        if self._exports is None:
-            raise RuntimeError("memory store is not open")
-        return self._exports
 
     async def export(self, principal: Principal, user_id: str | None, fmt: Literal["markdown", "json"],
                      scope: Scope | None) -> ExportResult:
