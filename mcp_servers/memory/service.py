@@ -182,18 +182,11 @@ class MemoryService:
         if self._writer is not None:
             await self._writer.commit.idle()
             self._writer = None
-        if self._store is not None:
-            await off_loop(self._store.close)
-            self._store = None
-        if self._history is not None:
-            await off_loop(self._history.close)
-            self._history = None
-        if self._followups is not None:
-            await off_loop(self._followups.close)
-            self._followups = None
-        if self._exports is not None:
-            await off_loop(self._exports.close)
-            self._exports = None
+        parts = (self._store, self._history, self._followups, self._exports)
+        self._store = self._history = self._followups = self._exports = None
+        for part in parts:
+            if part is not None:
+                await off_loop(part.close)
 
     @property
     def ready(self) -> bool:
