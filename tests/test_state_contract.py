@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -40,40 +40,43 @@ def _server_store(url: str, spec: CollectionSpec, tmp_path: Path) -> ServerStore
     return ServerStore(QdrantClient(url=url), f"{tmp_path.name}_{spec.name}", spec)
 
 
+Collections = Callable[[CollectionSpec], ServerStore] | None
+
+
 @pytest.fixture(params=HOMES)
-def history(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Histories]:
+def collections(request: pytest.FixtureRequest, tmp_path: Path) -> Collections:
+    """The home a test runs on: on the wire, a spec's collection on the stand-in; None for SQLite (and files)."""
     if request.param == "sqlite":
-        h: Histories = History(tmp_path / "history.db")
-    else:
-        h = StoreHistory(_server_store(request.getfixturevalue("wire"), HISTORY_SPEC, tmp_path))
+        return None
+    url = request.getfixturevalue("wire")
+    return lambda spec: _server_store(url, spec, tmp_path)
+
+
+@pytest.fixture
+def history(collections: Collections, tmp_path: Path) -> Iterator[Histories]:
+    h: Histories = StoreHistory(collections(HISTORY_SPEC)) if collections else History(tmp_path / "history.db")
     yield h
     h.close()
 
 
-@pytest.fixture(params=HOMES)
-def audit(request: pytest.FixtureRequest, tmp_path: Path) -> AuditLog:
-    if request.param == "sqlite":
+@pytest.fixture
+def audit(collections: Collections, tmp_path: Path) -> AuditLog:
+    if collections is None:
         return AuditLog(tmp_path / "audit.sqlite")
-    url = request.getfixturevalue("wire")
-    return StoreAuditLog(lambda: _server_store(url, AUDIT_SPEC, tmp_path))
+    return StoreAuditLog(lambda: collections(AUDIT_SPEC))
 
 
-@pytest.fixture(params=HOMES)
-def followups(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[FollowupBook]:
-    if request.param == "sqlite":
-        book: FollowupBook = Followups(tmp_path / "followups.db")
-    else:
-        book = StoreFollowups(_server_store(request.getfixturevalue("wire"), FOLLOWUPS_SPEC, tmp_path))
+@pytest.fixture
+def followups(collections: Collections, tmp_path: Path) -> Iterator[FollowupBook]:
+    book: FollowupBook = (StoreFollowups(collections(FOLLOWUPS_SPEC)) if collections
+                          else Followups(tmp_path / "followups.db"))
     yield book
     book.close()
 
 
-@pytest.fixture(params=HOMES)
-def exports(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Exports]:
-    if request.param == "sqlite":  # files, beside the SQLite state
-        book: Exports = FileExports(tmp_path / "exports")
-    else:
-        book = StoreExports(_server_store(request.getfixturevalue("wire"), EXPORTS_SPEC, tmp_path))
+@pytest.fixture
+def exports(collections: Collections, tmp_path: Path) -> Iterator[Exports]:
+    book: Exports = StoreExports(collections(EXPORTS_SPEC)) if collections else FileExports(tmp_path / "exports")
     yield book
     book.close()
 
