@@ -4,7 +4,7 @@ Tools are thin: they take the caller's principal, call the service (service.py) 
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 from mcp.server.mcpserver import Context
 from mcp.types import CallToolResult
@@ -115,18 +115,11 @@ def create_server(settings: Settings) -> ServerSpec:
         return rendered(result, render_research(result))
 
     @mcp.tool(annotations=WRITE_WEB)
-    async def research_start(
-        question: Question,
-        ctx: Context,
-        depth: DepthArg = "quick",
-        max_sources: MaxSources = 5,
-        sources: SourcesArg = None,
-        budget: BudgetArg = None,
-        user_id: UserId = None,
-    ) -> Annotated[CallToolResult, JobStatus]:
+    @params.arguments_of(research)
+    async def research_start(ctx: Context, **request: Any) -> Annotated[CallToolResult, JobStatus]:
         """Start a research job that outlives this call; poll research_status, then research_result."""
         principal = auth.caller(ctx)
-        return _job(await svc.start(principal, svc.request(principal, question, depth, max_sources, sources, budget, user_id)))
+        return _job(await svc.start(principal, svc.request(principal, **request)))
 
     @mcp.tool(annotations=READ_ONLY)
     async def research_status(job_id: Annotated[str, Field(min_length=1, max_length=64)], ctx: Context) -> Annotated[CallToolResult, JobStatus]:
