@@ -43,7 +43,7 @@ from agent.presence import Presence  # noqa: E402
 from agent.speaker import Speaker  # noqa: E402
 from agent.speaking import SpeakerTracker  # noqa: E402
 from agent.split import VoiceChange  # noqa: E402
-from tests.conversation import CONFIG, ENROLLED, Script, Turn, enroll, line_at, recording, replay, turn_wav  # noqa: E402
+from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay, stage, turn_wav  # noqa: E402
 from tests.datasets import fsdd  # noqa: E402
 from tests.fakes.openai_server import FakeOpenAI, Reply  # noqa: E402
 from tests.support import server_env  # noqa: E402
@@ -87,14 +87,10 @@ def conversation(turns: list[Turn], joined: frozenset[int] = frozenset()
     script = Script()
     with tempfile.TemporaryDirectory() as home, FakeOpenAI(lambda body: Reply(content="Sure."),
                                                            transcriber=script.transcribe) as fake:
-        env = server_env(Path(home))
-        utts = fsdd(digits=6)
-        asyncio.run(enroll(env, utts))
-        config = Path(home) / "replay.yaml"
-        config.write_text(CONFIG.format(url=fake.base_url))
+        at = asyncio.run(stage(Path(home), fake.base_url))
         wav = Path(home) / "conversation.wav"
-        starts = recording(turns, utts, {k: 3 for k in utts}, wav, joined=joined, script=script)
-        lines = replay(config, wav, env)
+        starts = recording(turns, at.utts, {k: 3 for k in at.utts}, wav, joined=joined, script=script)
+        lines = replay(at.config, wav, at.env)
     right = tp = fp = fn = 0
     wrong = []
     for (speaker, text, to_avatar), start in zip(turns, starts, strict=True):

@@ -6,6 +6,7 @@ import io
 import json
 import os
 import subprocess
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -14,8 +15,8 @@ import soundfile as sf
 from livekit import rtc
 from scipy.signal import resample_poly
 
-from tests.datasets import RATE, wav_b64
-from tests.support import ALPHAAVATAR, ROOT, ok, stdio_session
+from tests.datasets import RATE, fsdd, wav_b64
+from tests.support import ALPHAAVATAR, ROOT, ok, server_env, stdio_session
 
 REC_RATE = 16_000
 ENROLLED = ("george", "jackson", "lucas")
@@ -71,6 +72,34 @@ async def enroll(env: dict[str, str], utts: dict[str, list[np.ndarray]]) -> None
             await ok(persona, "user_create", {"user_id": who, "name": who.title()})
             for x in utts[who][:3]:
                 await ok(persona, "speaker_enroll", {"user_id": who, "audio": wav_b64(x)})
+
+
+@dataclass(frozen=True)
+class Stage:
+    """Where a replay runs: its servers' environment, the FSDD utterances, and the replay's config."""
+
+    env: dict[str, str]
+    utts: dict[str, list[np.ndarray]]
+    config: Path
+
+
+async def stage(home: Path, url: str) -> Stage:
+    """A home whose persona server knows george, jackson and lucas by voice, and a replay config for
+    the fake OpenAI-compatible server at `url`: what every replayed conversation starts from."""
+    env = server_env(home)
+    utts = fsdd(digits=6)
+    await enroll(env, utts)
+    config = home / "replay.yaml"
+    config.write_text(CONFIG.format(url=url))
+    return Stage(env, utts, config)
+
+
+async def own_memories(env: dict[str, str]) -> dict[str, str]:
+    """Each enrolled user's own memories after a replay, as JSON text to look for words in."""
+    async with stdio_session("memory", env) as memory:
+        return {who: json.dumps((await ok(memory, "memory_list", {"user_id": who, "scope": "user",
+                                                                    "limit": 100}))["results"])
+                for who in ENROLLED}
 
 
 def _timeline(turns: list[Turn], utts: dict[str, list[np.ndarray]], used: dict[str, int], joined: frozenset[int],

@@ -8,16 +8,13 @@ jackson speaking into george's microphone is a mismatch, uncertain, and nobody's
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import pytest
 
-from tests.conversation import CONFIG as REPLAY_CONFIG
-from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, replay, streams
-from tests.datasets import fsdd, needs_fsdd
+from tests.conversation import Script, Turn, line_at, own_memories, replay, stage, streams
+from tests.datasets import needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI
-from tests.support import ok, server_env, stdio_session
 
 # A minute of real-time audio: a participant's identity as a prior their voice confirms, and every
 # participant heard, are checked in the default run by test_agent_group; the replay in -m slow.
@@ -34,18 +31,10 @@ STREAMS = ["george", "lucas", "george", "george", "lucas"]  # whose microphone e
 @pytest.fixture(scope="module")
 async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("participants")
-    env = server_env(home)
-    utts = fsdd(digits=6)
-    await enroll(env, utts)
-    config = home / "replay.yaml"
-    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
-    wavs, starts = streams(TURNS, STREAMS, utts, {k: 3 for k in utts}, home, script=script)
-    lines = replay(config, wavs, env)
-    async with stdio_session("memory", env) as memory:
-        memories = {who: json.dumps((await ok(memory, "memory_list", {"user_id": who, "scope": "user",
-                                                                        "limit": 100}))["results"])
-                    for who in ENROLLED}
-    return {"starts": starts, "lines": lines, "memories": memories}
+    at = await stage(home, fake.base_url)
+    wavs, starts = streams(TURNS, STREAMS, at.utts, {k: 3 for k in at.utts}, home, script=script)
+    lines = replay(at.config, wavs, at.env)
+    return {"starts": starts, "lines": lines, "memories": await own_memories(at.env)}
 
 
 async def test_each_participants_utterances_are_attributed_by_identity_and_voice(replayed: dict[str, Any]) -> None:

@@ -19,11 +19,9 @@ from typing import Any
 
 import pytest
 
-from tests.conversation import CONFIG as REPLAY_CONFIG
-from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay_several
-from tests.datasets import fsdd, needs_fsdd
+from tests.conversation import ENROLLED, Script, Turn, line_at, own_memories, recording, replay_several, stage
+from tests.datasets import needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import ok, server_env, stdio_session
 
 # Minutes of real-time audio: attribution, addressing and who hears a private fact are checked in the
 # default run by test_agent_voice, test_agent_group and test_visibility; the whole conversation in -m slow.
@@ -68,16 +66,12 @@ def fake(script: Script, asked: list[tuple[int, dict[str, Any]]]) -> Iterator[Fa
 async def replays(fake: FakeOpenAI, script: Script, asked: list[tuple[int, dict[str, Any]]],
                   tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("replay")
-    env = server_env(home)
-    utts = fsdd(digits=6)
-    await enroll(env, utts)
-    config = home / "replay.yaml"
-    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
-    used = {k: 3 for k in utts}
+    at = await stage(home, fake.base_url)
+    used = {k: 3 for k in at.utts}
     wavs = {run: home / f"{run}.wav" for run in RUNS}
-    starts = {run: recording(turns, utts, used, wavs[run]) for run, turns in RUNS.items()}
+    starts = {run: recording(turns, at.utts, used, wavs[run]) for run, turns in RUNS.items()}
     script.lines, script.heard = [t for turns in RUNS.values() for _, t, _ in turns], 0
-    lines = dict(zip(RUNS, replay_several(config, list(wavs.values()), env), strict=True))
+    lines = dict(zip(RUNS, replay_several(at.config, list(wavs.values()), at.env), strict=True))
     # Every LLM request follows the transcript of a turn: it belongs to the run of the last line heard.
     first = dict(zip(RUNS, itertools.accumulate([0, *map(len, RUNS.values())]), strict=False))
     assert len(asked) == len(fake.requests)  # nothing reached the fake but chat requests
@@ -87,9 +81,7 @@ async def replays(fake: FakeOpenAI, script: Script, asked: list[tuple[int, dict[
 
     out: dict[str, Any] = {run: (starts[run], lines[run], [body for heard, body in asked if run_of(heard) == run])
                            for run in RUNS}
-    async with stdio_session("memory", env) as memory:
-        out["memories"] = {who: await ok(memory, "memory_list", {"user_id": who, "scope": "user", "limit": 100})
-                           for who in ENROLLED}
+    out["memories"] = await own_memories(at.env)
     return out
 
 
@@ -121,7 +113,7 @@ async def test_a_private_fact_reaches_the_llm_only_when_its_person_is_alone(repl
 
 
 async def test_each_person_speech_is_in_their_memory_only(replays: dict[str, Any]) -> None:
-    memories = {who: json.dumps(page["results"]) for who, page in replays["memories"].items()}
+    memories = replays["memories"]
     assert SECRET in memories["george"] and "how was your day" in memories["lucas"]
     assert SECRET not in memories["lucas"] and SECRET not in memories["jackson"]
     assert "weather like tomorrow" in memories["jackson"]

@@ -22,8 +22,7 @@ from agent.contracts import Segments
 from agent.mcp_sessions import McpHub
 from agent.speaking import SpeakerTracker
 from agent.split import VoiceChange, parts_of
-from tests.conversation import CONFIG as REPLAY_CONFIG
-from tests.conversation import ENROLLED, Script, Turn, enroll, line_at, recording, replay, turn_wav
+from tests.conversation import Script, Turn, line_at, own_memories, recording, replay, stage, turn_wav
 from tests.datasets import fsdd, needs_fsdd, wav_b64
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import ok, server_env, stdio_session
@@ -43,19 +42,12 @@ JOINED = frozenset({2, 4})  # jackson speaks right after george, george right af
 @pytest.fixture(scope="module")
 async def replayed(fake: FakeOpenAI, script: Script, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     home = tmp_path_factory.mktemp("split")
-    env = server_env(home)
-    utts = fsdd(digits=6)
-    await enroll(env, utts)
-    config = home / "replay.yaml"
-    config.write_text(REPLAY_CONFIG.format(url=fake.base_url))
+    at = await stage(home, fake.base_url)
     wav = home / "two-voices.wav"
-    starts = recording(TURNS, utts, {k: 3 for k in utts}, wav, joined=JOINED, script=script)
-    lines = replay(config, wav, env)
-    async with stdio_session("memory", env) as memory:
-        memories = {who: json.dumps((await ok(memory, "memory_list", {"user_id": who, "scope": "user",
-                                                                        "limit": 100}))["results"])
-                    for who in ENROLLED}
-    return {"starts": starts, "lines": lines, "memories": memories, "llm": [b for b in fake.requests if "messages" in b]}
+    starts = recording(TURNS, at.utts, {k: 3 for k in at.utts}, wav, joined=JOINED, script=script)
+    lines = replay(at.config, wav, at.env)
+    return {"starts": starts, "lines": lines, "memories": await own_memories(at.env),
+            "llm": [b for b in fake.requests if "messages" in b]}
 
 
 @pytest.mark.slow
