@@ -142,6 +142,14 @@ def http_server(args: list[str], env: dict[str, str], port: int | None = None, t
             proc.kill()
 
 
+@contextlib.contextmanager
+def up_with_tokens(home: Path, owner: str, users: dict[str, str]) -> Iterator[str]:
+    """`alphaavatar up` on `home` answering the owner's token and these users' (token -> user id): its base URL."""
+    env = server_env(home, ALPHAAVATAR_TOKEN=owner, ALPHAAVATAR_USER_TOKENS=json.dumps(users))
+    with http_server(["up"], env) as url:
+        yield url
+
+
 @contextlib.asynccontextmanager
 async def http_session(url: str, token: str | None = None, **options: Any) -> AsyncIterator[ClientSession]:
     """A 2025-11-25 session; `options` go to ClientSession (e.g. an elicitation_callback)."""

@@ -24,7 +24,7 @@ from agent.pipeline import Runtime, build_runtime
 from agent.tools import CALL, owner_only
 from tests.datasets import needs_faces, needs_fsdd
 from tests.fakes.openai_server import FakeOpenAI, Reply
-from tests.support import http_server, http_session, ok, server_env
+from tests.support import http_session, ok, up_with_tokens
 from tests.test_isolation import SECRETS, TOKENS, arguments, assert_alice_intact, seed_alice
 
 pytestmark = [needs_fsdd, needs_faces]
@@ -52,9 +52,7 @@ class Injected:
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("authority")
-    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(TOKENS))
-    with http_server(["up"], env) as url:
+    with up_with_tokens(tmp_path_factory.mktemp("authority"), OWNER, TOKENS) as url:
         yield url
 
 

@@ -5,7 +5,6 @@ MCP clients: 2025-11-25 sessions, and the stateless 2026-07-28 revision through 
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -17,7 +16,7 @@ from mcp.client.streamable_http import streamable_http_client
 
 from mcp_servers.core.auth import ACT_AS, OWNER_ONLY
 from mcp_servers.core.consent import CALL, TOOL_META
-from tests.support import call, http_server, http_session, ok, server_env
+from tests.support import call, http_session, ok, up_with_tokens
 
 OWNER = "owner-token"
 TOKENS = {"tokB": "bob"}
@@ -25,9 +24,7 @@ TOKENS = {"tokB": "bob"}
 
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    home = tmp_path_factory.mktemp("delegation")
-    env = server_env(home, ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_USER_TOKENS=json.dumps(TOKENS))
-    with http_server(["up"], env) as url:
+    with up_with_tokens(tmp_path_factory.mktemp("delegation"), OWNER, TOKENS) as url:
         yield url
 
 
