@@ -5,8 +5,6 @@ memory server over stdio and the fake OpenAI-compatible LLM."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -16,18 +14,10 @@ import pytest
 
 from agent.config import PipelineConfig
 from agent.mcp_sessions import McpHub
-from agent.pipeline import Runtime, build_runtime
 from agent.speaker import Speaker
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.support import server_env
-
-
-def user_text(body: dict[str, Any]) -> str:
-    for m in reversed(body.get("messages", [])):
-        if m.get("role") == "user":
-            content = m.get("content")
-            return content if isinstance(content, str) else json.dumps(content)
-    return ""
+from tests.text_mode import conversation, text_config, user_text
 
 
 def context_for(fake: FakeOpenAI, line: str) -> str:
@@ -50,13 +40,7 @@ def fake() -> Iterator[FakeOpenAI]:
 
 @pytest.fixture(scope="module")
 def config(fake: FakeOpenAI) -> PipelineConfig:
-    return PipelineConfig.model_validate({
-        "avatar": {"id": "test", "name": "Tess", "instructions": "You are Tess."},
-        "llm": {"provider": "openai", "model": "fake", "base_url": fake.base_url, "api_key": "k"},
-        "mcp_servers": [{"name": "memory"}],
-        "character": {"enabled": False},
-        "turn": {"recall_budget_ms": 20_000},  # what is recalled, not how fast (bench/agent_turn.py)
-    })
+    return text_config(fake, mcp_servers=[{"name": "memory"}])
 
 
 @pytest.fixture(scope="module")
@@ -65,17 +49,6 @@ async def hub(config: PipelineConfig, tmp_path_factory: pytest.TempPathFactory) 
     assert not await hub.start()
     yield hub
     await hub.aclose()
-
-
-@contextlib.asynccontextmanager
-async def conversation(config: PipelineConfig, hub: McpHub, home: Path, user: str) -> AsyncIterator[Runtime]:
-    runtime = build_runtime(config, hub, user_id=user, home=home)
-    await runtime.hooks.warm()
-    await runtime.session.start(runtime.agent, record=False)
-    try:
-        yield runtime
-    finally:
-        await runtime.aclose()
 
 
 async def said(hub: McpHub, user: str, text: str, when: datetime, **extra: Any) -> str:

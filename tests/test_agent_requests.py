@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
+import functools
 import io
 import itertools
 import json
@@ -29,11 +29,12 @@ from agent.config import CharacterConfig, ModelConfig, PipelineConfig, StatusCon
 from agent.context import render
 from agent.contracts import Followup, Memory
 from agent.mcp_sessions import McpHub
-from agent.pipeline import Runtime, build_runtime
+from agent.pipeline import build_runtime
 from agent.recall import Recall
 from agent.speaker import Speaker
 from agent.status import Status, templates
 from agent.turn import TurnPrep
+from tests import text_mode
 from tests.fakes.audio_io import CapturedAudio
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.tavily_server import FakeTavily
@@ -118,14 +119,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def config(fake: FakeOpenAI) -> PipelineConfig:
-    return PipelineConfig.model_validate({
-        "avatar": {"id": "test", "name": "Tess", "instructions": "You are Tess."},
-        "llm": {"provider": "openai", "model": "fake", "base_url": fake.base_url, "api_key": "k"},
-        "mcp_servers": ["memory", {"name": "research", "timeout": 60}, "character"],
-        "character": {"enabled": False},
-        "context": {"timezone": "Asia/Tokyo"},
-        "turn": {"recall_budget_ms": 20_000},  # what is recalled, not how fast
-    })
+    return text_mode.text_config(fake, mcp_servers=["memory", {"name": "research", "timeout": 60}, "character"],
+                                 context={"timezone": "Asia/Tokyo"})
 
 
 @pytest.fixture(scope="module")
@@ -136,15 +131,7 @@ async def hub(config: PipelineConfig, home: Path, tavily: FakeTavily) -> AsyncIt
     await hub.aclose()
 
 
-@contextlib.asynccontextmanager
-async def conversation(config: PipelineConfig, hub: McpHub, home: Path, user: str) -> AsyncIterator[Runtime]:
-    runtime = build_runtime(config, hub, user_id=user, home=home / "agent")
-    await runtime.warm()
-    await runtime.session.start(runtime.agent, record=False)
-    try:
-        yield runtime
-    finally:
-        await runtime.aclose()
+conversation = functools.partial(text_mode.conversation, warm_all=True)  # tools are found: their model warm too
 
 
 def plan(fake: FakeOpenAI) -> Plan:

@@ -23,11 +23,11 @@ import pytest
 
 from agent.config import McpServerConfig, PipelineConfig, TurnConfig
 from agent.mcp_sessions import McpHub
-from agent.pipeline import Runtime, build_runtime
 from agent.remember import Journal, MemoryWriter
 from tests.fakes.openai_server import FakeOpenAI, Reply
 from tests.fakes.waiting import eventually
 from tests.support import ALPHAAVATAR, ROOT, http_server, server_env
+from tests.text_mode import conversation, user_text
 
 CHANGING = ROOT / "tests" / "fakes" / "changing_mcp_server.py"
 
@@ -47,14 +47,6 @@ class Script:
             if needle in text:
                 return reply
         return Reply(content="Noted.")
-
-
-def user_text(body: dict[str, Any]) -> str:
-    for m in reversed(body.get("messages", [])):
-        if m.get("role") == "user":
-            content = m.get("content")
-            return content if isinstance(content, str) else json.dumps(content)
-    return ""
 
 
 def requests_for(fake: FakeOpenAI, line: str) -> list[str]:
@@ -97,17 +89,6 @@ async def hub(config: PipelineConfig, home: Path) -> AsyncIterator[McpHub]:
     assert not failures, failures
     yield hub
     await hub.aclose()
-
-
-@contextlib.asynccontextmanager
-async def conversation(config: PipelineConfig, hub: McpHub, home: Path, user: str) -> AsyncIterator[Runtime]:
-    runtime = build_runtime(config, hub, user_id=user, home=home / "agent")
-    await runtime.hooks.warm()
-    await runtime.session.start(runtime.agent, record=False)
-    try:
-        yield runtime
-    finally:
-        await runtime.aclose()
 
 
 def memory_pid(home: Path) -> int:
