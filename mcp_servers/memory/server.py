@@ -15,6 +15,7 @@ from mcp_servers.core.bounds import MAX_BYTES, MAX_DEPTH, StoredObject, bounded
 from mcp_servers.core.results import rendered
 from mcp_servers.core.server import new_server
 from mcp_servers.core.settings import Settings
+from mcp_servers.core.store import Where
 from mcp_servers.core.transports import ServerSpec
 from mcp_servers.core.visibility import HEARD_HELP, PRESENT_HELP, VISIBILITY_HELP, People, Visibility
 
@@ -80,6 +81,12 @@ def create_server(settings: Settings) -> ServerSpec:
     mcp = new_server("memory", INSTRUCTIONS, settings)
     audit.install(mcp, settings, "memory", forget_tool="memory_forget_user")
 
+    def visible(ctx: Context, scope: Scope | None, user_id: str | None, session_id: str | None,
+                since: datetime | None, until: datetime | None, present: People | None) -> Where:
+        """What memory_search and memory_list look through: the caller's memories, narrowed by their filters."""
+        scopes = [scope] if scope else SEARCH_SCOPES
+        return svc.visible(auth.caller(ctx), user_id, scopes, session_id, since, until, present)
+
     @mcp.tool(annotations=WRITE)
     async def memory_add(
         ctx: Context,
@@ -125,27 +132,16 @@ def create_server(settings: Settings) -> ServerSpec:
         present: Present = None,
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
-        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
-                            present)
+        where = visible(ctx, scope, user_id, session_id, since, until, present)
         result = await svc.search_page(where, query, limit, cursor)
         return rendered(result, render_items(result.results, "No memory matches."))
 
     @mcp.tool(annotations=READ_ONLY)
-    async def memory_list(
-        ctx: Context,
-        scope: ScopeFilter = None,
-        user_id: UserId = None,
-        session_id: SessionId = None,
-        since: Since = None,
-        until: Until = None,
-        limit: Annotated[int, Field(ge=1, le=200)] = 50,
-        cursor: params.Cursor = None,
-        present: Present = None,
-    ) -> Annotated[CallToolResult, ListResult]:
+    @params.arguments_of(memory_search, query=None, limit=(Annotated[int, Field(ge=1, le=200)], 50))
+    async def memory_list(ctx: Context, limit: int, cursor: str | None, **filters: Any
+                          ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page, the most recently occurred first."""
-        where = svc.visible(auth.caller(ctx), user_id, [scope] if scope else SEARCH_SCOPES, session_id, since, until,
-                            present)
-        result = await svc.list_page(where, limit, cursor)
+        result = await svc.list_page(visible(ctx, **filters), limit, cursor)
         return rendered(result, render_items(result.results, "No memories."))
 
     @mcp.tool(annotations=READ_ONLY)
