@@ -68,20 +68,20 @@ def test_entities(text: str, expected: list[str]) -> None:
 
 
 USER = "connected"
-TURNS = [  # (session, when said, text)
-    ("s1", "2023-05-08T13:56:00", "Caroline: The support group was lovely, I met Aurelio there."),
-    ("s1", "2023-05-08T13:56:00", "Melanie: I'm glad the support group went well for you."),
-    ("s1", "2023-05-08T13:56:00", "Caroline: The support group helps me a lot, I keep going back."),
-    ("s2", "2023-06-20T09:00:00", "Melanie: Did the group leader recommend anything for the kids?"),
-    ("s2", "2023-06-20T09:00:00", "Caroline: My friend from work recommended a pottery class."),
-    ("s3", "2023-07-12T18:00:00", "Caroline: Two days ago I ran my first marathon!"),
-    ("s3", "2023-07-12T18:00:00", "Caroline: I ate a huge bowl of pasta today."),
-    ("s3", "2023-07-12T18:00:00", "Melanie: The marathon crowd must have been loud."),
-    ("s4", "2023-06-20T09:00:00", "Caroline: Beatrix, a friend, says everyone should read Piranesi."),
-    ("s5", "2023-06-21T09:00:00", "Caroline: Aurelio says everyone should read Braiding Sweetgrass."),
-]
+SESSIONS = {  # session: (when its lines were said, its lines)
+    "s1": ("2023-05-08T13:56:00", ["Caroline: The support group was lovely, I met Aurelio there.",
+                                   "Melanie: I'm glad the support group went well for you.",
+                                   "Caroline: The support group helps me a lot, I keep going back."]),
+    "s2": ("2023-06-20T09:00:00", ["Melanie: Did the group leader recommend anything for the kids?",
+                                   "Caroline: My friend from work recommended a pottery class."]),
+    "s3": ("2023-07-12T18:00:00", ["Caroline: Two days ago I ran my first marathon!",
+                                   "Caroline: I ate a huge bowl of pasta today.",
+                                   "Melanie: The marathon crowd must have been loud."]),
+    "s4": ("2023-06-20T09:00:00", ["Caroline: Beatrix, a friend, says everyone should read Piranesi."]),
+    "s5": ("2023-06-21T09:00:00", ["Caroline: Aurelio says everyone should read Braiding Sweetgrass."]),
+}
 CONVERSATION = [{"content": text, "user_id": USER, "session_id": session, "occurred_at": when, "infer": False}
-                for session, when, text in TURNS]
+                for session, (when, lines) in SESSIONS.items() for text in lines]
 LINKED, UNLINKED, MARATHON = CONVERSATION[9], CONVERSATION[8], CONVERSATION[5]
 
 
