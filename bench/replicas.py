@@ -22,7 +22,7 @@ from qdrant_client import QdrantClient
 from bench.figures import run_benchmark
 from mcp_servers.core.store import DenseQuery, Item, SparseQuery, Where
 from mcp_servers.core.store.server import ServerStore
-from mcp_servers.memory.service import memories_spec
+from mcp_servers.memory.records import memories_spec
 from tests.replicas import Deployment, ok, qdrant_stand_in, stateless
 from tests.support import server_env
 

@@ -40,7 +40,7 @@ from mcp_servers.core.store import (  # noqa: E402
     Item,
     edge,
 )
-from mcp_servers.memory.service import memories_spec  # noqa: E402
+from mcp_servers.memory.records import memories_spec  # noqa: E402
 from tests.support import heap_mb  # noqa: E402
 
 

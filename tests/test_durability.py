@@ -501,7 +501,7 @@ async def test_a_reassignment_cut_after_the_memories_moved_moves_follow_ups_on_r
     the history and the follow-ups too."""
     from mcp_servers.core.store.edge import EdgeStore
     from mcp_servers.memory.history import REASSIGN, Event, History, now_iso
-    from mcp_servers.memory.service import memories_spec
+    from mcp_servers.memory.records import memories_spec
 
     env = server_env(tmp_path)
     async with stdio_session("memory", env) as s:

@@ -12,7 +12,7 @@ from mcp import ClientSession
 from mcp_servers.core.settings import Settings
 from mcp_servers.core.store import CollectionSpec, Item, open_store
 from mcp_servers.core.store.aio import off_loop
-from mcp_servers.memory.service import memories_spec
+from mcp_servers.memory.records import memories_spec
 from mcp_servers.persona.profile import build
 from tests.fakes.openai_server import FakeOpenAI
 from tests.support import call, http_server, http_session, ok, server_env, stdio_session

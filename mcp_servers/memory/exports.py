@@ -18,6 +18,7 @@ import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
+from urllib.parse import quote
 
 from mcp_servers.core.files import write_atomically
 from mcp_servers.core.store import CollectionSpec, Item, VectorStore, Where
@@ -28,6 +29,11 @@ NAME = re.compile(r"memories-[0-9]{8}T[0-9]{12}-[0-9a-f]{6}\.(?:md|json)")
 PART_CHARS = 1_000_000  # text per point: a few MB at most in one request, well under a server's limit
 PARTS_PER_WRITE = 4
 MANIFEST = "manifest"
+EXPORT_BUDGET = 24_000  # characters returned inline; the saved export holds the whole of it
+
+
+def export_uri(user: str, name: str) -> str:
+    return f"memory://users/{quote(user, safe='')}/exports/{name}"
 
 
 def export_name(fmt: Literal["markdown", "json"]) -> str:

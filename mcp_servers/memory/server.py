@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
@@ -39,6 +40,7 @@ from .models import (
     SearchResult,
     ToolExperienceResult,
 )
+from .reading import to_item
 from .render import (
     export_markdown,
     render_add,
@@ -54,7 +56,7 @@ from .render import (
     render_reflect,
     render_visibility,
 )
-from .service import SCOPES, SEARCH_SCOPES, MemoryService, to_item, tool_call_item
+from .service import SCOPES, SEARCH_SCOPES, MemoryService
 
 INSTRUCTIONS = """Long-term memory. Call memory_search with the user's words before answering questions
 about them; call memory_add with what the user tells you that is worth keeping. Scopes: 'user' (this
@@ -74,6 +76,17 @@ Present = Annotated[People | None, Field(description=PRESENT_HELP + " Only memor
 # setting a follow-up's status twice, or reflecting twice on the same memories, leaves it as once; nothing a
 # person said is erased (a reflection replaces only what reflection derived)
 RESETS = ToolAnnotations(read_only_hint=False, destructive_hint=False, idempotent_hint=True, open_world_hint=False)
+
+
+def tool_call_item(tool: str, arguments: dict[str, Any], outcome: str, success: bool, latency_ms: float | None,
+                   task: str, user_id: str | None, session_id: str | None) -> AddItem:
+    """A tool call as a 'tool'-scope memory: a sentence to search by, the call itself in the metadata."""
+    text = f"{task or 'call'} → {tool}({json.dumps(arguments, ensure_ascii=False)[:1000]}): " + (
+        ("ok: " if success else "failed: ") + outcome[:1000]
+    )
+    return AddItem(content=text, scope="tool", user_id=user_id, session_id=session_id, infer=False, metadata={
+        "tool": tool, "arguments": arguments, "outcome": outcome or None, "success": success,
+        "latency_ms": latency_ms, "task": task or None})
 
 
 def create_server(settings: Settings) -> ServerSpec:
@@ -133,7 +146,7 @@ def create_server(settings: Settings) -> ServerSpec:
     ) -> Annotated[CallToolResult, SearchResult]:
         """Find memories by meaning and by words (hybrid dense + BM25), best first."""
         where = visible(ctx, scope, user_id, session_id, since, until, present)
-        result = await svc.search_page(where, query, limit, cursor)
+        result = await svc.reading.search_page(where, query, limit, cursor)
         return rendered(result, render_items(result.results, "No memory matches."))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -141,7 +154,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def memory_list(ctx: Context, limit: int, cursor: str | None, **filters: Any
                           ) -> Annotated[CallToolResult, ListResult]:
         """List memories page by page, the most recently occurred first."""
-        result = await svc.list_page(visible(ctx, **filters), limit, cursor)
+        result = await svc.reading.list_page(visible(ctx, **filters), limit, cursor)
         return rendered(result, render_items(result.results, "No memories."))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -245,7 +258,7 @@ def create_server(settings: Settings) -> ServerSpec:
         where = svc.visible(auth.caller(ctx), user_id, ["tool"])
         if tool:
             where.equals["tool"] = tool
-        result = ToolExperienceResult(results=await svc.tool_experiences(where, task, limit))
+        result = ToolExperienceResult(results=await svc.reading.tool_experiences(where, task, limit))
         return rendered(result, render_experiences(result))
 
     @mcp.tool(annotations=READ_ONLY)
@@ -261,7 +274,8 @@ def create_server(settings: Settings) -> ServerSpec:
         = None,
     ) -> Annotated[CallToolResult, FollowupList]:
         """What a person said will happen or they will do, soonest due first, each with its source memory."""
-        result = await svc.followup_page(auth.caller(ctx), user_id, due_before, include_done, limit, cursor, present)
+        result = await svc.planning.page(svc.user_of(auth.caller(ctx), user_id), due_before, include_done, limit, cursor,
+                                        present)
         return rendered(result, render_followups(result.results))
 
     @mcp.tool(annotations=RESETS)
@@ -273,7 +287,7 @@ def create_server(settings: Settings) -> ServerSpec:
         due_at: Annotated[datetime | None, Field(description="A new due time (ISO-8601, with its zone).")] = None,
     ) -> Annotated[CallToolResult, Followup]:
         """Mark a follow-up done or cancelled, or move it to a new due time."""
-        updated = await svc.update_followup(auth.caller(ctx), followup_id, status, due_at)
+        updated = await svc.planning.update(auth.caller(ctx), followup_id, status, due_at)
         return rendered(updated, render_followups([updated]))
 
     @mcp.tool(annotations=RESETS)
@@ -294,7 +308,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def user_memories(user_id: str, ctx: Context) -> str:
         """A user's memories as markdown (the most recent 500)."""
         where = svc.visible(auth.caller(ctx), user_id, SCOPES)
-        items, _, total = await svc.newest_page(where, 500, None)
+        items, _, total = await svc.reading.newest_page(where, 500, None)
         items.sort(key=lambda m: (m.occurred_at or "", m.created_at))
         return export_markdown(items) + (f"\n_{total - len(items)} more not shown._\n" if total > len(items) else "")
 
@@ -307,7 +321,7 @@ def create_server(settings: Settings) -> ServerSpec:
     async def recall(user_id: str, topic: str, ctx: Context) -> str:
         """What you remember about a user on a topic, ready to put in context."""
         where = svc.visible(auth.caller(ctx), user_id, SEARCH_SCOPES)
-        items = await svc.search(where, topic, 10, 0)
+        items = await svc.reading.search(where, topic, 10, 0)
         lines = "\n".join(f"- {m.content}" + (f" (on {m.occurred_at[:10]})" if m.occurred_at else "") for m in items)
         return (f"Here is what you remember about user '{user_id}' that may bear on \"{topic}\":\n"
                 f"{lines or '- nothing yet'}\nUse it where it helps; do not recite it.")

@@ -11,14 +11,10 @@ the memories that exist, also after a crash (`recover`).
 from __future__ import annotations
 
 import asyncio
-import hashlib
-import json
 import logging
-import uuid
-from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -30,39 +26,15 @@ from mcp_servers.core.store import Hit, Item, VectorStore, Where
 from mcp_servers.core.store.aio import off_loop
 
 from . import retrieval, visibility
-from .dates import mentions
-from .entities import entities
 from .exports import Exports
 from .history import FORGET, REASSIGN, Event, Histories, now_iso
 from .models import AddEvent, AddItem, AddResult
+from .records import Payloads, fingerprint, memory_id, utc
 from .store_followups import FollowupBook
 
 log = logging.getLogger(__name__)
 
 Prepared = tuple[AddItem, str, str | None]  # item, its text, its owner
-
-
-def utc(dt: datetime | None) -> datetime:
-    if dt is None:
-        return datetime.now(UTC)
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def links(text: str, when: datetime) -> dict[str, Any]:
-    """What a memory is connected by: the names it mentions and the times it mentions, resolved
-    against when it occurred (payload fields `entities` and `mentions`)."""
-    return {"entities": entities(text), "mentions": [list(span) for span in mentions(text, when)]}
-
-
-def fingerprint(avatar: str, scope: str, user: str | None, session: str | None, content: str) -> str:
-    norm = " ".join(content.split()).lower()
-    return hashlib.sha256(json.dumps([avatar, scope, user, session, norm]).encode()).hexdigest()
-
-
-def memory_id(h: str, n: int = 0) -> str:
-    """A new memory's id, from its fingerprint: identical adds on two replicas write one point. (`n` > 0
-    when the id is taken by a memory since updated to other content.)"""
-    return str(uuid.uuid5(uuid.NAMESPACE_OID, f"{h}#{n}" if n else h))
 
 
 @dataclass
@@ -108,8 +80,7 @@ class Writer:
         self.followups = followups  # erased with the user
         self.lock = asyncio.Lock()  # one batch (or erasure) at a time
         self.commit: GroupCommit[Request, Any] = GroupCommit(self._batch)
-        self._seq: dict[str, int] = {}
-        self._recent: dict[str, deque[str]] = {}
+        self.payloads = Payloads(avatar_id, store)
 
     # the calls ------------------------------------------------------------------------------
     async def add(self, prepared: Sequence[Prepared], actor: str, source: str = "verbatim",
@@ -144,9 +115,7 @@ class Writer:
             await off_loop(self.history.intend, [Event("", user, FORGET, None, None, "mcp", now_iso())])
             files = await off_loop(self.exports.count, user)
             events = await off_loop(self._erase, user, stored)
-            for key in [k for k in self._seq if k.split("|")[1] == user]:
-                self._seq.pop(key, None)
-                self._recent.pop(key, None)
+            self.payloads.forget_places({user})
         return n, events, files
 
     async def reassign(self, user: str, into: str) -> int:
@@ -166,9 +135,7 @@ class Writer:
                 raise
             await off_loop(self.followups.reassign, user, into)  # before the mark is cleared: recover repeats it
             await off_loop(self.history.move_user, txn, user, into)
-            for key in [k for k in self._seq if k.split("|")[1] in (user, into)]:  # session positions changed
-                self._seq.pop(key, None)
-                self._recent.pop(key, None)
+            self.payloads.forget_places({user, into})  # session positions changed
         return len(ids)
 
     def _ids_of(self, user: str) -> list[str]:
@@ -240,8 +207,7 @@ class Writer:
                     lost = await off_loop(self._conditionally, rows, items, olds)
                     self._settle_lost(requests, outcomes, lost)
             except Exception:
-                self._seq.clear()  # nothing was acknowledged: forget the sequence numbers handed out
-                self._recent.clear()
+                self.payloads.forget_places()  # nothing was acknowledged: forget the sequence numbers handed out
                 raise
             await off_loop(self._deletes, requests, outcomes)
             retry = [r for r, o in zip(requests, outcomes, strict=True) if o is _LOST]
@@ -306,7 +272,7 @@ class Writer:
                     events.append(AddEvent(id=seen[h], content=text, event="DUPLICATE"))
                     continue
                 mid = seen[h] = ids[h]
-                payload, index = self._new_payload(it, text, owner, h, a.source, when)
+                payload, index = self.payloads.new(it, text, owner, h, a.source, when)
                 if a.extra:
                     payload.update(a.extra[n_item])
                 items.append(Item(mid, payload, vec, index))
@@ -321,7 +287,7 @@ class Writer:
                 outcomes[n] = NotFound(f"No memory with id {r.memory_id}.")
                 continue
             old = current[r.memory_id]
-            payload, embed, index = self._updated_payload(old, r.content, r.metadata)
+            payload, embed, index = self.payloads.updated(old, r.content, r.metadata)
             payload.update(r.audience or {})
             current[r.memory_id] = payload
             updated[r.memory_id] = (embed, Item(r.memory_id, payload, None, index))
@@ -379,59 +345,3 @@ class Writer:
             except Exception as exc:
                 for n, _ in deletes:
                     outcomes[n] = exc
-
-    # payloads -------------------------------------------------------------------------------
-    def _new_payload(self, it: AddItem, text: str, owner: str | None, h: str, source: str,
-                     when: datetime) -> tuple[dict[str, Any], str]:
-        """A new memory's payload and BM25 text."""
-        now = now_iso()
-        key = f"{it.scope}|{owner or ''}|{it.session_id or ''}"
-        base = self._session_where(it.scope, owner, it.session_id)
-        if key not in self._seq:
-            self._seq[key] = self.store.count(base)
-        seq = self._seq[key]
-        self._seq[key] = seq + 1
-        if key not in self._recent:  # the last few contents of this session, cached while the process lives
-            self._recent[key] = deque(self._earlier(base, seq), maxlen=max(retrieval.CONTEXT_TURNS, 1))
-        ctx = self._recent[key]
-        payload = {
-            "content": text, "scope": it.scope, "avatar_id": self.avatar_id, "user_id": owner or "",
-            "session_id": it.session_id, "seq": seq, "occurred_at": when.isoformat(), "occurred_ts": when.timestamp(),
-            "created_at": now, "created_ts": datetime.now(UTC).timestamp(), "updated_at": now, "source": source,
-            "hash": h, "metadata": it.metadata, **visibility.audience(it.visibility, it.present, owner, it.scope),
-            **links(text, when),
-        }
-        if it.scope == "tool" and "tool" in it.metadata:
-            payload["tool"] = str(it.metadata["tool"])
-        index = retrieval.index_text(text, when, list(ctx))
-        ctx.append(text)
-        return payload, index
-
-    def _updated_payload(self, old: dict[str, Any], content: str | None,
-                         metadata: dict[str, Any] | None) -> tuple[dict[str, Any], str, str]:
-        p = dict(old)
-        text = content if content is not None else p["content"]
-        when = datetime.fromisoformat(p["occurred_at"]) if p.get("occurred_at") else None
-        p.update(content=text, updated_at=now_iso(), **links(text, when or datetime.now(UTC)))
-        if metadata is not None:
-            p["metadata"] = {**(p.get("metadata") or {}), **metadata}
-        p["hash"] = fingerprint(self.avatar_id, p["scope"], p.get("user_id") or None, p.get("session_id"), text)
-        where = self._session_where(p["scope"], p.get("user_id") or None, p.get("session_id"))
-        index = retrieval.index_text(text, when, self._earlier(where, int(p.get("seq", 0))))
-        return p, retrieval.embed_text(text, when), index
-
-    def _session_where(self, scope: str, user: str | None, session: str | None) -> Where:
-        where = Where(equals={"avatar_id": self.avatar_id, "scope": scope, "user_id": user or ""})
-        if session:
-            where.equals["session_id"] = session
-        return where
-
-    def _earlier(self, where: Where, seq: int) -> list[str]:
-        """The contents of the turns just before position `seq` of the session `where` selects."""
-        n = retrieval.CONTEXT_TURNS
-        if not n or seq <= 0:
-            return []
-        w = where.model_copy(deep=True)
-        w.ranges["seq"] = (float(seq - n), float(seq - 1))
-        hits, _ = self.store.scroll(w, n)
-        return [h.payload["content"] for h in sorted(hits, key=lambda h: h.payload.get("seq", 0))]
