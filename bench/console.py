@@ -82,7 +82,7 @@ def shoot(driver: Any, name: str, suffix: str) -> None:
 def run(n: int, runs: int) -> dict[str, Any]:
     from tests.fakes.openai_server import FakeOpenAI
     from tests.support import http_server, server_env
-    from tests.test_console import browser, by, llm_reply, page, sign_in, wait
+    from tests.test_console import browser, by, llm_reply, page, show, sign_in, wait
 
     with tempfile.TemporaryDirectory() as home, FakeOpenAI(llm_reply) as llm:
         env = server_env(Path(home), ALPHAAVATAR_TOKEN=OWNER, ALPHAAVATAR_LLM_MODEL="fake-llm",
@@ -98,9 +98,7 @@ def run(n: int, runs: int) -> dict[str, Any]:
                 wait(driver, lambda: by(driver, "#token"), what="sign-in")
                 driver.save_screenshot(str(OUT / "signin.png"))
                 sign_in(driver, base, OWNER)
-                subject = by(driver, "#subject")
-                subject.clear()
-                subject.send_keys(sam + "\n")
+                show(driver, sam)
                 times = []
                 for _ in range(runs):
                     driver.refresh()

@@ -2,7 +2,8 @@
 
 The same agent, hooks and MCP servers as a voice session, with typed turns. On a terminal it
 is a prompt; when stdin is not a terminal it reads one user turn per line and prints each reply
-on its own line, so it can be scripted. Memory writes are flushed before it exits.
+on its own line, so it can be scripted. Memory writes are flushed before it exits. Its log and its
+servers' go to `$ALPHAAVATAR_HOME/agent/logs/` (to stderr with --verbose).
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
         await runtime.warm()
         await runtime.session.start(runtime.agent, record=False)
         if lines.interactive:
-            print(f"{config.avatar.name} is listening as {user_id} (Ctrl-D to quit).", file=sys.stderr)
+            logs = "" if verbose else f"; logs in {agent_home() / 'logs'}"
+            print(f"{config.avatar.name} is listening as {user_id} (Ctrl-D to quit{logs}).", file=sys.stderr)
         while (text := await lines.next("you> ")) is not None:
             if lines.interactive:  # the reply is written as the LLM produces it
                 print(f"{config.avatar.name}> ", end="", flush=True)
@@ -112,9 +114,24 @@ async def chat(config_path: Path, user: str | None, overrides: list[str], verbos
     return 0
 
 
+def _log_handler(verbose: bool) -> logging.Handler:
+    """Where the chat's own log goes: stderr with --verbose, else `<agent home>/logs/chat.log` beside
+    its servers' logs. Not the terminal: a record written there while a reply streams in splits the
+    reply (a server's retries are logged every 30 s), and the person was told at start which servers
+    are missing; the chat says itself what else they need (a failed turn, undelivered writes)."""
+    handler: logging.Handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
+    if not verbose:
+        path = agent_home() / "logs" / "chat.log"
+        with contextlib.suppress(OSError):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            handler = logging.FileHandler(path, encoding="utf-8")
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    return handler
+
+
 def main(config_path: Path, user: str | None, overrides: list[str], verbose: bool = False) -> int:
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, handlers=[_log_handler(verbose)])
     if not verbose:
         for noisy in ("livekit", "livekit.agents", "mcp", "httpx"):
             logging.getLogger(noisy).setLevel(logging.ERROR)

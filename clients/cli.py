@@ -210,7 +210,7 @@ def chat(
     config: ConfigArg,
     user: Annotated[str | None, typer.Option(help="Who is typing (a user id; default: your login).")] = None,
     set_: SetOpt = None,
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr.")] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Log to stderr (else to $ALPHAAVATAR_HOME/agent/logs/).")] = False,
 ) -> None:
     """Chat with the agent in the terminal (no LiveKit needed); one turn per line when piped."""
     from .chat import main as chat_main

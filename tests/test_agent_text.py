@@ -260,6 +260,10 @@ character: {{enabled: false}}
         proc.kill()
         os.close(master)
     assert any(reply[:12] in s and reply not in s for s in snapshots), snapshots
+    # The terminal is the conversation's: the hub's retries of 'weather' go to the chat's log, never
+    # into a reply being written (they split it, and the reply was never seen whole).
+    assert "WARNING" not in seen, seen
+    assert "weather unavailable" in (tmp_path / "agent" / "logs" / "chat.log").read_text(encoding="utf-8")
     asked = json.loads(requests_for(fake, question)[-1])
     context = [m["content"] for m in asked["messages"] if m["role"] == "system"]
     assert any("Lisbon" in c for c in context), context

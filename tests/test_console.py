@@ -176,17 +176,15 @@ def past_the_edge(driver: Any) -> list[str]:
 
 
 def show(driver: Any, user: str) -> None:
-    """As the owner, show `user`'s data. The page draws the subject field again when its list of users
-    arrives and resets what was typed until then (seen under load): type until the choice took."""
+    """As the owner, show `user`'s data: type the id over the subject field's text and press Enter, as a
+    person does, then wait for the page to take it. Not `clear()`: WebDriver's clear empties the field
+    and fires `change` (no `input`), which commits an empty subject, that is "default"; the field rightly
+    shows "default" again when next drawn (its user list arriving), and the keys were appended to it."""
+    from selenium.webdriver.common.keys import Keys
 
-    def chosen() -> bool:
-        if driver.execute_script("return sessionStorage.getItem('alphaavatar.subject')") != user:
-            field = by(driver, "#subject")
-            field.clear()
-            field.send_keys(f"{user}\n")
-        return bool(driver.execute_script("return sessionStorage.getItem('alphaavatar.subject')") == user)
-
-    wait(driver, chosen, what=f"{user} chosen")
+    by(driver, "#subject").send_keys(Keys.CONTROL, "a", Keys.NULL, user, Keys.ENTER)
+    wait(driver, lambda: driver.execute_script("return sessionStorage.getItem('alphaavatar.subject')") == user,
+         what=f"{user} chosen")
 
 
 def accept(driver: Any) -> None:
