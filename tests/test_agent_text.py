@@ -225,6 +225,7 @@ mcp_servers:
   - memory
   - {{name: weather, url: "http://127.0.0.1:9/mcp", connect_timeout: 5}}
 character: {{enabled: false}}
+turn: {{recall_budget_ms: 20000}}  # what is recalled, not how fast (bench/agent_turn.py)
 """, encoding="utf-8")
     command = [ALPHAAVATAR, "chat", str(path), "--user", "gina"]
 
