@@ -150,17 +150,18 @@ def dense_baseline(convs: Sequence[Conversation], embedder: Embedder) -> dict[tu
 # -- through the memory server over MCP stdio ----------------------------------------------------
 
 
-async def through_mcp(convs: Sequence[Conversation], model: dict[str, str]
+async def through_mcp(convs: Sequence[Conversation], model: dict[str, str] | None = None
                       ) -> tuple[dict[tuple[str, int], list[str]], list[float], float]:
     """Store every turn with memory_add_batch, ask every question with memory_search.
 
-    Returns the ranked dia_ids per question, search latencies (ms, client side) and add rate (items/s).
+    Returns the ranked dia_ids per question, search latencies (ms, client side) and add rate (items/s);
+    `model` is the server's embedder settings when another than MiniLM is measured.
     """
     ranked: dict[tuple[str, int], list[str]] = {}
     latencies: list[float] = []
     with tempfile.TemporaryDirectory() as home:
         env = {k: v for k, v in os.environ.items() if not k.startswith(("ALPHAAVATAR_", "OPENAI_", "QDRANT_"))}
-        env.update({"ALPHAAVATAR_HOME": home, "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", **model})
+        env.update({"ALPHAAVATAR_HOME": home, "MEM0_TELEMETRY": "False", "HF_HUB_OFFLINE": "1", **(model or {})})
         params = StdioServerParameters(command=EXE, args=["serve", "memory", "--transport", "stdio"], env=env)
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
