@@ -48,6 +48,7 @@ from mcp_servers.core.embeddings import Embedder, get_embedder  # noqa: E402
 from mcp_servers.core.ranking import rrf  # noqa: E402
 from mcp_servers.core.settings import Settings  # noqa: E402
 from mcp_servers.core.store import CollectionSpec, DenseQuery, Hit, Item, SparseQuery, VectorStore, Where, open_store  # noqa: E402
+from mcp_servers.core.store.aio import off_loop  # noqa: E402
 from mcp_servers.memory import retrieval  # noqa: E402
 
 EXE = str(Path(sys.executable).with_name("alphaavatar"))
@@ -219,7 +220,7 @@ def tuned(tuning: retrieval.Tuning) -> Ranker:
 async def rrf_ranker(store: VectorStore, embedder: Embedder, query: str, where: Where) -> list[Hit]:
     """Plain hybrid search: reciprocal-rank fusion of the dense and BM25 lists, equal weights."""
     vector = (await embedder.aembed([query]))[0]
-    return rrf(store.search([DenseQuery(vector), SparseQuery(query)], where, retrieval.TUNING.depth))[:10]
+    return rrf(await off_loop(store.search, [DenseQuery(vector), SparseQuery(query)], where, retrieval.TUNING.depth))[:10]
 
 
 async def ablation(convs: Sequence[Conversation], embedder: Embedder) -> list[tuple[str, dict[str, dict[str, float]]]]:
@@ -258,8 +259,8 @@ async def ablation(convs: Sequence[Conversation], embedder: Embedder) -> list[tu
                                    "seq": t.seq, "occurred_ts": t.when.timestamp(), "dia_id": t.dia_id}
                         items.append((payload, dense, sparse))
                 vectors = embedder.embed([dense for _, dense, _ in items])
-                store.upsert([Item(str(uuid.uuid4()), p, v, sparse)
-                              for (p, _, sparse), v in zip(items, vectors, strict=True)])
+                await off_loop(store.upsert, [Item(str(uuid.uuid4()), p, v, sparse)
+                                              for (p, _, sparse), v in zip(items, vectors, strict=True)])
                 for name, kind, rank in steps:
                     if kind != index:
                         continue
@@ -271,7 +272,7 @@ async def ablation(convs: Sequence[Conversation], embedder: Embedder) -> list[tu
                             ranked[(conv.user, qi)] = [h.payload["dia_id"] for h in hits]
                     out.append((name, score(convs, ranked)))
             finally:
-                store.close()
+                await off_loop(store.close)
     order = [name for name, _, _ in steps]
     return sorted(out, key=lambda kv: order.index(kv[0]))
 
@@ -313,7 +314,7 @@ async def main() -> int:
     ours = score(convs, ranked)
     n_turns = sum(len(c.turns) for c in convs)
     console.print(table(f"LoCoMo evidence recall (%), {len(convs)} conversations, {n_turns} memories, "
-                        "memory_search over MCP stdio vs dense {embedder.name}", ours, dense))
+                        f"memory_search over MCP stdio vs dense {embedder.name}", ours, dense))
     gain = ours["all"]["all@10"] - dense["all"]["all@10"]
     p50, p95 = statistics.median(latencies), float(np.percentile(latencies, 95))
     console.print(f"all-evidence@10: ours {ours['all']['all@10']:.1f} %, dense {dense['all']['all@10']:.1f} % "
